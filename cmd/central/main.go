@@ -1,0 +1,35 @@
+// Command central is the Xplore Face Auth central service and its admin
+// tools: it serves the register/verify API, owns the reference set in the
+// store and publishes every change to the edges over NATS JetStream.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := &cli.App{
+		Name:    "central",
+		Usage:   "Xplore Face Auth central service",
+		Version: version,
+		// One command per file in this folder.
+		Commands: []*cli.Command{
+			modelsCommand(),
+		},
+	}
+	if err := app.RunContext(ctx, os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "central:", err)
+		os.Exit(1)
+	}
+}

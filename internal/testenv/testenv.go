@@ -1,0 +1,68 @@
+// Package testenv finds what tests need outside the package under test: the
+// repository root, the fetched model files and the shared face photos.
+package testenv
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// RepoRoot returns the directory holding the module's go.mod.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, "faceauth.go")); err == nil {
+				return dir
+			}
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("testenv: cannot find the repository root (go.mod with faceauth.go)")
+		}
+		dir = parent
+	}
+}
+
+// ModelsDir returns the folder with the fetched model files: $MODELS_DIR
+// or <repo>/models/cache. The test fails, with the command to run, when the
+// detector is not there: model tests are never silently skipped.
+func ModelsDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("MODELS_DIR")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(t), "models", "cache")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fr_detect.onnx")); err != nil {
+		t.Fatalf("model files are not in %s: run `make models-testdata` (or `make test`, which does it)", dir)
+	}
+	return dir
+}
+
+// Sample returns the path of one of the pinned test photos
+// (testdata/sample1.jpg ... sample6.jpg from @vladmandic/face-api).
+func Sample(t testing.TB, name string) string {
+	t.Helper()
+	path := filepath.Join(ModelsDir(t), "testdata", name)
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("test image %s is missing: run `make models-testdata`", path)
+	}
+	return path
+}
+
+// SharedFaces returns ../shared/faces next to the repository, or skips the
+// test with a message when that labelled photo set is absent (a fresh
+// clone elsewhere).
+func SharedFaces(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(RepoRoot(t)), "shared", "faces")
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
+		t.Skipf("skipping: the labelled photo set %s is absent (it is shared beside the repository, never copied into it)", dir)
+	}
+	return dir
+}

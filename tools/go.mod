@@ -3,6 +3,7 @@ module github.com/xplore/faceauth/tools
 go 1.26.0
 
 tool (
+	github.com/nats-io/nkeys/nk
 	github.com/versity/versitygw/cmd/versitygw
 	google.golang.org/protobuf/cmd/protoc-gen-go
 	honnef.co/go/tools/cmd/staticcheck

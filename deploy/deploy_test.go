@@ -1,0 +1,354 @@
+package deploy_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xplore/faceauth/internal/testenv"
+)
+
+// tool returns the path of an external program, skipping the test when it
+// is absent outside CI; in CI a missing tool is a failure, so a check is
+// never silently dropped there.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is needed in CI to check deploy/ (apt-get install the package that provides it)", name)
+		}
+		t.Skipf("skipping: %s is not installed", name)
+	}
+	return path
+}
+
+func TestJSONPoliciesParse(t *testing.T) {
+	files, _ := filepath.Glob("aws/*.json")
+	if len(files) < 3 {
+		t.Fatalf("found %d JSON files in deploy/aws, want the IAM, KMS and trust policies", len(files))
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct {
+			Version   string
+			Statement []struct {
+				Effect   string
+				Action   any
+				Resource any
+			}
+		}
+		if err := json.Unmarshal(data, &doc); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if doc.Version != "2012-10-17" || len(doc.Statement) == 0 {
+			t.Errorf("%s: want Version 2012-10-17 and at least one statement", f)
+		}
+		for _, s := range doc.Statement {
+			if s.Effect != "Allow" || s.Action == nil {
+				t.Errorf("%s: every statement should Allow a listed action", f)
+			}
+		}
+	}
+}
+
+// TestIAMPolicyIsLeastPrivilege pins the S3 actions to exactly what the
+// s3store uses, so a broader grant is a visible change.
+func TestIAMPolicyIsLeastPrivilege(t *testing.T) {
+	data, err := os.ReadFile("aws/iam-policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct{ Statement []struct{ Action []string } }
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range doc.Statement {
+		got = append(got, s.Action...)
+	}
+	want := "s3:ListBucket s3:GetObject s3:PutObject s3:DeleteObject"
+	if strings.Join(got, " ") != want {
+		t.Errorf("IAM actions = %v, want %s", got, want)
+	}
+}
+
+func TestShellScriptsParse(t *testing.T) {
+	bash := tool(t, "bash")
+	files, _ := filepath.Glob("*/*.sh")
+	if len(files) == 0 {
+		t.Fatal("no scripts found")
+	}
+	for _, f := range files {
+		if out, err := exec.Command(bash, "-n", f).CombinedOutput(); err != nil {
+			t.Errorf("bash -n %s: %v\n%s", f, err, out)
+		}
+	}
+}
+
+// TestSystemdUnits runs systemd-analyze verify on the units, with
+// ExecStart pointed at a real executable; any warning fails the test.
+func TestSystemdUnits(t *testing.T) {
+	analyze := tool(t, "systemd-analyze")
+	dir := t.TempDir()
+	exe := filepath.Join(dir, "faceauth-bin")
+	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	units, _ := filepath.Glob("systemd/*.service")
+	if len(units) != 2 {
+		t.Fatalf("want the central and edged units, found %v", units)
+	}
+	for _, u := range units {
+		data, err := os.ReadFile(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, must := range []string{"NoNewPrivileges=yes", "ProtectSystem=strict", "ReadWritePaths=", "Restart=", "User=faceauth"} {
+			if !bytes.Contains(data, []byte(must)) {
+				t.Errorf("%s lacks %s", u, must)
+			}
+		}
+		s := strings.NewReplacer("/usr/local/bin/central", exe, "/usr/local/bin/edged", exe).Replace(string(data))
+		path := filepath.Join(dir, filepath.Base(u))
+		if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(analyze, "verify", path).CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("systemd-analyze verify %s: %v\n%s", u, err, out)
+		}
+	}
+}
+
+// TestNginxSite runs `nginx -t` on the site inside a minimal nginx.conf,
+// with a throw-away certificate in place of the certbot one.
+func TestNginxSite(t *testing.T) {
+	nginx := tool(t, "nginx")
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir, "faceauth.example.com")
+	site, err := os.ReadFile("nginx/faceauth.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.NewReplacer(
+		"/etc/letsencrypt/live/faceauth.example.com/fullchain.pem", cert,
+		"/etc/letsencrypt/live/faceauth.example.com/privkey.pem", key,
+	).Replace(string(site))
+	if err := os.WriteFile(filepath.Join(dir, "site.conf"), []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := "pid " + dir + "/nginx.pid;\nerror_log " + dir + "/error.log;\nevents {}\nhttp {\n access_log off;\n include " + dir + "/site.conf;\n}\n"
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(nginx, "-t", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir).CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("test is successful")) {
+		t.Fatalf("nginx -t: %v\n%s", err, out)
+	}
+	for _, must := range []string{"client_max_body_size", "X-Forwarded-For", "X-Forwarded-Proto", "ssl_certificate"} {
+		if !strings.Contains(string(site), must) {
+			t.Errorf("the nginx site lacks %s", must)
+		}
+	}
+}
+
+// TestNATSConfig generates keys with new-edge.sh, loads the production
+// nats-server.conf into a real server (TLS included) and checks the
+// permissions: central publishes user data, an edge reads it, publishes its
+// own status, and may not publish user data or another edge's status.
+func TestNATSConfig(t *testing.T) {
+	nk := filepath.Join(testenv.RepoRoot(t), ".tools", "bin", "nk")
+	if _, err := os.Stat(nk); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing: run `make tools`", nk)
+		}
+		t.Skipf("skipping: %s is missing (make tools)", nk)
+	}
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	for _, id := range []string{"central", "site-1", "site-2"} {
+		cmd := exec.Command("bash", "nats/new-edge.sh", id)
+		cmd.Env = append(os.Environ(), "KEYS="+keys, "CONF="+filepath.Join(dir, "users.conf"), "NK="+nk)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("new-edge.sh %s: %v\n%s", id, err, out)
+		}
+	}
+	cert, key := writeCert(t, dir, "127.0.0.1")
+	conf, err := os.ReadFile("nats/nats-server.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	s := strings.NewReplacer(
+		"/etc/nats/tls/server.pem", cert,
+		"/etc/nats/tls/server-key.pem", key,
+		"/etc/nats/tls/ca.pem", cert,
+		"/var/lib/nats/jetstream", filepath.Join(dir, "js"),
+		"0.0.0.0:4222", "127.0.0.1:"+port,
+		"http: 127.0.0.1:8222", "http: 127.0.0.1:"+freePort(t),
+	).Replace(string(conf))
+	confPath := filepath.Join(dir, "nats-server.conf")
+	if err := os.WriteFile(confPath, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(confPath)
+	if err != nil {
+		t.Fatalf("nats-server rejects the config: %v", err)
+	}
+	opts.NoSigs = true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server did not start")
+	}
+	url := "tls://127.0.0.1:" + port
+	connect := func(id string) *nats.Conn {
+		seed, err := nats.NkeyOptionFromSeed(filepath.Join(keys, id+".nk"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 16)
+		nc, err := nats.Connect(url, seed, nats.RootCAs(cert), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			errs <- err
+		}))
+		if err != nil {
+			t.Fatalf("connect as %s: %v", id, err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	central := connect("central")
+	cjs, err := jetstream.New(central)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cjs.CreateStream(ctx, jetstream.StreamConfig{Name: "FACEAUTH_USERS", Subjects: []string{"faceauth.users.>"}, MaxMsgsPerSubject: 1}); err != nil {
+		t.Fatalf("central cannot create the user stream: %v", err)
+	}
+	if _, err := cjs.Publish(ctx, "faceauth.users.YWxpY2U", []byte("upsert")); err != nil {
+		t.Fatalf("central cannot publish user data: %v", err)
+	}
+	status, err := central.SubscribeSync("faceauth.edges.*.status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	central.Flush()
+
+	edge := connect("site-1")
+	ejs, err := jetstream.New(edge)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := ejs.OrderedConsumer(ctx, "FACEAUTH_USERS", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatalf("edge cannot create an ordered consumer: %v", err)
+	}
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil || string(msg.Data()) != "upsert" {
+		t.Fatalf("edge cannot read user data: %v", err)
+	}
+	if err := edge.Publish("faceauth.edges.site-1.status", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := status.NextMsg(5 * time.Second); err != nil {
+		t.Fatalf("central did not get the edge's own status: %v", err)
+	}
+	// Forbidden publishes: the server drops them and reports a permissions
+	// violation, so a JetStream publish gets no ack.
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	defer cancelShort()
+	if _, err := ejs.Publish(short, "faceauth.users.ZXZl", []byte("forged")); err == nil {
+		t.Error("an edge could publish user data")
+	}
+	if err := edge.Publish("faceauth.edges.site-2.status", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := status.NextMsg(time.Second); err == nil {
+		t.Errorf("an edge could publish another edge's status on %s", m.Subject)
+	} else if !errors.Is(err, nats.ErrTimeout) {
+		t.Fatal(err)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+// writeCert writes a self-signed certificate for host (a name or an IP)
+// and its key, and returns their paths.
+func writeCert(t *testing.T, dir, host string) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: host},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{host}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPath, keyPath = filepath.Join(dir, host+".pem"), filepath.Join(dir, host+"-key.pem")
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certPath, keyPath
+}

@@ -1,0 +1,221 @@
+package gallery
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"github.com/xplore/faceauth"
+)
+
+// MaxDims is the largest supported embedding size: the int8 scan sums
+// products of up to 127·127 in int32 lanes.
+const MaxDims = 1 << 16
+
+// Match is one user found by Search.
+type Match struct {
+	UserID string
+	Score  float32 // the exact float32 cosine: the best over the user's references
+}
+
+// Gallery is the set of enrolled users and their reference embeddings. It
+// is safe for concurrent use by many searchers and occasional writers.
+type Gallery struct {
+	dims int
+
+	// wmu serialises writers (Upsert, Delete, Reset). A writer prepares its
+	// work (quantising, growing the slab) holding only wmu, while searches
+	// go on, and then holds mu for the short in-place change.
+	wmu sync.Mutex
+	// mu guards cur and the set it points to: searches hold it for reading
+	// during one scan, writers hold it for writing only while they change
+	// a few rows or swap in a new set.
+	mu  sync.RWMutex
+	cur *set
+
+	scratch sync.Pool // *scratch
+}
+
+// scratch is a search's working memory, reused between searches.
+type scratch struct {
+	q    []int8
+	dots []int32
+	lo   []float64 // per user, for k > 1
+	cand []int32
+}
+
+// New returns an empty gallery for embeddings of dims values. It panics
+// when dims is not in [1, MaxDims], a programming error.
+func New(dims int) *Gallery {
+	if dims < 1 || dims > MaxDims {
+		panic(fmt.Sprintf("gallery.New: dims %d not in [1, %d]", dims, MaxDims))
+	}
+	return &Gallery{dims: dims, cur: newSet(dims)}
+}
+
+// Dims returns the number of values in each embedding.
+func (g *Gallery) Dims() int { return g.dims }
+
+// Upsert sets the user's reference embeddings, replacing any earlier ones.
+// Each vector must have Dims values, be finite and be L2-normalised
+// (within 1e-3); at least one is required. On error the gallery is
+// unchanged. The vectors are copied.
+func (g *Gallery) Upsert(userID string, vectors [][]float32) error {
+	s0 := g.load()
+	e, err := encode(s0.dims, s0.stride, s0.gamma, userID, vectors)
+	if err != nil {
+		return err
+	}
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	s := g.cur // only writers change cur, and they hold wmu
+	old := 0
+	if slot, ok := s.byID[userID]; ok {
+		old = len(s.users[slot].rows)
+	}
+	b := s.grown(s.rows() - old + len(e.scale))
+	g.mu.Lock()
+	s.adopt(b)
+	s.remove(userID)
+	s.add(userID, e)
+	g.mu.Unlock()
+	return nil
+}
+
+// Delete removes the user. Deleting an unknown user does nothing.
+func (g *Gallery) Delete(userID string) {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	g.mu.Lock()
+	g.cur.remove(userID)
+	g.mu.Unlock()
+}
+
+// Has reports whether the user is enrolled.
+func (g *Gallery) Has(userID string) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	_, ok := g.cur.byID[userID]
+	return ok
+}
+
+// Len returns the number of users.
+func (g *Gallery) Len() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return len(g.cur.users)
+}
+
+// load returns the current set for reading its immutable fields.
+func (g *Gallery) load() *set {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.cur
+}
+
+// Reset replaces the whole gallery with the users that load adds, for a
+// bulk (re)build. The new set is built off to the side and swapped in at the
+// end, so searches see either the old set or the complete new one, never a
+// part. If load or add returns an error (a bad vector, a user added twice),
+// the gallery keeps its old content and Reset returns that error. Upsert and
+// Delete wait until Reset is done; load must not call them.
+func (g *Gallery) Reset(load func(add func(userID string, vectors [][]float32) error) error) error {
+	g.wmu.Lock()
+	defer g.wmu.Unlock()
+	ns := newSet(g.dims)
+	add := func(userID string, vectors [][]float32) error {
+		if _, dup := ns.byID[userID]; dup {
+			return faceauth.E(faceauth.KindInvalid, "duplicate_user", "User %q was added twice.", userID)
+		}
+		e, err := encode(ns.dims, ns.stride, ns.gamma, userID, vectors)
+		if err != nil {
+			return err
+		}
+		ns.add(userID, e)
+		return nil
+	}
+	if err := load(add); err != nil {
+		return fmt.Errorf("rebuild gallery: %w", err)
+	}
+	g.mu.Lock()
+	g.cur = ns
+	g.mu.Unlock()
+	return nil
+}
+
+// checkQuery reports whether q can be scored: Dims finite values.
+func (g *Gallery) checkQuery(q []float32) bool {
+	if len(q) != g.dims {
+		return false
+	}
+	for _, x := range q {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// Verify returns the user's score against q, the best exact cosine over
+// their references (1:1). ok is false when the user is unknown, or when q
+// does not have Dims finite values: a bad query matches nothing.
+func (g *Gallery) Verify(userID string, q []float32) (score float32, ok bool) {
+	if !g.checkQuery(q) {
+		return 0, false
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	s := g.cur
+	slot, ok := s.byID[userID]
+	if !ok {
+		return 0, false
+	}
+	return s.userScore(s.users[slot], q), true
+}
+
+// userScore is the exact score of u: the best over its references.
+func (s *set) userScore(u *user, q []float32) float32 {
+	best := float32(math.Inf(-1))
+	for i := range len(u.rows) {
+		best = max(best, dot(q, u.vecs[i*s.dims:(i+1)*s.dims]))
+	}
+	return best
+}
+
+// better orders matches best first: higher score, then lower user id, so
+// that results are deterministic under ties.
+func better(a, b Match) int {
+	if c := cmp.Compare(b.Score, a.Score); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.UserID, b.UserID)
+}
+
+// SearchExact is Search by brute force: the exact score of every user. It
+// is the reference Search is tested against, and it is about ten times
+// slower on large galleries.
+func (g *Gallery) SearchExact(q []float32, k int, minScore float32) []Match {
+	if k <= 0 || !g.checkQuery(q) {
+		return nil
+	}
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	s := g.cur
+	var out []Match
+	for _, u := range s.users {
+		if sc := s.userScore(u, q); sc >= minScore {
+			out = append(out, Match{u.id, sc})
+		}
+	}
+	return topK(out, k)
+}
+
+func topK(m []Match, k int) []Match {
+	slices.SortFunc(m, better)
+	if len(m) > k {
+		m = m[:k]
+	}
+	return slices.Clip(m)
+}

@@ -1,0 +1,355 @@
+package feed
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// Edge states, from worst to best. An edge has exactly one.
+const (
+	// StateOffline: no heartbeat for MissedHeartbeats intervals.
+	StateOffline = "offline"
+	// StateModelMismatch: the edge runs another verification model than
+	// central, or refused embeddings of a model it does not run. Its
+	// verifications disagree with central's or fail.
+	StateModelMismatch = "model_mismatch"
+	// StateBehind: the edge has not applied central's latest revision yet,
+	// or is rebuilding its cache.
+	StateBehind = "behind"
+	// StateInSync: the edge has applied every change central has made.
+	StateInSync = "in_sync"
+)
+
+// EdgeState is what central knows about one edge, from its last heartbeat.
+type EdgeState struct {
+	ID    string `json:"id"`
+	State string `json:"state"`
+	// Lag is CentralRevision - AppliedRevision (0 when the edge is ahead
+	// of the revision it was compared with).
+	Lag             uint64 `json:"lag"`
+	AppliedRevision uint64 `json:"applied_revision"`
+	CentralRevision uint64 `json:"central_revision"`
+	AppliedSequence uint64 `json:"applied_sequence"`
+	UserCount       int64  `json:"user_count"`
+	Version         string `json:"version"`
+	Model           string `json:"model"`
+	// LastSeen is when the last heartbeat reached NATS.
+	LastSeen time.Time `json:"last_seen"`
+	// LastSync is when the edge last applied a change or confirmed it was
+	// up to date.
+	LastSync       time.Time `json:"last_sync,omitzero"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	Resyncing      bool      `json:"resyncing,omitempty"`
+	RefusedModels  []string  `json:"refused_models,omitempty"`
+	LastError      string    `json:"last_error,omitempty"`
+	VerifyTotal    uint64    `json:"verify_total"`
+	VerifyAccepted uint64    `json:"verify_accepted"`
+	VerifyRejected uint64    `json:"verify_rejected"`
+}
+
+// DeletionState says which edges have confirmed purging an erased user.
+type DeletionState struct {
+	UserID    string    `json:"user_id"`
+	Revision  uint64    `json:"revision"`
+	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	// Purged and Pending partition the known edges (every edge central has
+	// ever had a heartbeat or a receipt from).
+	Purged  []string `json:"purged"`
+	Pending []string `json:"pending"`
+}
+
+// MonitorOptions adjust a Monitor.
+type MonitorOptions struct {
+	// Log receives what the monitor does; nil discards it.
+	Log *slog.Logger
+	// Model is central's verification model; an edge reporting another is
+	// in StateModelMismatch.
+	Model string
+	// HeartbeatInterval is the edges' heartbeat period; 0 means
+	// HeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// Streams configure the streams the monitor creates if missing.
+	Streams StreamOptions
+}
+
+// Monitor follows the edges: their heartbeats (the edges stream keeps the
+// last one of every edge, so a restarted central still knows every edge
+// ever seen) and their delete receipts (read from the receipts stream's
+// start). Its state is all in NATS; it writes nothing.
+type Monitor struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	o   MonitorOptions
+	log *slog.Logger
+
+	mu       sync.Mutex
+	edges    map[string]*edgeEntry
+	receipts map[string]map[string]uint64 // user id -> edge id -> revision purged
+}
+
+type edgeEntry struct {
+	status   *pb.EdgeStatus // nil for an edge known only from receipts
+	lastSeen time.Time
+}
+
+// NewMonitor returns a monitor on nc; start it with Run.
+func NewMonitor(nc *nats.Conn, o MonitorOptions) (*Monitor, error) {
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = HeartbeatInterval
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("feed: %w", err)
+	}
+	return &Monitor{
+		nc:       nc,
+		js:       js,
+		o:        o,
+		log:      log,
+		edges:    make(map[string]*edgeEntry),
+		receipts: make(map[string]map[string]uint64),
+	}, nil
+}
+
+// Run follows heartbeats and receipts until ctx ends, then returns nil.
+// Until NATS is reachable it keeps trying.
+func (m *Monitor) Run(ctx context.Context) error {
+	backoff := newBackoff(200*time.Millisecond, 15*time.Second)
+	for {
+		err := m.follow(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		d := backoff.next()
+		m.log.Warn("feed: cannot follow edges yet", "err", err, "retry_in", d)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
+}
+
+// follow consumes both streams until ctx ends or setting up fails.
+func (m *Monitor) follow(ctx context.Context) error {
+	if err := waitConnected(ctx, m.nc); err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for _, name := range []string{EdgesStream, ReceiptsStream} {
+		if err := ensureStream(tctx, m.js, m.o.Streams, name); err != nil {
+			return err
+		}
+	}
+	errh := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		m.log.Debug("feed: monitor consumer", "err", err)
+	})
+	ec, err := m.js.OrderedConsumer(tctx, EdgesStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return err
+	}
+	ecc, err := ec.Consume(m.onStatus, errh)
+	if err != nil {
+		return err
+	}
+	defer ecc.Stop()
+	rc, err := m.js.OrderedConsumer(tctx, ReceiptsStream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return err
+	}
+	rcc, err := rc.Consume(m.onReceipt, errh, jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return err
+	}
+	defer rcc.Stop()
+	<-ctx.Done()
+	return nil
+}
+
+func (m *Monitor) onStatus(msg jetstream.Msg) {
+	st, err := decodeStatus(msg.Subject(), msg.Data())
+	if err != nil {
+		m.log.Warn("feed: ignoring a heartbeat", "err", err)
+		return
+	}
+	seen := time.Now()
+	if meta, err := msg.Metadata(); err == nil && meta.Timestamp.Before(seen) {
+		// The server's time of storage: right also for heartbeats stored
+		// while central was down.
+		seen = meta.Timestamp
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e := m.edges[st.GetEdgeId()]
+	if e == nil {
+		e = &edgeEntry{}
+		m.edges[st.GetEdgeId()] = e
+		m.log.Info("feed: edge seen", "edge", st.GetEdgeId(), "version", st.GetVersion())
+	}
+	if seen.After(e.lastSeen) || e.status == nil {
+		e.status, e.lastSeen = st, seen
+	}
+}
+
+func (m *Monitor) onReceipt(msg jetstream.Msg) {
+	edgeID, userID, ok := parseReceiptSubject(msg.Subject())
+	if !ok {
+		m.log.Warn("feed: ignoring a receipt on a bad subject", "subject", msg.Subject())
+		return
+	}
+	var r pb.DeleteReceipt
+	if err := proto.Unmarshal(msg.Data(), &r); err != nil || r.GetEdgeId() != edgeID || r.GetUserId() != userID {
+		m.log.Warn("feed: ignoring a malformed receipt", "subject", msg.Subject(), "err", err)
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	byEdge := m.receipts[userID]
+	if byEdge == nil {
+		byEdge = make(map[string]uint64)
+		m.receipts[userID] = byEdge
+	}
+	byEdge[edgeID] = max(byEdge[edgeID], r.GetRevision())
+	if m.edges[edgeID] == nil {
+		m.edges[edgeID] = &edgeEntry{}
+	}
+}
+
+// Edges returns every known edge's state at time now, compared with
+// central's revision, sorted by id.
+func (m *Monitor) Edges(now time.Time, centralRevision uint64) []EdgeState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]EdgeState, 0, len(m.edges))
+	for id, e := range m.edges {
+		out = append(out, m.state(id, e, now, centralRevision))
+	}
+	slices.SortFunc(out, func(a, b EdgeState) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+func (m *Monitor) state(id string, e *edgeEntry, now time.Time, central uint64) EdgeState {
+	st := e.status
+	es := EdgeState{
+		ID:              id,
+		CentralRevision: central,
+		LastSeen:        e.lastSeen,
+		AppliedRevision: st.GetAppliedRevision(),
+		AppliedSequence: st.GetAppliedSequence(),
+		UserCount:       st.GetUserCount(),
+		Version:         st.GetVersion(),
+		Model:           st.GetModel(),
+		Resyncing:       st.GetResyncing(),
+		RefusedModels:   st.GetRefusedModels(),
+		LastError:       st.GetLastError(),
+		VerifyTotal:     st.GetVerifyTotal(),
+		VerifyAccepted:  st.GetVerifyAccepted(),
+		VerifyRejected:  st.GetVerifyRejected(),
+	}
+	if st.GetLastSync() != nil {
+		es.LastSync = st.GetLastSync().AsTime()
+	}
+	if st.GetStartedAt() != nil {
+		es.StartedAt = st.GetStartedAt().AsTime()
+	}
+	if central > es.AppliedRevision {
+		es.Lag = central - es.AppliedRevision
+	}
+	es.State = classify(es, now, MissedHeartbeats*m.o.HeartbeatInterval, m.o.Model)
+	return es
+}
+
+// classify gives an edge its state. Offline wins over everything: what an
+// edge reported long ago says little about it now.
+func classify(es EdgeState, now time.Time, offlineAfter time.Duration, model string) string {
+	switch {
+	case es.LastSeen.IsZero() || now.Sub(es.LastSeen) > offlineAfter:
+		return StateOffline
+	case len(es.RefusedModels) > 0 || (model != "" && es.Model != model):
+		return StateModelMismatch
+	case es.Lag > 0 || es.Resyncing:
+		return StateBehind
+	}
+	return StateInSync
+}
+
+// Deletions returns, for each deletion, the known edges that have and have
+// not confirmed purging the user. dels are the registry's deletion
+// records; a receipt counts when its revision is at least the deletion's.
+func (m *Monitor) Deletions(dels []*pb.Deletion) []DeletionState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	known := make([]string, 0, len(m.edges))
+	for id := range m.edges {
+		known = append(known, id)
+	}
+	slices.Sort(known)
+	out := make([]DeletionState, 0, len(dels))
+	for _, d := range dels {
+		ds := DeletionState{UserID: d.GetUserId(), Revision: d.GetRevision(), Purged: []string{}, Pending: []string{}}
+		if d.GetDeletedAt() != nil {
+			ds.DeletedAt = d.GetDeletedAt().AsTime()
+		}
+		got := m.receipts[d.GetUserId()]
+		for _, id := range known {
+			if got[id] >= d.GetRevision() && got[id] > 0 {
+				ds.Purged = append(ds.Purged, id)
+			} else {
+				ds.Pending = append(ds.Pending, id)
+			}
+		}
+		out = append(out, ds)
+	}
+	return out
+}
+
+// Forget drops an edge that was taken out of service: its last heartbeat
+// and its receipts are purged from NATS, so it no longer shows as offline
+// nor holds deletions pending.
+func (m *Monitor) Forget(ctx context.Context, edgeID string) error {
+	if err := ValidateEdgeID(edgeID); err != nil {
+		return err
+	}
+	for _, p := range []struct{ stream, subject string }{
+		{EdgesStream, EdgeStatusSubject(edgeID)},
+		{ReceiptsStream, "faceauth.receipts." + edgeID + ".>"},
+	} {
+		s, err := m.js.Stream(ctx, p.stream)
+		if err != nil {
+			return fmt.Errorf("feed: forget edge %s: %w", edgeID, err)
+		}
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject(p.subject)); err != nil {
+			return fmt.Errorf("feed: forget edge %s: %w", edgeID, err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.edges, edgeID)
+	for _, byEdge := range m.receipts {
+		delete(byEdge, edgeID)
+	}
+	return nil
+}

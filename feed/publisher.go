@@ -1,0 +1,602 @@
+package feed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// Source is the full state the publisher reconciles the users stream with:
+// central's user registry.
+type Source interface {
+	// Snapshot calls fn with every user as an upsert and every deletion
+	// record as a delete, in ascending revision. It reads the current
+	// state: a change committed before the call is in it (or a newer one
+	// of the same user).
+	Snapshot(ctx context.Context, fn func(*pb.UserChange) error) error
+	// Revision returns the registry's current global revision.
+	Revision(ctx context.Context) (uint64, error)
+}
+
+// PublisherOptions adjust a Publisher. The zero value is usable.
+type PublisherOptions struct {
+	// Log receives what the publisher does; nil discards it.
+	Log *slog.Logger
+	// TokenKey, when set, is kept on TokenKeySubject for edges.
+	TokenKey *pb.TokenKey
+	// Streams configure the streams the publisher creates.
+	Streams StreamOptions
+	// QueueSize is how many changes wait for NATS before Publish starts
+	// dropping them (a dropped change is published by the next
+	// reconciliation). 0 means 1024.
+	QueueSize int
+	// CheckEvery is how often the publisher checks that the stream still
+	// holds what it published (a purge, a re-created stream) and that the
+	// registry is not ahead of it (a change written by another process).
+	// 0 means 30s.
+	CheckEvery time.Duration
+	// Timeout bounds each NATS request. 0 means 10s.
+	Timeout time.Duration
+}
+
+// Publisher puts central's user changes on the users stream. Publish only
+// queues, so an HTTP request never waits for NATS; a goroutine (Run)
+// publishes with JetStream acknowledgements. Whenever the publisher may
+// have missed something (start-up, a reconnect, an error, a dropped change,
+// a stream changed behind its back) it reconciles: it reads the revision of
+// every user in the stream (headers only) and republishes each user whose
+// registry state is missing or newer. The stream therefore converges on the
+// registry after any outage, with no change log kept by central.
+type Publisher struct {
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	src   Source
+	o     PublisherOptions
+	log   *slog.Logger
+	queue chan *pb.UserChange
+	kick  chan struct{}
+
+	// mu serialises everything that writes the users stream, so that an
+	// older state of a user is never published after a newer one.
+	mu      sync.Mutex
+	last    map[string]uint64 // user id -> the revision the stream holds
+	covered uint64            // the registry revision the stream is known to include
+	created time.Time         // creation time of the users stream last seen
+	lastSeq uint64            // highest stream sequence acknowledged
+	suspect bool              // the registry was ahead at the previous check
+
+	published, dropped, reconciles atomic.Uint64
+	statusMu                       sync.Mutex
+	lastErr                        string
+	lastReconcile                  time.Time
+}
+
+// NewPublisher returns a publisher of src's changes on nc. Start its loop
+// with Run.
+func NewPublisher(nc *nats.Conn, src Source, o PublisherOptions) (*Publisher, error) {
+	if o.QueueSize <= 0 {
+		o.QueueSize = 1024
+	}
+	if o.CheckEvery <= 0 {
+		o.CheckEvery = 30 * time.Second
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(o.Timeout))
+	if err != nil {
+		return nil, fmt.Errorf("feed: %w", err)
+	}
+	return &Publisher{
+		nc:    nc,
+		js:    js,
+		src:   src,
+		o:     o,
+		log:   log,
+		queue: make(chan *pb.UserChange, o.QueueSize),
+		kick:  make(chan struct{}, 1),
+		last:  make(map[string]uint64),
+	}, nil
+}
+
+// Publish queues a committed change for the edges. It never blocks: when
+// the queue is full the change is dropped and the next reconciliation
+// publishes the user's state from the registry instead.
+func (p *Publisher) Publish(c *pb.UserChange) {
+	if _, _, _, err := changeKey(c); err != nil {
+		p.log.Error("not publishing a malformed change", "err", err)
+		return
+	}
+	select {
+	case p.queue <- c:
+	default:
+		p.dropped.Add(1)
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Run publishes queued changes and reconciles the stream until ctx ends.
+// It returns nil when ctx ends; NATS being unreachable is not an error, it
+// only delays publishing.
+func (p *Publisher) Run(ctx context.Context) error {
+	status := p.nc.StatusChanged(nats.CONNECTED)
+	defer p.nc.RemoveStatusListener(status)
+	tick := time.NewTicker(p.o.CheckEvery)
+	defer tick.Stop()
+
+	dirty := true // reconcile first: the stream may lack anything
+	var retry <-chan time.Time
+	backoff := newBackoff(100*time.Millisecond, 15*time.Second)
+	fail := func(what string, err error) {
+		if ctx.Err() != nil {
+			return
+		}
+		dirty = true
+		d := backoff.next()
+		retry = time.After(d)
+		p.setErr(fmt.Sprintf("%s: %v", what, err))
+		p.log.Warn("feed: "+what+" failed; reconciling later", "err", err, "retry_in", d)
+	}
+	for {
+		if dirty && retry == nil && p.nc.IsConnected() {
+			if err := p.reconcile(ctx); err != nil {
+				fail("reconcile", err)
+			} else {
+				dirty = false
+				backoff.reset()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-status:
+			// (Re)connected: the server may have lost or missed anything.
+			dirty, retry = true, nil
+		case <-retry:
+			retry = nil
+		case <-p.kick:
+			dirty = true
+		case <-tick.C:
+			if !dirty && p.nc.IsConnected() {
+				if reason, err := p.check(ctx); err != nil {
+					fail("stream check", err)
+				} else if reason != "" {
+					p.log.Info("feed: reconciling the users stream", "reason", reason)
+					dirty = true
+				}
+			}
+		case c := <-p.queue:
+			batch := p.drain(c)
+			if dirty || !p.nc.IsConnected() {
+				// The reconciliation to come publishes these users' states.
+				dirty = true
+				continue
+			}
+			if err := p.publishLive(ctx, batch); err != nil {
+				fail("publish", err)
+			}
+		}
+	}
+}
+
+// drain returns c and whatever else is queued, up to a batch.
+func (p *Publisher) drain(c *pb.UserChange) []*pb.UserChange {
+	batch := []*pb.UserChange{c}
+	for len(batch) < 256 {
+		select {
+		case c := <-p.queue:
+			batch = append(batch, c)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// publishLive publishes queued changes, skipping any the stream already
+// holds a newer state for.
+func (p *Publisher) publishLive(ctx context.Context, batch []*pb.UserChange) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
+	defer cancel()
+	ap := p.newAsync()
+	for _, c := range batch {
+		id, rev, _, _ := changeKey(c)
+		if p.last[id] >= rev {
+			continue
+		}
+		m, err := changeMsg(c, true)
+		if err != nil {
+			return err
+		}
+		if err := ap.add(ctx, m, id, rev); err != nil {
+			return err
+		}
+	}
+	return ap.wait(ctx)
+}
+
+// asyncPub publishes a run of messages with pipelined acks and records
+// each acknowledged user's revision in the publisher.
+type asyncPub struct {
+	p       *Publisher
+	pending []pendingAck
+}
+
+type pendingAck struct {
+	f   jetstream.PubAckFuture
+	id  string
+	rev uint64
+}
+
+func (p *Publisher) newAsync() *asyncPub { return &asyncPub{p: p} }
+
+// ackWindow is how many publishes may wait for their acks at once.
+const ackWindow = 1024
+
+func (a *asyncPub) add(ctx context.Context, m *nats.Msg, id string, rev uint64) error {
+	f, err := a.p.js.PublishMsgAsync(m)
+	if err != nil {
+		return fmt.Errorf("publish %s: %w", m.Subject, err)
+	}
+	a.pending = append(a.pending, pendingAck{f, id, rev})
+	if len(a.pending) >= ackWindow {
+		return a.wait(ctx)
+	}
+	return nil
+}
+
+// wait waits for every pending ack. p.mu must be held.
+func (a *asyncPub) wait(ctx context.Context) error {
+	defer func() { a.pending = a.pending[:0] }()
+	for _, pa := range a.pending {
+		select {
+		case ack := <-pa.f.Ok():
+			a.p.last[pa.id] = max(a.p.last[pa.id], pa.rev)
+			a.p.covered = max(a.p.covered, pa.rev)
+			a.p.lastSeq = max(a.p.lastSeq, ack.Sequence)
+			if !ack.Duplicate {
+				a.p.published.Add(1)
+			}
+		case err := <-pa.f.Err():
+			return fmt.Errorf("publish %s: %w", pa.f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// scanUsers returns the revision of every user the users stream holds,
+// reading headers only, and the stream's info from before the scan.
+func scanUsers(ctx context.Context, js jetstream.JetStream) (map[string]uint64, *jetstream.StreamInfo, error) {
+	s, err := js.Stream(ctx, UsersStream)
+	if err != nil {
+		return nil, nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	have := make(map[string]uint64, info.State.Msgs)
+	if info.State.Msgs == 0 {
+		return have, info, nil
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer it.Stop()
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return nil, nil, fmt.Errorf("read the users stream: %w", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return nil, nil, err
+		}
+		if id, err := UserIDFromSubject(msg.Subject()); err == nil {
+			if rev, err := headerRevision(msg.Headers()); err == nil {
+				have[id] = rev
+			}
+		}
+		if meta.NumPending == 0 || meta.Sequence.Stream >= info.State.LastSeq {
+			return have, info, nil
+		}
+	}
+}
+
+// reconcile brings the users stream up to the registry: every user whose
+// state the stream lacks, or holds an older revision of, is published.
+func (p *Publisher) reconcile(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
+	err := EnsureStreams(tctx, p.js, p.o.Streams)
+	if err == nil {
+		err = p.publishTokenKey(tctx)
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	rev, err := p.src.Revision(ctx)
+	if err != nil {
+		return fmt.Errorf("registry revision: %w", err)
+	}
+	// A scan of 100k users' headers takes about a second; allow plenty.
+	sctx, cancel := context.WithTimeout(ctx, 10*p.o.Timeout)
+	have, info, err := scanUsers(sctx, p.js)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("scan the users stream: %w", err)
+	}
+	last := make(map[string]uint64, len(have))
+	p.last = last // acks of the publishes below land here
+	sent := 0
+	ap := p.newAsync()
+	err = p.src.Snapshot(ctx, func(c *pb.UserChange) error {
+		id, crev, _, err := changeKey(c)
+		if err != nil {
+			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
+			return nil
+		}
+		hrev, ok := have[id]
+		delete(have, id)
+		if ok && hrev >= crev {
+			last[id] = max(last[id], hrev)
+			return nil
+		}
+		m, err := changeMsg(c, false)
+		if err != nil {
+			return err
+		}
+		sent++
+		return ap.add(ctx, m, id, crev)
+	})
+	if err == nil {
+		wctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
+		err = ap.wait(wctx)
+		cancel()
+	}
+	if err != nil {
+		return fmt.Errorf("republish: %w", err)
+	}
+	for id, hrev := range have {
+		last[id] = hrev
+	}
+	if len(have) > 0 {
+		p.log.Warn("feed: the users stream holds users the registry does not know; "+
+			"`central resync --recreate` rebuilds the stream and every edge from the registry", "users", len(have))
+	}
+	p.covered = max(p.covered, rev)
+	p.created = info.Created
+	p.lastSeq = max(p.lastSeq, info.State.LastSeq)
+	p.suspect = false
+	p.reconciles.Add(1)
+	p.statusMu.Lock()
+	p.lastErr, p.lastReconcile = "", time.Now()
+	p.statusMu.Unlock()
+	p.log.Info("feed: users stream reconciled", "republished", sent, "users", len(last), "revision", rev, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// check looks for reasons to reconcile: the stream lost messages or was
+// re-created, or the registry stayed ahead of what was published for two
+// checks in a row (a change written by another process or lost in a
+// crash). It returns the reason, or "".
+func (p *Publisher) check(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
+	defer cancel()
+	s, err := p.js.Stream(ctx, UsersStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return "the users stream is missing", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case !info.Created.Equal(p.created):
+		return "the users stream was re-created", nil
+	case info.State.LastSeq < p.lastSeq:
+		return "the users stream was reset", nil
+	case info.State.Msgs < uint64(len(p.last)):
+		return fmt.Sprintf("the users stream lost messages (%d held, %d expected)", info.State.Msgs, len(p.last)), nil
+	}
+	if err := p.publishTokenKey(ctx); err != nil {
+		return "", err
+	}
+	rev, err := p.src.Revision(ctx)
+	if err != nil {
+		return "", fmt.Errorf("registry revision: %w", err)
+	}
+	if rev > p.covered && len(p.queue) == 0 {
+		if p.suspect {
+			return fmt.Sprintf("the registry is at revision %d, the stream at %d", rev, p.covered), nil
+		}
+		p.suspect = true
+	} else {
+		p.suspect = false
+	}
+	return "", nil
+}
+
+// publishTokenKey puts the token key on its subject unless it is there.
+func (p *Publisher) publishTokenKey(ctx context.Context) error {
+	if p.o.TokenKey == nil {
+		return nil
+	}
+	data, err := proto.Marshal(p.o.TokenKey)
+	if err != nil {
+		return err
+	}
+	s, err := p.js.Stream(ctx, ConfigStream)
+	if err != nil {
+		return fmt.Errorf("token key: %w", err)
+	}
+	if m, err := s.GetLastMsgForSubject(ctx, TokenKeySubject); err == nil && bytes.Equal(m.Data, data) {
+		return nil
+	} else if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("token key: %w", err)
+	}
+	if _, err := p.js.Publish(ctx, TokenKeySubject, data); err != nil {
+		return fmt.Errorf("token key: %w", err)
+	}
+	p.log.Info("feed: token key published", "key_id", p.o.TokenKey.GetKeyId())
+	return nil
+}
+
+// ResyncOptions adjust Resync.
+type ResyncOptions struct {
+	// Recreate deletes and re-creates the users stream first. Every edge
+	// notices the new stream and rebuilds its cache from it, dropping any
+	// user the registry no longer knows. Without it, every user is
+	// republished into the existing stream and edges apply what is newer.
+	Recreate bool
+}
+
+// Resync republishes every user and deletion record of the registry and
+// returns how many. It runs with or without Run, so `central resync` can
+// use it alone.
+func (p *Publisher) Resync(ctx context.Context, o ResyncOptions) (int, error) {
+	if err := waitConnected(ctx, p.nc); err != nil {
+		return 0, fmt.Errorf("feed: NATS is unreachable: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o.Recreate {
+		if err := p.js.DeleteStream(ctx, UsersStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 0, fmt.Errorf("feed: delete the users stream: %w", err)
+		}
+		p.log.Info("feed: users stream deleted for re-creation")
+	}
+	if err := EnsureStreams(ctx, p.js, p.o.Streams); err != nil {
+		return 0, err
+	}
+	if err := p.publishTokenKey(ctx); err != nil {
+		return 0, fmt.Errorf("feed: %w", err)
+	}
+	rev, err := p.src.Revision(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("feed: registry revision: %w", err)
+	}
+	p.last = make(map[string]uint64)
+	n := 0
+	ap := p.newAsync()
+	err = p.src.Snapshot(ctx, func(c *pb.UserChange) error {
+		id, crev, _, err := changeKey(c)
+		if err != nil {
+			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
+			return nil
+		}
+		m, err := changeMsg(c, false)
+		if err != nil {
+			return err
+		}
+		n++
+		return ap.add(ctx, m, id, crev)
+	})
+	if err == nil {
+		err = ap.wait(ctx)
+	}
+	if err != nil {
+		return n, fmt.Errorf("feed: resync: %w", err)
+	}
+	s, err := p.js.Stream(ctx, UsersStream)
+	if err != nil {
+		return n, fmt.Errorf("feed: %w", err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return n, fmt.Errorf("feed: %w", err)
+	}
+	p.covered = max(p.covered, rev)
+	p.created = info.Created
+	p.lastSeq = info.State.LastSeq
+	p.log.Info("feed: resync done", "republished", n, "recreated", o.Recreate, "revision", rev)
+	return n, nil
+}
+
+// PublisherStatus is a snapshot of the publisher's state for health
+// checks and metrics.
+type PublisherStatus struct {
+	Connected     bool      `json:"connected"`
+	Queued        int       `json:"queued"`
+	Published     uint64    `json:"published"`
+	Dropped       uint64    `json:"dropped"`
+	Reconciles    uint64    `json:"reconciles"`
+	LastReconcile time.Time `json:"last_reconcile"`
+	LastError     string    `json:"last_error,omitempty"`
+}
+
+// Status reports the publisher's state.
+func (p *Publisher) Status() PublisherStatus {
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	return PublisherStatus{
+		Connected:     p.nc.IsConnected(),
+		Queued:        len(p.queue),
+		Published:     p.published.Load(),
+		Dropped:       p.dropped.Load(),
+		Reconciles:    p.reconciles.Load(),
+		LastReconcile: p.lastReconcile,
+		LastError:     p.lastErr,
+	}
+}
+
+func (p *Publisher) setErr(s string) {
+	p.statusMu.Lock()
+	p.lastErr = s
+	p.statusMu.Unlock()
+}
+
+// backoff yields exponentially growing delays between min and max.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }

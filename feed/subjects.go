@@ -1,0 +1,204 @@
+package feed
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+
+	"github.com/xplore/faceauth"
+)
+
+// Streams and subjects. docs/sync.md describes each one; the names are part
+// of the wire contract between central and the edges and of the NATS
+// permissions an operator writes, so they never change.
+const (
+	// UsersStream holds the latest change of every user, one message per
+	// user subject (MaxMsgsPerSubject=1): an upsert, or a tombstone for an
+	// erased user. A new edge bootstraps from it alone.
+	UsersStream = "FACEAUTH_USERS"
+	// UsersSubjects is the users stream's subject filter.
+	UsersSubjects = "faceauth.users.>"
+	// usersPrefix is what UserSubject puts before the encoded id.
+	usersPrefix = "faceauth.users."
+
+	// ConfigStream holds configuration that edges need offline, one
+	// message per subject: at present only the token public key.
+	ConfigStream = "FACEAUTH_CONFIG"
+	// ConfigSubjects is the config stream's subject filter.
+	ConfigSubjects = "faceauth.config.>"
+	// TokenKeySubject carries the pb.TokenKey edges check tokens with.
+	TokenKeySubject = "faceauth.config.tokenkey"
+
+	// EdgesStream keeps each edge's last heartbeat (MaxMsgsPerSubject=1),
+	// so that central knows every edge ever seen after its own restart.
+	// Edges publish heartbeats with core NATS; the stream captures them.
+	EdgesStream = "FACEAUTH_EDGES"
+	// EdgeStatusSubjects matches every edge's heartbeat subject.
+	EdgeStatusSubjects = "faceauth.edges.*.status"
+
+	// ReceiptsStream holds delete receipts, one message per edge and
+	// erased user, so that central reads receipts sent while it was down.
+	ReceiptsStream = "FACEAUTH_RECEIPTS"
+	// ReceiptsSubjects is the receipts stream's subject filter.
+	ReceiptsSubjects = "faceauth.receipts.>"
+)
+
+// Message headers on the users stream.
+const (
+	// RevisionHeader holds the change's revision in decimal, so that the
+	// stream can be compared with the registry without decoding payloads.
+	RevisionHeader = "Faceauth-Revision"
+	// OpHeader is "upsert" or "delete".
+	OpHeader = "Faceauth-Op"
+)
+
+// idEncoding turns a user id into one subject token. User ids may contain
+// '.', which separates NATS tokens, so the id cannot be used as it is;
+// unpadded base64url uses only letters, digits, '-' and '_', all of which
+// are valid in a token, and maps every id to exactly one token.
+var idEncoding = base64.RawURLEncoding
+
+// UserSubject returns the users-stream subject of the user id:
+// "faceauth.users." followed by the id in unpadded base64url.
+func UserSubject(id string) string {
+	return usersPrefix + idEncoding.EncodeToString([]byte(id))
+}
+
+// UserIDFromSubject returns the user id encoded in a subject made by
+// UserSubject.
+func UserIDFromSubject(subject string) (string, error) {
+	tok, ok := strings.CutPrefix(subject, usersPrefix)
+	if !ok || tok == "" || strings.Contains(tok, ".") {
+		return "", fmt.Errorf("feed: %q is not a user subject", subject)
+	}
+	b, err := idEncoding.DecodeString(tok)
+	if err != nil {
+		return "", fmt.Errorf("feed: %q is not a user subject: %w", subject, err)
+	}
+	return string(b), nil
+}
+
+// MaxEdgeIDLen is the longest edge id accepted.
+const MaxEdgeIDLen = 64
+
+// ValidateEdgeID reports whether id may name an edge: 1 to 64 ASCII
+// letters, digits, '-' and '_'. Edge ids appear as they are in subjects (so
+// that `nats sub` output and permissions stay readable), which rules out
+// '.', '*', '>' and spaces.
+func ValidateEdgeID(id string) error {
+	if id == "" {
+		return faceauth.E(faceauth.KindInvalid, "invalid_edge_id", "The edge id is required.")
+	}
+	if len(id) > MaxEdgeIDLen {
+		return faceauth.E(faceauth.KindInvalid, "invalid_edge_id", "The edge id is longer than %d characters.", MaxEdgeIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_':
+		default:
+			return faceauth.E(faceauth.KindInvalid, "invalid_edge_id", "The edge id %q may contain only letters, digits, '-' and '_'.", id)
+		}
+	}
+	return nil
+}
+
+// EdgeStatusSubject returns the subject an edge publishes its heartbeat on:
+// "faceauth.edges.<edge-id>.status".
+func EdgeStatusSubject(edgeID string) string {
+	return "faceauth.edges." + edgeID + ".status"
+}
+
+// edgeIDFromStatusSubject returns the edge id of a heartbeat subject.
+func edgeIDFromStatusSubject(subject string) (string, bool) {
+	rest, ok := strings.CutPrefix(subject, "faceauth.edges.")
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, ".status")
+	if !ok || ValidateEdgeID(id) != nil {
+		return "", false
+	}
+	return id, true
+}
+
+// ReceiptSubject returns the subject of an edge's receipt for a user:
+// "faceauth.receipts.<edge-id>.<user token>", the user encoded as in
+// UserSubject. One subject per edge and user keeps the stream bounded and
+// makes a repeated receipt replace the earlier one.
+func ReceiptSubject(edgeID, userID string) string {
+	return "faceauth.receipts." + edgeID + "." + idEncoding.EncodeToString([]byte(userID))
+}
+
+// Permissions lists the subjects a NATS user may publish and subscribe
+// to, in the form both nats-server's configuration and natsd.User take.
+type Permissions struct {
+	Publish   []string
+	Subscribe []string
+}
+
+// CentralPermissions are what central needs: manage the feed's streams,
+// publish user data and the token key, read heartbeats and receipts.
+func CentralPermissions() Permissions {
+	return Permissions{
+		Publish: []string{
+			"faceauth.users.>",
+			"faceauth.config.>",
+			"$JS.API.>",
+		},
+		Subscribe: []string{
+			"faceauth.edges.*.status",
+			"_INBOX.>",
+		},
+	}
+}
+
+// EdgePermissions are what the edge edgeID needs and no more: read the
+// users and config streams through its own consumers, publish its own
+// heartbeat and receipts. It cannot publish user data, change streams, or
+// speak for another edge.
+func EdgePermissions(edgeID string) Permissions {
+	return Permissions{
+		Publish: []string{
+			EdgeStatusSubject(edgeID),
+			"faceauth.receipts." + edgeID + ".>",
+			"$JS.API.INFO",
+			"$JS.API.STREAM.INFO." + UsersStream,
+			"$JS.API.STREAM.INFO." + ConfigStream,
+			"$JS.API.CONSUMER.CREATE." + UsersStream + ".>",
+			"$JS.API.CONSUMER.DELETE." + UsersStream + ".>",
+			"$JS.API.CONSUMER.INFO." + UsersStream + ".>",
+			"$JS.API.CONSUMER.MSG.NEXT." + UsersStream + ".>",
+			"$JS.API.DIRECT.GET." + ConfigStream + ".>",
+			"$JS.API.STREAM.MSG.GET." + ConfigStream,
+		},
+		// Replies (JetStream acks, consumer deliveries) come to the edge's
+		// own inbox prefix, so an edge cannot listen to other clients'.
+		Subscribe: []string{
+			EdgeInboxPrefix(edgeID) + ".>",
+		},
+	}
+}
+
+// EdgeInboxPrefix is the reply-subject prefix the edge edgeID must connect
+// with (ConnectOptions.InboxPrefix) under EdgePermissions.
+func EdgeInboxPrefix(edgeID string) string {
+	return "_INBOX_" + edgeID
+}
+
+// parseReceiptSubject returns the edge and user ids of a receipt subject.
+func parseReceiptSubject(subject string) (edgeID, userID string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, "faceauth.receipts.")
+	if !ok {
+		return "", "", false
+	}
+	edgeID, tok, ok := strings.Cut(rest, ".")
+	if !ok || ValidateEdgeID(edgeID) != nil {
+		return "", "", false
+	}
+	b, err := idEncoding.DecodeString(tok)
+	if err != nil || len(b) == 0 {
+		return "", "", false
+	}
+	return edgeID, string(b), true
+}

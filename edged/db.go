@@ -69,8 +69,12 @@ type db struct {
 	model string
 	opts  *bbolt.Options
 
-	// mu is held for reading by every transaction and for writing while
-	// compact swaps the file under bolt.
+	// wmu serialises writers, compaction included, so that no write can
+	// land in the old file while compact copies it. Readers do not take it:
+	// verification reads on during a compaction.
+	wmu sync.Mutex
+	// mu is held for reading by every transaction and for writing only
+	// while compact swaps the file under bolt.
 	mu   sync.RWMutex
 	bolt *bbolt.DB
 	// tombKey keys the hashes of deleted ids, so the file does not hold
@@ -217,6 +221,8 @@ func putUint(b *bbolt.Bucket, k []byte, v uint64) error {
 
 // close closes the file.
 func (d *db) close() error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.bolt.Close()
@@ -229,6 +235,8 @@ func (d *db) view(fn func(*bbolt.Tx) error) error {
 }
 
 func (d *db) update(fn func(*bbolt.Tx) error) error {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.bolt.Update(fn)
@@ -324,6 +332,7 @@ func (d *db) lookup(id string) (*record, error) {
 type entry struct {
 	Seq    uint64
 	Change *pb.UserChange
+	Err    error // the message could not be decoded: skip it, but advance
 }
 
 // galleryOp is what an applied change does to the in-memory gallery.
@@ -379,6 +388,10 @@ func (d *db) apply(gen uint64, entries []entry, dims int) (*outcome, error) {
 				continue
 			}
 			st.Seq = e.Seq
+			if e.Err != nil {
+				out.Invalid = append(out.Invalid, fmt.Errorf("message %d: %w", e.Seq, e.Err))
+				continue
+			}
 			rev, err := a.apply(e.Change, &buf)
 			if err != nil {
 				return err
@@ -488,8 +501,8 @@ func (a *applier) upsert(u *pb.UserUpsert, buf *[]byte) (uint64, error) {
 			}
 			continue
 		}
-		if len(e.Vector) != a.dims || !finite(e.Vector) {
-			a.out.Invalid = append(a.out.Invalid, fmt.Errorf("user %q revision %d: an embedding of %s has %d values or non-finite ones, want %d finite", u.UserId, u.Revision, a.db.model, len(e.Vector), a.dims))
+		if len(e.Vector) != a.dims || !unit(e.Vector) {
+			a.out.Invalid = append(a.out.Invalid, fmt.Errorf("user %q revision %d: an embedding of %s is not %d finite values of norm 1 (it has %d)", u.UserId, u.Revision, a.db.model, a.dims, len(e.Vector)))
 			continue
 		}
 		r.Vecs = append(r.Vecs, e.Vector)
@@ -558,13 +571,20 @@ func (a *applier) delete(d *pb.UserDelete) (uint64, error) {
 	return d.Revision, nil
 }
 
-func finite(v []float32) bool {
+// unitTolerance is how far from 1 a stored vector's norm may be: half the
+// gallery's tolerance, so that every stored vector also loads.
+const unitTolerance = 5e-4
+
+// unit reports whether v is finite and L2-normalised.
+func unit(v []float32) bool {
+	var n float64
 	for _, f := range v {
 		if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
 			return false
 		}
+		n += float64(f) * float64(f)
 	}
-	return true
+	return math.Abs(math.Sqrt(n)-1) <= unitTolerance
 }
 
 func receiptKey(rev uint64, id string) []byte {
@@ -669,8 +689,8 @@ func (d *db) dirty() (bool, error) {
 // dirty mark. It returns the receipts owed at that point: their data is now
 // gone from the file.
 func (d *db) compact() ([]receipt, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
 	tmp := d.path + ".compact"
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("compact: %w", err)
@@ -684,7 +704,10 @@ func (d *db) compact() ([]receipt, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("compact %s: %w", d.path, err)
 	}
-	if err := bbolt.Compact(dst, d.bolt, 64<<20); err != nil {
+	d.mu.RLock()
+	err = bbolt.Compact(dst, d.bolt, 64<<20)
+	d.mu.RUnlock()
+	if err != nil {
 		return fail(err)
 	}
 	var owed []receipt
@@ -704,6 +727,8 @@ func (d *db) compact() ([]receipt, error) {
 	if err := dst.Close(); err != nil {
 		return fail(err)
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := os.Rename(tmp, d.path); err != nil {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("compact %s: %w", d.path, err)
@@ -793,4 +818,19 @@ func syncDir(dir string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// pending returns every receipt still owed.
+func (d *db) pending() ([]receipt, error) {
+	var owed []receipt
+	err := d.view(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
+			owed = append(owed, receipt{Revision: binary.BigEndian.Uint64(k), UserID: string(k[8:])})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read owed receipts: %w", err)
+	}
+	return owed, nil
 }

@@ -138,6 +138,8 @@ func TestApply(t *testing.T) {
 			want: map[string]float32{}, invalid: 1},
 		{name: "NaN", changes: []*pb.UserChange{upsert("alice", 1, testModel, []float32{float32(math.NaN()), 0, 0, 0})},
 			want: map[string]float32{}, invalid: 1},
+		{name: "not normalised", changes: []*pb.UserChange{upsert("alice", 1, testModel, []float32{1, 1, 0, 0})},
+			want: map[string]float32{}, invalid: 1},
 		{name: "bad id", changes: []*pb.UserChange{upsert("../x", 1, testModel, a1), del("", 2)},
 			want: map[string]float32{}, invalid: 2},
 		{name: "empty change", changes: []*pb.UserChange{{}},

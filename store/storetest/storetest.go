@@ -280,6 +280,10 @@ func testIfMatch(t *testing.T, s faceauth.Store) {
 	if got, gv := get(t, s, key); string(got) != "2" || gv != v2 {
 		t.Fatalf("after failed writes: %q, %q; want %q, %q", got, gv, "2", v2)
 	}
+	_, err = s.Put(ctx, key, []byte("3"), faceauth.Cond{IfMatch: v2, IfNoneMatch: true})
+	if faceauth.KindOf(err) != faceauth.KindInvalid {
+		t.Fatalf("IfMatch and IfNoneMatch together: err = %v, want an invalid error", err)
+	}
 	if err := s.Delete(ctx, key); err != nil {
 		t.Fatal(err)
 	}

@@ -188,15 +188,16 @@ func (s *Store) write(key string, data []byte) error {
 		tmp string
 		err error
 	)
-	// A concurrent Delete of a sibling may remove the folder between MkdirAll
-	// and the create; the temp file, once created, keeps the folder alive.
-	for range 10 {
-		if err = s.mkdirAll(dir); err != nil {
-			break
+	// A concurrent Delete of a sibling may remove the folder, or a parent,
+	// while it is being created or before the temporary file is; then start
+	// over. The temporary file, once created, keeps the folder alive.
+	for attempt := 0; ; attempt++ {
+		err = s.mkdirAll(dir)
+		if err == nil {
+			tmp = path.Join(dir, tmpPrefix+rand.Text())
+			f, err = s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 		}
-		tmp = path.Join(dir, tmpPrefix+rand.Text())
-		f, err = s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
-		if !errors.Is(err, fs.ErrNotExist) {
+		if !errors.Is(err, fs.ErrNotExist) || attempt >= 100 {
 			break
 		}
 	}
@@ -262,8 +263,13 @@ func (s *Store) mkdirAll(dir string) error {
 	return s.syncDir(path.Dir(dir))
 }
 
+// syncDir makes the entries of dir durable. A folder that a concurrent
+// Delete removed meanwhile has nothing left to make durable.
 func (s *Store) syncDir(dir string) error {
 	d, err := s.root.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("filestore: open folder %s: %w", dir, err)
 	}

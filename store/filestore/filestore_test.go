@@ -371,3 +371,35 @@ func BenchmarkList(b *testing.B) {
 		}
 	}
 }
+
+// Writers and deleters of different keys in one folder race on creating
+// and removing that folder; none of them may fail or lose a write.
+func TestConcurrentFolderChurn(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			key := fmt.Sprintf("images/u/%d.jpg", i)
+			for j := range 150 {
+				want := []byte(fmt.Sprintf("%d-%d", i, j))
+				if _, err := s.Put(ctx, key, want, faceauth.Cond{IfNoneMatch: true}); err != nil {
+					t.Errorf("Put(%s): %v", key, err)
+					return
+				}
+				if got, _, err := s.Get(ctx, key); err != nil || string(got) != string(want) {
+					t.Errorf("Get(%s) = %q, %v; want %q", key, got, err, want)
+					return
+				}
+				if err := s.Delete(ctx, key); err != nil {
+					t.Errorf("Delete(%s): %v", key, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if _, err := os.Stat(filepath.Join(s.Dir(), "images")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("images folder after deleting everything: %v", err)
+	}
+}

@@ -92,6 +92,9 @@ type Monitor struct {
 	o   MonitorOptions
 	log *slog.Logger
 
+	ready     chan struct{}
+	readyOnce sync.Once
+
 	mu       sync.Mutex
 	edges    map[string]*edgeEntry
 	receipts map[string]map[string]uint64 // user id -> edge id -> revision purged
@@ -120,6 +123,7 @@ func NewMonitor(nc *nats.Conn, o MonitorOptions) (*Monitor, error) {
 		js:       js,
 		o:        o,
 		log:      log,
+		ready:    make(chan struct{}),
 		edges:    make(map[string]*edgeEntry),
 		receipts: make(map[string]map[string]uint64),
 	}, nil
@@ -177,6 +181,7 @@ func (m *Monitor) follow(ctx context.Context) error {
 		return err
 	}
 	defer rcc.Stop()
+	m.readyOnce.Do(func() { close(m.ready) })
 	<-ctx.Done()
 	return nil
 }
@@ -229,6 +234,11 @@ func (m *Monitor) onReceipt(msg jetstream.Msg) {
 		m.edges[edgeID] = &edgeEntry{}
 	}
 }
+
+// Ready is closed once the monitor follows both streams: from then on it
+// records every heartbeat and receipt. Until then heartbeats are lost
+// (edges send the next one soon) and what Edges returns may be partial.
+func (m *Monitor) Ready() <-chan struct{} { return m.ready }
 
 // Edges returns every known edge's state at time now, compared with
 // central's revision, sorted by id.

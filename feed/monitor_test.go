@@ -1,0 +1,358 @@
+package feed
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/xplore/faceauth/natsd"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+func TestClassify(t *testing.T) {
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	offlineAfter := 30 * time.Second
+	tests := []struct {
+		name string
+		es   EdgeState
+		want string
+	}{
+		{"in sync", EdgeState{LastSeen: now.Add(-5 * time.Second), Model: "m1"}, StateInSync},
+		{"behind", EdgeState{LastSeen: now, Model: "m1", Lag: 3}, StateBehind},
+		{"resyncing", EdgeState{LastSeen: now, Model: "m1", Resyncing: true}, StateBehind},
+		{"other model", EdgeState{LastSeen: now, Model: "m2"}, StateModelMismatch},
+		{"refused models", EdgeState{LastSeen: now, Model: "m1", RefusedModels: []string{"m0"}}, StateModelMismatch},
+		{"mismatch wins over behind", EdgeState{LastSeen: now, Model: "m2", Lag: 9}, StateModelMismatch},
+		{"three heartbeats missed", EdgeState{LastSeen: now.Add(-31 * time.Second), Model: "m1"}, StateOffline},
+		{"offline wins over all", EdgeState{LastSeen: now.Add(-time.Hour), Model: "m2", Lag: 9}, StateOffline},
+		{"known only from receipts", EdgeState{Model: "m1"}, StateOffline},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := classify(tc.es, now, offlineAfter, "m1"); got != tc.want {
+				t.Fatalf("classify = %s, want %s", got, tc.want)
+			}
+		})
+	}
+	if got := classify(EdgeState{LastSeen: now, Model: "anything"}, now, offlineAfter, ""); got != StateInSync {
+		t.Fatalf("with no central model: %s", got)
+	}
+}
+
+func runMonitor(t *testing.T, nc *nats.Conn, o MonitorOptions) (*Monitor, context.CancelFunc) {
+	t.Helper()
+	m, err := NewMonitor(nc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	stop := func() { cancel(); <-done }
+	t.Cleanup(stop)
+	select {
+	case <-m.Ready():
+	case <-time.After(15 * time.Second):
+		t.Fatal("monitor never ready")
+	}
+	return m, stop
+}
+
+func status(id, model string, applied uint64, extra func(*pb.EdgeStatus)) *pb.EdgeStatus {
+	st := &pb.EdgeStatus{
+		EdgeId: id, Version: "v1", Model: model, AppliedRevision: applied, UserCount: 42,
+		SentAt: timestamppb.Now(), LastSync: timestamppb.Now(), VerifyTotal: 7, VerifyAccepted: 5, VerifyRejected: 2,
+	}
+	if extra != nil {
+		extra(st)
+	}
+	return st
+}
+
+// waitEdges polls until pred holds for the monitor's edges.
+func waitEdges(t *testing.T, m *Monitor, central uint64, pred func([]EdgeState) bool) []EdgeState {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		es := m.Edges(time.Now(), central)
+		if pred(es) {
+			return es
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edges never reached the expected states: %+v", es)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func states(es []EdgeState) map[string]string {
+	m := map[string]string{}
+	for _, e := range es {
+		m[e.ID] = e.State
+	}
+	return m
+}
+
+func TestMonitor(t *testing.T) {
+	n := startNATS(t)
+	nc, js := connect(t, n.url())
+	hb := 200 * time.Millisecond
+	m, stop := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
+
+	const central = 10
+	send := func() {
+		for _, st := range []*pb.EdgeStatus{
+			status("in-sync", "m1", central, nil),
+			status("behind", "m1", 7, nil),
+			status("other-model", "m2", central, nil),
+			status("refuses", "m1", central, func(s *pb.EdgeStatus) { s.RefusedModels = []string{"m0"} }),
+		} {
+			if err := PublishStatus(nc, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// One heartbeat from an edge that then goes quiet.
+	if err := PublishStatus(nc, status("gone", "m1", central, nil)); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"in-sync": StateInSync, "behind": StateBehind, "other-model": StateModelMismatch,
+		"refuses": StateModelMismatch, "gone": StateOffline,
+	}
+	// Keep the others' heartbeats coming until "gone" has missed three.
+	var es []EdgeState
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		send()
+		es = m.Edges(time.Now(), central)
+		if maps.Equal(states(es), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("states = %v, want %v", states(es), want)
+		}
+		time.Sleep(hb / 2)
+	}
+	for _, e := range es {
+		switch e.ID {
+		case "behind":
+			if e.Lag != 3 || e.AppliedRevision != 7 || e.CentralRevision != central {
+				t.Fatalf("behind: %+v", e)
+			}
+		case "in-sync":
+			if e.Lag != 0 || e.UserCount != 42 || e.Version != "v1" || e.VerifyTotal != 7 || e.LastSync.IsZero() || e.LastSeen.IsZero() {
+				t.Fatalf("in-sync: %+v", e)
+			}
+		}
+	}
+	if !slices.IsSortedFunc(es, func(a, b EdgeState) int { return strings.Compare(a.ID, b.ID) }) {
+		t.Fatal("edges not sorted by id")
+	}
+
+	// Receipts: in-sync purged both users, behind only one.
+	for _, r := range []*pb.DeleteReceipt{
+		{EdgeId: "in-sync", UserId: "x.y@z", Revision: 8, PurgedAt: timestamppb.Now()},
+		{EdgeId: "in-sync", UserId: "bob", Revision: 9},
+		{EdgeId: "behind", UserId: "x.y@z", Revision: 8},
+		{EdgeId: "behind", UserId: "bob", Revision: 4}, // an older deletion of bob
+	} {
+		if err := PublishReceipt(t.Context(), js, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dels := []*pb.Deletion{
+		{UserId: "x.y@z", Revision: 8, DeletedAt: timestamppb.Now()},
+		{UserId: "bob", Revision: 9},
+		{UserId: "nobody-confirmed", Revision: 10},
+	}
+	all := []string{"behind", "gone", "in-sync", "other-model", "refuses"}
+	wantDel := []DeletionState{
+		{UserID: "x.y@z", Revision: 8, Purged: []string{"behind", "in-sync"}, Pending: []string{"gone", "other-model", "refuses"}},
+		{UserID: "bob", Revision: 9, Purged: []string{"in-sync"}, Pending: []string{"behind", "gone", "other-model", "refuses"}},
+		{UserID: "nobody-confirmed", Revision: 10, Purged: []string{}, Pending: all},
+	}
+	check := func(m *Monitor) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			got := m.Deletions(dels)
+			ok := len(got) == len(wantDel)
+			for i := range got {
+				ok = ok && got[i].UserID == wantDel[i].UserID && got[i].Revision == wantDel[i].Revision &&
+					slices.Equal(got[i].Purged, wantDel[i].Purged) && slices.Equal(got[i].Pending, wantDel[i].Pending)
+			}
+			if ok {
+				if got[0].DeletedAt.IsZero() {
+					t.Fatal("deleted_at lost")
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("deletions = %+v\nwant %+v", got, wantDel)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	check(m)
+
+	// A restarted central knows every edge and receipt from the streams.
+	stop()
+	m2, _ := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
+	waitEdges(t, m2, central, func(es []EdgeState) bool { return len(es) == 5 })
+	check(m2)
+
+	// Forgetting an edge removes it everywhere, also after a restart.
+	if err := m2.Forget(t.Context(), "gone"); err != nil {
+		t.Fatal(err)
+	}
+	es = m2.Edges(time.Now(), central)
+	if len(es) != 4 || slices.ContainsFunc(es, func(e EdgeState) bool { return e.ID == "gone" }) {
+		t.Fatalf("after Forget: %v", states(es))
+	}
+	m3, _ := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
+	time.Sleep(300 * time.Millisecond)
+	waitEdges(t, m3, central, func(es []EdgeState) bool { return len(es) == 4 })
+}
+
+func TestMonitorIgnoresSpoofedHeartbeats(t *testing.T) {
+	n := startNATS(t)
+	nc, _ := connect(t, n.url())
+	m, _ := runMonitor(t, nc, MonitorOptions{})
+	// edge-b's status on edge-a's subject, and garbage.
+	data, _ := statusJSON.Marshal(status("edge-b", "m1", 1, nil))
+	nc.Publish(EdgeStatusSubject("edge-a"), data)
+	nc.Publish(EdgeStatusSubject("edge-c"), []byte("{not json"))
+	PublishStatus(nc, status("edge-d", "m1", 1, nil))
+	es := waitEdges(t, m, 1, func(es []EdgeState) bool { return len(es) > 0 })
+	time.Sleep(200 * time.Millisecond)
+	es = m.Edges(time.Now(), 1)
+	if len(es) != 1 || es[0].ID != "edge-d" {
+		t.Fatalf("edges = %+v, want only edge-d", es)
+	}
+	if err := PublishStatus(nc, status("bad.id", "m1", 1, nil)); err == nil {
+		t.Fatal("PublishStatus accepted an edge id with a dot")
+	}
+}
+
+func TestHeartbeatIsReadableJSON(t *testing.T) {
+	n := startNATS(t)
+	nc, _ := connect(t, n.url())
+	sub, err := nc.SubscribeSync("faceauth.edges.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := PublishStatus(nc, status("site-1", "m1", 5, nil)); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(msg.Data)
+	if msg.Subject != "faceauth.edges.site-1.status" || !strings.Contains(s, `"edge_id":"site-1"`) || !strings.Contains(s, `"applied_revision":"5"`) {
+		t.Fatalf("heartbeat on %s: %s", msg.Subject, s)
+	}
+}
+
+// TestPermissions runs central and an edge with the permissions docs/sync.md
+// prescribes, against a server that enforces them.
+func TestPermissions(t *testing.T) {
+	n := newNATS(t)
+	cp, ep := CentralPermissions(), EdgePermissions("site-1")
+	n.opts.Users = []natsd.User{
+		{Name: "central", Password: "c", Publish: cp.Publish, Subscribe: cp.Subscribe},
+		{Name: "site-1", Password: "e", Publish: ep.Publish, Subscribe: ep.Subscribe},
+	}
+	n.start()
+	ctx := t.Context()
+	cnc, err := Connect(ctx, ConnectOptions{URL: n.url(), User: "central", Password: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cnc.Close()
+	src := newSource()
+	src.upsert("a.b@c", 8)
+	p, _ := runPublisher(t, cnc, src, PublisherOptions{TokenKey: &pb.TokenKey{KeyId: "k", PublicKey: []byte("pk")}})
+	m, _ := runMonitor(t, cnc, MonitorOptions{Model: "m1"})
+
+	asyncErrs := make(chan error, 16)
+	enc, err := Connect(ctx, ConnectOptions{URL: n.url(), User: "site-1", Password: "e", InboxPrefix: EdgeInboxPrefix("site-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	enc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { asyncErrs <- err })
+	ejs, err := jetstream.New(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// What an edge does works.
+	var st StreamState
+	deadline := time.Now().Add(15 * time.Second)
+	for st, err = ReadStreamState(ctx, ejs); err != nil || st.Msgs == 0; st, err = ReadStreamState(ctx, ejs) {
+		if time.Now().After(deadline) {
+			t.Fatalf("edge cannot read the stream state: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := collect(t, ejs, ConsumeOptions{}, 1)
+	if ChangeUserID(got[0].Change) != "a.b@c" {
+		t.Fatalf("edge consumed %v", got[0].Change)
+	}
+	if k, err := FetchTokenKey(ctx, ejs); err != nil || k.GetKeyId() != "k" {
+		t.Fatalf("edge token key: %v, %v", k, err)
+	}
+	if err := PublishStatus(enc, status("site-1", "m1", 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if err := PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "gone", Revision: 1}); err != nil {
+		t.Fatalf("edge receipt: %v", err)
+	}
+	waitEdges(t, m, 1, func(es []EdgeState) bool { return len(es) == 1 && es[0].State == StateInSync })
+
+	// What it must not do fails.
+	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }
+	c1, cancel := short()
+	defer cancel()
+	evil, _ := changeMsg(newSource().upsert("a.b@c", 8), false)
+	if _, err := ejs.PublishMsg(c1, evil); err == nil {
+		t.Error("an edge published user data")
+	}
+	c2, cancel := short()
+	defer cancel()
+	if err := PublishReceipt(c2, ejs, &pb.DeleteReceipt{EdgeId: "site-2", UserId: "gone", Revision: 1}); err == nil {
+		t.Error("an edge published another edge's receipt")
+	}
+	c3, cancel := short()
+	defer cancel()
+	if err := EnsureStreams(c3, ejs, StreamOptions{}); err == nil {
+		t.Error("an edge changed the streams")
+	}
+	c4, cancel := short()
+	defer cancel()
+	if _, err := ejs.OrderedConsumer(c4, ReceiptsStream, jetstream.OrderedConsumerConfig{}); err == nil {
+		t.Error("an edge read the receipts")
+	}
+	PublishStatus(enc, status("site-2", "m1", 1, nil)) // denied: reported asynchronously
+	enc.Flush()
+	select {
+	case err := <-asyncErrs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("async error %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("an edge published another edge's heartbeat without a permissions violation")
+	}
+	if st := p.Status(); st.LastError != "" {
+		t.Fatalf("central under its permissions: %+v", st)
+	}
+}

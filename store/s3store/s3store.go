@@ -352,7 +352,9 @@ func (s *Store) classify(ctx context.Context, op, key string, err error, ifMatch
 			code == "IllegalLocationConstraintException" || code == "MovedPermanently" || code == "301":
 			return wrap(faceauth.KindUnavailable, CodeWrongRegion, MsgWrongRegion(s.bucket, s.region))
 		}
-		var re *smithyhttp.ResponseError
+		// The SDK's response errors wrap each other; any of them knows
+		// the status.
+		var re interface{ HTTPStatusCode() int }
 		if errors.As(err, &re) && re.HTTPStatusCode() >= 500 {
 			return wrap(faceauth.KindUnavailable, CodeFailed, MsgFailed(s.bucket))
 		}

@@ -409,3 +409,21 @@ func BenchmarkPutGet(b *testing.B) {
 		}
 	}
 }
+
+// A server-side failure (here: the gateway cannot create its temporary
+// file, because a file blocks its folder) is a 5xx, reported as
+// unavailable with the generic sentence.
+func TestServerError(t *testing.T) {
+	gw := versitygw.Start(t, versitygw.Options{})
+	bucket := newBucket(t, gw)
+	s := newStore(t, config(gw, bucket))
+	tmp := filepath.Join(gw.Dir, bucket, ".sgwtmp")
+	if err := os.RemoveAll(tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Put(t.Context(), "records/alice.pb", []byte("x"), faceauth.Cond{IfNoneMatch: true})
+	wantError(t, "Put", err, faceauth.KindUnavailable, s3store.CodeFailed, s3store.MsgFailed(bucket))
+}

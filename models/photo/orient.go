@@ -36,12 +36,13 @@ func orient(pix []byte, w, h, o int) ([]byte, int, int) {
 		for tx := 0; tx < ow; tx += tile {
 			xe := min(tx+tile, ow)
 			for y := ty; y < min(ty+tile, oh); y++ {
-				s := base + tx*dx + y*dy
-				d := 3 * (y*ow + tx)
-				for x := tx; x < xe; x++ {
-					out[d], out[d+1], out[d+2] = pix[3*s], pix[3*s+1], pix[3*s+2]
-					s += dx
-					d += 3
+				s := 3 * (base + tx*dx + y*dy)
+				row := out[3*(y*ow+tx) : 3*(y*ow+xe)]
+				for d := 0; d+3 <= len(row); d += 3 {
+					// Three-byte subslices: one bounds check each.
+					o, p := row[d:d+3:d+3], pix[s:s+3:s+3]
+					o[0], o[1], o[2] = p[0], p[1], p[2]
+					s += 3 * dx
 				}
 			}
 		}

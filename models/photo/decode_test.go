@@ -245,6 +245,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"png signature only", pngb[:8], faceauth.KindBadImage, "truncated_image"},
 		{"jpeg truncated in scan", truncate(jpg, 0.6), faceauth.KindBadImage, "truncated_image"},
 		{"jpeg truncated in header", jpg[:100], faceauth.KindBadImage, "truncated_image"},
+		{"jpeg missing EOI", jpg[:len(jpg)-2], faceauth.KindBadImage, "truncated_image"},
 		{"progressive jpeg truncated", truncate(prog, 0.7), faceauth.KindBadImage, "truncated_image"},
 		{"jpeg corrupt scan", corruptJPEGScan(t, jpg), faceauth.KindBadImage, "corrupt_image"},
 		{"jpeg 12-bit", patchSOF(0xC1, 12), faceauth.KindBadImage, "unsupported_format"},

@@ -165,10 +165,10 @@ int photo_jpeg_decode(const unsigned char *data, unsigned long len,
 			}
 		}
 	}
-	// All scanlines are in. jpeg_finish_decompress would only read on to the
-	// EOI marker, so a sequential file missing just its trailing bytes after
-	// the last scan is still accepted; progressive files were read whole by
-	// jpeg_start_decompress and failed there if cut.
+	// All scanlines are in. jpeg_finish_decompress would only look for the
+	// EOI marker, and the entropy decoder reads ahead into it, so a cut-off
+	// file has failed above with JWRN_JPEG_EOF, in practice even when only
+	// the EOI marker is missing.
 	jpeg_destroy_decompress(&cinfo);
 	return PHOTO_OK;
 }

@@ -70,7 +70,7 @@ const (
 // Image is a decoded, upright (EXIF orientation applied) picture in packed
 // 8-bit RGB.
 type Image struct {
-	W, H   int
+	W, H   int    // size of Pix in pixels, upright
 	Pix    []byte // len 3*W*H, row-major RGB
 	Format string // "jpeg","png","webp","gif","bmp","tiff","pgm"
 	// Width and Height of the full-size upright original (before any reduced decode).

@@ -19,16 +19,20 @@ func resizeArea(src []byte, sw, sh, dw, dh int) []byte {
 	for sy := 0; sy < sh; sy++ {
 		// Horizontal pass of source row sy.
 		row := src[3*sy*sw : 3*(sy+1)*sw]
-		for dx, s := range xs {
+		for dx := range xs {
+			s := &xs[dx]
+			// Subslices of known length let the compiler drop most
+			// bounds checks from these inner loops.
+			seg := row[3*s.start : 3*s.start+3*len(s.weights)]
 			var r, g, b float32
-			p := 3 * s.start
-			for _, wt := range s.weights {
-				r += wt * float32(row[p])
-				g += wt * float32(row[p+1])
-				b += wt * float32(row[p+2])
-				p += 3
+			for k, wt := range s.weights {
+				p := seg[3*k : 3*k+3 : 3*k+3]
+				r += wt * float32(p[0])
+				g += wt * float32(p[1])
+				b += wt * float32(p[2])
 			}
-			hrow[3*dx], hrow[3*dx+1], hrow[3*dx+2] = r, g, b
+			o := hrow[3*dx : 3*dx+3 : 3*dx+3]
+			o[0], o[1], o[2] = r, g, b
 		}
 		// Vertical: source row sy covers [sy*dh, (sy+1)*dh), output row
 		// dy covers [dy*sh, (dy+1)*sh).
@@ -36,12 +40,12 @@ func resizeArea(src []byte, sw, sh, dw, dh int) []byte {
 		for dy := lo / sh; dy < dh && dy*sh < hi; dy++ {
 			ov := min(hi, (dy+1)*sh) - max(lo, dy*sh)
 			wt := float32(ov) / float32(sh)
-			a := acc[dy&1]
+			a := acc[dy&1][:len(hrow)]
 			for i, v := range hrow {
 				a[i] += wt * v
 			}
 			if (dy+1)*sh <= hi { // output row dy is complete
-				out := dst[3*dy*dw : 3*(dy+1)*dw]
+				out := dst[3*dy*dw : 3*(dy+1)*dw][:len(a)]
 				for i, v := range a {
 					out[i] = clamp8(v)
 					a[i] = 0

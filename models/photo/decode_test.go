@@ -1,10 +1,12 @@
 package photo
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"image"
 	"image/color"
+	gifenc "image/gif"
 	"strings"
 	"testing"
 
@@ -95,6 +97,24 @@ func TestDecodeFormats(t *testing.T) {
 			gifTWant.set(x, y, c)
 		}
 	}
+	// A GIF whose only frame covers part of the logical screen.
+	var gifFrame bytes.Buffer
+	frame := blocks(40, 20).paletted()
+	frame.Rect = image.Rect(30, 16, 70, 36)
+	if err := gifenc.EncodeAll(&gifFrame, &gifenc.GIF{Image: []*image.Paletted{frame}, Delay: []int{0},
+		Config: image.Config{ColorModel: frame.Palette, Width: w, Height: h}}); err != nil {
+		t.Fatal(err)
+	}
+	gifFrameWant := newPic(w, h)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			c := [3]byte{255, 255, 255}
+			if image.Pt(x, y).In(frame.Rect) {
+				c = blocks(40, 20).at(x-30, y-16)
+			}
+			gifFrameWant.set(x, y, c)
+		}
+	}
 	// A picture whose values survive 4-bit PNM samples (maxval 15).
 	coarse := newPic(w, h)
 	for i, v := range col.pix {
@@ -123,6 +143,7 @@ func TestDecodeFormats(t *testing.T) {
 		{"png 16-bit grey", encPNG(t, gray16), FormatPNG, gr, 0},
 		{"gif", encGIF(t, gif), FormatGIF, col, 0},
 		{"gif transparent", encGIF(t, gifTransparent), FormatGIF, gifTWant, 0},
+		{"gif partial frame", gifFrame.Bytes(), FormatGIF, gifFrameWant, 0},
 		{"bmp", encBMP(t, col.rgba()), FormatBMP, col, 0},
 		{"bmp palette", encBMP(t, col.paletted()), FormatBMP, col, 0},
 		{"tiff little-endian", encTIFF(col, 0, binary.LittleEndian), FormatTIFF, col, 0},

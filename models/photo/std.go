@@ -61,12 +61,28 @@ func decodeStd(b []byte, h *header, maxPixels int64) ([]byte, int, int, error) {
 		return nil, 0, 0, stdError(err)
 	}
 	r := m.Bounds()
+	screen := image.Rect(0, 0, h.w, h.h)
+	if h.format == FormatGIF && r != screen && r.In(screen) && !r.Empty() {
+		// A GIF frame may cover only part of the logical screen; the rest
+		// shows the page behind it, here white.
+		return onWhite(toRGB(m), r, h.w, h.h), h.w, h.h, nil
+	}
 	// Trust the header only so far: the pixels must be what it promised.
-	if int64(r.Dx())*int64(r.Dy()) > maxPixels || r.Dx() != h.w || r.Dy() != h.h {
+	if int64(r.Dx())*int64(r.Dy()) > maxPixels || r.Size() != screen.Size() {
 		return nil, 0, 0, errCorrupt(fmt.Errorf("%s: header says %dx%d, pixels are %v",
 			h.format, h.w, h.h, r.Size()))
 	}
 	return toRGB(m), r.Dx(), r.Dy(), nil
+}
+
+// onWhite places packed RGB pix covering r onto a white w x h canvas.
+func onWhite(pix []byte, r image.Rectangle, w, h int) []byte {
+	out := bytes.Repeat([]byte{255}, 3*w*h)
+	rw := 3 * r.Dx()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		copy(out[3*(y*w+r.Min.X):], pix[(y-r.Min.Y)*rw:][:rw])
+	}
+	return out
 }
 
 // stdError classifies an error from Go's image decoders.

@@ -42,7 +42,8 @@ type Gallery struct {
 type scratch struct {
 	q    []int8
 	dots []int32
-	lo   []float64 // per user, for k > 1
+	lo   []float64 // per user, for large k
+	heap []userLo  // for small k
 	cand []int32
 }
 
@@ -212,10 +213,21 @@ func (g *Gallery) SearchExact(q []float32, k int, minScore float32) []Match {
 	return topK(out, k)
 }
 
+// topK returns the k best of m, best first, reordering m.
 func topK(m []Match, k int) []Match {
-	slices.SortFunc(m, better)
 	if len(m) > k {
-		m = m[:k]
+		// Keep the k best in a heap with the worst of them at the root.
+		worse := func(a, b Match) bool { return better(a, b) > 0 }
+		h := m[:k]
+		heapify(h, worse)
+		for _, x := range m[k:] {
+			if better(x, h[0]) < 0 {
+				h[0] = x
+				siftDown(h, 0, worse)
+			}
+		}
+		m = h
 	}
+	slices.SortFunc(m, better)
 	return slices.Clip(m)
 }

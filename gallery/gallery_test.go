@@ -134,7 +134,7 @@ func TestSearchMatchesExact(t *testing.T) {
 		g := d.m.gallery(tt.dims)
 		for qi, q := range d.queries {
 			all := d.m.search(q, len(d.m), float32(math.Inf(-1)))
-			for _, k := range []int{1, 2, 10, tt.users + 3} {
+			for _, k := range []int{1, 2, 10, 50, tt.users + 3} {
 				for _, minScore := range []float32{float32(math.Inf(-1)), 0, 0.3, 0.9999} {
 					want := cut(all, k, minScore)
 					got, n := g.search(q, k, minScore)

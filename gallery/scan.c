@@ -3,11 +3,16 @@
 // vectorise, and the scan streams the whole slab once per query, so this is
 // the one hot loop worth writing in C. Integer arithmetic is exact, which the
 // error bound in quant.go relies on.
-#include <immintrin.h>
 #include "scan.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_X86 1
+#endif
+
 // dots_scalar is the portable version, for CPUs without AVX2 and as the
-// reference the tests compare the AVX2 one against.
+// reference the tests compare the AVX2 one against. The compiler
+// vectorises it for the baseline instruction set (-O3).
 static void dots_scalar(const int8_t *q, const int8_t *codes, int64_t rows, int64_t stride, int32_t *out) {
 	for (int64_t r = 0; r < rows; r++) {
 		const int8_t *v = codes + r * stride;
@@ -18,15 +23,27 @@ static void dots_scalar(const int8_t *q, const int8_t *codes, int64_t rows, int6
 	}
 }
 
+#ifdef HAVE_X86
 // dots_avx2 handles 32 bytes per step. maddubs multiplies unsigned by signed
 // bytes, so it gets |q| and v with q's sign moved onto it (sign_epi8); the
 // pairwise int16 sums cannot saturate because no byte is -128
 // (2*127*127 < 32767). madd with ones widens the pairs to int32 lanes.
+//
+// The scan streams the slab from memory, and is limited by memory
+// bandwidth, not arithmetic. Prefetching about 4 KiB ahead (the hardware
+// prefetcher stops at page boundaries) cut its time by a third on the
+// development VM.
 __attribute__((target("avx2")))
 static void dots_avx2(const int8_t *q, const int8_t *codes, int64_t rows, int64_t stride, int32_t *out) {
 	const __m256i ones = _mm256_set1_epi16(1);
+	const int64_t ahead = stride >= 4096 ? 1 : 4096 / stride; // rows
 	for (int64_t r = 0; r < rows; r++) {
 		const int8_t *v = codes + r * stride;
+		if (r + ahead < rows) {
+			const int8_t *p = codes + (r + ahead) * stride;
+			for (int64_t j = 0; j < stride; j += 64)
+				_mm_prefetch((const char *)(p + j), _MM_HINT_T0);
+		}
 		__m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
 		int64_t j = 0;
 		for (; j + 64 <= stride; j += 64) {
@@ -63,3 +80,12 @@ void gallery_dots(const int8_t *q, const int8_t *codes, int64_t rows, int64_t st
 	else
 		dots_scalar(q, codes, rows, stride, out);
 }
+#else
+int gallery_has_avx2(void) {
+	return 0;
+}
+
+void gallery_dots(const int8_t *q, const int8_t *codes, int64_t rows, int64_t stride, int32_t *out, int impl) {
+	dots_scalar(q, codes, rows, stride, out);
+}
+#endif

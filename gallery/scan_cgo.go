@@ -3,7 +3,7 @@
 package gallery
 
 /*
-#cgo CFLAGS: -O2
+#cgo CFLAGS: -O3
 #include "scan.h"
 */
 import "C"

@@ -43,51 +43,77 @@ func (g *Gallery) search(q []float32, k int, minScore float32) ([]Match, int) {
 	b := newBounds(qz)
 	dots, scale, errA, errB, owner := sc.dots[:n], s.scale[:n], s.errA[:n], s.errB[:n], s.owner[:n]
 
-	// thr is a lower bound on the k-th best exact user score (or minScore
-	// if higher): the k-th largest per-user lower bound. Every user in the
-	// exact answer scores at least thr, so its upper bound reaches thr.
-	thr := float64(minScore)
-	switch {
-	case k == 1:
-		// The best user lower bound is the best row lower bound.
-		best := math.Inf(-1)
+	// thr is a lower bound on the k-th best exact user score, raised to
+	// minScore if that is higher: the k-th largest per-user lower bound.
+	// At least k users score at least thr, so every user in the exact
+	// answer does too, and its upper bound reaches thr.
+	var users []int32
+	if k <= maxHeapK {
+		// One pass. The heap holds the k best lower bounds of distinct
+		// users seen so far; bar, the k-th of them (or minScore), only
+		// rises and ends as thr. A row whose upper bound is below bar can
+		// neither be in the answer nor enter the heap; the rows kept are
+		// a superset of the final candidates, and few, because bar rises
+		// fast.
+		h := sc.heap[:0]
+		cand := sc.cand[:0]
+		bar := float64(minScore)
 		for r, d := range dots {
 			a, e := b.row(d, scale[r], errA[r], errB[r])
-			best = max(best, a-e)
+			if a+e < bar {
+				continue
+			}
+			cand = append(cand, int32(r))
+			if lo := a - e; len(h) < k || lo > h[0].lo {
+				h = pushLo(h, k, lo, owner[r])
+				if len(h) == k {
+					bar = max(bar, h[0].lo)
+				}
+			}
 		}
-		thr = max(thr, best)
-	case k < len(s.users):
-		lo := resize(sc.lo, len(s.users))
-		sc.lo = lo
-		for i := range lo {
-			lo[i] = math.Inf(-1)
+		sc.heap = h
+		users = cand[:0] // filtering in place
+		for _, r := range cand {
+			if a, e := b.row(dots[r], scale[r], errA[r], errB[r]); a+e >= bar {
+				users = append(users, owner[r])
+			}
 		}
+	} else {
+		// Large k: the lower bounds per user, then the k-th largest.
+		thr := float64(minScore)
+		if k < len(s.users) {
+			lo := resize(sc.lo, len(s.users))
+			sc.lo = lo
+			for i := range lo {
+				lo[i] = math.Inf(-1)
+			}
+			for r, d := range dots {
+				a, e := b.row(d, scale[r], errA[r], errB[r])
+				if a-e > lo[owner[r]] {
+					lo[owner[r]] = a - e
+				}
+			}
+			thr = max(thr, kthLargest(lo, k))
+		}
+		users = sc.cand[:0]
 		for r, d := range dots {
-			a, e := b.row(d, scale[r], errA[r], errB[r])
-			lo[owner[r]] = max(lo[owner[r]], a-e)
-		}
-		thr = max(thr, kthLargest(lo, k))
-	}
-
-	cand := sc.cand[:0]
-	for r, d := range dots {
-		a, e := b.row(d, scale[r], errA[r], errB[r])
-		if a+e >= thr {
-			cand = append(cand, owner[r])
+			if a, e := b.row(d, scale[r], errA[r], errB[r]); a+e >= thr {
+				users = append(users, owner[r])
+			}
 		}
 	}
-	slices.Sort(cand)
-	cand = slices.Compact(cand)
-	sc.cand = cand
+	slices.Sort(users)
+	users = slices.Compact(users)
+	sc.cand = users
 
 	var out []Match
-	for _, slot := range cand {
+	for _, slot := range users {
 		u := s.users[slot]
 		if score := s.userScore(u, q); score >= minScore {
 			out = append(out, Match{u.id, score})
 		}
 	}
-	return topK(out, k), len(cand)
+	return topK(out, k), len(users)
 }
 
 // bounds turns a row's integer dot product into its approximate score a
@@ -109,33 +135,81 @@ func (b bounds) row(dot int32, scale, errA, errB float32) (a, e float64) {
 	return a, e
 }
 
+// maxHeapK is the largest k that Search handles in one pass: pushLo's
+// search for a user already in the heap is linear in k.
+const maxHeapK = 32
+
+// userLo is a lower bound on a user's score.
+type userLo struct {
+	lo   float64
+	user int32
+}
+
+// pushLo adds a lower bound for user to h, a min-heap by lo of at most k
+// distinct users, and returns h. It keeps the larger bound of a user that
+// is already there, and otherwise, when h is full, replaces the root;
+// the caller has checked that lo beats the root then.
+func pushLo(h []userLo, k int, lo float64, user int32) []userLo {
+	less := func(a, b userLo) bool { return a.lo < b.lo }
+	for i := range h {
+		if h[i].user == user {
+			if lo > h[i].lo {
+				h[i].lo = lo
+				siftDown(h, i, less) // a larger key moves toward the leaves
+			}
+			return h
+		}
+	}
+	if len(h) < k {
+		h = append(h, userLo{lo, user})
+		for i := len(h) - 1; i > 0; { // sift up
+			p := (i - 1) / 2
+			if !less(h[i], h[p]) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+		return h
+	}
+	h[0] = userLo{lo, user}
+	siftDown(h, 0, less)
+	return h
+}
+
 // kthLargest returns the k-th largest value of v (1 ≤ k ≤ len(v)), keeping
 // a min-heap of the k largest seen: O(len(v)·log k), and it reorders the
 // first k values of v.
 func kthLargest(v []float64, k int) float64 {
+	less := func(a, b float64) bool { return a < b }
 	h := v[:k]
-	for i := k/2 - 1; i >= 0; i-- {
-		siftDown(h, i)
-	}
+	heapify(h, less)
 	for _, x := range v[k:] {
 		if x > h[0] {
 			h[0] = x
-			siftDown(h, 0)
+			siftDown(h, 0, less)
 		}
 	}
 	return h[0]
 }
 
-func siftDown(h []float64, i int) {
+// heapify makes h a heap whose root is its least element by less.
+func heapify[T any](h []T, less func(a, b T) bool) {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		siftDown(h, i, less)
+	}
+}
+
+func siftDown[T any](h []T, i int, less func(a, b T) bool) {
 	for {
 		c := 2*i + 1
 		if c >= len(h) {
 			return
 		}
-		if c+1 < len(h) && h[c+1] < h[c] {
+		if c+1 < len(h) && less(h[c+1], h[c]) {
 			c++
 		}
-		if h[i] <= h[c] {
+		if !less(h[c], h[i]) {
 			return
 		}
 		h[i], h[c] = h[c], h[i]

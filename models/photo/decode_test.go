@@ -231,6 +231,23 @@ func corruptJPEGScan(t *testing.T, j []byte) []byte {
 	return out
 }
 
+// manyScans repeats the last scan of a progressive JPEG n times: valid
+// enough for libjpeg (a bogus progression only warns), but each scan costs
+// a pass over the coefficients.
+func manyScans(t *testing.T, j []byte, n int) []byte {
+	t.Helper()
+	last := bytes.LastIndex(j, []byte{0xFF, 0xDA}) // entropy data never holds FF DA
+	if last < 0 || !bytes.HasSuffix(j, []byte{0xFF, 0xD9}) {
+		t.Fatal("not a progressive JPEG ending in EOI")
+	}
+	scan := j[last : len(j)-2]
+	out := append([]byte{}, j[:len(j)-2]...)
+	for i := 0; i < n; i++ {
+		out = append(out, scan...)
+	}
+	return append(out, 0xFF, 0xD9)
+}
+
 func TestDecodeErrors(t *testing.T) {
 	col := blocks(96, 64)
 	jpg := encJPEG(t, col.rgba(), 90)
@@ -269,6 +286,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"jpeg missing EOI", jpg[:len(jpg)-2], faceauth.KindBadImage, "truncated_image"},
 		{"progressive jpeg truncated", truncate(prog, 0.7), faceauth.KindBadImage, "truncated_image"},
 		{"jpeg corrupt scan", corruptJPEGScan(t, jpg), faceauth.KindBadImage, "corrupt_image"},
+		{"jpeg with 600 scans", manyScans(t, prog, 600), faceauth.KindBadImage, "corrupt_image"},
 		{"jpeg 12-bit", patchSOF(0xC1, 12), faceauth.KindBadImage, "unsupported_format"},
 		{"jpeg lossless", patchSOF(0xC3, 8), faceauth.KindBadImage, "unsupported_format"},
 		{"png corrupt data", corruptPNG, faceauth.KindBadImage, "corrupt_image"},
@@ -298,6 +316,18 @@ func TestDecodeErrors(t *testing.T) {
 			}
 			wantErr(t, err, tt.kind, tt.code)
 		})
+	}
+}
+
+func TestScanLimit(t *testing.T) {
+	p := blocks(96, 64)
+	prog := mustEnc(t, p.pix, p.w, p.h, jpegenc.RGB, jpegenc.Options{Quality: 90, Progressive: true})
+	if _, err := Decode(manyScans(t, prog, 100), Options{}); err != nil {
+		t.Fatalf("100 extra scans: %v", err)
+	}
+	// Over the limit, it is the scan cap that stops the decode.
+	if _, err := Decode(manyScans(t, prog, 600), Options{}); err == nil || !strings.Contains(err.Error(), "more than 500 scans") {
+		t.Fatalf("600 extra scans: %v, want the scan limit", err)
 	}
 }
 

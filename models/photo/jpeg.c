@@ -27,7 +27,7 @@ struct photo_err {
 	char *msg; // PHOTO_MSG_LEN bytes owned by the caller
 };
 
-static void fail(j_common_ptr cinfo, int cls) {
+_Noreturn static void fail(j_common_ptr cinfo, int cls) {
 	struct photo_err *e = (struct photo_err *)cinfo->err;
 	char buf[JMSG_LENGTH_MAX];
 	e->cls = cls;

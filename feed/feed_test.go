@@ -93,6 +93,7 @@ type memSource struct {
 	mu    sync.Mutex
 	rev   uint64
 	state map[string]*pb.UserChange
+	dels  []*pb.UserChange // every deletion record, also of users registered again
 }
 
 func newSource() *memSource { return &memSource{state: map[string]*pb.UserChange{}} }
@@ -120,12 +121,18 @@ func (s *memSource) del(id string) *pb.UserChange {
 	s.rev++
 	c := &pb.UserChange{Change: &pb.UserChange_Delete{Delete: &pb.UserDelete{UserId: id, Revision: s.rev, DeletedAt: timestamppb.Now()}}}
 	s.state[id] = c
+	s.dels = append(s.dels, c)
 	return c
 }
 
 func (s *memSource) Snapshot(ctx context.Context, fn func(*pb.UserChange) error) error {
 	s.mu.Lock()
 	all := slices.Collect(maps.Values(s.state))
+	for _, d := range s.dels {
+		if s.state[ChangeUserID(d)] != d {
+			all = append(all, d) // the user was registered again since
+		}
+	}
 	s.mu.Unlock()
 	slices.SortFunc(all, func(a, b *pb.UserChange) int { return int(ChangeRevision(a)) - int(ChangeRevision(b)) })
 	for _, c := range all {
@@ -226,6 +233,9 @@ func TestRestartReconciles(t *testing.T) {
 	for i := range 20 {
 		p.Publish(src.upsert(fmt.Sprintf("u%02d", i), 8))
 	}
+	// Deleted and registered again: the registry has both records.
+	p.Publish(src.del("u05"))
+	p.Publish(src.upsert("u05", 8))
 	waitStream(t, js, src)
 	stop()
 	before := streamInfo(t, js)

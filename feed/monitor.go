@@ -23,10 +23,12 @@ const (
 	// central, or refused embeddings of a model it does not run. Its
 	// verifications disagree with central's or fail.
 	StateModelMismatch = "model_mismatch"
-	// StateBehind: the edge has not applied central's latest revision yet,
-	// or is rebuilding its cache.
+	// StateBehind: at its last heartbeat the edge had not applied a change
+	// that had been on the users stream for a while (see Monitor), or it
+	// is rebuilding its cache.
 	StateBehind = "behind"
-	// StateInSync: the edge has applied every change central has made.
+	// StateInSync: the edge has applied every change published before its
+	// last heartbeat.
 	StateInSync = "in_sync"
 )
 
@@ -34,12 +36,20 @@ const (
 type EdgeState struct {
 	ID    string `json:"id"`
 	State string `json:"state"`
-	// Lag is CentralRevision - AppliedRevision (0 when the edge is ahead
-	// of the revision it was compared with).
-	Lag             uint64 `json:"lag"`
+	// Lag is CentralRevision - AppliedRevision, 0 when the edge has
+	// applied the latest published change. Revisions also count changes
+	// that never reach an edge (a write that lost a race), so Lag is a
+	// measure, and State, not Lag > 0, says whether the edge is behind.
+	Lag uint64 `json:"lag"`
+	// AppliedRevision is the highest revision the edge has applied.
 	AppliedRevision uint64 `json:"applied_revision"`
+	// CentralRevision is the highest revision published on the users
+	// stream.
 	CentralRevision uint64 `json:"central_revision"`
+	// AppliedSequence is the stream sequence the edge has applied up to;
+	// PendingMessages is how many stream messages follow it.
 	AppliedSequence uint64 `json:"applied_sequence"`
+	PendingMessages uint64 `json:"pending_messages"`
 	UserCount       int64  `json:"user_count"`
 	Version         string `json:"version"`
 	Model           string `json:"model"`
@@ -86,6 +96,13 @@ type MonitorOptions struct {
 // last one of every edge, so a restarted central still knows every edge
 // ever seen) and their delete receipts (read from the receipts stream's
 // start). Its state is all in NATS; it writes nothing.
+//
+// To tell a lagging edge from one whose heartbeat merely predates the
+// latest change, it samples the users stream's head (sequence and
+// revision of the last message) about every second and judges each edge
+// against the head as it was shortly before that edge's last heartbeat:
+// a change published a second before a heartbeat must be applied by then,
+// one published after it cannot be.
 type Monitor struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
@@ -98,7 +115,19 @@ type Monitor struct {
 	mu       sync.Mutex
 	edges    map[string]*edgeEntry
 	receipts map[string]map[string]uint64 // user id -> edge id -> revision purged
+	heads    []head                       // the users stream's head over time, oldest first
+	base     uint64                       // highest revision of heads dropped from the list
 }
+
+// head is the users stream's last message as observed at a time.
+type head struct {
+	seq, rev uint64
+	at       time.Time
+}
+
+// maxHeads bounds the head history: with a sample per second, several
+// minutes, far more than any heartbeat interval.
+const maxHeads = 512
 
 type edgeEntry struct {
 	status   *pb.EdgeStatus // nil for an edge known only from receipts
@@ -182,8 +211,65 @@ func (m *Monitor) follow(ctx context.Context) error {
 	}
 	defer rcc.Stop()
 	m.readyOnce.Do(func() { close(m.ready) })
-	<-ctx.Done()
-	return nil
+	every := min(time.Second, m.o.HeartbeatInterval/2)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		m.sampleHead(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// sampleHead records the users stream's head if it moved.
+func (m *Monitor) sampleHead(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := m.js.Stream(ctx, UsersStream)
+	if err != nil {
+		return // not created yet, or NATS is away: judge by older samples
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.State.Msgs == 0 {
+		return
+	}
+	m.mu.Lock()
+	moved := len(m.heads) == 0 || m.heads[len(m.heads)-1].seq != info.State.LastSeq
+	m.mu.Unlock()
+	if !moved {
+		return
+	}
+	msg, err := s.GetMsg(ctx, info.State.LastSeq)
+	if err != nil {
+		return // superseded in between: the next sample gets it
+	}
+	rev, err := headerRevision(msg.Header)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.heads = append(m.heads, head{seq: info.State.LastSeq, rev: rev, at: time.Now()})
+	if len(m.heads) > maxHeads {
+		m.base = max(m.base, m.heads[0].rev)
+		m.heads = slices.Delete(m.heads, 0, 1)
+	}
+}
+
+// required returns the highest revision published before t: an edge whose
+// heartbeat left at t should have applied it. m.mu must be held.
+func (m *Monitor) required(t time.Time) uint64 {
+	r := m.base
+	for _, h := range m.heads {
+		if h.at.After(t) {
+			break
+		}
+		r = max(r, h.rev)
+	}
+	return r
 }
 
 func (m *Monitor) onStatus(msg jetstream.Msg) {
@@ -240,14 +326,21 @@ func (m *Monitor) onReceipt(msg jetstream.Msg) {
 // (edges send the next one soon) and what Edges returns may be partial.
 func (m *Monitor) Ready() <-chan struct{} { return m.ready }
 
-// Edges returns every known edge's state at time now, compared with
-// central's revision, sorted by id.
-func (m *Monitor) Edges(now time.Time, centralRevision uint64) []EdgeState {
+// Edges returns every known edge's state at time now, sorted by id.
+func (m *Monitor) Edges(now time.Time) []EdgeState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	var cur head
+	for _, h := range m.heads {
+		cur.rev = max(cur.rev, h.rev)
+		cur.seq = h.seq
+	}
+	cur.rev = max(cur.rev, m.base)
+	// Allow for the sampling period and the way to the edge.
+	grace := min(time.Second, m.o.HeartbeatInterval/2) + time.Second
 	out := make([]EdgeState, 0, len(m.edges))
 	for id, e := range m.edges {
-		out = append(out, m.state(id, e, now, centralRevision))
+		out = append(out, m.state(id, e, now, cur, m.required(e.lastSeen.Add(-grace))))
 	}
 	slices.SortFunc(out, func(a, b EdgeState) int {
 		switch {
@@ -261,11 +354,11 @@ func (m *Monitor) Edges(now time.Time, centralRevision uint64) []EdgeState {
 	return out
 }
 
-func (m *Monitor) state(id string, e *edgeEntry, now time.Time, central uint64) EdgeState {
+func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, required uint64) EdgeState {
 	st := e.status
 	es := EdgeState{
 		ID:              id,
-		CentralRevision: central,
+		CentralRevision: cur.rev,
 		LastSeen:        e.lastSeen,
 		AppliedRevision: st.GetAppliedRevision(),
 		AppliedSequence: st.GetAppliedSequence(),
@@ -285,22 +378,26 @@ func (m *Monitor) state(id string, e *edgeEntry, now time.Time, central uint64) 
 	if st.GetStartedAt() != nil {
 		es.StartedAt = st.GetStartedAt().AsTime()
 	}
-	if central > es.AppliedRevision {
-		es.Lag = central - es.AppliedRevision
+	if cur.rev > es.AppliedRevision {
+		es.Lag = cur.rev - es.AppliedRevision
 	}
-	es.State = classify(es, now, MissedHeartbeats*m.o.HeartbeatInterval, m.o.Model)
+	if cur.seq > es.AppliedSequence {
+		es.PendingMessages = cur.seq - es.AppliedSequence
+	}
+	es.State = classify(es, now, MissedHeartbeats*m.o.HeartbeatInterval, m.o.Model, required)
 	return es
 }
 
-// classify gives an edge its state. Offline wins over everything: what an
+// classify gives an edge its state; required is the revision it must have
+// applied by its last heartbeat. Offline wins over everything: what an
 // edge reported long ago says little about it now.
-func classify(es EdgeState, now time.Time, offlineAfter time.Duration, model string) string {
+func classify(es EdgeState, now time.Time, offlineAfter time.Duration, model string, required uint64) string {
 	switch {
 	case es.LastSeen.IsZero() || now.Sub(es.LastSeen) > offlineAfter:
 		return StateOffline
 	case len(es.RefusedModels) > 0 || (model != "" && es.Model != model):
 		return StateModelMismatch
-	case es.Lag > 0 || es.Resyncing:
+	case es.AppliedRevision < required || es.Resyncing:
 		return StateBehind
 	}
 	return StateInSync

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -20,28 +21,31 @@ func TestClassify(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	offlineAfter := 30 * time.Second
 	tests := []struct {
-		name string
-		es   EdgeState
-		want string
+		name     string
+		es       EdgeState
+		required uint64
+		want     string
 	}{
-		{"in sync", EdgeState{LastSeen: now.Add(-5 * time.Second), Model: "m1"}, StateInSync},
-		{"behind", EdgeState{LastSeen: now, Model: "m1", Lag: 3}, StateBehind},
-		{"resyncing", EdgeState{LastSeen: now, Model: "m1", Resyncing: true}, StateBehind},
-		{"other model", EdgeState{LastSeen: now, Model: "m2"}, StateModelMismatch},
-		{"refused models", EdgeState{LastSeen: now, Model: "m1", RefusedModels: []string{"m0"}}, StateModelMismatch},
-		{"mismatch wins over behind", EdgeState{LastSeen: now, Model: "m2", Lag: 9}, StateModelMismatch},
-		{"three heartbeats missed", EdgeState{LastSeen: now.Add(-31 * time.Second), Model: "m1"}, StateOffline},
-		{"offline wins over all", EdgeState{LastSeen: now.Add(-time.Hour), Model: "m2", Lag: 9}, StateOffline},
-		{"known only from receipts", EdgeState{Model: "m1"}, StateOffline},
+		{"in sync", EdgeState{LastSeen: now.Add(-5 * time.Second), Model: "m1", AppliedRevision: 9}, 9, StateInSync},
+		{"ahead of the sample it is judged by", EdgeState{LastSeen: now, Model: "m1", AppliedRevision: 12, Lag: 0}, 9, StateInSync},
+		{"lag from a change after its heartbeat", EdgeState{LastSeen: now, Model: "m1", AppliedRevision: 9, Lag: 3}, 9, StateInSync},
+		{"behind", EdgeState{LastSeen: now, Model: "m1", AppliedRevision: 6, Lag: 3}, 9, StateBehind},
+		{"resyncing", EdgeState{LastSeen: now, Model: "m1", AppliedRevision: 9, Resyncing: true}, 9, StateBehind},
+		{"other model", EdgeState{LastSeen: now, Model: "m2", AppliedRevision: 9}, 9, StateModelMismatch},
+		{"refused models", EdgeState{LastSeen: now, Model: "m1", AppliedRevision: 9, RefusedModels: []string{"m0"}}, 9, StateModelMismatch},
+		{"mismatch wins over behind", EdgeState{LastSeen: now, Model: "m2"}, 9, StateModelMismatch},
+		{"three heartbeats missed", EdgeState{LastSeen: now.Add(-31 * time.Second), Model: "m1", AppliedRevision: 9}, 9, StateOffline},
+		{"offline wins over all", EdgeState{LastSeen: now.Add(-time.Hour), Model: "m2"}, 9, StateOffline},
+		{"known only from receipts", EdgeState{Model: "m1"}, 0, StateOffline},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := classify(tc.es, now, offlineAfter, "m1"); got != tc.want {
+			if got := classify(tc.es, now, offlineAfter, "m1", tc.required); got != tc.want {
 				t.Fatalf("classify = %s, want %s", got, tc.want)
 			}
 		})
 	}
-	if got := classify(EdgeState{LastSeen: now, Model: "anything"}, now, offlineAfter, ""); got != StateInSync {
+	if got := classify(EdgeState{LastSeen: now, Model: "anything"}, now, offlineAfter, "", 0); got != StateInSync {
 		t.Fatalf("with no central model: %s", got)
 	}
 }
@@ -76,20 +80,28 @@ func status(id, model string, applied uint64, extra func(*pb.EdgeStatus)) *pb.Ed
 	return st
 }
 
-// waitEdges polls until pred holds for the monitor's edges.
-func waitEdges(t *testing.T, m *Monitor, central uint64, pred func([]EdgeState) bool) []EdgeState {
+// waitEdges polls until pred holds for the monitor's edges, calling each
+// (to send heartbeats) before every look.
+func waitEdges(t *testing.T, m *Monitor, each func(), pred func([]EdgeState) bool) []EdgeState {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		es := m.Edges(time.Now(), central)
+		if each != nil {
+			each()
+		}
+		es := m.Edges(time.Now())
 		if pred(es) {
 			return es
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("edges never reached the expected states: %+v", es)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func statesAre(want map[string]string) func([]EdgeState) bool {
+	return func(es []EdgeState) bool { return maps.Equal(states(es), want) }
 }
 
 func states(es []EdgeState) map[string]string {
@@ -103,13 +115,25 @@ func states(es []EdgeState) map[string]string {
 func TestMonitor(t *testing.T) {
 	n := startNATS(t)
 	nc, js := connect(t, n.url())
-	hb := 200 * time.Millisecond
+	src := newSource()
+	for i := range 10 {
+		src.upsert(fmt.Sprintf("u%d", i), 4)
+	}
+	p, err := NewPublisher(nc, src, PublisherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hb := 500 * time.Millisecond
 	m, stop := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
 
 	const central = 10
+	inSyncAt := uint64(central)
 	send := func() {
 		for _, st := range []*pb.EdgeStatus{
-			status("in-sync", "m1", central, nil),
+			status("in-sync", "m1", inSyncAt, nil),
 			status("behind", "m1", 7, nil),
 			status("other-model", "m2", central, nil),
 			status("refuses", "m1", central, func(s *pb.EdgeStatus) { s.RefusedModels = []string{"m0"} }),
@@ -123,24 +147,12 @@ func TestMonitor(t *testing.T) {
 	if err := PublishStatus(nc, status("gone", "m1", central, nil)); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{
+	// The others keep sending until "gone" has missed three heartbeats and
+	// "behind" has lagged for longer than the grace period.
+	es := waitEdges(t, m, send, statesAre(map[string]string{
 		"in-sync": StateInSync, "behind": StateBehind, "other-model": StateModelMismatch,
 		"refuses": StateModelMismatch, "gone": StateOffline,
-	}
-	// Keep the others' heartbeats coming until "gone" has missed three.
-	var es []EdgeState
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		send()
-		es = m.Edges(time.Now(), central)
-		if maps.Equal(states(es), want) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("states = %v, want %v", states(es), want)
-		}
-		time.Sleep(hb / 2)
-	}
+	}))
 	for _, e := range es {
 		switch e.ID {
 		case "behind":
@@ -156,6 +168,22 @@ func TestMonitor(t *testing.T) {
 	if !slices.IsSortedFunc(es, func(a, b EdgeState) int { return strings.Compare(a.ID, b.ID) }) {
 		t.Fatal("edges not sorted by id")
 	}
+
+	// A change published after an edge's heartbeat shows as lag, not as
+	// behind; once the edge keeps reporting the old revision, it is behind;
+	// once it applies the change, it is in sync again.
+	send()
+	src.upsert("u3", 4) // revision 11
+	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEdges(t, m, nil, func(es []EdgeState) bool { return es[2].CentralRevision == central+1 })
+	if e := m.Edges(time.Now())[2]; e.ID != "in-sync" || e.State != StateInSync || e.Lag != 1 {
+		t.Fatalf("right after a change: %+v", e)
+	}
+	waitEdges(t, m, send, func(es []EdgeState) bool { return es[2].State == StateBehind })
+	inSyncAt = central + 1
+	waitEdges(t, m, send, func(es []EdgeState) bool { return es[2].State == StateInSync && es[2].Lag == 0 })
 
 	// Receipts: in-sync purged both users, behind only one.
 	for _, r := range []*pb.DeleteReceipt{
@@ -206,20 +234,20 @@ func TestMonitor(t *testing.T) {
 	// A restarted central knows every edge and receipt from the streams.
 	stop()
 	m2, _ := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
-	waitEdges(t, m2, central, func(es []EdgeState) bool { return len(es) == 5 })
+	waitEdges(t, m2, nil, func(es []EdgeState) bool { return len(es) == 5 })
 	check(m2)
 
 	// Forgetting an edge removes it everywhere, also after a restart.
 	if err := m2.Forget(t.Context(), "gone"); err != nil {
 		t.Fatal(err)
 	}
-	es = m2.Edges(time.Now(), central)
+	es = m2.Edges(time.Now())
 	if len(es) != 4 || slices.ContainsFunc(es, func(e EdgeState) bool { return e.ID == "gone" }) {
 		t.Fatalf("after Forget: %v", states(es))
 	}
 	m3, _ := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
 	time.Sleep(300 * time.Millisecond)
-	waitEdges(t, m3, central, func(es []EdgeState) bool { return len(es) == 4 })
+	waitEdges(t, m3, nil, func(es []EdgeState) bool { return len(es) == 4 })
 }
 
 func TestMonitorIgnoresSpoofedHeartbeats(t *testing.T) {
@@ -231,9 +259,9 @@ func TestMonitorIgnoresSpoofedHeartbeats(t *testing.T) {
 	nc.Publish(EdgeStatusSubject("edge-a"), data)
 	nc.Publish(EdgeStatusSubject("edge-c"), []byte("{not json"))
 	PublishStatus(nc, status("edge-d", "m1", 1, nil))
-	es := waitEdges(t, m, 1, func(es []EdgeState) bool { return len(es) > 0 })
+	waitEdges(t, m, nil, func(es []EdgeState) bool { return len(es) > 0 })
 	time.Sleep(200 * time.Millisecond)
-	es = m.Edges(time.Now(), 1)
+	es := m.Edges(time.Now())
 	if len(es) != 1 || es[0].ID != "edge-d" {
 		t.Fatalf("edges = %+v, want only edge-d", es)
 	}
@@ -317,7 +345,7 @@ func TestPermissions(t *testing.T) {
 	if err := PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "gone", Revision: 1}); err != nil {
 		t.Fatalf("edge receipt: %v", err)
 	}
-	waitEdges(t, m, 1, func(es []EdgeState) bool { return len(es) == 1 && es[0].State == StateInSync })
+	waitEdges(t, m, nil, func(es []EdgeState) bool { return len(es) == 1 && es[0].State == StateInSync })
 
 	// What it must not do fails.
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }

@@ -368,9 +368,9 @@ func (p *Publisher) reconcile(ctx context.Context) error {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
 			return nil
 		}
-		hrev, ok := have[id]
-		delete(have, id)
-		if ok && hrev >= crev {
+		// A user deleted and registered again comes twice (the deletion
+		// record, then the live user); the stream holds only the latter.
+		if hrev, ok := have[id]; ok && hrev >= crev {
 			last[id] = max(last[id], hrev)
 			return nil
 		}
@@ -389,12 +389,16 @@ func (p *Publisher) reconcile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("republish: %w", err)
 	}
+	orphans := 0
 	for id, hrev := range have {
-		last[id] = hrev
+		if _, ok := last[id]; !ok {
+			orphans++
+		}
+		last[id] = max(last[id], hrev)
 	}
-	if len(have) > 0 {
+	if orphans > 0 {
 		p.log.Warn("feed: the users stream holds users the registry does not know; "+
-			"`central resync --recreate` rebuilds the stream and every edge from the registry", "users", len(have))
+			"`central resync --recreate` rebuilds the stream and every edge from the registry", "users", orphans)
 	}
 	p.covered = max(p.covered, rev)
 	p.created = info.Created

@@ -1,0 +1,134 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// bigSource returns a registry of n users with one 512-d embedding each,
+// the size of a real user with one reference.
+func bigSource(n int) *memSource {
+	src := newSource()
+	vec := make([]float32, 512)
+	for i := range vec {
+		vec[i] = float32(i) / 512
+	}
+	for i := range n {
+		id := fmt.Sprintf("user.%06d@example.com", i)
+		src.rev++
+		src.state[id] = &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{
+			UserId: id, Revision: src.rev, Name: id,
+			Embeddings: []*pb.Embedding{{Model: "m1", Vector: vec}},
+			UpdatedAt:  timestamppb.Now(),
+		}}}
+	}
+	return src
+}
+
+// BenchmarkPublishToConsume measures one change's way from Publish (an
+// HTTP handler's call) to an edge's Consume callback over loopback, with a
+// real embedded server, and reports the latency percentiles.
+func BenchmarkPublishToConsume(b *testing.B) {
+	n := startNATS(b)
+	src := newSource()
+	nc, js := connect(b, n.url())
+	p, _ := runPublisher(b, nc, src, PublisherOptions{})
+	// Warm up: the first change also creates the stream.
+	p.Publish(src.upsert("warm", 512))
+	waitStream(b, js, src)
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	got := make(chan uint64, 1)
+	go func() {
+		err := Consume(ctx, js, ConsumeOptions{}, func(ds []Delivery) error {
+			for _, d := range ds {
+				got <- ChangeRevision(d.Change)
+			}
+			return nil
+		})
+		if ctx.Err() == nil {
+			b.Errorf("Consume: %v", err)
+			close(got)
+		}
+	}()
+	<-got
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := src.upsert("user.bench@example.com", 512)
+		t0 := time.Now()
+		p.Publish(c)
+		for rev := uint64(0); rev != ChangeRevision(c); {
+			var ok bool
+			if rev, ok = <-got; !ok {
+				b.FailNow()
+			}
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkBootstrap100k measures a new edge reading a users stream of
+// 100,000 users (one 512-d embedding each, about 2.2 KB) from the first
+// message until it has caught up, decoding every change.
+func BenchmarkBootstrap100k(b *testing.B) {
+	const users = 100_000
+	n := startNATS(b)
+	src := bigSource(users)
+	nc, js := connect(b, n.url())
+	p, err := NewPublisher(nc, src, PublisherOptions{Timeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := p.Resync(b.Context(), ResyncOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	caught := errors.New("caught up")
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		count := 0
+		err := Consume(b.Context(), js, ConsumeOptions{}, func(ds []Delivery) error {
+			count += len(ds)
+			if ds[len(ds)-1].Pending == 0 {
+				return caught
+			}
+			return nil
+		})
+		if !errors.Is(err, caught) || count != users {
+			b.Fatalf("bootstrap read %d users: %v", count, err)
+		}
+	}
+	b.ReportMetric(float64(users*b.N)/b.Elapsed().Seconds(), "users/s")
+}
+
+// BenchmarkResync100k measures `central resync`: republishing 100,000
+// users with acknowledgements.
+func BenchmarkResync100k(b *testing.B) {
+	const users = 100_000
+	n := startNATS(b)
+	src := bigSource(users)
+	nc, _ := connect(b, n.url())
+	p, err := NewPublisher(nc, src, PublisherOptions{Timeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if got, err := p.Resync(b.Context(), ResyncOptions{}); err != nil || got != users {
+			b.Fatalf("Resync = %d, %v", got, err)
+		}
+	}
+	b.ReportMetric(float64(users*b.N)/b.Elapsed().Seconds(), "users/s")
+}

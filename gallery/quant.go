@@ -90,7 +90,12 @@ func up(x float64) float32 {
 }
 
 // dot is the exact float32 score. Search's re-rank, Verify and SearchExact
-// all use it, so their scores agree to the bit.
+// all use it, so their scores agree to the bit. It is kept out of line so
+// that there is one compiled copy: the compiler may fuse multiply-adds
+// (GOAMD64=v3), and copies inlined into different callers could round
+// differently.
+//
+//go:noinline
 func dot(a, b []float32) float32 {
 	b = b[:len(a)]
 	var s0, s1, s2, s3 float32

@@ -88,11 +88,11 @@ func BenchmarkBootstrap100k(b *testing.B) {
 	n := startNATS(b)
 	src := bigSource(users)
 	nc, js := connect(b, n.url())
-	p, err := NewPublisher(nc, src, PublisherOptions{Timeout: time.Minute})
+	p, err := NewPublisher(nc, PublisherOptions{Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := p.Resync(b.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(b.Context(), src, ResyncOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	caught := errors.New("caught up")
@@ -120,13 +120,13 @@ func BenchmarkResync100k(b *testing.B) {
 	n := startNATS(b)
 	src := bigSource(users)
 	nc, _ := connect(b, n.url())
-	p, err := NewPublisher(nc, src, PublisherOptions{Timeout: time.Minute})
+	p, err := NewPublisher(nc, PublisherOptions{Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if got, err := p.Resync(b.Context(), ResyncOptions{}); err != nil || got != users {
+		if got, err := p.Resync(b.Context(), src, ResyncOptions{}); err != nil || got != users {
 			b.Fatalf("Resync = %d, %v", got, err)
 		}
 	}

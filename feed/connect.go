@@ -30,6 +30,10 @@ type ConnectOptions struct {
 	// chain to; CertFile and KeyFile are the client's own certificate and
 	// key for mutual TLS.
 	CAFile, CertFile, KeyFile string
+	// InProcess, when set, connects to an embedded server in the same
+	// process (*natsd.Server) without the network; URL is then only a
+	// label.
+	InProcess nats.InProcessConnProvider
 	// InboxPrefix replaces "_INBOX" as the prefix of reply subjects. An
 	// edge connecting under EdgePermissions sets it to EdgeInboxPrefix.
 	InboxPrefix string
@@ -103,6 +107,9 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 			return nil, errors.New("feed: a NATS client certificate needs both NATS_CERT and NATS_KEY")
 		}
 		opts = append(opts, nats.ClientCert(o.CertFile, o.KeyFile))
+	}
+	if o.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(o.InProcess))
 	}
 	if o.InboxPrefix != "" {
 		opts = append(opts, nats.CustomInboxPrefix(o.InboxPrefix))

@@ -188,11 +188,11 @@ func TestConsumeUndecodable(t *testing.T) {
 	n := startNATS(t)
 	nc, js := connect(t, n.url())
 	src := newSource()
-	p, err := NewPublisher(nc, src, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// Garbage, then a change whose payload names another user.
@@ -218,14 +218,14 @@ func TestGapRuleAfterPurge(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, err := NewPublisher(nc, src, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
 		src.upsert(fmt.Sprintf("u%d", i), 8)
 	}
-	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	// The edge applies everything and saves its position.
@@ -240,14 +240,14 @@ func TestGapRuleAfterPurge(t *testing.T) {
 	// before it reads them.
 	src.upsert("u9", 8)
 	src.del("u0")
-	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	s, _ := js.Stream(t.Context(), UsersStream)
 	if err := s.Purge(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st = streamInfo(t, js)
@@ -272,12 +272,12 @@ func TestConsumeNoticesRecreation(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, err := NewPublisher(nc, src, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	src.upsert("a", 8)
-	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	st := streamInfo(t, js)
@@ -289,7 +289,7 @@ func TestConsumeNoticesRecreation(t *testing.T) {
 			func([]Delivery) error { return nil })
 	}()
 	time.Sleep(200 * time.Millisecond)
-	if _, err := p.Resync(t.Context(), ResyncOptions{Recreate: true}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{Recreate: true}); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-errc; !errors.Is(err, ErrStreamReset) {

@@ -181,7 +181,7 @@ func waitStream(t testing.TB, js jetstream.JetStream, src *memSource) {
 
 func runPublisher(t testing.TB, nc *nats.Conn, src Source, o PublisherOptions) (*Publisher, context.CancelFunc) {
 	t.Helper()
-	p, err := NewPublisher(nc, src, o)
+	p, err := NewPublisher(nc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func runPublisher(t testing.TB, nc *nats.Conn, src Source, o PublisherOptions) (
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := p.Run(ctx); err != nil {
+		if err := p.Run(ctx, src); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}()
@@ -335,18 +335,18 @@ func TestResync(t *testing.T) {
 		src.upsert(fmt.Sprintf("u%d", i), 8)
 	}
 	src.del("u7")
-	p, err := NewPublisher(nc, src, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Without Run, as `central resync` uses it.
-	got, err := p.Resync(t.Context(), ResyncOptions{})
+	got, err := p.Resync(t.Context(), src, ResyncOptions{})
 	if err != nil || got != 30 {
 		t.Fatalf("Resync = %d, %v; want 30", got, err)
 	}
 	waitStream(t, js, src)
 	st1 := streamInfo(t, js)
-	if got, err := p.Resync(t.Context(), ResyncOptions{}); err != nil || got != 30 {
+	if got, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil || got != 30 {
 		t.Fatalf("second Resync = %d, %v", got, err)
 	}
 	st2 := streamInfo(t, js)
@@ -360,7 +360,7 @@ func TestResync(t *testing.T) {
 	if _, err := js.PublishMsg(t.Context(), stray); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Resync(t.Context(), ResyncOptions{Recreate: true}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{Recreate: true}); err != nil {
 		t.Fatal(err)
 	}
 	waitStream(t, js, src)
@@ -399,11 +399,11 @@ func TestTokenKey(t *testing.T) {
 	stop()
 	// A rotated key replaces the old one.
 	key2 := &pb.TokenKey{KeyId: "k2", PublicKey: []byte("fedcba9876543210fedcba9876543210")}
-	p, err := NewPublisher(nc, newSource(), PublisherOptions{TokenKey: key2})
+	p, err := NewPublisher(nc, PublisherOptions{TokenKey: key2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), newSource(), ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := FetchTokenKey(t.Context(), js)
@@ -436,7 +436,7 @@ func TestQueueOverflowReconciles(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, err := NewPublisher(nc, src, PublisherOptions{QueueSize: 2})
+	p, err := NewPublisher(nc, PublisherOptions{QueueSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,6 +449,6 @@ func TestQueueOverflowReconciles(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	go p.Run(ctx)
+	go p.Run(ctx, src)
 	waitStream(t, js, src)
 }

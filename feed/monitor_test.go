@@ -119,11 +119,11 @@ func TestMonitor(t *testing.T) {
 	for i := range 10 {
 		src.upsert(fmt.Sprintf("u%d", i), 4)
 	}
-	p, err := NewPublisher(nc, src, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	hb := 500 * time.Millisecond
@@ -174,7 +174,7 @@ func TestMonitor(t *testing.T) {
 	// once it applies the change, it is in sync again.
 	send()
 	src.upsert("u3", 4) // revision 11
-	if _, err := p.Resync(t.Context(), ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitEdges(t, m, nil, func(es []EdgeState) bool { return es[2].CentralRevision == central+1 })

@@ -61,7 +61,6 @@ type PublisherOptions struct {
 type Publisher struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
-	src   Source
 	o     PublisherOptions
 	log   *slog.Logger
 	queue chan *pb.UserChange
@@ -82,9 +81,9 @@ type Publisher struct {
 	lastReconcile                  time.Time
 }
 
-// NewPublisher returns a publisher of src's changes on nc. Start its loop
-// with Run.
-func NewPublisher(nc *nats.Conn, src Source, o PublisherOptions) (*Publisher, error) {
+// NewPublisher returns a publisher on nc. Start its loop with Run; until
+// then Publish queues.
+func NewPublisher(nc *nats.Conn, o PublisherOptions) (*Publisher, error) {
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
 	}
@@ -107,7 +106,6 @@ func NewPublisher(nc *nats.Conn, src Source, o PublisherOptions) (*Publisher, er
 	return &Publisher{
 		nc:    nc,
 		js:    js,
-		src:   src,
 		o:     o,
 		log:   log,
 		queue: make(chan *pb.UserChange, o.QueueSize),
@@ -135,10 +133,11 @@ func (p *Publisher) Publish(c *pb.UserChange) {
 	}
 }
 
-// Run publishes queued changes and reconciles the stream until ctx ends.
-// It returns nil when ctx ends; NATS being unreachable is not an error, it
-// only delays publishing.
-func (p *Publisher) Run(ctx context.Context) error {
+// Run publishes queued changes, and reconciles the stream with src, until
+// ctx ends. It returns nil when ctx ends; NATS being unreachable is not an
+// error, it only delays publishing. src is a parameter rather than an
+// option because the registry itself takes the publisher when it is made.
+func (p *Publisher) Run(ctx context.Context, src Source) error {
 	status := p.nc.StatusChanged(nats.CONNECTED)
 	defer p.nc.RemoveStatusListener(status)
 	tick := time.NewTicker(p.o.CheckEvery)
@@ -159,7 +158,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 	}
 	for {
 		if dirty && retry == nil && p.nc.IsConnected() {
-			if err := p.reconcile(ctx); err != nil {
+			if err := p.reconcile(ctx, src); err != nil {
 				fail("reconcile", err)
 			} else {
 				dirty = false
@@ -178,7 +177,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			dirty = true
 		case <-tick.C:
 			if !dirty && p.nc.IsConnected() {
-				if reason, err := p.check(ctx); err != nil {
+				if reason, err := p.check(ctx, src); err != nil {
 					fail("stream check", err)
 				} else if reason != "" {
 					p.log.Info("feed: reconciling the users stream", "reason", reason)
@@ -334,7 +333,7 @@ func scanUsers(ctx context.Context, js jetstream.JetStream) (map[string]uint64, 
 
 // reconcile brings the users stream up to the registry: every user whose
 // state the stream lacks, or holds an older revision of, is published.
-func (p *Publisher) reconcile(ctx context.Context) error {
+func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := time.Now()
@@ -347,7 +346,7 @@ func (p *Publisher) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	rev, err := p.src.Revision(ctx)
+	rev, err := src.Revision(ctx)
 	if err != nil {
 		return fmt.Errorf("registry revision: %w", err)
 	}
@@ -362,7 +361,7 @@ func (p *Publisher) reconcile(ctx context.Context) error {
 	p.last = last // acks of the publishes below land here
 	sent := 0
 	ap := p.newAsync()
-	err = p.src.Snapshot(ctx, func(c *pb.UserChange) error {
+	err = src.Snapshot(ctx, func(c *pb.UserChange) error {
 		id, crev, _, err := changeKey(c)
 		if err != nil {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
@@ -416,7 +415,7 @@ func (p *Publisher) reconcile(ctx context.Context) error {
 // re-created, or the registry stayed ahead of what was published for two
 // checks in a row (a change written by another process or lost in a
 // crash). It returns the reason, or "".
-func (p *Publisher) check(ctx context.Context) (string, error) {
+func (p *Publisher) check(ctx context.Context, src Source) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
@@ -443,7 +442,7 @@ func (p *Publisher) check(ctx context.Context) (string, error) {
 	if err := p.publishTokenKey(ctx); err != nil {
 		return "", err
 	}
-	rev, err := p.src.Revision(ctx)
+	rev, err := src.Revision(ctx)
 	if err != nil {
 		return "", fmt.Errorf("registry revision: %w", err)
 	}
@@ -492,10 +491,10 @@ type ResyncOptions struct {
 	Recreate bool
 }
 
-// Resync republishes every user and deletion record of the registry and
-// returns how many. It runs with or without Run, so `central resync` can
-// use it alone.
-func (p *Publisher) Resync(ctx context.Context, o ResyncOptions) (int, error) {
+// Resync republishes every user and deletion record of src and returns
+// how many. It runs with or without Run, so `central resync` can use it
+// alone.
+func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (int, error) {
 	if err := waitConnected(ctx, p.nc); err != nil {
 		return 0, fmt.Errorf("feed: NATS is unreachable: %w", err)
 	}
@@ -513,14 +512,14 @@ func (p *Publisher) Resync(ctx context.Context, o ResyncOptions) (int, error) {
 	if err := p.publishTokenKey(ctx); err != nil {
 		return 0, fmt.Errorf("feed: %w", err)
 	}
-	rev, err := p.src.Revision(ctx)
+	rev, err := src.Revision(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("feed: registry revision: %w", err)
 	}
 	p.last = make(map[string]uint64)
 	n := 0
 	ap := p.newAsync()
-	err = p.src.Snapshot(ctx, func(c *pb.UserChange) error {
+	err = src.Snapshot(ctx, func(c *pb.UserChange) error {
 		id, crev, _, err := changeKey(c)
 		if err != nil {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)

@@ -184,6 +184,12 @@ func (s *Server) ClientURL() string {
 	return s.ns.ClientURL() // tls:// when TLS is required
 }
 
+// InProcessConn returns a connection to the server that bypasses the
+// network (and TLS, which guards only the network): the host process's own
+// client uses it through nats.InProcessServer, feed.ConnectOptions'
+// InProcess.
+func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }
+
 // Shutdown stops the server and waits until it has stopped. JetStream data
 // stays in the store folder for the next Start.
 func (s *Server) Shutdown() {

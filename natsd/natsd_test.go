@@ -242,3 +242,27 @@ func newCert(t *testing.T, dir, name string, parent *x509.Certificate, parentKey
 	}
 	return cert, key
 }
+
+func TestInProcessWithTLSAndUsers(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey := newCert(t, dir, "ca", nil, nil)
+	newCert(t, dir, "server", ca, caKey)
+	p := func(name string) string { return filepath.Join(dir, name) }
+	s := start(t, Options{TLSCert: p("server.pem"), TLSKey: p("server.key"), TLSCA: p("ca.pem"),
+		Users: []User{{Name: "central", Password: "pw"}}})
+	// No certificate, no TLS: the in-process connection needs neither,
+	// but it still authenticates.
+	if nc, err := nats.Connect("", nats.InProcessServer(s)); err == nil {
+		nc.Close()
+		t.Fatal("in-process connection without credentials accepted")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(s), nats.UserInfo("central", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.AccountInfo(t.Context()); err != nil {
+		t.Fatalf("JetStream in process: %v", err)
+	}
+}

@@ -64,8 +64,7 @@ func (g *Gallery) Dims() int { return g.dims }
 // (within 1e-3); at least one is required. On error the gallery is
 // unchanged. The vectors are copied.
 func (g *Gallery) Upsert(userID string, vectors [][]float32) error {
-	s0 := g.load()
-	e, err := encode(s0.dims, s0.stride, s0.gamma, userID, vectors)
+	e, err := encode(g.dims, userID, vectors)
 	if err != nil {
 		return err
 	}
@@ -109,13 +108,6 @@ func (g *Gallery) Len() int {
 	return len(g.cur.users)
 }
 
-// load returns the current set for reading its immutable fields.
-func (g *Gallery) load() *set {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.cur
-}
-
 // Reset replaces the whole gallery with the users that load adds, for a
 // bulk (re)build. The new set is built off to the side and swapped in at the
 // end, so searches see either the old set or the complete new one, never a
@@ -130,7 +122,7 @@ func (g *Gallery) Reset(load func(add func(userID string, vectors [][]float32) e
 		if _, dup := ns.byID[userID]; dup {
 			return faceauth.E(faceauth.KindInvalid, "duplicate_user", "User %q was added twice.", userID)
 		}
-		e, err := encode(ns.dims, ns.stride, ns.gamma, userID, vectors)
+		e, err := encode(g.dims, userID, vectors)
 		if err != nil {
 			return err
 		}
@@ -146,22 +138,28 @@ func (g *Gallery) Reset(load func(add func(userID string, vectors [][]float32) e
 	return nil
 }
 
-// checkQuery reports whether q can be scored: Dims finite values.
+// maxQueryNorm is the largest query norm scored. Real queries are unit
+// vectors; the limit only keeps float32 scores far from overflow, which
+// the exactness proof assumes.
+const maxQueryNorm = 1e6
+
+// checkQuery reports whether q can be scored: Dims finite values with a
+// norm of at most maxQueryNorm.
 func (g *Gallery) checkQuery(q []float32) bool {
 	if len(q) != g.dims {
 		return false
 	}
+	var nn float64
 	for _, x := range q {
-		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-			return false
-		}
+		nn += float64(x) * float64(x)
 	}
-	return true
+	return nn <= maxQueryNorm*maxQueryNorm // false for NaN and ±Inf too
 }
 
 // Verify returns the user's score against q, the best exact cosine over
-// their references (1:1). ok is false when the user is unknown, or when q
-// does not have Dims finite values: a bad query matches nothing.
+// their references (1:1). q should be L2-normalised, like the references.
+// ok is false when the user is unknown, or when q is not a query Search
+// accepts: a bad query matches nothing.
 func (g *Gallery) Verify(userID string, q []float32) (score float32, ok bool) {
 	if !g.checkQuery(q) {
 		return 0, false

@@ -32,6 +32,14 @@ var generators = map[string]func(rng *rand.Rand, dims, users, refs int) dataset{
 				d.queries = append(d.queries, near(rng, d.m[uid(rng.IntN(users))][0], 0.6))
 			}
 		}
+		// Queries need not be unit vectors for the guarantee to hold.
+		for _, f := range []float32{5, 1e-3} {
+			q := near(rng, d.m[uid(rng.IntN(users))][0], 0.6)
+			for i := range q {
+				q[i] *= f
+			}
+			d.queries = append(d.queries, q)
+		}
 		return d
 	},
 	// Users around a few centres, like faces of similar people.
@@ -478,8 +486,12 @@ func TestBadQueriesMatchNothing(t *testing.T) {
 	}
 	nan := append([]float32(nil), v...)
 	nan[0] = float32(math.NaN())
+	inf := append([]float32(nil), v...)
+	inf[1] = float32(math.Inf(-1))
+	huge := append([]float32(nil), v...)
+	huge[2] = 1e30 // its products would overflow float32
 	for name, q := range map[string][]float32{
-		"short": v[:dims-1], "long": append(v[:dims:dims], 0), "nil": nil, "NaN": nan,
+		"short": v[:dims-1], "long": append(v[:dims:dims], 0), "nil": nil, "NaN": nan, "Inf": inf, "huge": huge,
 	} {
 		if m := g.Search(q, 1, -1); m != nil {
 			t.Errorf("%s: Search = %v, want nil", name, m)

@@ -8,8 +8,10 @@ import (
 // Search returns the k users whose exact scores against q are highest and
 // at least minScore, best first (1:N); users with equal scores come in
 // user id order. The result is exactly what SearchExact returns, found
-// through the int8 scan described in the package documentation. A query
-// that does not have Dims finite values matches nothing.
+// through the int8 scan described in the package documentation. q should
+// be L2-normalised, like the references, for the scores to be cosines; a
+// query that does not have Dims finite values, or whose norm is over 1e6,
+// matches nothing (nil).
 func (g *Gallery) Search(q []float32, k int, minScore float32) []Match {
 	m, _ := g.search(q, k, minScore)
 	return m
@@ -26,7 +28,7 @@ func (g *Gallery) search(q []float32, k int, minScore float32) ([]Match, int) {
 	}
 	defer g.scratch.Put(sc)
 
-	stride := (g.dims + 31) &^ 31
+	stride := strideFor(g.dims)
 	sc.q = resize(sc.q, stride)
 	qz, _ := quantize(sc.q, q) // q is finite: checked above
 

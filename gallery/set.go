@@ -22,7 +22,6 @@ type user struct {
 // quantised rows in one slab. Gallery.mu guards it; see Gallery.
 type set struct {
 	dims, stride int
-	gamma        float64
 
 	// Per row, all of the same length.
 	codes []int8    // stride bytes per row, zero-padded
@@ -36,13 +35,11 @@ type set struct {
 }
 
 func newSet(dims int) *set {
-	return &set{
-		dims:   dims,
-		stride: (dims + 31) &^ 31,
-		gamma:  gamma(dims),
-		byID:   make(map[string]int32),
-	}
+	return &set{dims: dims, stride: strideFor(dims), byID: make(map[string]int32)}
 }
+
+// strideFor is the bytes per row: dims rounded up to the AVX2 scan's 32.
+func strideFor(dims int) int { return (dims + 31) &^ 31 }
 
 func (s *set) rows() int { return len(s.scale) }
 
@@ -57,14 +54,14 @@ type encoded struct {
 }
 
 // encode checks and quantises vectors for the user id.
-func encode(dims, stride int, gam float64, id string, vectors [][]float32) (*encoded, error) {
+func encode(dims int, id string, vectors [][]float32) (*encoded, error) {
 	if err := faceauth.ValidateUserID(id); err != nil {
 		return nil, err
 	}
 	if len(vectors) == 0 {
 		return nil, faceauth.E(faceauth.KindInvalid, "no_embeddings", "User %q has no reference embeddings.", id)
 	}
-	n := len(vectors)
+	n, stride, gam := len(vectors), strideFor(dims), gamma(dims)
 	e := &encoded{
 		vecs:  make([]float32, n*dims),
 		codes: make([]int8, n*stride),

@@ -228,6 +228,8 @@ func (d *db) close() error {
 	return d.bolt.Close()
 }
 
+// view runs fn in a read transaction. Never nest views: a compaction
+// waiting for the swap would block the inner one for good.
 func (d *db) view(fn func(*bbolt.Tx) error) error {
 	d.mu.RLock()
 	defer d.mu.RUnlock()

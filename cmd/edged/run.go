@@ -1,0 +1,257 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/edged"
+	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/models"
+	"github.com/xplore/faceauth/models/face"
+)
+
+// Defaults of the run command.
+const (
+	defaultNATS   = "nats://127.0.0.1:4222"
+	defaultListen = "127.0.0.1:5001"
+	defaultData   = "./edge-data"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "run",
+		Usage: "serve verify and identify from the local copy and follow the change feed",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Usage: "HTTP address", EnvVars: []string{"EDGE_LISTEN_ADDR"}, Value: defaultListen},
+			&cli.StringFlag{Name: "data", Usage: "folder of the edge's database", EnvVars: []string{"EDGE_DATA_DIR"}, Value: defaultData},
+			&cli.StringFlag{Name: "edge-id", Usage: "this edge's id: letters, digits, '-' and '_' (default: the host name)", EnvVars: []string{"EDGE_ID"}},
+			&cli.StringFlag{Name: "models-dir", Usage: "folder holding the fetched, pinned model files", EnvVars: []string{"MODELS_DIR"}, Value: models.DefaultDir},
+			&cli.StringFlag{Name: "model", Usage: "embedding model; must match central's", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
+			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers (0: one per CPU)", EnvVars: []string{"FACE_WORKERS"}},
+			&cli.StringFlag{Name: "liveness", Usage: "run the presentation-attack check: on or off", EnvVars: []string{"LIVENESS_CHECK"}, Value: "off"},
+			&cli.StringFlag{Name: "max-body", Usage: "largest request body, e.g. 10MiB", EnvVars: []string{"MAX_BODY_BYTES"}, Value: "10MiB"},
+			&cli.StringFlag{Name: "token-public-key", Usage: "central's token public key (base64 or hex), used until one arrives over NATS", EnvVars: []string{"TOKEN_PUBLIC_KEY"}},
+			&cli.StringFlag{Name: "heartbeat", Usage: "interval of status messages", EnvVars: []string{"EDGE_HEARTBEAT"}, Value: edged.DefaultHeartbeat.String()},
+			&cli.StringFlag{Name: "compact-delay", Usage: "wait after a delete before the erasing compaction, to gather a burst", EnvVars: []string{"EDGE_COMPACT_DELAY"}, Value: edged.DefaultCompactDelay.String()},
+			&cli.StringFlag{Name: "nats", Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"NATS_URL"}, Value: defaultNATS},
+			&cli.StringFlag{Name: "nats-user", Usage: "NATS user name", EnvVars: []string{"NATS_USER"}},
+			&cli.StringFlag{Name: "nats-password", Usage: "NATS password", EnvVars: []string{"NATS_PASSWORD"}},
+			&cli.StringFlag{Name: "nats-nkey", Usage: "file with this edge's NATS NKey seed", EnvVars: []string{"NATS_NKEY_SEED"}},
+			&cli.StringFlag{Name: "nats-creds", Usage: "NATS .creds file", EnvVars: []string{"NATS_CREDS"}},
+			&cli.StringFlag{Name: "nats-ca", Usage: "PEM file of the CA the NATS server's certificate chains to", EnvVars: []string{"NATS_CA"}},
+			&cli.StringFlag{Name: "nats-cert", Usage: "client certificate for mutual TLS", EnvVars: []string{"NATS_CERT"}},
+			&cli.StringFlag{Name: "nats-key", Usage: "client key for mutual TLS", EnvVars: []string{"NATS_KEY"}},
+			&cli.StringFlag{Name: "nats-inbox-prefix", Usage: "reply-subject prefix (default: the edge's own, as its NATS permissions expect)", EnvVars: []string{"NATS_INBOX_PREFIX"}},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"LOG_LEVEL"}, Value: "info"},
+		},
+		Action: run,
+	}
+}
+
+func run(c *cli.Context) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	edgeID := c.String("edge-id")
+	if edgeID == "" {
+		var err error
+		if edgeID, err = hostEdgeID(); err != nil {
+			return err
+		}
+	}
+	if err := feed.ValidateEdgeID(edgeID); err != nil {
+		return fmt.Errorf("--edge-id: %w", err)
+	}
+	liveness, err := config.ParseSwitch(c.String("liveness"))
+	if err != nil {
+		return fmt.Errorf("--liveness: %w", err)
+	}
+	maxBody, err := config.ParseBytes(c.String("max-body"))
+	if err != nil {
+		return fmt.Errorf("--max-body: %w", err)
+	}
+	heartbeat, err := config.ParseDuration(c.String("heartbeat"))
+	if err != nil || heartbeat <= 0 {
+		return fmt.Errorf("--heartbeat: %q is not a positive duration", c.String("heartbeat"))
+	}
+	compactDelay, err := config.ParseDuration(c.String("compact-delay"))
+	if err != nil || compactDelay <= 0 {
+		return fmt.Errorf("--compact-delay: %q is not a positive duration", c.String("compact-delay"))
+	}
+	var pub ed25519.PublicKey
+	if s := c.String("token-public-key"); s != "" {
+		if pub, err = parsePublicKey(s); err != nil {
+			return fmt.Errorf("--token-public-key: %w", err)
+		}
+	}
+	dims, err := modelDims(c.String("models-dir"), c.String("model"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("--listen: %w", err)
+	}
+	defer ln.Close()
+
+	engine, err := face.New(c.Context, face.Config{
+		ModelsDir: c.String("models-dir"),
+		Model:     c.String("model"),
+		Workers:   c.Int("workers"),
+		Log:       log,
+	})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+
+	e, err := edged.Open(edged.Config{
+		EdgeID:         edgeID,
+		DataDir:        c.String("data"),
+		Version:        c.App.Version,
+		Prober:         engine,
+		Dims:           dims,
+		TokenPublicKey: pub,
+		Heartbeat:      heartbeat,
+		CompactDelay:   compactDelay,
+		Liveness:       liveness,
+		MaxBodyBytes:   maxBody,
+		Log:            log,
+	})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+
+	inbox := c.String("nats-inbox-prefix")
+	if inbox == "" {
+		inbox = feed.EdgeInboxPrefix(edgeID)
+	}
+	nc, err := feed.Connect(c.Context, feed.ConnectOptions{
+		URL:          c.String("nats"),
+		Name:         "edge " + edgeID,
+		User:         c.String("nats-user"),
+		Password:     c.String("nats-password"),
+		NKeySeedFile: c.String("nats-nkey"),
+		CredsFile:    c.String("nats-creds"),
+		CAFile:       c.String("nats-ca"),
+		CertFile:     c.String("nats-cert"),
+		KeyFile:      c.String("nats-key"),
+		InboxPrefix:  inbox,
+		Log:          log,
+	})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+
+	srv := &http.Server{
+		Handler:           e.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("edge serving", "edge_id", edgeID, "listen", ln.Addr().String(), "data", c.String("data"),
+		"nats", c.String("nats"), "model", engine.ModelID(), "users", e.Users(), "version", c.App.Version)
+
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	runDone := make(chan error, 1)
+	go func() { runDone <- e.Run(ctx, nc) }()
+
+	select {
+	case <-c.Context.Done():
+		log.Info("shutting down")
+	case err = <-serveErr:
+		log.Error("HTTP server stopped", "err", err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		log.Warn("HTTP shutdown", "err", serr)
+	}
+	cancel()
+	if rerr := <-runDone; rerr != nil && err == nil {
+		err = rerr
+	}
+	if ferr := nc.FlushTimeout(2 * time.Second); ferr != nil && nc.IsConnected() {
+		log.Warn("NATS flush", "err", ferr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// hostEdgeID derives an edge id from the host name: its first label, with
+// characters an edge id may not hold replaced by '-'.
+func hostEdgeID() (string, error) {
+	h, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("no --edge-id given and the host name is unknown: %w", err)
+	}
+	h, _, _ = strings.Cut(h, ".")
+	id := strings.Map(func(r rune) rune {
+		switch {
+		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '-'
+	}, h)
+	if len(id) > feed.MaxEdgeIDLen {
+		id = id[:feed.MaxEdgeIDLen]
+	}
+	return id, nil
+}
+
+// parsePublicKey reads an Ed25519 public key written as standard or URL
+// base64 (padded or not) or hex.
+func parsePublicKey(s string) (ed25519.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	for _, dec := range []func(string) ([]byte, error){
+		base64.StdEncoding.DecodeString, base64.RawStdEncoding.DecodeString,
+		base64.URLEncoding.DecodeString, base64.RawURLEncoding.DecodeString,
+		hex.DecodeString,
+	} {
+		if b, err := dec(s); err == nil && len(b) == ed25519.PublicKeySize {
+			return ed25519.PublicKey(b), nil
+		}
+	}
+	return nil, fmt.Errorf("not a %d-byte Ed25519 public key in base64 or hex", ed25519.PublicKeySize)
+}
+
+// modelDims returns the embedding size of the model named model.
+func modelDims(dir, model string) (int, error) {
+	m, err := models.Load(dir)
+	if err != nil {
+		return 0, err
+	}
+	emb, err := m.Embedder(model)
+	if err != nil {
+		return 0, err
+	}
+	return emb.Dims, nil
+}
+
+// check that the engine fits the edge's need.
+var _ api.Prober = (*face.Engine)(nil)

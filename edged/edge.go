@@ -1,0 +1,333 @@
+// Package edged is the edge daemon: it keeps a copy of the enrolled users'
+// embeddings (never images) in a bbolt file, follows the change feed that
+// central publishes over NATS JetStream, and answers verify and identify
+// requests from that copy, also while NATS and central are unreachable.
+//
+// The pieces: db.go holds the file (generations swapped for a full resync,
+// compaction for erasure), sync.go follows the feed and applies the gap
+// rule, eraser.go compacts after deletes and then sends the receipts,
+// http.go serves the same verify and identify contract as central.
+package edged
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/gallery"
+	"github.com/xplore/faceauth/metrics"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// DBFileName is the name of the bbolt file in the data folder.
+const DBFileName = "edge.db"
+
+// Defaults of the Config fields left zero.
+const (
+	DefaultHeartbeat    = 5 * time.Second
+	DefaultCompactDelay = 2 * time.Second
+)
+
+// Config configures an Edge.
+type Config struct {
+	// EdgeID names the edge in heartbeats, receipts and NATS subjects.
+	EdgeID string
+	// DataDir holds the bbolt file.
+	DataDir string
+	// Version is reported in heartbeats.
+	Version string
+	// Prober is the face pipeline; its ModelID decides which embeddings
+	// the edge accepts.
+	Prober api.Prober
+	// Dims is the length of the Prober model's embeddings.
+	Dims int
+	// TokenPublicKey, when set, checks tokens until the edge has a key
+	// from NATS. A key received from NATS, cached in the file, wins.
+	TokenPublicKey ed25519.PublicKey
+	// Heartbeat is the interval of status messages and of the check of
+	// the stream for gaps; 0 means DefaultHeartbeat.
+	Heartbeat time.Duration
+	// CompactDelay gathers a burst of deletes into one compaction; 0
+	// means DefaultCompactDelay.
+	CompactDelay time.Duration
+	// Liveness runs the presentation-attack check on verify and identify.
+	Liveness bool
+	// Limit is the per-user verify lockout; the zero value means
+	// api.DefaultLimit.
+	Limit api.LimitConfig
+	// MaxBodyBytes bounds request bodies; 0 means api.DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Log receives the edge's logs; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Edge is a running edge: the file, the in-memory gallery loaded from it
+// and the counters its heartbeat reports. Open it, serve Handler, and call
+// Run to follow the feed.
+type Edge struct {
+	cfg     Config
+	log     *slog.Logger
+	model   string
+	db      *db
+	gallery *gallery.Gallery
+	tokens  *tokenKeys
+	started time.Time
+
+	reg      *metrics.Registry
+	apiMet   *api.Metrics
+	limiter  *api.Limiter
+	verifies struct{ total, accepted, rejected atomic.Uint64 }
+
+	// changed wakes the heartbeat after a change; dirtyCh wakes the
+	// eraser after a delete or a resync.
+	changed chan struct{}
+	dirtyCh chan struct{}
+	// needReload is set when a resync was swapped in but the gallery was
+	// not rebuilt; only the sync goroutine uses it.
+	needReload bool
+
+	mu        sync.Mutex // guards the fields below
+	state     syncState
+	refused   map[string]int
+	lastSync  time.Time
+	lastErr   string
+	resyncing bool
+	connected bool
+	invalid   uint64
+	compacts  uint64
+	resyncN   uint64
+	owed      int
+}
+
+// Open opens the edge's file in cfg.DataDir and loads its users into
+// memory. The edge can verify as soon as Open returns, before any contact
+// with NATS.
+func Open(cfg Config) (*Edge, error) {
+	if err := feed.ValidateEdgeID(cfg.EdgeID); err != nil {
+		return nil, err
+	}
+	if cfg.Prober == nil || cfg.Dims <= 0 || cfg.Dims > gallery.MaxDims {
+		return nil, errors.New("edged: a face pipeline and its embedding size are required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("edged: a data folder is required")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.CompactDelay <= 0 {
+		cfg.CompactDelay = DefaultCompactDelay
+	}
+	if cfg.Limit == (api.LimitConfig{}) {
+		cfg.Limit = api.DefaultLimit
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	e := &Edge{
+		cfg:     cfg,
+		log:     log,
+		model:   cfg.Prober.ModelID(),
+		gallery: gallery.New(cfg.Dims),
+		tokens:  &tokenKeys{},
+		started: time.Now(),
+		limiter: api.NewLimiter(cfg.Limit, nil),
+		changed: make(chan struct{}, 1),
+		dirtyCh: make(chan struct{}, 1),
+		refused: map[string]int{},
+	}
+	d, err := openDB(filepath.Join(cfg.DataDir, DBFileName), e.model)
+	if err != nil {
+		return nil, err
+	}
+	e.db = d
+	if err := e.init(); err != nil {
+		d.close()
+		return nil, err
+	}
+	e.registerMetrics()
+	return e, nil
+}
+
+func (e *Edge) init() error {
+	if old, err := e.db.edgeID(); err != nil {
+		return err
+	} else if old != e.cfg.EdgeID {
+		if old != "" {
+			e.log.Warn("the data folder was used by another edge id", "was", old, "now", e.cfg.EdgeID)
+		}
+		if err := e.db.setEdgeID(e.cfg.EdgeID); err != nil {
+			return err
+		}
+	}
+	if err := e.reload(); err != nil {
+		return err
+	}
+	st, err := e.db.state()
+	if err != nil {
+		return err
+	}
+	e.state = st
+	cached, err := e.db.tokenKey()
+	if err != nil {
+		return err
+	}
+	switch {
+	case cached != nil:
+		if len(cached.PublicKey) != ed25519.PublicKeySize {
+			return fmt.Errorf("edged: the cached token key has %d bytes, not %d", len(cached.PublicKey), ed25519.PublicKeySize)
+		}
+		e.tokens.set(ed25519.PublicKey(cached.PublicKey))
+		if e.cfg.TokenPublicKey != nil && !e.cfg.TokenPublicKey.Equal(ed25519.PublicKey(cached.PublicKey)) {
+			e.log.Warn("the provisioned token key differs from the one last received from NATS; using the received one",
+				"provisioned", auth.KeyIDOf(e.cfg.TokenPublicKey), "received", cached.KeyId)
+		}
+	case e.cfg.TokenPublicKey != nil:
+		if len(e.cfg.TokenPublicKey) != ed25519.PublicKeySize {
+			return fmt.Errorf("edged: the token public key has %d bytes, not %d", len(e.cfg.TokenPublicKey), ed25519.PublicKeySize)
+		}
+		e.tokens.set(e.cfg.TokenPublicKey)
+	}
+	e.log.Info("edge loaded", "users", e.gallery.Len(), "sequence", st.Seq, "revision", st.Revision,
+		"model", e.model, "token_key", e.tokens.keyID())
+	return nil
+}
+
+// reload replaces the gallery with the served set of the file.
+func (e *Edge) reload() error {
+	var counts loadCounts
+	err := e.gallery.Reset(func(add func(string, [][]float32) error) error {
+		var err error
+		counts, err = e.db.load(add)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("edged: load the user set: %w", err)
+	}
+	e.mu.Lock()
+	e.refused = counts.Refused
+	e.mu.Unlock()
+	for m, n := range counts.Refused {
+		e.log.Warn("users enrolled only with a model this edge does not run are left out", "model", m, "users", n, "edge_model", e.model)
+	}
+	return nil
+}
+
+// Close closes the file. Call it after Run has returned.
+func (e *Edge) Close() error { return e.db.close() }
+
+// resyncs returns the number of full resyncs finished since Open.
+func (e *Edge) resyncs() uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.resyncN
+}
+
+// EdgeID returns the edge's id.
+func (e *Edge) EdgeID() string { return e.cfg.EdgeID }
+
+// Users returns the number of users the edge can verify.
+func (e *Edge) Users() int { return e.gallery.Len() }
+
+// Status returns the edge's heartbeat as it would be sent now.
+func (e *Edge) Status() *pb.EdgeStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := &pb.EdgeStatus{
+		EdgeId:          e.cfg.EdgeID,
+		Version:         e.cfg.Version,
+		Model:           e.model,
+		AppliedRevision: e.state.Revision,
+		AppliedSequence: e.state.Seq,
+		UserCount:       int64(e.gallery.Len()),
+		SentAt:          timestamppb.Now(),
+		StartedAt:       timestamppb.New(e.started),
+		VerifyTotal:     e.verifies.total.Load(),
+		VerifyAccepted:  e.verifies.accepted.Load(),
+		VerifyRejected:  e.verifies.rejected.Load(),
+		LastError:       e.lastErr,
+		Resyncing:       e.resyncing,
+	}
+	if !e.lastSync.IsZero() {
+		s.LastSync = timestamppb.New(e.lastSync)
+	}
+	for m, n := range e.refused {
+		if n > 0 {
+			s.RefusedModels = append(s.RefusedModels, m)
+		}
+	}
+	slices.Sort(s.RefusedModels)
+	return s
+}
+
+// setError records the last error for the heartbeat; nil clears it.
+func (e *Edge) setError(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err == nil {
+		e.lastErr = ""
+		return
+	}
+	e.lastErr = err.Error()
+}
+
+// notify wakes the goroutine waiting on ch without blocking.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// tokenKeys holds the key tokens are checked with; it changes when central
+// publishes a new one.
+type tokenKeys struct{ v atomic.Pointer[auth.Verifier] }
+
+func (t *tokenKeys) set(pub ed25519.PublicKey) { t.v.Store(auth.NewVerifier(pub)) }
+
+func (t *tokenKeys) keyID() string {
+	if v := t.v.Load(); v != nil {
+		return v.KeyID()
+	}
+	return ""
+}
+
+// Check implements api.TokenChecker.
+func (t *tokenKeys) Check(token string, now time.Time) (*auth.Claims, error) {
+	v := t.v.Load()
+	if v == nil {
+		return nil, faceauth.E(faceauth.KindUnavailable, "no_token_key",
+			"This edge has no token key yet: connect it to NATS once, or provision the key with --token-public-key.")
+	}
+	return v.Check(token, now)
+}
+
+// setTokenKey caches and uses k, when it is new.
+func (e *Edge) setTokenKey(k *pb.TokenKey) error {
+	if len(k.GetPublicKey()) != ed25519.PublicKeySize {
+		return fmt.Errorf("the token key from NATS has %d bytes, not %d", len(k.GetPublicKey()), ed25519.PublicKeySize)
+	}
+	pub := ed25519.PublicKey(k.PublicKey)
+	if v := e.tokens.v.Load(); v != nil && v.PublicKey().Equal(pub) {
+		return nil
+	}
+	if err := e.db.setTokenKey(k); err != nil {
+		return err
+	}
+	e.tokens.set(pub)
+	e.log.Info("token key received", "key_id", auth.KeyIDOf(pub))
+	return nil
+}

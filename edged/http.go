@@ -1,0 +1,223 @@
+package edged
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/metrics"
+)
+
+// Handler serves the edge's HTTP API: POST /api/verify and POST
+// /api/identify (package api's handlers, the same contract as central's,
+// over the edge's own copy of the users), GET /healthz, GET /readyz and
+// GET /metrics. Nothing in it needs NATS or central.
+func (e *Edge) Handler() http.Handler {
+	fh := &api.FaceHandlers{
+		Prober:       e.cfg.Prober,
+		Gallery:      edgeGallery{e},
+		Searcher:     edgeSearcher{e},
+		Limiter:      e.limiter,
+		Liveness:     e.cfg.Liveness,
+		MaxBodyBytes: e.cfg.MaxBodyBytes,
+		Metrics:      e.apiMet,
+		Log:          e.log,
+	}
+	mux := http.NewServeMux()
+	route := func(pattern, name string, h http.Handler) {
+		mux.Handle(pattern, e.apiMet.Instrument(name, h))
+	}
+	route("POST /api/verify", "/api/verify",
+		api.RequireRole(e.tokens, auth.RoleVerify, e.log, e.countVerify(http.HandlerFunc(fh.Verify))))
+	route("POST /api/identify", "/api/identify",
+		api.RequireRole(e.tokens, auth.RoleVerify, e.log, http.HandlerFunc(fh.Identify)))
+	route("GET /healthz", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	route("GET /readyz", "/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		api.WriteJSON(w, http.StatusOK, e.Ready())
+	}))
+	mux.Handle("GET /metrics", e.reg.Handler())
+	mux.Handle("/", api.NotFound(e.log))
+	return mux
+}
+
+// Readiness is the body of GET /readyz. An open edge is always ready: it
+// serves from its file. Synced says whether it has also caught up with the
+// stream recently.
+type Readiness struct {
+	Ready           bool       `json:"ready"`
+	Synced          bool       `json:"synced"`
+	Resyncing       bool       `json:"resyncing"`
+	NATSConnected   bool       `json:"nats_connected"`
+	Users           int        `json:"users"`
+	AppliedSequence uint64     `json:"applied_sequence"`
+	AppliedRevision uint64     `json:"applied_revision"`
+	LastSync        *time.Time `json:"last_sync,omitempty"`
+	Model           string     `json:"model"`
+	TokenKeyID      string     `json:"token_key_id,omitempty"`
+	RefusedModels   []string   `json:"refused_models,omitempty"`
+	ReceiptsOwed    int        `json:"receipts_owed"`
+	LastError       string     `json:"last_error,omitempty"`
+}
+
+// Ready reports the edge's readiness.
+func (e *Edge) Ready() Readiness {
+	st := e.Status()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := Readiness{
+		Ready:           true,
+		Resyncing:       e.resyncing,
+		NATSConnected:   e.connected,
+		Users:           e.gallery.Len(),
+		AppliedSequence: e.state.Seq,
+		AppliedRevision: e.state.Revision,
+		Model:           e.model,
+		TokenKeyID:      e.tokens.keyID(),
+		RefusedModels:   st.RefusedModels,
+		ReceiptsOwed:    e.owed,
+		LastError:       e.lastErr,
+	}
+	if !e.lastSync.IsZero() {
+		t := e.lastSync
+		r.LastSync = &t
+		// Synced: caught up within three heartbeats, and not rebuilding.
+		r.Synced = !e.resyncing && time.Since(t) < 3*e.cfg.Heartbeat
+	}
+	return r
+}
+
+// edgeGallery gives the verify handler a user's embeddings from the file,
+// which is always the latest applied state.
+type edgeGallery struct{ e *Edge }
+
+// Embeddings implements api.Gallery.
+func (g edgeGallery) Embeddings(ctx context.Context, userID, model string) ([][]float32, error) {
+	if model != g.e.model {
+		return nil, faceauth.E(faceauth.KindInternal, "model_mismatch", "The edge holds %s embeddings, not %s.", g.e.model, model)
+	}
+	r, err := g.e.db.lookup(userID)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, faceauth.E(faceauth.KindNotFound, "unknown_user", "No user %q is enrolled.", userID)
+	}
+	if len(r.Vecs) == 0 {
+		return nil, faceauth.E(faceauth.KindUnavailable, "model_not_available",
+			"User %q is enrolled only with a model this edge does not run (%s); ask the administrator to re-enrol them.", userID, r.Refused)
+	}
+	return r.Vecs, nil
+}
+
+// edgeSearcher is 1:N over the in-memory gallery.
+type edgeSearcher struct{ e *Edge }
+
+// Search implements api.Searcher.
+func (s edgeSearcher) Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]api.Match, error) {
+	if model != s.e.model {
+		return nil, faceauth.E(faceauth.KindInternal, "model_mismatch", "The edge holds %s embeddings, not %s.", s.e.model, model)
+	}
+	ms := s.e.gallery.Search(probe, limit, threshold)
+	out := make([]api.Match, len(ms))
+	for i, m := range ms {
+		out[i] = api.Match{UserID: m.UserID, Similarity: m.Score}
+	}
+	return out, nil
+}
+
+// countVerify counts verify answers for the heartbeat: every request, and
+// of the answered ones those verified and those rejected.
+func (e *Edge) countVerify(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &captureWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(cw, r)
+		e.verifies.total.Add(1)
+		if cw.status != http.StatusOK {
+			return
+		}
+		var resp api.VerifyResponse
+		if json.Unmarshal(cw.body.Bytes(), &resp) == nil {
+			if resp.Verified {
+				e.verifies.accepted.Add(1)
+			} else {
+				e.verifies.rejected.Add(1)
+			}
+		}
+	})
+}
+
+// captureWriter keeps a copy of a small JSON answer.
+type captureWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+	body   bytes.Buffer
+}
+
+func (w *captureWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *captureWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	if w.body.Len() < 64<<10 {
+		w.body.Write(p)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *captureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// registerMetrics sets up /metrics: the request metrics shared with
+// central and the edge's own state.
+func (e *Edge) registerMetrics() {
+	e.reg = metrics.NewRegistry()
+	e.apiMet = api.NewMetrics(e.reg, "faceauth_edge")
+	locked := func(f func() float64) func() float64 {
+		return func() float64 {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			return f()
+		}
+	}
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	e.reg.GaugeFunc("faceauth_edge_users", "Users this edge can verify.", func() float64 { return float64(e.gallery.Len()) })
+	e.reg.GaugeFunc("faceauth_edge_applied_sequence", "Users-stream sequence of the last applied change.", locked(func() float64 { return float64(e.state.Seq) }))
+	e.reg.GaugeFunc("faceauth_edge_applied_revision", "Highest change revision applied.", locked(func() float64 { return float64(e.state.Revision) }))
+	e.reg.GaugeFunc("faceauth_edge_last_sync_timestamp_seconds", "When the edge last knew it was caught up with the stream (Unix seconds; 0: never).", locked(func() float64 {
+		if e.lastSync.IsZero() {
+			return 0
+		}
+		return float64(e.lastSync.UnixNano()) / 1e9
+	}))
+	e.reg.GaugeFunc("faceauth_edge_resyncing", "1 while a full resync is being built.", locked(func() float64 { return b(e.resyncing) }))
+	e.reg.GaugeFunc("faceauth_edge_nats_connected", "1 while connected to NATS.", locked(func() float64 { return b(e.connected) }))
+	e.reg.GaugeFunc("faceauth_edge_refused_users", "Users left out because they carry only embeddings of models this edge does not run.", locked(func() float64 {
+		n := 0
+		for _, c := range e.refused {
+			n += c
+		}
+		return float64(n)
+	}))
+	e.reg.GaugeFunc("faceauth_edge_invalid_changes_total", "Feed changes skipped as unusable.", locked(func() float64 { return float64(e.invalid) }))
+	e.reg.GaugeFunc("faceauth_edge_resyncs_total", "Full resyncs finished since start.", locked(func() float64 { return float64(e.resyncN) }))
+	e.reg.GaugeFunc("faceauth_edge_compactions_total", "File compactions done to remove erased data.", locked(func() float64 { return float64(e.compacts) }))
+	e.reg.GaugeFunc("faceauth_edge_receipts_owed", "Delete receipts waiting to be sent.", locked(func() float64 { return float64(e.owed) }))
+	e.reg.GaugeFunc("faceauth_edge_token_key_loaded", "1 when the edge has a token key.", func() float64 { return b(e.tokens.keyID() != "") })
+}

@@ -1,0 +1,84 @@
+package edged
+
+import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/feed"
+)
+
+// minHeartbeatGap spaces heartbeats sent on change, so that a bootstrap of
+// many batches does not flood the subject.
+const minHeartbeatGap = 250 * time.Millisecond
+
+// heartbeats publishes the edge's status every Heartbeat and soon after a
+// change. On each tick it also fetches the token key (so a rotated key
+// reaches the edge) and checks whether it is still in step with the
+// stream, which keeps last_sync fresh while nothing changes.
+func (e *Edge) heartbeats(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) {
+	tick := time.NewTicker(e.cfg.Heartbeat)
+	defer tick.Stop()
+	var last time.Time
+	poll := true // at once on start
+	for {
+		e.setConnected(nc.IsConnected())
+		if nc.IsConnected() {
+			if poll {
+				e.poll(ctx, js)
+			}
+			if err := feed.PublishStatus(nc, e.Status()); err != nil {
+				e.log.Warn("heartbeat not sent", "err", err)
+			}
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			poll = true
+		case <-e.changed:
+			poll = false
+			if !sleep(ctx, minHeartbeatGap-time.Since(last)) {
+				return
+			}
+		}
+	}
+}
+
+// poll fetches the token key and compares the stream's end with the
+// applied position.
+func (e *Edge) poll(ctx context.Context, js jetstream.JetStream) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	k, err := feed.FetchTokenKey(ctx, js)
+	switch {
+	case err == nil:
+		if err := e.setTokenKey(k); err != nil {
+			e.log.Error("token key from NATS not used", "err", err)
+			e.setError(err)
+		}
+	case faceauth.KindOf(err) == faceauth.KindUnavailable:
+		e.log.Debug("no token key on NATS yet", "err", err)
+	default:
+		e.log.Info("token key not fetched", "err", err)
+	}
+	st, err := feed.ReadStreamState(ctx, js)
+	if err != nil {
+		return
+	}
+	e.mu.Lock()
+	if !e.resyncing && st.Created.Equal(e.state.Created) && st.LastSeq <= e.state.Seq {
+		e.lastSync = time.Now()
+	}
+	e.mu.Unlock()
+}
+
+func (e *Edge) setConnected(v bool) {
+	e.mu.Lock()
+	e.connected = v
+	e.mu.Unlock()
+}

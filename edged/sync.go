@@ -1,0 +1,275 @@
+package edged
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/feed"
+)
+
+// maxBatch is the most changes applied in one bbolt transaction. Large
+// batches make a bootstrap fast (one fsync per batch); once the edge has
+// caught up, batches are single changes and apply at once.
+const maxBatch = 4096
+
+// Run follows the users stream on nc, sends heartbeats and receipts, and
+// compacts the file after deletes, until ctx ends. NATS outages only pause
+// it: the edge serves from its file meanwhile and resumes from its saved
+// position afterwards. Run returns nil when ctx ends.
+func (e *Edge) Run(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("edged: %w", err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { e.syncLoop(ctx, js) })
+	wg.Go(func() { e.heartbeats(ctx, nc, js) })
+	wg.Go(func() { e.eraser(ctx, nc, js) })
+	wg.Wait()
+	return nil
+}
+
+// syncLoop runs syncOnce again after each failure, backing off while NATS
+// or the stream is unavailable.
+func (e *Edge) syncLoop(ctx context.Context, js jetstream.JetStream) {
+	const minWait, maxWait = 500 * time.Millisecond, 15 * time.Second
+	wait := time.Duration(0)
+	for {
+		if !sleep(ctx, wait) {
+			return
+		}
+		progressed, err := e.syncOnce(ctx, js)
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case errors.Is(err, feed.ErrStreamReset):
+			e.log.Info("the users stream was re-created or reset; planning again")
+			wait = 0
+			continue
+		case progressed:
+			wait = minWait
+		default:
+			wait = min(max(2*wait, minWait), maxWait)
+		}
+		if faceauth.KindOf(err) == faceauth.KindUnavailable {
+			e.log.Info("waiting for the users stream", "err", err, "retry_in", wait)
+		} else {
+			e.log.Warn("sync stopped; retrying", "err", err, "retry_in", wait)
+		}
+		e.setError(err)
+	}
+}
+
+// sleep waits d or until ctx ends, reporting whether ctx is still live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// resync is a full resync in progress.
+type resync struct {
+	gen     uint64
+	created time.Time
+	started time.Time
+	changes int
+}
+
+// syncOnce plans from the saved position (feed.Plan's gap rule) and
+// consumes the stream until an error. A full resync is built into a new
+// generation that replaces the served set only once it has caught up with
+// the stream; until then the old set is served. progressed reports that
+// something was applied.
+func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed bool, err error) {
+	if e.needReload {
+		// A resync was swapped in but the gallery could not be rebuilt.
+		if err := e.reload(); err != nil {
+			return false, err
+		}
+		e.needReload = false
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := feed.ReadStreamState(rctx, js)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	pos := e.position()
+	plan := feed.Plan(feed.Position{Seq: pos.Seq, StreamCreated: pos.Created}, st)
+	var rs *resync
+	defer func() {
+		if rs != nil {
+			if aerr := e.db.abortResync(rs.gen); aerr != nil {
+				e.log.Error("dropping an unfinished resync", "err", aerr)
+			}
+			e.setResyncing(false)
+			notify(e.dirtyCh)
+		}
+	}()
+	if plan.Full {
+		e.log.Info("full resync", "reason", plan.Reason, "from", plan.From, "to", st.LastSeq, "messages", st.Msgs)
+		gen, err := e.db.beginResync()
+		if err != nil {
+			return false, err
+		}
+		rs = &resync{gen: gen, created: st.Created, started: time.Now()}
+		e.setResyncing(true)
+		if st.Msgs == 0 || st.LastSeq < plan.From {
+			if err := e.finishResync(rs); err != nil {
+				return false, err
+			}
+			rs = nil
+			progressed = true
+		}
+	} else {
+		e.log.Info("following the users stream", "from", plan.From, "to", st.LastSeq)
+	}
+	err = feed.Consume(ctx, js, feed.ConsumeOptions{
+		From:          plan.From,
+		StreamCreated: st.Created,
+		MaxBatch:      maxBatch,
+		CheckEvery:    e.cfg.Heartbeat,
+	}, func(ds []feed.Delivery) error {
+		es := make([]entry, len(ds))
+		for i, d := range ds {
+			es[i] = entry{Seq: d.Seq, Change: d.Change, Err: d.Err}
+		}
+		caughtUp := ds[len(ds)-1].Pending == 0
+		if rs != nil {
+			out, err := e.db.apply(rs.gen, es, e.cfg.Dims)
+			if err != nil {
+				return err
+			}
+			progressed = true
+			rs.changes += len(es)
+			e.noteInvalid(out)
+			if caughtUp {
+				if err := e.finishResync(rs); err != nil {
+					return err
+				}
+				rs = nil
+			}
+			notify(e.changed)
+			return nil
+		}
+		out, err := e.db.apply(0, es, e.cfg.Dims)
+		if err != nil {
+			return err
+		}
+		progressed = true
+		e.applyOutcome(out, caughtUp)
+		return nil
+	})
+	return progressed, err
+}
+
+// finishResync swaps the resync's generation in and rebuilds the gallery
+// from it.
+func (e *Edge) finishResync(rs *resync) error {
+	if err := e.db.finishResync(rs.gen, rs.created); err != nil {
+		return err
+	}
+	if err := e.reload(); err != nil {
+		e.needReload = true
+		return err
+	}
+	st, err := e.db.state()
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.state = st
+	e.resyncing = false
+	e.resyncN++
+	e.lastSync = time.Now()
+	e.lastErr = ""
+	e.mu.Unlock()
+	e.log.Info("full resync done", "users", e.gallery.Len(), "changes", rs.changes, "sequence", st.Seq,
+		"revision", st.Revision, "took", time.Since(rs.started).Round(time.Millisecond))
+	notify(e.changed)
+	notify(e.dirtyCh)
+	return nil
+}
+
+// applyOutcome brings the gallery and the counters up to a batch applied
+// to the served set.
+func (e *Edge) applyOutcome(out *outcome, caughtUp bool) {
+	for _, op := range out.Ops {
+		if op.Vecs == nil {
+			e.gallery.Delete(op.ID)
+			continue
+		}
+		if err := e.gallery.Upsert(op.ID, op.Vecs); err != nil {
+			// The file checks vectors as the gallery does, so this is a bug.
+			e.log.Error("a stored user does not fit the gallery", "user_id", op.ID, "err", err)
+			e.setError(err)
+		}
+	}
+	e.noteInvalid(out)
+	e.mu.Lock()
+	e.state = out.State
+	for m, n := range out.RefusedDelta {
+		e.refused[m] += n
+		if e.refused[m] <= 0 {
+			delete(e.refused, m)
+		}
+	}
+	if caughtUp {
+		e.lastSync = time.Now()
+	}
+	e.mu.Unlock()
+	if out.Deletes > 0 {
+		notify(e.dirtyCh)
+	}
+	if out.Applied > 0 || len(out.RefusedDelta) > 0 {
+		notify(e.changed)
+	}
+}
+
+// noteInvalid logs and counts changes that could not be used.
+func (e *Edge) noteInvalid(out *outcome) {
+	if len(out.Invalid) == 0 {
+		return
+	}
+	for i, err := range out.Invalid {
+		if i == 5 {
+			e.log.Warn("more unusable changes", "count", len(out.Invalid)-i)
+			break
+		}
+		e.log.Warn("skipping an unusable change", "err", err)
+	}
+	e.mu.Lock()
+	e.invalid += uint64(len(out.Invalid))
+	e.lastErr = out.Invalid[len(out.Invalid)-1].Error()
+	e.mu.Unlock()
+}
+
+// position returns the saved feed position of the served set.
+func (e *Edge) position() syncState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state
+}
+
+func (e *Edge) setResyncing(v bool) {
+	e.mu.Lock()
+	e.resyncing = v
+	e.mu.Unlock()
+	notify(e.changed)
+}

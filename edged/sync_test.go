@@ -1,0 +1,377 @@
+package edged
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/feed"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// users returns n upserts of synthetic users "<prefix>NNNN" at revision
+// rev0+i, with vectors of model.
+func users(prefix string, n int, rev0 uint64, model string) []*pb.UserChange {
+	cs := make([]*pb.UserChange, n)
+	for i := range cs {
+		cs[i] = upsert(fmt.Sprintf("%s%04d", prefix, i), rev0+uint64(i), model, vec(edgeDims, rev0+uint64(i)))
+	}
+	return cs
+}
+
+// floatBytes is the stored form of v's first 16 values: a pattern to look
+// for in the raw file.
+func floatBytes(v []float32) []byte {
+	var b []byte
+	for _, f := range v[:16] {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b
+}
+
+func receiptOf(t *testing.T, js jetstream.JetStream, edgeID, userID string) *pb.DeleteReceipt {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, feed.ReceiptsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, feed.ReceiptSubject(edgeID, userID))
+	if err != nil {
+		return nil
+	}
+	var r pb.DeleteReceipt
+	if err := proto.Unmarshal(m.Data, &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+func TestSyncFollowsFeed(t *testing.T) {
+	n := startNATS(t)
+	js := n.client(t)
+	model := testEngine(t).ModelID()
+	cs := users("u", 50, 1, model)
+	cs = append(cs, upsert("old-model-user", 100, "Other@00000000", vec(edgeDims, 100)))
+	publish(t, js, cs...)
+
+	// Heartbeats arrive on the edge's subject.
+	nc, err := nats.Connect(n.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	beats := make(chan *pb.EdgeStatus, 100)
+	if _, err := nc.Subscribe(feed.EdgeStatusSubject("edge-1"), func(m *nats.Msg) {
+		var st pb.EdgeStatus
+		if err := protojson.Unmarshal(m.Data, &st); err == nil {
+			select {
+			case beats <- &st:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	e := startEdge(t, dir, n.url)
+	waitFor(t, 20*time.Second, "the bootstrap", func() bool { return e.Users() == 50 && e.Ready().Synced })
+	if got := contents(t, e.Edge); len(got) != 50 || got["u0007"] != 8 {
+		t.Fatalf("after bootstrap: %d users, u0007 at %d", len(got), got["u0007"])
+	}
+	st := e.Status()
+	if !slices.Equal(st.RefusedModels, []string{"Other@00000000"}) || st.UserCount != 50 || st.Model != model || st.AppliedRevision != 100 || st.AppliedSequence != 51 {
+		t.Fatalf("status %v", st)
+	}
+	if _, err := (edgeGallery{e.Edge}).Embeddings(context.Background(), "old-model-user", model); faceauth.KindOf(err) != faceauth.KindUnavailable {
+		t.Fatalf("a refused user: %v", err)
+	}
+	if _, err := (edgeGallery{e.Edge}).Embeddings(context.Background(), "nobody", model); faceauth.KindOf(err) != faceauth.KindNotFound {
+		t.Fatalf("an unknown user: %v", err)
+	}
+	var beat *pb.EdgeStatus
+	waitFor(t, 5*time.Second, "a heartbeat with the bootstrapped set", func() bool {
+		select {
+		case beat = <-beats:
+			return beat.UserCount == 50 && beat.AppliedSequence == 51
+		default:
+			return false
+		}
+	})
+	if beat.EdgeId != "edge-1" || !slices.Equal(beat.RefusedModels, []string{"Other@00000000"}) || beat.Resyncing || beat.LastSync == nil {
+		t.Fatalf("heartbeat %v", beat)
+	}
+
+	// Live changes: an update, an older copy of it (ignored), a delete.
+	nv := vec(edgeDims, 1000)
+	publish(t, js, upsert("u0001", 200, model, nv))
+	waitFor(t, 5*time.Second, "the update", func() bool { r, _ := e.db.lookup("u0001"); return r != nil && r.Revision == 200 })
+	// An older state arriving later (the stream then holds it) is ignored.
+	publish(t, js, upsert("u0001", 150, model, vec(edgeDims, 1001)))
+	victim := vec(edgeDims, 3) // u0002's vector
+	if !bytes.Contains(mustRead(t, dbPath(dir)), floatBytes(victim)) {
+		t.Fatal("the victim's vector is not in the file before the delete")
+	}
+	publish(t, js, del("u0002", 201))
+	waitFor(t, 5*time.Second, "the delete", func() bool { return !e.gallery.Has("u0002") })
+	r, err := e.db.lookup("u0001")
+	if err != nil || r.Revision != 200 || !slices.Equal(r.Vecs[0], nv) {
+		t.Fatalf("u0001 after the update: revision %d, %v", r.Revision, err)
+	}
+	// The receipt comes once the file has been compacted, and the file
+	// ends without the user's id or vector.
+	waitFor(t, 10*time.Second, "the delete receipt", func() bool { return receiptOf(t, js, "edge-1", "u0002") != nil })
+	rc := receiptOf(t, js, "edge-1", "u0002")
+	if rc.Revision != 201 || rc.PurgedAt == nil {
+		t.Fatalf("receipt %v", rc)
+	}
+	waitFor(t, 10*time.Second, "the file to be scrubbed", func() bool {
+		b := mustRead(t, dbPath(dir))
+		return !bytes.Contains(b, []byte("u0002")) && !bytes.Contains(b, floatBytes(victim))
+	})
+	waitFor(t, 5*time.Second, "no receipts owed", func() bool { return e.Ready().ReceiptsOwed == 0 })
+	if got := contents(t, e.Edge); len(got) != 49 || got["u0001"] != 200 {
+		t.Fatalf("after the changes: %v", got)
+	}
+}
+
+func mustRead(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestSyncOutages: NATS goes away while the edge runs, and the edge goes
+// away while central keeps changing users.
+func TestSyncOutages(t *testing.T) {
+	n := startNATS(t)
+	js := n.client(t)
+	model := testEngine(t).ModelID()
+	publish(t, js, users("a", 20, 1, model)...)
+	dir := t.TempDir()
+	e := startEdge(t, dir, n.url)
+	waitFor(t, 20*time.Second, "the bootstrap", func() bool { return e.Users() == 20 && e.Ready().Synced })
+
+	// NATS down: the edge keeps serving from its file.
+	n.stop()
+	waitFor(t, 5*time.Second, "the edge to notice the outage", func() bool { return !e.Ready().NATSConnected })
+	if _, err := (edgeGallery{e.Edge}).Embeddings(context.Background(), "a0003", model); err != nil {
+		t.Fatalf("verify lookup during the outage: %v", err)
+	}
+	if ms := e.gallery.Search(vec(edgeDims, 4), 1, 0.99); len(ms) != 1 || ms[0].UserID != "a0003" {
+		t.Fatalf("identify during the outage: %v", ms)
+	}
+	time.Sleep(time.Second) // let the sync loop fail and back off
+
+	// NATS back with changes made meanwhile: they arrive.
+	n.start(t)
+	js = n.client(t)
+	publish(t, js, upsert("a0001", 100, model, vec(edgeDims, 100)), del("a0002", 101), upsert("b0000", 102, model, vec(edgeDims, 102)))
+	waitFor(t, 30*time.Second, "the changes after the outage", func() bool {
+		c := contents(t, e.Edge)
+		_, gone := c["a0002"]
+		return c != nil && c["a0001"] == 100 && !gone && c["b0000"] == 102
+	})
+	if e.resyncs() != 1 {
+		t.Fatalf("%d full resyncs; the outage should have resumed, not rebuilt", e.resyncs())
+	}
+
+	// The edge down while changes happen: it resumes from its position.
+	e.stop()
+	publish(t, js, upsert("a0005", 200, model, vec(edgeDims, 200)), del("a0006", 201))
+	e = startEdge(t, dir, n.url)
+	if e.Users() != 20 { // 20 - a0002 + b0000, straight from the file
+		t.Fatalf("%d users on restart", e.Users())
+	}
+	waitFor(t, 30*time.Second, "the changes made while the edge was down", func() bool {
+		c := contents(t, e.Edge)
+		_, gone := c["a0006"]
+		return c != nil && c["a0005"] == 200 && !gone
+	})
+	if e.resyncs() != 0 {
+		t.Fatal("the restart rebuilt the set instead of resuming")
+	}
+	waitFor(t, 10*time.Second, "the receipt of a delete made while the edge was down", func() bool {
+		return receiptOf(t, js, "edge-1", "a0006") != nil && receiptOf(t, js, "edge-1", "a0002") != nil
+	})
+}
+
+// TestSyncGaps: a stream that lost messages the edge never saw, and a
+// stream re-created under a running edge, both lead to a full resync that
+// drops users the stream no longer has.
+func TestSyncGaps(t *testing.T) {
+	n := startNATS(t)
+	js := n.client(t)
+	model := testEngine(t).ModelID()
+	publish(t, js, users("g", 30, 1, model)...)
+	dir := t.TempDir()
+	e := startEdge(t, dir, n.url)
+	waitFor(t, 20*time.Second, "the bootstrap", func() bool { return e.Users() == 30 && e.Ready().Synced })
+	e.stop()
+
+	// Changes the edge never saw, purged while it was away, then two users
+	// published: the stream now starts after the edge's position. (A purge
+	// of messages the edge had already applied is no gap: deletions come
+	// as tombstones, and central republishes its users after a purge.)
+	publish(t, js, upsert("g0002", 50, model, vec(edgeDims, 50)), del("g0003", 51))
+	ctx := context.Background()
+	s, err := js.Stream(ctx, feed.UsersStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, upsert("g0001", 100, model, vec(edgeDims, 100)), upsert("h0000", 101, model, vec(edgeDims, 101)))
+	e = startEdge(t, dir, n.url)
+	if e.Users() != 30 {
+		t.Fatalf("the old set is not served while resyncing: %d users", e.Users())
+	}
+	want := map[string]uint64{"g0001": 100, "h0000": 101}
+	waitFor(t, 20*time.Second, "the resync after the purge", func() bool { return maps.Equal(contents(t, e.Edge), want) })
+	if e.resyncs() != 1 {
+		t.Fatalf("%d resyncs", e.resyncs())
+	}
+	// The dropped set is scrubbed from the file.
+	waitFor(t, 10*time.Second, "the old set to leave the file", func() bool {
+		return !bytes.Contains(mustRead(t, dbPath(dir)), []byte("g0007"))
+	})
+
+	// The stream deleted and re-created under the running edge.
+	if err := js.DeleteStream(ctx, feed.UsersStream); err != nil {
+		t.Fatal(err)
+	}
+	js = n.client(t)
+	publish(t, js, upsert("k0000", 300, model, vec(edgeDims, 300)))
+	waitFor(t, 20*time.Second, "the resync after the re-creation", func() bool {
+		return maps.Equal(contents(t, e.Edge), map[string]uint64{"k0000": 300})
+	})
+	if e.resyncs() != 2 {
+		t.Fatalf("%d resyncs", e.resyncs())
+	}
+}
+
+// TestEdgesConverge: two edges, one started late and one restarted in the
+// middle, end with the same set as the stream while changes keep coming.
+func TestEdgesConverge(t *testing.T) {
+	n := startNATS(t)
+	js := n.client(t)
+	model := testEngine(t).ModelID()
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[string]uint64{}
+	rev := uint64(0)
+	step := func(k int) {
+		var cs []*pb.UserChange
+		for range k {
+			rev++
+			id := fmt.Sprintf("c%03d", rng.IntN(150))
+			if rng.IntN(4) == 0 {
+				cs = append(cs, del(id, rev))
+				delete(want, id)
+			} else {
+				cs = append(cs, upsert(id, rev, model, vec(edgeDims, rev)))
+				want[id] = rev
+			}
+		}
+		publish(t, js, cs...)
+	}
+	step(300)
+	e1 := startEdge(t, t.TempDir(), n.url)
+	step(100)
+	dir2 := t.TempDir()
+	e2 := startEdge(t, dir2, n.url, func(c *Config) { c.EdgeID = "edge-2" })
+	step(100)
+	e2.stop()
+	step(100)
+	e2 = startEdge(t, dir2, n.url, func(c *Config) { c.EdgeID = "edge-2" })
+	step(100)
+	for _, e := range []*runningEdge{e1, e2} {
+		waitFor(t, 30*time.Second, e.EdgeID()+" to converge", func() bool { return maps.Equal(contents(t, e.Edge), want) })
+	}
+}
+
+// TestTokenKeyOffline: the key central publishes is cached, so tokens are
+// checked after a restart without NATS; a provisioned key works before
+// any contact.
+func TestTokenKeyOffline(t *testing.T) {
+	signer, err := auth.SignerFromSecret("a test secret of some length")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := auth.SignerFromSecret("another secret of some length")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
+	forged, _ := other.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
+
+	n := startNATS(t)
+	js := n.client(t)
+	data, _ := proto.Marshal(&pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()})
+	if _, err := js.Publish(context.Background(), feed.TokenKeySubject, data); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	e := startEdge(t, dir, n.url, func(c *Config) { c.TokenPublicKey = other.PublicKey() })
+	waitFor(t, 10*time.Second, "the token key from NATS", func() bool { return e.Ready().TokenKeyID == signer.KeyID() })
+	e.stop()
+	n.stop()
+
+	// Restarted with NATS gone, and the other key provisioned: the key
+	// received from NATS wins.
+	e2, err := Open(Config{EdgeID: "edge-1", DataDir: dir, Prober: testEngine(t), Dims: edgeDims, TokenPublicKey: other.PublicKey(), Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	tests := []struct {
+		name  string
+		keys  *tokenKeys
+		token string
+		want  faceauth.Kind // KindInternal: accepted
+	}{
+		{"cached key, good token", e2.tokens, good, faceauth.KindInternal},
+		{"cached key, other key's token", e2.tokens, forged, faceauth.KindUnauthenticated},
+		{"no token", e2.tokens, "", faceauth.KindUnauthenticated},
+		{"no key at all", &tokenKeys{}, good, faceauth.KindUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.keys.Check(tt.token, time.Now())
+			if err == nil && tt.want != faceauth.KindInternal || err != nil && faceauth.KindOf(err) != tt.want {
+				t.Fatalf("Check: %v, want kind %v", err, tt.want)
+			}
+		})
+	}
+
+	// A fresh edge with only a provisioned key.
+	e3, err := Open(Config{EdgeID: "edge-3", DataDir: t.TempDir(), Prober: testEngine(t), Dims: edgeDims, TokenPublicKey: ed25519.PublicKey(signer.PublicKey()), Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e3.Close()
+	if _, err := e3.tokens.Check(good, time.Now()); err != nil {
+		t.Fatalf("provisioned key: %v", err)
+	}
+}

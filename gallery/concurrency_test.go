@@ -238,8 +238,20 @@ func TestResetFailureKeepsOldSet(t *testing.T) {
 			t.Errorf("%s: the gallery changed after a failed Reset", tt.name)
 		}
 	}
-	// And a successful Reset to nothing empties it.
+	// add kept past load's return refuses to touch the live set.
 	g := m.gallery(dims)
+	var kept func(string, [][]float32) error
+	if err := g.Reset(func(add func(string, [][]float32) error) error {
+		kept = add
+		return add("carol", [][]float32{randUnit(rng, dims)})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := kept("dave", [][]float32{randUnit(rng, dims)}); err == nil || g.Has("dave") || g.Len() != 1 {
+		t.Errorf("add after Reset returned: err %v, Len %d", err, g.Len())
+	}
+	// And a successful Reset to nothing empties it.
+	g = m.gallery(dims)
 	if err := g.Reset(func(func(string, [][]float32) error) error { return nil }); err != nil || g.Len() != 0 {
 		t.Errorf("empty Reset: err %v, Len %d", err, g.Len())
 	}

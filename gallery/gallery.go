@@ -112,13 +112,19 @@ func (g *Gallery) Len() int {
 // bulk (re)build. The new set is built off to the side and swapped in at the
 // end, so searches see either the old set or the complete new one, never a
 // part. If load or add returns an error (a bad vector, a user added twice),
-// the gallery keeps its old content and Reset returns that error. Upsert and
-// Delete wait until Reset is done; load must not call them.
+// the gallery keeps its old content and Reset returns that error. add must
+// be called only from load, before it returns, and not concurrently. Upsert
+// and Delete wait until Reset is done, so load must not call them; searches
+// go on, on the old set.
 func (g *Gallery) Reset(load func(add func(userID string, vectors [][]float32) error) error) error {
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	ns := newSet(g.dims)
+	done := false
 	add := func(userID string, vectors [][]float32) error {
+		if done { // ns is live now: changing it here would race with searches
+			return faceauth.E(faceauth.KindInternal, "reset_done", "The gallery rebuild is over; add was called after load returned.")
+		}
 		if _, dup := ns.byID[userID]; dup {
 			return faceauth.E(faceauth.KindInvalid, "duplicate_user", "User %q was added twice.", userID)
 		}
@@ -129,7 +135,9 @@ func (g *Gallery) Reset(load func(add func(userID string, vectors [][]float32) e
 		ns.add(userID, e)
 		return nil
 	}
-	if err := load(add); err != nil {
+	err := load(add)
+	done = true
+	if err != nil {
 		return fmt.Errorf("rebuild gallery: %w", err)
 	}
 	g.mu.Lock()

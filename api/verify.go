@@ -1,0 +1,306 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/models/face"
+)
+
+// Prober runs the face pipeline on a probe photo; *face.Engine implements
+// it.
+type Prober interface {
+	// Probe returns the analysis of the dominant face of img.
+	Probe(ctx context.Context, img []byte, opt face.Options) (*face.Analysis, error)
+	// ModelID names the embedding model, so only its embeddings are compared.
+	ModelID() string
+	// Threshold is the cosine similarity at or above which faces match.
+	Threshold() float32
+	// LivenessThreshold is the liveness score at or above which a face is live.
+	LivenessThreshold() float32
+}
+
+// Gallery returns the reference embeddings of one user.
+type Gallery interface {
+	// Embeddings returns the user's reference embeddings computed by model.
+	// An unknown user is an error of kind KindNotFound.
+	Embeddings(ctx context.Context, userID, model string) ([][]float32, error)
+}
+
+// Searcher finds the users whose references are closest to a probe (1:N).
+type Searcher interface {
+	// Search returns up to limit users with a reference of model at or above
+	// threshold, best first, each with its best similarity.
+	Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]Match, error)
+}
+
+// Match is one identify result.
+type Match struct {
+	UserID     string  `json:"user_id"`
+	Name       string  `json:"name,omitempty"`
+	Similarity float32 `json:"similarity"`
+}
+
+// Box is a face rectangle in the pixels of the upright image.
+type Box struct {
+	X1 float32 `json:"x1"`
+	Y1 float32 `json:"y1"`
+	X2 float32 `json:"x2"`
+	Y2 float32 `json:"y2"`
+}
+
+// FaceInfo describes the face that was used.
+type FaceInfo struct {
+	Box     Box     `json:"box"`
+	Score   float32 `json:"score"`
+	Quality float32 `json:"quality"`
+}
+
+// Liveness is the presentation-attack check of the face, when enabled.
+type Liveness struct {
+	Score     float32 `json:"score"`
+	Threshold float32 `json:"threshold"`
+	Live      bool    `json:"live"`
+}
+
+// VerifyResponse is the body of a 200 answer to POST /api/verify.
+type VerifyResponse struct {
+	Verified   bool      `json:"verified"`
+	Similarity float32   `json:"similarity"`
+	Threshold  float32   `json:"threshold"`
+	Model      string    `json:"model"`
+	UserID     string    `json:"user_id"`
+	Face       FaceInfo  `json:"face"`
+	Faces      int       `json:"faces"`
+	Liveness   *Liveness `json:"liveness,omitempty"`
+}
+
+// IdentifyResponse is the body of a 200 answer to POST /api/identify.
+type IdentifyResponse struct {
+	Matches   []Match   `json:"matches"`
+	Threshold float32   `json:"threshold"`
+	Model     string    `json:"model"`
+	Face      FaceInfo  `json:"face"`
+	Faces     int       `json:"faces"`
+	Liveness  *Liveness `json:"liveness,omitempty"`
+}
+
+// Identify limits.
+const (
+	DefaultIdentifyLimit = 5
+	MaxIdentifyLimit     = 50
+)
+
+// FaceHandlers serves verify and identify. The central service and the
+// edge daemon build one each over their own gallery.
+type FaceHandlers struct {
+	Prober   Prober
+	Gallery  Gallery
+	Searcher Searcher // nil: identify answers 503
+	Limiter  *Limiter // nil: no lockout
+	// Liveness runs the presentation-attack check and refuses faces that
+	// fail it.
+	Liveness     bool
+	MaxBodyBytes int64 // <= 0 means DefaultMaxBodyBytes
+	Metrics      *Metrics
+	Log          *slog.Logger
+}
+
+// Verify serves POST /api/verify: multipart user_id and image. It answers
+// 200 with verified true or false, 400 for a bad user_id, 404 for an
+// unknown user, 422 for an image without a usable face, 413 for a body over
+// the limit and 429 with Retry-After while the user is locked out.
+func (h *FaceHandlers) Verify(w http.ResponseWriter, r *http.Request) {
+	resp, err := h.verify(w, r)
+	if err != nil {
+		WriteError(w, r, h.Log, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, resp)
+}
+
+func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyResponse, error) {
+	form, err := ParseForm(w, r, h.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	userID := form.Value("user_id")
+	if err := faceauth.ValidateUserID(userID); err != nil {
+		return nil, err
+	}
+	img, err := oneImage(form)
+	if err != nil {
+		return nil, err
+	}
+	done, err := h.Limiter.Begin(userID)
+	if err != nil {
+		h.Metrics.Outcome("locked")
+		return nil, err
+	}
+	// Only a face that was compared counts: an unreadable photo says
+	// nothing about who is trying.
+	outcome := Abandoned
+	defer func() { done(outcome) }()
+
+	ctx := r.Context()
+	model := h.Prober.ModelID()
+	start := time.Now()
+	refs, err := h.Gallery.Embeddings(ctx, userID, model)
+	h.Metrics.Stage("lookup", start)
+	if err != nil {
+		if faceauth.KindOf(err) == faceauth.KindNotFound {
+			h.Metrics.Outcome("unknown_user")
+		}
+		return nil, err
+	}
+	a, err := h.probe(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	start = time.Now()
+	var best float32 = -1
+	for _, ref := range refs {
+		best = max(best, face.Similarity(a.Embedding, ref))
+	}
+	h.Metrics.Stage("match", start)
+	resp := &VerifyResponse{
+		Similarity: best,
+		Threshold:  h.Prober.Threshold(),
+		Model:      model,
+		UserID:     userID,
+		Face:       faceInfo(a),
+		Faces:      len(a.Faces),
+		Liveness:   h.liveness(a),
+	}
+	resp.Verified = best >= resp.Threshold && (resp.Liveness == nil || resp.Liveness.Live)
+	outcome = Failed
+	if resp.Verified {
+		outcome = Matched
+	}
+	switch {
+	case resp.Verified:
+		h.Metrics.Outcome("verified")
+	case resp.Liveness != nil && !resp.Liveness.Live:
+		h.Metrics.Outcome("not_live")
+	default:
+		h.Metrics.Outcome("rejected")
+	}
+	h.Log.Info("verify", "user_id", userID, "verified", resp.Verified, "similarity", best, "faces", resp.Faces)
+	return resp, nil
+}
+
+// Identify serves POST /api/identify: multipart image and optional limit.
+// It answers the users whose references match the dominant face, best
+// first; none is an empty list, not an error.
+func (h *FaceHandlers) Identify(w http.ResponseWriter, r *http.Request) {
+	resp, err := h.identify(w, r)
+	if err != nil {
+		WriteError(w, r, h.Log, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, resp)
+}
+
+func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*IdentifyResponse, error) {
+	form, err := ParseForm(w, r, h.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	limit := DefaultIdentifyLimit
+	if s := form.Value("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxIdentifyLimit {
+			return nil, faceauth.E(faceauth.KindInvalid, "invalid_limit", "The limit must be a whole number from 1 to %d.", MaxIdentifyLimit)
+		}
+		limit = n
+	}
+	img, err := oneImage(form)
+	if err != nil {
+		return nil, err
+	}
+	if h.Searcher == nil {
+		return nil, faceauth.E(faceauth.KindUnavailable, "identify_unavailable", "Identification is not available on this server.")
+	}
+	ctx := r.Context()
+	a, err := h.probe(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	resp := &IdentifyResponse{
+		Matches:   []Match{},
+		Threshold: h.Prober.Threshold(),
+		Model:     h.Prober.ModelID(),
+		Face:      faceInfo(a),
+		Faces:     len(a.Faces),
+		Liveness:  h.liveness(a),
+	}
+	if resp.Liveness != nil && !resp.Liveness.Live {
+		h.Metrics.Outcome("not_live")
+		return resp, nil
+	}
+	start := time.Now()
+	matches, err := h.Searcher.Search(ctx, a.Embedding, resp.Model, resp.Threshold, limit)
+	h.Metrics.Stage("match", start)
+	if err != nil {
+		return nil, err
+	}
+	if len(matches) > 0 {
+		resp.Matches = matches
+		h.Metrics.Outcome("matched")
+	} else {
+		h.Metrics.Outcome("no_match")
+	}
+	return resp, nil
+}
+
+// probe runs the pipeline and counts refusals.
+func (h *FaceHandlers) probe(ctx context.Context, img []byte) (*face.Analysis, error) {
+	start := time.Now()
+	a, err := h.Prober.Probe(ctx, img, face.Options{Liveness: h.Liveness})
+	h.Metrics.Stage("face", start)
+	switch faceauth.KindOf(err) {
+	case faceauth.KindNoFace:
+		h.Metrics.Outcome("no_face")
+	case faceauth.KindBadImage, faceauth.KindTooLarge:
+		h.Metrics.Outcome("bad_image")
+	}
+	return a, err
+}
+
+func (h *FaceHandlers) liveness(a *face.Analysis) *Liveness {
+	if !h.Liveness {
+		return nil
+	}
+	th := h.Prober.LivenessThreshold()
+	return &Liveness{Score: a.Liveness, Threshold: th, Live: a.LivenessChecked && a.Liveness >= th}
+}
+
+func faceInfo(a *face.Analysis) FaceInfo {
+	if a.Selected < 0 || a.Selected >= len(a.Faces) {
+		return FaceInfo{}
+	}
+	f := a.Faces[a.Selected]
+	return FaceInfo{
+		Box:     Box{X1: f.Box.X1, Y1: f.Box.Y1, X2: f.Box.X2, Y2: f.Box.Y2},
+		Score:   f.Score,
+		Quality: f.Quality,
+	}
+}
+
+// oneImage returns the single image part of a verify or identify form.
+func oneImage(form *Form) ([]byte, error) {
+	files := form.FilesOf("image")
+	switch {
+	case len(files) == 0:
+		return nil, faceauth.E(faceauth.KindInvalid, "missing_image", "The image field is required.")
+	case len(files) > 1:
+		return nil, faceauth.E(faceauth.KindInvalid, "too_many_images", "Send exactly one image.")
+	case len(files[0].Data) == 0:
+		return nil, faceauth.E(faceauth.KindBadImage, "empty_image", "The image is empty.")
+	}
+	return files[0].Data, nil
+}

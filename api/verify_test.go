@@ -1,0 +1,169 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models/face"
+)
+
+var engineOnce struct {
+	sync.Once
+	eng *face.Engine
+	err error
+}
+
+func testEngine(t *testing.T) *face.Engine {
+	t.Helper()
+	dir := testenv.ModelsDir(t)
+	engineOnce.Do(func() {
+		engineOnce.eng, engineOnce.err = face.New(context.Background(), face.Config{ModelsDir: dir, Workers: 1, Log: quiet})
+	})
+	if engineOnce.err != nil {
+		t.Fatal(engineOnce.err)
+	}
+	return engineOnce.eng
+}
+
+// mapGallery is the smallest Gallery and Searcher: users in a map.
+type mapGallery map[string][][]float32
+
+func (g mapGallery) Embeddings(_ context.Context, id, _ string) ([][]float32, error) {
+	v, ok := g[id]
+	if !ok {
+		return nil, faceauth.E(faceauth.KindNotFound, "user_not_found", "No user %q is registered.", id)
+	}
+	return v, nil
+}
+
+func (g mapGallery) Search(_ context.Context, q []float32, _ string, thr float32, limit int) ([]Match, error) {
+	var out []Match
+	for id, vs := range g {
+		best := float32(-1)
+		for _, v := range vs {
+			best = max(best, face.Similarity(q, v))
+		}
+		if best >= thr {
+			out = append(out, Match{UserID: id, Similarity: best})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Similarity > out[j].Similarity })
+	return out[:min(limit, len(out))], nil
+}
+
+func gradient(t *testing.T) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
+	for y := range 240 {
+		for x := range 320 {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 90, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestFaceHandlers checks the verify and identify contract the central
+// service and the edges share, on the real engine.
+func TestFaceHandlers(t *testing.T) {
+	eng := testEngine(t)
+	photo, err := os.ReadFile(testenv.Sample(t, "sample2.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := eng.Probe(t.Context(), photo, face.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := make([]float32, len(a.Embedding))
+	other[0] = 1 // a unit vector no face is close to
+	if face.Similarity(a.Embedding, other) >= eng.Threshold() {
+		t.Skip("the probe happens to match the unit vector")
+	}
+	g := mapGallery{"alice": {a.Embedding}, "bob": {other}}
+	h := &FaceHandlers{
+		Prober: eng, Gallery: g, Searcher: g, Log: quiet, Metrics: newTestMetrics(),
+		Limiter: NewLimiter(LimitConfig{MaxFailures: 2, Window: time.Minute, Lockout: time.Minute}, nil),
+	}
+	noFace := gradient(t)
+	tests := []struct {
+		name     string
+		handler  http.HandlerFunc
+		user     string
+		img      []byte
+		status   int
+		verified bool
+		code     string
+	}{
+		{"same face", h.Verify, "alice", photo, 200, true, ""},
+		{"other face", h.Verify, "bob", photo, 200, false, ""},
+		{"unknown user", h.Verify, "carol", photo, 404, false, "user_not_found"},
+		{"invalid user", h.Verify, "car ol", photo, 400, false, "invalid_user_id"},
+		{"no face", h.Verify, "bob", noFace, 422, false, "no_face"},
+		{"no image", h.Verify, "bob", nil, 400, false, "missing_image"},
+		{"second failure", h.Verify, "bob", photo, 200, false, ""},
+		{"locked", h.Verify, "bob", photo, 429, false, "user_locked"},
+		{"identify", h.Identify, "", photo, 200, false, ""},
+		{"identify no face", h.Identify, "", noFace, 422, false, "no_face"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fields := map[string]string{}
+			if tt.user != "" {
+				fields["user_id"] = tt.user
+			}
+			var files [][3]string
+			if tt.img != nil {
+				files = append(files, [3]string{"image", "p.jpg", string(tt.img)})
+			}
+			ct, body := multipartBody(t, fields, files...)
+			r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+			r.Header.Set("Content-Type", ct)
+			rec := httptest.NewRecorder()
+			tt.handler(rec, r)
+			if rec.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.status, rec.Body)
+			}
+			switch {
+			case tt.code != "":
+				var e ErrorBody
+				json.Unmarshal(rec.Body.Bytes(), &e)
+				if e.Code != tt.code {
+					t.Errorf("code %q, want %q", e.Code, tt.code)
+				}
+				if tt.status == 429 && rec.Header().Get("Retry-After") == "" {
+					t.Error("429 without Retry-After")
+				}
+			case tt.name == "identify":
+				var resp IdentifyResponse
+				json.Unmarshal(rec.Body.Bytes(), &resp)
+				if len(resp.Matches) != 1 || resp.Matches[0].UserID != "alice" || resp.Faces < 2 {
+					t.Errorf("identify %s", rec.Body)
+				}
+			default:
+				var resp VerifyResponse
+				json.Unmarshal(rec.Body.Bytes(), &resp)
+				if resp.Verified != tt.verified || resp.UserID != tt.user || resp.Model != eng.ModelID() || resp.Faces < 1 ||
+					resp.Face.Box.X2 <= resp.Face.Box.X1 || resp.Liveness != nil || math.IsNaN(float64(resp.Similarity)) {
+					t.Errorf("verify %s", rec.Body)
+				}
+			}
+		})
+	}
+}

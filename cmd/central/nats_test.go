@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+	"github.com/urfave/cli/v2"
+
+	"github.com/xplore/faceauth/feed"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// natsContext returns a cli.Context with the NATS flags set to args.
+func natsContext(t *testing.T, args ...string) *cli.Context {
+	t.Helper()
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	for _, f := range natsFlags() {
+		if err := f.Apply(fs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return cli.NewContext(cli.NewApp(), fs, nil)
+}
+
+// writeEdgeKey makes an NKey for edge id, writes id.pub into dir and
+// returns the seed file.
+func writeEdgeKey(t *testing.T, dir, id string) string {
+	t.Helper()
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	if err := os.WriteFile(filepath.Join(dir, id+".pub"), []byte(pub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seedFile := filepath.Join(t.TempDir(), id+".nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return seedFile
+}
+
+func TestEmbeddedNATSWithEdgeKeys(t *testing.T) {
+	keys := t.TempDir()
+	seed := writeEdgeKey(t, keys, "site-1")
+	writeEdgeKey(t, keys, "central") // new-edge.sh keeps central's key there too: skipped
+	data := t.TempDir()
+	c := natsContext(t, "--nats-listen", "127.0.0.1:0", "--nats-edge-keys", keys)
+	log := slog.New(slog.DiscardHandler)
+	n, err := openNATS(t.Context(), c, data, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if _, err := os.Stat(filepath.Join(data, "nats")); err != nil {
+		t.Fatalf("store not under the data folder: %v", err)
+	}
+	// Central's own connection (in process) manages the streams.
+	js, _ := jetstream.New(n.nc)
+	if err := feed.EnsureStreams(t.Context(), js, streamOptions(c)); err != nil {
+		t.Fatal(err)
+	}
+	url := n.srv.ClientURL()
+	// Anonymous clients are refused; the edge's key works with its rights.
+	if nc, err := nats.Connect(url); err == nil {
+		nc.Close()
+		t.Fatal("anonymous client accepted")
+	}
+	enc, err := feed.Connect(t.Context(), feed.ConnectOptions{URL: url, NKeySeedFile: seed, InboxPrefix: feed.EdgeInboxPrefix("site-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	ejs, _ := jetstream.New(enc)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := feed.ReadStreamState(ctx, ejs); err != nil {
+		t.Fatalf("edge reads the stream state: %v", err)
+	}
+	if err := feed.PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "u", Revision: 1}); err != nil {
+		t.Fatalf("edge receipt: %v", err)
+	}
+	short, cancel2 := context.WithTimeout(t.Context(), time.Second)
+	defer cancel2()
+	if err := feed.EnsureStreams(short, ejs, feed.StreamOptions{}); err == nil {
+		t.Fatal("the edge may change streams")
+	}
+}
+
+func TestEmbeddedOptions(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	badKeys := t.TempDir()
+	os.WriteFile(filepath.Join(badKeys, "site-1.pub"), []byte("not a key"), 0o644)
+	badID := t.TempDir()
+	writeEdgeKey(t, badID, "bad.id")
+	tests := []struct {
+		name    string
+		args    []string
+		users   int
+		wantErr string
+	}{
+		{"loopback without auth", nil, 0, ""},
+		{"user and password", []string{"--nats-user", "c", "--nats-password", "p"}, 1, ""},
+		{"empty key folder", []string{"--nats-edge-keys", t.TempDir()}, 0, "no <edge-id>.pub"},
+		{"bad key", []string{"--nats-edge-keys", badKeys}, 0, "NKey user public key"},
+		{"bad edge id", []string{"--nats-edge-keys", badID}, 0, "edge id"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := embeddedOptions(natsContext(t, tc.args...), "/data", log)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(o.Users) != tc.users || o.StoreDir != "/data/nats" || o.Listen != "127.0.0.1:4222" {
+				t.Fatalf("options %+v", o)
+			}
+		})
+	}
+}
+
+func TestNATSClientURL(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{nil, "nats://127.0.0.1:4222"},
+		{[]string{"--nats-listen", "0.0.0.0:4333", "--nats-tls-cert", "c.pem"}, "tls://127.0.0.1:4333"},
+		{[]string{"--nats-listen", "10.1.2.3:4333"}, "nats://10.1.2.3:4333"},
+		{[]string{"--nats-url", "tls://nats.example:4222"}, "tls://nats.example:4222"},
+	}
+	for _, tc := range tests {
+		if got := natsClientURL(natsContext(t, tc.args...)); got != tc.want {
+			t.Errorf("natsClientURL(%v) = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	for listen, want := range map[string]bool{"127.0.0.1:4222": true, "localhost:1": true, "[::1]:4222": true, "0.0.0.0:4222": false, "10.0.0.1:4222": false} {
+		if isLoopback(listen) != want {
+			t.Errorf("isLoopback(%q) != %v", listen, want)
+		}
+	}
+}

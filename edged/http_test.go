@@ -1,0 +1,258 @@
+package edged
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"image/jpeg"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/image/draw"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models/face"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// faceJPEG returns a w x h JPEG cut around the dominant face of the test
+// photo name, the size of a camera frame at a door.
+func faceJPEG(t testing.TB, name string, w, h int) []byte {
+	t.Helper()
+	data, err := os.ReadFile(testenv.Sample(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	faces, _, _, err := testEngine(t).Detect(context.Background(), data)
+	if err != nil || len(faces) == 0 {
+		t.Fatalf("no face in %s: %v", name, err)
+	}
+	src, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := faces[0].Box
+	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
+	fw := (b.X2 - b.X1) * 3 // the face is a third of the frame's width
+	fh := fw * float32(h) / float32(w)
+	r := image.Rect(int(cx-fw/2), int(cy-fh/2), int(cx+fw/2), int(cy+fh/2)).Intersect(src.Bounds())
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), src, r, draw.Src, nil)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// embed returns the embedding of the dominant face in img.
+func embed(t testing.TB, img []byte) []float32 {
+	t.Helper()
+	a, err := testEngine(t).Probe(context.Background(), img, face.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.Embedding
+}
+
+// form builds a multipart body of the fields and an image.
+func form(t testing.TB, fields map[string]string, img []byte) (string, []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	if img != nil {
+		fw, err := mw.CreateFormFile("image", "probe.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write(img)
+	}
+	mw.Close()
+	return mw.FormDataContentType(), buf.Bytes()
+}
+
+func post(t testing.TB, url, token string, fields map[string]string, img []byte) (int, []byte) {
+	t.Helper()
+	ct, body := form(t, fields, img)
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ct)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestHTTPOffline serves verify and identify from a synced edge after NATS
+// has gone, with tokens checked by the cached key.
+func TestHTTPOffline(t *testing.T) {
+	signer, err := auth.SignerFromSecret("edge http test secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyTok, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
+	other, _ := auth.SignerFromSecret("some other secret, same length")
+	forged, _ := other.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
+
+	alice := faceJPEG(t, "sample1.jpg", 640, 480)
+	bob := faceJPEG(t, "sample2.jpg", 640, 480)
+	model := testEngine(t).ModelID()
+
+	n := startNATS(t)
+	js := n.client(t)
+	key, _ := proto.Marshal(&pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()})
+	if _, err := js.Publish(context.Background(), feed.TokenKeySubject, key); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, upsert("alice@example.org", 1, model, embed(t, alice)), upsert("carol", 2, "Other@00000000", vec(edgeDims, 2)))
+	e := startEdge(t, t.TempDir(), n.url)
+	waitFor(t, 20*time.Second, "the edge to sync", func() bool {
+		r := e.Ready()
+		return r.Synced && r.Users == 1 && r.TokenKeyID == signer.KeyID()
+	})
+	n.stop()
+	waitFor(t, 5*time.Second, "the edge to see NATS gone", func() bool { return !e.Ready().NATSConnected })
+
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	tests := []struct {
+		name   string
+		path   string
+		token  string
+		fields map[string]string
+		img    []byte
+		status int
+		check  func(t *testing.T, body []byte)
+	}{
+		{name: "verify match", path: "/api/verify", token: verifyTok, fields: map[string]string{"user_id": "alice@example.org"}, img: alice, status: 200,
+			check: func(t *testing.T, body []byte) {
+				var r api.VerifyResponse
+				json.Unmarshal(body, &r)
+				if !r.Verified || r.Similarity < 0.99 || r.UserID != "alice@example.org" || r.Model != model {
+					t.Fatalf("answer %s", body)
+				}
+			}},
+		{name: "verify other face", path: "/api/verify", token: verifyTok, fields: map[string]string{"user_id": "alice@example.org"}, img: bob, status: 200,
+			check: func(t *testing.T, body []byte) {
+				var r api.VerifyResponse
+				json.Unmarshal(body, &r)
+				if r.Verified || r.Similarity >= r.Threshold {
+					t.Fatalf("answer %s", body)
+				}
+			}},
+		{name: "unknown user", path: "/api/verify", token: verifyTok, fields: map[string]string{"user_id": "nobody"}, img: alice, status: 404},
+		{name: "user of another model", path: "/api/verify", token: verifyTok, fields: map[string]string{"user_id": "carol"}, img: alice, status: 503},
+		{name: "bad user id", path: "/api/verify", token: verifyTok, fields: map[string]string{"user_id": "../x"}, img: alice, status: 400},
+		{name: "no image", path: "/api/verify", token: verifyTok, fields: map[string]string{"user_id": "alice@example.org"}, status: 400},
+		{name: "no token", path: "/api/verify", fields: map[string]string{"user_id": "alice@example.org"}, img: alice, status: 401},
+		{name: "token of another key", path: "/api/verify", token: forged, fields: map[string]string{"user_id": "alice@example.org"}, img: alice, status: 401},
+		{name: "identify", path: "/api/identify", token: verifyTok, img: alice, status: 200,
+			check: func(t *testing.T, body []byte) {
+				var r api.IdentifyResponse
+				json.Unmarshal(body, &r)
+				if len(r.Matches) != 1 || r.Matches[0].UserID != "alice@example.org" {
+					t.Fatalf("answer %s", body)
+				}
+			}},
+		{name: "identify nobody", path: "/api/identify", token: verifyTok, img: bob, status: 200,
+			check: func(t *testing.T, body []byte) {
+				var r api.IdentifyResponse
+				json.Unmarshal(body, &r)
+				if len(r.Matches) != 0 {
+					t.Fatalf("answer %s", body)
+				}
+			}},
+		{name: "no such route", path: "/api/register", token: verifyTok, img: alice, status: 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, body := post(t, srv.URL+tt.path, tt.token, tt.fields, tt.img)
+			if status != tt.status {
+				t.Fatalf("status %d, want %d: %s", status, tt.status, body)
+			}
+			var eb api.ErrorBody
+			if status != 200 && (json.Unmarshal(body, &eb) != nil || eb.Code == "" || eb.Error == "") {
+				t.Fatalf("error body %s", body)
+			}
+			if tt.check != nil {
+				tt.check(t, body)
+			}
+		})
+	}
+	st := e.Status()
+	// Requests refused for their token are not verifications.
+	if st.VerifyTotal != 6 || st.VerifyAccepted != 1 || st.VerifyRejected != 1 {
+		t.Errorf("verify counters %d/%d/%d, want 6/1/1", st.VerifyTotal, st.VerifyAccepted, st.VerifyRejected)
+	}
+	for path, want := range map[string]string{
+		"/healthz": `"ok"`,
+		"/readyz":  `"ready":true`,
+		"/metrics": "faceauth_edge_users 1",
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
+}
+
+// TestHTTPSharedFaces verifies a genuine pair of different photos of one
+// person and an impostor from the labelled set, when it is present.
+func TestHTTPSharedFaces(t *testing.T) {
+	dir := testenv.SharedFaces(t)
+	read := func(p string) []byte {
+		b, err := os.ReadFile(filepath.Join(dir, "orl_att", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	signer, _ := auth.SignerFromSecret("edge http test secret")
+	tok, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
+	model := testEngine(t).ModelID()
+	n := startNATS(t)
+	js := n.client(t)
+	publish(t, js, upsert("s1", 1, model, embed(t, read("images/s1/1.png"))))
+	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.TokenPublicKey = signer.PublicKey() })
+	waitFor(t, 20*time.Second, "the edge to sync", func() bool { return e.Users() == 1 })
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	for _, tc := range []struct {
+		img  string
+		want bool
+	}{{"images/s1/2.png", true}, {"images/s2/1.png", false}} {
+		status, body := post(t, srv.URL+"/api/verify", tok, map[string]string{"user_id": "s1"}, read(tc.img))
+		var r api.VerifyResponse
+		if status != 200 || json.Unmarshal(body, &r) != nil || r.Verified != tc.want {
+			t.Errorf("%s: %d %s, want verified=%v", tc.img, status, body, tc.want)
+		}
+	}
+}

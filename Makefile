@@ -9,39 +9,60 @@ export MODELS_DIR
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -X main.version=$(VERSION)
 
-.PHONY: all build models models-testdata tools proto test bench lint clean
+.PHONY: all build models models-testdata tools proto test bench lint clean run e2e help
 
 all: build
 
+## build: compile bin/central and bin/edged (the default target)
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
+## models: fetch the pinned model files and verify their SHA-256 (a no-op when they verify)
 models: build
 	$(BIN)/central models fetch --models-dir $(MODELS_DIR)
 
+## models-testdata: models plus the sample photos the tests use
 models-testdata: build
 	$(BIN)/central models fetch --testdata --models-dir $(MODELS_DIR)
 
 TOOL_BINS := $(TOOLS)/versitygw $(TOOLS)/protoc-gen-go $(TOOLS)/staticcheck $(TOOLS)/nk
 
+## tools: build the pinned dev tools into .tools/bin (versitygw, protoc-gen-go, staticcheck, nk)
 tools: $(TOOL_BINS)
 
 # Pinned in tools/go.mod; rebuilt only when it changes.
 $(TOOL_BINS) &: tools/go.mod tools/go.sum
 	cd tools && $(GO) build -o ../$(TOOLS)/ github.com/versity/versitygw/cmd/versitygw google.golang.org/protobuf/cmd/protoc-gen-go honnef.co/go/tools/cmd/staticcheck github.com/nats-io/nkeys/nk
 
+## proto: regenerate the Go code of proto/*.proto (needs protoc)
 proto: $(TOOLS)/protoc-gen-go
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" protoc --go_out=. --go_opt=module=github.com/xplore/faceauth proto/*.proto
 
+## test: every test (what .ci/run runs; needs nginx, protoc and systemd-analyze for deploy/ and proto)
 test: models-testdata tools
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -p 2 -timeout 20m ./...
 
+## bench: every Go benchmark
 bench: models-testdata tools
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 2s -cpu 1 ./...
 
+## lint: go vet and staticcheck
 lint: tools
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
 
+## clean: remove the binaries and tools (keeps data/ and the model cache)
 clean:
 	rm -rf $(BIN) $(TOOLS)
+
+## run: start central (local store, embedded NATS) and one edge; Ctrl-C stops both
+run: models
+	scripts/run.sh
+
+## e2e: the newcomer test: clone HEAD, follow README.md (make run, the curl examples), check the answers
+e2e: models-testdata
+	scripts/e2e.sh
+
+## help: list the targets
+help:
+	@sed -n 's/^## \([^:]*\): /  \1\t/p' $(firstword $(MAKEFILE_LIST)) | expand -t 20

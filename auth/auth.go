@@ -209,8 +209,8 @@ func (s *Signer) Issue(subject string, role Role, ttl time.Duration, now time.Ti
 	}
 	p := wirePayload{Sub: subject, Role: role, Iat: now.Unix(), Kid: s.kid}
 	if ttl > 0 {
-		// Round up so a token is never valid for less than ttl.
-		p.Exp = now.Add(ttl + time.Second - 1).Unix()
+		// Whole seconds after iat, rounded up.
+		p.Exp = p.Iat + int64((ttl+time.Second-1)/time.Second)
 	}
 	raw, err := json.Marshal(p)
 	if err != nil {

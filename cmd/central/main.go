@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/xplore/faceauth/config"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -19,6 +21,11 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// ./.env fills in the settings the environment leaves unset.
+	if _, err := config.ApplyDotEnv(".env", os.LookupEnv, os.Setenv); err != nil {
+		fmt.Fprintln(os.Stderr, "central: .env:", err)
+		os.Exit(1)
+	}
 	app := &cli.App{
 		Name:    "central",
 		Usage:   "Xplore Face Auth central service",
@@ -26,6 +33,11 @@ func main() {
 		// One command per file in this folder.
 		Commands: []*cli.Command{
 			modelsCommand(),
+			serveCommand(),
+			tokenCommand(),
+			usersCommand(),
+			importCommand(),
+			evalCommand(),
 		},
 	}
 	if err := app.RunContext(ctx, os.Args); err != nil {

@@ -1,0 +1,312 @@
+package central
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/models/face"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// Embeddings returns the user's reference embeddings computed by model
+// (the api.Gallery of the central service). References stored with
+// another model are re-embedded from their stored images with the current
+// model and the record is updated, so embeddings of different models are
+// never compared and a model change migrates users as they are used.
+func (r *Registry) Embeddings(ctx context.Context, id, model string) ([][]float32, error) {
+	rec, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if model == r.emb.ModelID() && stale(rec, model) > 0 {
+		if rec, err = r.reembed(ctx, rec); err != nil {
+			return nil, err
+		}
+	}
+	var out [][]float32
+	for _, ref := range rec.References {
+		if ref.Embedding.GetModel() == model {
+			out = append(out, ref.Embedding.Vector)
+		}
+	}
+	if len(out) == 0 {
+		return nil, faceauth.E(faceauth.KindConflict, "no_usable_reference",
+			"None of the reference images of user %q can be used with model %s; register the user again.", id, model)
+	}
+	return out, nil
+}
+
+// stale counts the references whose embedding is not of model.
+func stale(rec *pb.UserRecord, model string) int {
+	n := 0
+	for _, ref := range rec.References {
+		if ref.Embedding.GetModel() != model {
+			n++
+		}
+	}
+	return n
+}
+
+// reembed computes current-model embeddings of rec's stale references from
+// their stored images and stores them. A reference whose image is missing
+// or no longer yields one face keeps its old embedding (never compared
+// with the new model) and is logged.
+func (r *Registry) reembed(ctx context.Context, rec *pb.UserRecord) (*pb.UserRecord, error) {
+	model := r.emb.ModelID()
+	fresh := map[string]*pb.Embedding{}
+	var mu sync.Mutex
+	err := parallel(ctx, len(rec.References), func(ctx context.Context, i int) error {
+		ref := rec.References[i]
+		if ref.Embedding.GetModel() == model {
+			return nil
+		}
+		key := imageKey(rec.Id, ref.ImageId, extOf(ref.ContentType))
+		data, _, err := r.store.Get(ctx, key)
+		if errors.Is(err, faceauth.ErrNotFound) {
+			r.log.Warn("cannot re-embed reference: image missing", "user_id", rec.Id, "image_id", ref.ImageId)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read image %s: %w", key, err)
+		}
+		a, err := r.emb.Enroll(ctx, data, face.Options{})
+		if err != nil {
+			if faceauth.KindOf(err) == faceauth.KindInternal {
+				return fmt.Errorf("re-embed %s: %w", key, err)
+			}
+			r.log.Warn("cannot re-embed reference", "user_id", rec.Id, "image_id", ref.ImageId, "model", model, "err", err)
+			return nil
+		}
+		mu.Lock()
+		fresh[ref.ImageId] = &pb.Embedding{Model: a.Model, Vector: slices.Clone(a.Embedding)}
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(fresh) == 0 {
+		return rec, nil
+	}
+	res, err := r.update(ctx, rec.Id, func(cur *pb.UserRecord) (*pb.UserRecord, error) {
+		if cur == nil {
+			return nil, errUserNotFound(rec.Id)
+		}
+		changed := false
+		for _, ref := range cur.References {
+			if e := fresh[ref.ImageId]; e != nil && ref.Embedding.GetModel() != model {
+				ref.Embedding, changed = e, true
+			}
+		}
+		if !changed {
+			return nil, nil
+		}
+		return cur, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.log.Info("re-embedded references", "user_id", rec.Id, "model", model, "count", len(fresh))
+	return res.Record, nil
+}
+
+// Reembed walks every user and re-embeds references of other models with
+// the current model. The central service runs it in the background after a
+// model change so that the edges receive current embeddings without
+// waiting for each user to verify. It returns the number of users updated.
+func (r *Registry) Reembed(ctx context.Context) (int, error) {
+	n := 0
+	err := r.eachRecord(ctx, func(rec *pb.UserRecord) error {
+		if stale(rec, r.emb.ModelID()) == 0 {
+			return nil
+		}
+		if _, err := r.reembed(ctx, rec); err != nil {
+			if faceauth.KindOf(err) == faceauth.KindNotFound {
+				return nil // deleted meanwhile
+			}
+			return err
+		}
+		n++
+		return nil
+	})
+	return n, err
+}
+
+// eachRecord calls fn with every live user record, in key order, reading
+// ahead in parallel.
+func (r *Registry) eachRecord(ctx context.Context, fn func(*pb.UserRecord) error) error {
+	after := ""
+	for {
+		keys, err := r.store.List(ctx, recordsPrefix, after, 1000)
+		if err != nil {
+			return fmt.Errorf("list records: %w", err)
+		}
+		recs, err := r.readKeys(ctx, keys)
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			if rec != nil {
+				if err := fn(rec); err != nil {
+					return err
+				}
+			}
+		}
+		if len(keys) < 1000 {
+			return nil
+		}
+		after = keys[len(keys)-1]
+	}
+}
+
+// readKeys reads the records of the given keys in parallel; a missing one
+// or a tombstone gives nil.
+func (r *Registry) readKeys(ctx context.Context, keys []string) ([]*pb.UserRecord, error) {
+	recs := make([]*pb.UserRecord, len(keys))
+	err := parallel(ctx, len(keys), func(ctx context.Context, i int) error {
+		id, ok := userOfRecordKey(keys[i])
+		if !ok {
+			return nil
+		}
+		rec, _, _, err := r.read(ctx, id)
+		recs[i] = rec
+		return err
+	})
+	return recs, err
+}
+
+// DefaultPageSize and MaxPageSize bound List.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// List returns up to limit users whose record keys sort after that of
+// user after ("" starts at the beginning), and the cursor for the next
+// page ("" when this was the last).
+func (r *Registry) List(ctx context.Context, after string, limit int) (users []*pb.UserRecord, next string, err error) {
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	limit = min(limit, MaxPageSize)
+	start := ""
+	if after != "" {
+		if err := faceauth.ValidateUserID(after); err != nil {
+			return nil, "", faceauth.E(faceauth.KindInvalid, "invalid_cursor", "The after parameter must be a user id from an earlier page.")
+		}
+		start = recordKey(after)
+	}
+	keys, err := r.store.List(ctx, recordsPrefix, start, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("list records: %w", err)
+	}
+	recs, err := r.readKeys(ctx, keys)
+	if err != nil {
+		return nil, "", err
+	}
+	for _, rec := range recs {
+		if rec != nil {
+			users = append(users, rec)
+		}
+	}
+	if len(keys) == limit {
+		next, _ = userOfRecordKey(keys[len(keys)-1])
+	}
+	return users, next, nil
+}
+
+// Snapshot calls fn with the whole current state as changes in ascending
+// revision order: every live user as an upsert and every deletion record
+// as a delete. An edge that applies them, and then the changes published
+// after the snapshot began, holds the current state. A deletion that was
+// superseded before it completed (the user is live at a lower revision) is
+// left out.
+func (r *Registry) Snapshot(ctx context.Context, fn func(*pb.UserChange) error) error {
+	type entry struct {
+		rev uint64
+		id  string
+		del *pb.Deletion
+	}
+	var entries []entry
+	live := map[string]uint64{}
+	// First pass: only ids and revisions, so memory holds no embeddings.
+	err := r.eachRecord(ctx, func(rec *pb.UserRecord) error {
+		live[rec.Id] = rec.Revision
+		entries = append(entries, entry{rev: rec.Revision, id: rec.Id})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	after := ""
+	for {
+		keys, err := r.store.List(ctx, deletionsPrefix, after, 1000)
+		if err != nil {
+			return fmt.Errorf("list deletions: %w", err)
+		}
+		dels := make([]*pb.Deletion, len(keys))
+		err = parallel(ctx, len(keys), func(ctx context.Context, i int) error {
+			if _, ok := revisionOfDeletionKey(keys[i]); !ok {
+				return nil
+			}
+			data, _, err := r.store.Get(ctx, keys[i])
+			if errors.Is(err, faceauth.ErrNotFound) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read %s: %w", keys[i], err)
+			}
+			d := new(pb.Deletion)
+			if err := proto.Unmarshal(data, d); err != nil {
+				return fmt.Errorf("decode %s: %w", keys[i], err)
+			}
+			dels[i] = d
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, d := range dels {
+			if d == nil {
+				continue
+			}
+			if rev, ok := live[d.UserId]; ok && rev < d.Revision {
+				continue
+			}
+			entries = append(entries, entry{rev: d.Revision, id: d.UserId, del: d})
+		}
+		if len(keys) < 1000 {
+			break
+		}
+		after = keys[len(keys)-1]
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.rev, b.rev) })
+	for _, e := range entries {
+		if e.del != nil {
+			if err := fn(deleteChange(e.del)); err != nil {
+				return err
+			}
+			continue
+		}
+		// Read again: the user may have changed or gone since the first
+		// pass; a change is published anyway, a deletion has its record.
+		rec, _, _, err := r.read(ctx, e.id)
+		if err != nil {
+			return err
+		}
+		if rec == nil {
+			continue
+		}
+		if err := fn(upsertChange(rec)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/jpeg"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models/face"
+	"github.com/xplore/faceauth/store/filestore"
+)
+
+// run runs the central command line with args and returns its stdout and
+// stderr.
+func run(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	app := &cli.App{
+		Name:           "central",
+		Writer:         &out,
+		ErrWriter:      &errb,
+		Commands:       []*cli.Command{serveCommand(), tokenCommand(), usersCommand(), importCommand()},
+		ExitErrHandler: func(*cli.Context, error) {}, // keep the test process alive
+	}
+	err = app.RunContext(t.Context(), append([]string{"central"}, args...))
+	return out.String(), errb.String(), err
+}
+
+func TestServeConfig(t *testing.T) {
+	parse := func(t *testing.T, env map[string]string, args ...string) (*serveConfig, error) {
+		t.Helper()
+		for k, v := range env {
+			t.Setenv(k, v)
+		}
+		cmd := serveCommand()
+		var cfg *serveConfig
+		var perr error
+		cmd.Action = func(c *cli.Context) error { cfg, perr = parseServeConfig(c); return nil }
+		app := &cli.App{Name: "central", Commands: []*cli.Command{cmd}, Writer: &bytes.Buffer{}, ErrWriter: &bytes.Buffer{}}
+		if err := app.Run(append([]string{"central", "serve"}, args...)); err != nil {
+			return nil, err
+		}
+		return cfg, perr
+	}
+	t.Run("defaults", func(t *testing.T) {
+		cfg, err := parse(t, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.listen != "127.0.0.1:5000" || cfg.data != "./data" || cfg.maxBody != 10<<20 || cfg.limit != api.DefaultLimit ||
+			cfg.liveness || cfg.keyFile != filepath.Join("data", auth.KeyFileName) || cfg.s3.Bucket != "" || cfg.logLevel != slog.LevelInfo {
+			t.Fatalf("defaults: %+v", cfg)
+		}
+	})
+	t.Run("environment", func(t *testing.T) {
+		cfg, err := parse(t, map[string]string{
+			"LISTEN_ADDR": "0.0.0.0:8080", "DATA_DIR": "/var/lib/fa", "S3_BUCKET": "faces", "AWS_REGION": "eu-west-1",
+			"S3_ENDPOINT": "http://s3.local", "S3_PREFIX": "prod", "S3_SSE": "aws:kms", "S3_KMS_KEY_ID": "key-1",
+			"MAX_BODY_BYTES": "5MiB", "MAX_PIXELS": "1000000", "VERIFY_MAX_FAILURES": "3", "VERIFY_FAILURE_WINDOW": "60",
+			"VERIFY_LOCKOUT": "1h", "LIVENESS": "on", "WORKERS": "4", "LOG_LEVEL": "debug", "VERIFICATION_MODEL": "Other",
+			"SECRET_KEY": "a secret that is long enough", "MODELS_DIR": "/opt/models",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := api.LimitConfig{MaxFailures: 3, Window: time.Minute, Lockout: time.Hour}
+		if cfg.listen != "0.0.0.0:8080" || cfg.data != "/var/lib/fa" || cfg.s3.Bucket != "faces" || cfg.s3.Region != "eu-west-1" ||
+			cfg.s3.Endpoint != "http://s3.local" || cfg.s3.Prefix != "prod" || cfg.s3.SSE != "aws:kms" || cfg.s3.KMSKeyID != "key-1" ||
+			cfg.maxBody != 5<<20 || cfg.maxPixels != 1e6 || cfg.limit != want || !cfg.liveness || cfg.workers != 4 ||
+			cfg.logLevel != slog.LevelDebug || cfg.model != "Other" || cfg.secret == "" || cfg.modelsDir != "/opt/models" {
+			t.Fatalf("from the environment: %+v", cfg)
+		}
+	})
+	t.Run("flag wins", func(t *testing.T) {
+		cfg, err := parse(t, map[string]string{"LISTEN_ADDR": "0.0.0.0:8080"}, "--listen", "127.0.0.1:9")
+		if err != nil || cfg.listen != "127.0.0.1:9" {
+			t.Fatalf("%+v %v", cfg, err)
+		}
+	})
+	for _, tt := range []struct{ env, value, want string }{
+		{"MAX_BODY_BYTES", "lots", "MAX_BODY_BYTES"},
+		{"MAX_BODY_BYTES", "0", "MAX_BODY_BYTES"},
+		{"VERIFY_LOCKOUT", "forever", "VERIFY_LOCKOUT"},
+		{"LIVENESS", "maybe", "LIVENESS"},
+		{"LOG_LEVEL", "loud", "LOG_LEVEL"},
+		{"MAX_PIXELS", "-5", "MAX_PIXELS"},
+	} {
+		t.Run("bad "+tt.env, func(t *testing.T) {
+			_, err := parse(t, map[string]string{tt.env: tt.value})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenCreate(t *testing.T) {
+	t.Setenv("SECRET_KEY", "")
+	dir := t.TempDir()
+	out, stderr, err := run(t, "token", "create", "--role", "verify", "--subject", "door-3", "--ttl", "1h", "--data", dir)
+	if err != nil {
+		t.Fatal(err, stderr)
+	}
+	signer, err := auth.LoadKeyFile(filepath.Join(dir, auth.KeyFileName))
+	if err != nil {
+		t.Fatalf("the key file was not created: %v", err)
+	}
+	c, err := signer.Check(strings.TrimSpace(out), time.Now())
+	if err != nil || c.Role != auth.RoleVerify || c.Subject != "door-3" || c.ExpiresAt.Sub(c.IssuedAt) != time.Hour {
+		t.Fatalf("token %q: %+v %v", out, c, err)
+	}
+	// SECRET_KEY wins over the key file.
+	t.Setenv("SECRET_KEY", "another secret, long enough")
+	out, _, err = run(t, "token", "create", "--role", "admin", "--data", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromSecret, _ := auth.SignerFromSecret("another secret, long enough")
+	if _, err := fromSecret.Check(strings.TrimSpace(out), time.Now()); err != nil {
+		t.Fatalf("token not signed with SECRET_KEY: %v", err)
+	}
+	if _, _, err := run(t, "token", "create", "--role", "root"); err == nil {
+		t.Fatal("unknown role accepted")
+	}
+}
+
+// env is a running central service with the real engine and a filestore.
+type env struct {
+	url, token string
+	reg        *central.Registry
+}
+
+var engineOnce struct {
+	sync.Once
+	eng   *face.Engine
+	faces [][]byte
+	err   error
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := testenv.ModelsDir(t)
+	sample := testenv.Sample(t, "sample1.jpg")
+	engineOnce.Do(func() {
+		engineOnce.eng, engineOnce.err = face.New(context.Background(), face.Config{ModelsDir: dir, Workers: 2, Log: slog.New(slog.DiscardHandler)})
+		if engineOnce.err == nil {
+			engineOnce.faces, engineOnce.err = cropFaces(engineOnce.eng, sample)
+		}
+	})
+	if engineOnce.err != nil {
+		t.Fatal(engineOnce.err)
+	}
+	st, err := filestore.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := auth.SignerFromSecret("cmd test secret, long enough")
+	reg := central.NewRegistry(central.Config{Store: st, Embedder: engineOnce.eng, Log: slog.New(slog.DiscardHandler)})
+	hs := httptest.NewServer(central.NewServer(central.ServerConfig{
+		Registry: reg, Prober: engineOnce.eng, Tokens: signer, Log: slog.New(slog.DiscardHandler),
+	}))
+	t.Cleanup(hs.Close)
+	tok, _ := signer.Issue("test", auth.RoleAdmin, time.Hour, time.Now())
+	return &env{url: hs.URL, token: tok, reg: reg}
+}
+
+// cropFaces cuts the faces with room around them out of a group photo.
+func cropFaces(eng *face.Engine, path string) ([][]byte, error) {
+	ctx := context.Background()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	a, err := eng.Probe(ctx, data, face.Options{})
+	if err != nil {
+		return nil, err
+	}
+	img, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	b := img.Bounds()
+	sx, sy := 1.0, 1.0
+	if a.Width > 0 {
+		sx, sy = float64(b.Dx())/float64(a.Width), float64(b.Dy())/float64(a.Height)
+	}
+	var rects []image.Rectangle
+	for _, f := range a.Faces {
+		rects = append(rects, image.Rect(int(float64(f.Box.X1)*sx), int(float64(f.Box.Y1)*sy), int(float64(f.Box.X2)*sx), int(float64(f.Box.Y2)*sy)))
+	}
+	var out [][]byte
+	for i, r := range rects {
+		m := r.Dx() * 6 / 10
+		c := image.Rect(r.Min.X-m, r.Min.Y-m, r.Max.X+m, r.Max.Y+m).Intersect(b)
+		ok := r.Dx() >= 48
+		for j, o := range rects {
+			ok = ok && (i == j || !o.Overlaps(c))
+		}
+		if !ok {
+			continue
+		}
+		crop := image.NewRGBA(image.Rect(0, 0, c.Dx(), c.Dy()))
+		draw.Draw(crop, crop.Bounds(), img, c.Min, draw.Src)
+		var buf bytes.Buffer
+		jpeg.Encode(&buf, crop, &jpeg.Options{Quality: 92})
+		if _, err := eng.Enroll(ctx, buf.Bytes(), face.Options{}); err == nil {
+			out = append(out, buf.Bytes())
+		}
+	}
+	if len(out) < 3 {
+		return nil, fmt.Errorf("only %d single-face crops in %s", len(out), path)
+	}
+	return out, nil
+}
+
+func gradientJPEG() []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 200, 200))
+	for y := range 200 {
+		for x := range 200 {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 100, 255})
+		}
+	}
+	var buf bytes.Buffer
+	jpeg.Encode(&buf, img, nil)
+	return buf.Bytes()
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestUsersCommands(t *testing.T) {
+	e := newEnv(t)
+	faces := engineOnce.faces
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.jpg"), faces[0])
+	write(t, filepath.Join(dir, "b.jpg"), faces[1])
+	conn := []string{"--url", e.url, "--token", e.token}
+
+	out, stderr, err := run(t, append([]string{"users", "add", "--name", "Alice"}, append(conn, "alice", filepath.Join(dir, "a.jpg"))...)...)
+	if err != nil || !strings.HasPrefix(out, "created alice: 1 reference image(s)") {
+		t.Fatalf("add: %q %q %v", out, stderr, err)
+	}
+	if _, _, err := run(t, append([]string{"users", "add"}, append(conn, "bob", filepath.Join(dir, "b.jpg"))...)...); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = run(t, append([]string{"users", "list", "--page", "1"}, conn...)...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[1], "alice") || !strings.Contains(lines[1], "Alice") || !strings.HasPrefix(lines[2], "bob") {
+		t.Fatalf("list: %q %v", out, err)
+	}
+	out, _, err = run(t, append([]string{"users", "show"}, append(conn, "alice")...)...)
+	var detail central.UserDetail
+	if err != nil || json.Unmarshal([]byte(out), &detail) != nil || detail.UserID != "alice" || len(detail.Images) != 1 {
+		t.Fatalf("show: %q %v", out, err)
+	}
+	out, stderr, err = run(t, append([]string{"users", "rm"}, append(conn, "alice", "nobody")...)...)
+	if err == nil || !strings.Contains(out, "deleted alice") || !strings.Contains(stderr, "nobody: No user \"nobody\" is registered. (HTTP 404, user_not_found)") {
+		t.Fatalf("rm: %q %q %v", out, stderr, err)
+	}
+	if _, _, err := run(t, "users", "list", "--url", e.url, "--token", "bad"); err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Fatalf("bad token: %v", err)
+	}
+	if _, _, err := run(t, "users", "list", "--url", e.url, "--token", ""); err == nil || !strings.Contains(err.Error(), "FACEAUTH_TOKEN") {
+		t.Fatalf("no token: %v", err)
+	}
+}
+
+func TestImport(t *testing.T) {
+	e := newEnv(t)
+	faces := engineOnce.faces
+	src := filepath.Join(t.TempDir(), "photos")
+	write(t, filepath.Join(src, "alice", "1.jpg"), faces[0])
+	write(t, filepath.Join(src, "alice", "wall.jpg"), gradientJPEG())
+	write(t, filepath.Join(src, "bob", "1.jpg"), faces[1])
+	write(t, filepath.Join(src, "bob", "notes.txt"), []byte("not a photo"))
+	write(t, filepath.Join(src, "-bad", "1.jpg"), faces[2])
+	conn := []string{"--url", e.url, "--token", e.token}
+
+	out, stderr, err := run(t, append(append([]string{"import"}, conn...), src)...)
+	if err == nil {
+		t.Fatal("import with failures exited 0")
+	}
+	if !strings.Contains(out, "imported 2, already done 0, failed 3") {
+		t.Fatalf("summary: %q", out)
+	}
+	for _, want := range []string{
+		"FAILED alice " + filepath.Join(src, "alice", "wall.jpg") + ": ",
+		"FAILED bob " + filepath.Join(src, "bob", "notes.txt") + ": ",
+		"FAILED -bad ",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if users, _, _ := e.reg.List(t.Context(), "", 10); len(users) != 2 {
+		t.Fatalf("%d users after import", len(users))
+	}
+	// Run again: the done photos are skipped, the failed ones tried again.
+	out, _, _ = run(t, append(append([]string{"import"}, conn...), src)...)
+	if !strings.Contains(out, "imported 0, already done 2, failed 3") {
+		t.Fatalf("second run: %q", out)
+	}
+	state, _ := os.ReadFile(src + ".import-state")
+	if got := strings.Count(string(state), "\n"); got != 2 {
+		t.Fatalf("state file has %d entries:\n%s", got, state)
+	}
+
+	// A CSV source.
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "img", "c.jpg"), faces[2])
+	write(t, filepath.Join(dir, "list.csv"), []byte("user_id,file\ncarol,img/c.jpg\ndave,img/missing.jpg\nonly-one-column\n"))
+	out, stderr, _ = run(t, append(append([]string{"import"}, conn...), filepath.Join(dir, "list.csv"))...)
+	if !strings.Contains(out, "imported 1, already done 0, failed 2") || !strings.Contains(stderr, "missing.jpg") || !strings.Contains(stderr, "two columns") {
+		t.Fatalf("csv: %q %q", out, stderr)
+	}
+	if _, err := e.reg.Get(t.Context(), "carol"); err != nil {
+		t.Fatal(err)
+	}
+}

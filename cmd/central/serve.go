@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/metrics"
+	"github.com/xplore/faceauth/models/face"
+	"github.com/xplore/faceauth/models/photo"
+	"github.com/xplore/faceauth/store/filestore"
+	"github.com/xplore/faceauth/store/s3store"
+)
+
+// Flags shared by serve and token (both need the signing key).
+var (
+	dataFlag = &cli.StringFlag{
+		Name:    "data",
+		Usage:   "data folder: the local store (when S3_BUCKET is unset) and the token key file",
+		EnvVars: []string{"DATA_DIR"},
+		Value:   "./data",
+	}
+	keyFileFlag = &cli.StringFlag{
+		Name:    "token-key-file",
+		Usage:   "token signing key file, used when SECRET_KEY is unset (default: <data>/token.key, created when missing)",
+		EnvVars: []string{"TOKEN_KEY_FILE"},
+	}
+)
+
+func serveCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run the central HTTP API (settings from flags, the environment and ./.env; see docs/configuration.md)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Usage: "HTTP listen address", EnvVars: []string{"LISTEN_ADDR"}, Value: "127.0.0.1:5000"},
+			dataFlag,
+			keyFileFlag,
+			modelsDirFlag,
+			&cli.StringFlag{Name: "model", Usage: "embedding model (see models/manifest.json)", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
+			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
+			&cli.StringFlag{Name: "s3-bucket", Usage: "S3 bucket of the reference set; unset: the local store in --data", EnvVars: []string{"S3_BUCKET"}},
+			&cli.StringFlag{Name: "s3-region", Usage: "AWS region of the bucket", EnvVars: []string{"AWS_REGION"}},
+			&cli.StringFlag{Name: "s3-endpoint", Usage: "S3-compatible endpoint URL (unset: AWS)", EnvVars: []string{"S3_ENDPOINT"}},
+			&cli.StringFlag{Name: "s3-prefix", Usage: "key prefix inside the bucket", EnvVars: []string{"S3_PREFIX"}},
+			&cli.StringFlag{Name: "s3-sse", Usage: "server-side encryption: AES256 or aws:kms", EnvVars: []string{"S3_SSE"}},
+			&cli.StringFlag{Name: "s3-kms-key-id", Usage: "KMS key for S3_SSE=aws:kms", EnvVars: []string{"S3_KMS_KEY_ID"}},
+			&cli.StringFlag{Name: "max-body-bytes", Usage: "request body limit (413 above it)", EnvVars: []string{"MAX_BODY_BYTES"}, Value: "10MiB"},
+			&cli.Int64Flag{Name: "max-pixels", Usage: "largest image accepted, in pixels, read from the header before decoding (413 above it)", EnvVars: []string{"MAX_PIXELS"}, Value: photo.DefaultMaxPixels},
+			&cli.IntFlag{Name: "verify-max-failures", Usage: "failed verifications within the window that lock a user (0: no lockout)", EnvVars: []string{"VERIFY_MAX_FAILURES"}, Value: api.DefaultLimit.MaxFailures},
+			&cli.StringFlag{Name: "verify-failure-window", Usage: "window in which failures are counted", EnvVars: []string{"VERIFY_FAILURE_WINDOW"}, Value: api.DefaultLimit.Window.String()},
+			&cli.StringFlag{Name: "verify-lockout", Usage: "how long a locked user gets 429", EnvVars: []string{"VERIFY_LOCKOUT"}, Value: api.DefaultLimit.Lockout.String()},
+			&cli.StringFlag{Name: "liveness", Usage: "presentation-attack check on verify and identify: off or on", EnvVars: []string{"LIVENESS"}, Value: "off"},
+			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "30s"},
+			logLevelFlag,
+		},
+		Action: runServe,
+	}
+}
+
+var logLevelFlag = &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"LOG_LEVEL"}, Value: "info"}
+
+// serveConfig is the parsed configuration of serve.
+type serveConfig struct {
+	listen          string
+	data            string
+	keyFile         string
+	secret          string
+	modelsDir       string
+	model           string
+	workers         int
+	s3              s3store.Config
+	maxBody         int64
+	maxPixels       int64
+	limit           api.LimitConfig
+	liveness        bool
+	shutdownTimeout time.Duration
+	logLevel        slog.Level
+}
+
+func parseServeConfig(c *cli.Context) (*serveConfig, error) {
+	cfg := &serveConfig{
+		listen:    c.String("listen"),
+		data:      c.String("data"),
+		keyFile:   c.String("token-key-file"),
+		secret:    os.Getenv("SECRET_KEY"),
+		modelsDir: c.String("models-dir"),
+		model:     c.String("model"),
+		workers:   c.Int("workers"),
+		maxPixels: c.Int64("max-pixels"),
+		s3: s3store.Config{
+			Bucket:   c.String("s3-bucket"),
+			Region:   c.String("s3-region"),
+			Endpoint: c.String("s3-endpoint"),
+			Prefix:   c.String("s3-prefix"),
+			SSE:      c.String("s3-sse"),
+			KMSKeyID: c.String("s3-kms-key-id"),
+		},
+	}
+	var err error
+	bad := func(name string, e error) error { return fmt.Errorf("%s: %w", name, e) }
+	if cfg.maxBody, err = config.ParseBytes(c.String("max-body-bytes")); err != nil || cfg.maxBody <= 0 {
+		return nil, bad("MAX_BODY_BYTES", errOr(err, "must be positive"))
+	}
+	if cfg.maxPixels <= 0 {
+		return nil, bad("MAX_PIXELS", errors.New("must be positive"))
+	}
+	if cfg.workers < 0 {
+		return nil, bad("WORKERS", errors.New("must not be negative"))
+	}
+	cfg.limit.MaxFailures = c.Int("verify-max-failures")
+	if cfg.limit.MaxFailures < 0 {
+		return nil, bad("VERIFY_MAX_FAILURES", errors.New("must not be negative"))
+	}
+	if cfg.limit.Window, err = config.ParseDuration(c.String("verify-failure-window")); err != nil || (cfg.limit.MaxFailures > 0 && cfg.limit.Window <= 0) {
+		return nil, bad("VERIFY_FAILURE_WINDOW", errOr(err, "must be positive"))
+	}
+	if cfg.limit.Lockout, err = config.ParseDuration(c.String("verify-lockout")); err != nil || (cfg.limit.MaxFailures > 0 && cfg.limit.Lockout <= 0) {
+		return nil, bad("VERIFY_LOCKOUT", errOr(err, "must be positive"))
+	}
+	if cfg.liveness, err = config.ParseSwitch(c.String("liveness")); err != nil {
+		return nil, bad("LIVENESS", err)
+	}
+	if cfg.shutdownTimeout, err = config.ParseDuration(c.String("shutdown-timeout")); err != nil {
+		return nil, bad("SHUTDOWN_TIMEOUT", err)
+	}
+	if cfg.logLevel, err = parseLogLevel(c.String("log-level")); err != nil {
+		return nil, bad("LOG_LEVEL", err)
+	}
+	if cfg.keyFile == "" {
+		cfg.keyFile = filepath.Join(cfg.data, auth.KeyFileName)
+	}
+	return cfg, nil
+}
+
+func errOr(err error, msg string) error {
+	if err != nil {
+		return err
+	}
+	return errors.New(msg)
+}
+
+func parseLogLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.TrimSpace(s))); err != nil {
+		return 0, fmt.Errorf("%q is not one of debug, info, warn, error", s)
+	}
+	return l, nil
+}
+
+func newLogger(level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// openStore returns the S3 store when a bucket is configured, else the
+// local store in the data folder.
+func openStore(ctx context.Context, cfg *serveConfig) (faceauth.Store, string, error) {
+	if cfg.s3.Bucket != "" {
+		s, err := s3store.New(ctx, cfg.s3)
+		if err != nil {
+			return nil, "", err
+		}
+		return s, "s3://" + cfg.s3.Bucket + "/" + cfg.s3.Prefix, nil
+	}
+	s, err := filestore.New(filepath.Join(cfg.data, "store"))
+	if err != nil {
+		return nil, "", err
+	}
+	return s, s.Dir(), nil
+}
+
+// loadSigner returns the token signer: from SECRET_KEY, else from the key
+// file, which is created on first use.
+func loadSigner(secret, keyFile string, log *slog.Logger) (*auth.Signer, error) {
+	s, created, err := auth.LoadSigner(auth.KeyConfig{Secret: secret, KeyFile: keyFile, Create: true})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Warn("SECRET_KEY is not set: created a random token signing key; set SECRET_KEY for several replicas",
+			"key_file", keyFile,
+			"get_a_token", fmt.Sprintf("central token create --role admin --token-key-file %s", keyFile))
+	}
+	return s, nil
+}
+
+func runServe(c *cli.Context) error {
+	cfg, err := parseServeConfig(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.logLevel)
+	ctx := c.Context
+
+	store, where, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := store.Ping(ctx); err != nil {
+		return err
+	}
+	signer, err := loadSigner(cfg.secret, cfg.keyFile, log)
+	if err != nil {
+		return err
+	}
+	engine, err := face.New(ctx, face.Config{
+		ModelsDir: cfg.modelsDir,
+		Model:     cfg.model,
+		Workers:   cfg.workers,
+		Photo:     photo.Options{MaxPixels: cfg.maxPixels},
+		Log:       log,
+	})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+
+	reg := metrics.NewRegistry()
+	httpMetrics := api.NewMetrics(reg, "faceauth_central")
+
+	// ---- Change feed -------------------------------------------------
+	// The change feed to the edges starts here: the embedded NATS server
+	// with JetStream (or a configured NATS URL) and the publisher that
+	// implements central.Publisher. Set pub to it, add its HTTP routes
+	// (GET /api/edges, GET /api/deletions) to extra, and stop it after the
+	// HTTP server has shut down (below). With pub nil no change is
+	// published.
+	var pub central.Publisher
+	var extra []central.Route
+	// ------------------------------------------------------------------
+
+	registry := central.NewRegistry(central.Config{
+		Store:     store,
+		Embedder:  engine,
+		Publisher: pub,
+		Log:       log,
+		Metrics:   httpMetrics,
+	})
+
+	srv := &http.Server{
+		Addr: cfg.listen,
+		Handler: central.NewServer(central.ServerConfig{
+			Registry:     registry,
+			Prober:       engine,
+			Tokens:       signer,
+			Limiter:      api.NewLimiter(cfg.limit, nil),
+			Liveness:     cfg.liveness,
+			MaxBodyBytes: cfg.maxBody,
+			Metrics:      reg,
+			HTTPMetrics:  httpMetrics,
+			Extra:        extra,
+			Log:          log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	log.Info("central serving", "addr", ln.Addr().String(), "store", where, "model", engine.ModelID(),
+		"threshold", engine.Threshold(), "liveness", cfg.liveness, "version", version)
+
+	// Move references of another model to the current one in the
+	// background, so the edges receive current embeddings.
+	go func() {
+		n, err := registry.Reembed(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("re-embedding references of other models stopped", "err", err)
+		case n > 0:
+			log.Info("re-embedded references of other models", "users", n, "model", engine.ModelID())
+		}
+	}()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing requests in flight", "timeout", cfg.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	// The change feed stops here, after the last request that could
+	// publish has finished.
+	log.Info("stopped")
+	return nil
+}

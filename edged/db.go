@@ -283,9 +283,12 @@ type loadCounts struct {
 }
 
 // load calls add for every user of the served set that has vectors. It
-// reads the vectors straight from the stored bytes.
+// copies the vectors straight from the stored bytes into one buffer that it
+// reuses for every user: add must copy what it keeps (the gallery does).
 func (d *db) load(add func(id string, vecs [][]float32) error) (loadCounts, error) {
 	c := loadCounts{Refused: map[string]int{}}
+	var flat []float32
+	var rows [][]float32
 	err := d.view(func(tx *bbolt.Tx) error {
 		g, err := activeGen(tx)
 		if err != nil {
@@ -303,7 +306,8 @@ func (d *db) load(add func(id string, vecs [][]float32) error) (loadCounts, erro
 				return nil
 			}
 			c.Users++
-			return add(string(k), h.vectors())
+			rows = h.vectorsInto(&flat, rows)
+			return add(string(k), rows)
 		})
 	})
 	if err != nil {

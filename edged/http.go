@@ -133,8 +133,8 @@ func (s edgeSearcher) Search(ctx context.Context, probe []float32, model string,
 }
 
 // countVerify counts verify answers for the heartbeat: every request with
-// a valid token, and
-// of the answered ones those verified and those rejected.
+// a valid token, and of the answered ones those verified and those
+// rejected.
 func (e *Edge) countVerify(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cw := &captureWriter{ResponseWriter: w, status: http.StatusOK}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // A stored user is one bbolt value, laid out so that loading 100k users
@@ -129,16 +130,36 @@ func (h *recordHeader) vectors() [][]float32 {
 	if h.Count == 0 {
 		return nil
 	}
-	flat := make([]float32, h.Dims*h.Count)
-	for i := range flat {
-		flat[i] = math.Float32frombits(binary.LittleEndian.Uint32(h.vecs[4*i:]))
+	var flat []float32
+	return h.vectorsInto(&flat, nil)
+}
+
+// vectorsInto is vectors reusing flat and out when they are large enough,
+// so that a bulk load allocates nothing per user. The result aliases them.
+func (h *recordHeader) vectorsInto(buf *[]float32, out [][]float32) [][]float32 {
+	n := h.Dims * h.Count
+	if cap(*buf) < n {
+		*buf = make([]float32, n)
 	}
-	out := make([][]float32, h.Count)
-	for i := range out {
-		out[i] = flat[i*h.Dims : (i+1)*h.Dims : (i+1)*h.Dims]
+	flat := (*buf)[:n]
+	if littleEndian {
+		// The stored bytes are the memory image of the floats: one copy.
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(flat))), 4*n), h.vecs)
+	} else {
+		for i := range flat {
+			flat[i] = math.Float32frombits(binary.LittleEndian.Uint32(h.vecs[4*i:]))
+		}
+	}
+	out = out[:0]
+	for i := range h.Count {
+		out = append(out, flat[i*h.Dims:(i+1)*h.Dims:(i+1)*h.Dims])
 	}
 	return out
 }
+
+// littleEndian reports whether float32 values are stored little-endian in
+// memory, as they are in the file.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 // decodeRecord decodes a whole record.
 func decodeRecord(b []byte) (*record, error) {

@@ -1,0 +1,190 @@
+package edged
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/gallery"
+)
+
+// Speed targets (docs/benchmarks.md): a 100k bootstrap within 10 s, a warm
+// restart to ready within 1 s, a change verifiable on the edge within 250
+// ms at p99, identify over 100k within 10 ms and an HTTP verify of a
+// 640x480 JPEG within 20 ms median on one core (run with -cpu 1).
+
+// percentile returns the p-th percentile (0..1) of ds.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// BenchmarkBootstrap measures a fresh edge, from Open to serving every user
+// of a stream of synthetic users with one embedding each.
+func BenchmarkBootstrap(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			nats := startNATS(b)
+			js := nats.client(b)
+			model := testEngine(b).ModelID()
+			for i := 0; i < n; i += 10_000 {
+				publish(b, js, users(fmt.Sprintf("b%d-", i/10_000), min(10_000, n-i), uint64(i+1), model)...)
+			}
+			var total time.Duration
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				e := startEdge(b, b.TempDir(), nats.url, func(c *Config) { c.Heartbeat = 5 * time.Second })
+				for e.Users() != n {
+					time.Sleep(time.Millisecond)
+				}
+				total += time.Since(start)
+				b.StopTimer()
+				e.stop()
+				b.StartTimer()
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "s/bootstrap")
+		})
+	}
+}
+
+// BenchmarkWarmRestart measures Open on a file of 100k users: from a
+// stopped edge to one that verifies.
+func BenchmarkWarmRestart(b *testing.B) {
+	const n = 100_000
+	dir := b.TempDir()
+	model := testEngine(b).ModelID()
+	d, err := openDB(dbPath(dir), model)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < n; i += 5000 {
+		var es []entry
+		for j := i; j < i+5000; j++ {
+			es = append(es, entry{Seq: uint64(j + 1), Change: upsert(fmt.Sprintf("w%06d", j), uint64(j+1), model, vec(edgeDims, uint64(j)))})
+		}
+		if _, err := d.apply(0, es, edgeDims); err != nil {
+			b.Fatal(err)
+		}
+	}
+	d.close()
+	cfg := Config{EdgeID: "edge-1", DataDir: dir, Prober: testEngine(b), Dims: edgeDims, Log: quietLog()}
+	var total time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		e, err := Open(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		if e.Users() != n {
+			b.Fatalf("%d users loaded", e.Users())
+		}
+		b.StopTimer()
+		e.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(ms(total)/float64(b.N), "ms/restart")
+}
+
+// BenchmarkSyncLatency measures, on loopback, the time from a change
+// acknowledged by JetStream (central's publish) to the user being
+// verifiable and identifiable on a running edge.
+func BenchmarkSyncLatency(b *testing.B) {
+	nats := startNATS(b)
+	js := nats.client(b)
+	model := testEngine(b).ModelID()
+	publish(b, js, users("s", 1000, 1, model)...)
+	e := startEdge(b, b.TempDir(), nats.url, func(c *Config) { c.Heartbeat = 5 * time.Second })
+	for e.Users() != 1000 {
+		time.Sleep(time.Millisecond)
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		id := fmt.Sprintf("live%07d", i)
+		start := time.Now()
+		publish(b, js, upsert(id, uint64(10_000+i), model, vec(edgeDims, uint64(10_000+i))))
+		for !e.gallery.Has(id) {
+			time.Sleep(20 * time.Microsecond)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	b.ReportMetric(ms(percentile(lat, 0.5)), "p50-ms")
+	b.ReportMetric(ms(percentile(lat, 0.99)), "p99-ms")
+}
+
+// BenchmarkVerifyHTTP measures POST /api/verify of a 640x480 JPEG on the
+// edge, token check, decode, detection, embedding and match included.
+func BenchmarkVerifyHTTP(b *testing.B) {
+	signer, _ := auth.SignerFromSecret("edge benchmark secret")
+	tok, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
+	img := faceJPEG(b, "sample1.jpg", 640, 480)
+	model := testEngine(b).ModelID()
+	nats := startNATS(b)
+	js := nats.client(b)
+	publish(b, js, upsert("alice", 1, model, embed(b, img)))
+	e := startEdge(b, b.TempDir(), nats.url, func(c *Config) { c.TokenPublicKey = signer.PublicKey() })
+	for e.Users() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	var lat []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		status, body := post(b, srv.URL+"/api/verify", tok, map[string]string{"user_id": "alice"}, img)
+		lat = append(lat, time.Since(start))
+		if status != 200 {
+			b.Fatalf("%d %s", status, body)
+		}
+	}
+	b.ReportMetric(ms(percentile(lat, 0.5)), "median-ms")
+}
+
+// BenchmarkIdentify measures 1:N search on the edge (top 5 at the match
+// threshold) over synthetic users.
+func BenchmarkIdentify(b *testing.B) {
+	for _, n := range []int{10_000, 100_000} {
+		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
+			e := &Edge{model: "m"}
+			e.gallery = newTestGallery(b, n)
+			s := edgeSearcher{e}
+			q := vec(edgeDims, uint64(n/2))
+			b.ResetTimer()
+			for range b.N {
+				ms, err := s.Search(context.Background(), q, "m", 0.4, 5)
+				if err != nil || len(ms) != 1 {
+					b.Fatalf("%v %v", ms, err)
+				}
+			}
+		})
+	}
+}
+
+// newTestGallery returns a gallery of n synthetic users "i<n>" with the
+// vectors vec(edgeDims, n).
+func newTestGallery(b *testing.B, n int) *gallery.Gallery {
+	g := gallery.New(edgeDims)
+	err := g.Reset(func(add func(string, [][]float32) error) error {
+		for i := range n {
+			if err := add(fmt.Sprintf("i%06d", i), [][]float32{vec(edgeDims, uint64(i))}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return g
+}

@@ -40,6 +40,27 @@ type Manifest struct {
 	Landmarker string     `json:"landmarker"` // file name of the 68-point landmark model
 	Liveness   string     `json:"liveness"`   // file name of the liveness model
 	Embedders  []Embedder `json:"embedders"`
+	// LivenessThreshold is the shipped P(live) at or above which a face
+	// counts as live; 0 means not set yet. Set by the evaluation tools.
+	LivenessThreshold float32 `json:"liveness_threshold,omitempty"`
+	// Face holds the face pipeline's measured settings (models/face).
+	Face FaceParams `json:"face"`
+}
+
+// FaceParams are the settings of the detector, landmark and liveness
+// models that were measured rather than documented; see
+// docs/face-pipeline.md for the evidence behind each value.
+type FaceParams struct {
+	// DetectThreshold is the minimum detector score for a face.
+	DetectThreshold float32 `json:"detect_threshold"`
+	// NMSIoU merges detections that overlap by more (intersection over union).
+	NMSIoU float32 `json:"nms_iou"`
+	// DetectChannels is the detector's channel order, "RGB" or "BGR".
+	DetectChannels string `json:"detect_channels"`
+	// LivenessChannels is the liveness model's channel order.
+	LivenessChannels string `json:"liveness_channels"`
+	// LivenessLiveClass is the index of the liveness output meaning "live".
+	LivenessLiveClass int `json:"liveness_live_class"`
 }
 
 // Package is an npm package that files are extracted from.

@@ -1,0 +1,244 @@
+package face
+
+import (
+	"math"
+	"slices"
+
+	"github.com/xplore/faceauth"
+)
+
+// rasterBox is the face's detector box in raster coordinates.
+func (f *found) rasterBox() box {
+	return viewBoxToRaster(f.det, f.v)
+}
+
+func viewBoxToRaster(b box, v view) box {
+	x1, y1 := v.toSrc.apply(b.x1, b.y1)
+	x2, y2 := v.toSrc.apply(b.x2, b.y2)
+	return box{x1: min(x1, x2), y1: min(y1, y2), x2: max(x1, x2), y2: max(y1, y2), score: b.score}
+}
+
+func rasterBoxToView(b box, v view) box {
+	inv := v.toSrc.invert()
+	x1, y1 := inv.apply(b.x1, b.y1)
+	x2, y2 := inv.apply(b.x2, b.y2)
+	return box{x1: min(x1, x2), y1: min(y1, y2), x2: max(x1, x2), y2: max(y1, y2), score: b.score}
+}
+
+// size is the face's size as the distance between the eyes, in raster
+// pixels, of the frontal face that best fits its five points: unlike the
+// measured eye distance it does not shrink when the head turns sideways.
+func (f *found) size(p *params) float64 {
+	t := &p.embedTempl
+	eyes := math.Hypot(t[1].x-t[0].x, t[1].y-t[0].y) // in the model's input
+	return eyes / math.Hypot(f.sim.a, f.sim.d)
+}
+
+// sizeQuality is the size term of Face.Quality.
+func sizeQuality(f *found, p *params) float64 { return min(1, f.size(p)/24) }
+
+// normQuality is the embedding-strength term of Face.Quality.
+func normQuality(norm float64) float64 { return min(max((norm-2)/2, 0), 1) }
+
+// byDominance orders faces largest first (detector box area).
+func byDominance(fs []found) {
+	slices.SortStableFunc(fs, func(a, b found) int {
+		switch aa, ba := a.det.area(), b.det.area(); {
+		case aa > ba:
+			return -1
+		case aa < ba:
+			return 1
+		}
+		return 0
+	})
+}
+
+// find detects the faces of r, trying the image turned by 90, 270 and 180
+// degrees when it finds none upright. The result is sorted by dominance
+// and aliases one of w's buffers.
+func (w *worker) find(r *raster, p *params) ([]found, error) {
+	for _, rot := range [...]int{0, 90, 270, 180} {
+		fs, err := w.findIn(r, rot, p)
+		if err != nil || len(fs) > 0 {
+			return fs, err
+		}
+	}
+	return nil, nil
+}
+
+// findIn detects faces in r turned by rot. The detector misses faces that
+// fill the frame, so small images (crops) are surrounded by a grey border
+// of borderFrac of their longer side, and larger ones are tried again with
+// the border when nothing is found or the largest face nearly fills the
+// frame (which also removes duplicate boxes on such crops). Big images are
+// first tried without the border, which would shrink their small faces.
+func (w *worker) findIn(r *raster, rot int, p *params) ([]found, error) {
+	var fs []found
+	var err error
+	if max(r.w, r.h) > p.smallImage {
+		v := newView(r, rot, 0, 0)
+		if fs, err = w.attempt(r, v, p, w.bufA[:0]); err != nil {
+			return nil, err
+		}
+		w.bufA = fs[:0]
+		byDominance(fs)
+		if len(fs) > 0 && !fillsFrame(fs[0].det, v) {
+			return fs, nil
+		}
+	}
+	b := p.borderFrac * float64(max(r.w, r.h))
+	bs, err := w.attempt(r, newView(r, rot, b, b), p, w.bufB[:0])
+	if err != nil {
+		return nil, err
+	}
+	w.bufB = bs[:0]
+	if len(bs) > 0 {
+		byDominance(bs)
+		return bs, nil
+	}
+	return fs, nil
+}
+
+// fillsFrame reports whether a face box reaches an edge of the (unbordered)
+// view or covers more than half its height: a crop the detector may
+// handle badly.
+func fillsFrame(b box, v view) bool {
+	return b.x1 <= 0 || b.y1 <= 0 || b.x2 >= v.w || b.y2 >= v.h || b.h() > 0.5*v.h
+}
+
+// result is what analyze found.
+type result struct {
+	faces   []found
+	sel     int
+	emb     []float32
+	norm    float64
+	quality float64
+	live    float32
+}
+
+// analyze finds, selects and embeds a face; see Engine.Enroll and
+// Engine.Probe for the rules.
+func (w *worker) analyze(r *raster, p *params, enroll, live bool) (*result, error) {
+	fs, err := w.find(r, p)
+	if err != nil {
+		return nil, err
+	}
+	sel, err := choose(fs, p, enroll)
+	if err != nil {
+		return nil, err
+	}
+	res := &result{faces: fs, sel: sel, emb: make([]float32, p.embedDims)}
+	if res.norm, err = w.embed(r, &fs[sel], p, res.emb); err != nil {
+		return nil, err
+	}
+	if res.norm < p.uprightNorm {
+		// res.faces aliases buffers that reorient reuses.
+		res.faces = slices.Clone(res.faces)
+		if err := w.reorient(r, p, res, enroll); err != nil {
+			return nil, err
+		}
+	}
+	f := &res.faces[res.sel]
+	res.quality = sizeQuality(f, p) * normQuality(res.norm)
+	if enroll && res.quality < p.minEnrollQuality {
+		return nil, faceauth.E(faceauth.KindNoFace, CodeFaceLowQualty,
+			"The face is not clear enough to enroll (blurred, turned away, covered or too dark); please use a sharp, frontal photo.")
+	}
+	if live {
+		probs, err := w.liveness(r, f, p)
+		if err != nil {
+			return nil, err
+		}
+		res.live = probs[p.livenessClass]
+	}
+	return res, nil
+}
+
+// choose picks the face to embed: the most dominant face big enough to
+// recognise. For enrollment it must also dominate: its box area at least
+// dominance times that of every other face big enough to recognise.
+func choose(fs []found, p *params, enroll bool) (int, error) {
+	if len(fs) == 0 {
+		return 0, faceauth.E(faceauth.KindNoFace, CodeNoFace,
+			"No face was found in the image; please use a photo that shows the face clearly.")
+	}
+	sel, usable := -1, 0
+	for i := range fs {
+		if fs[i].size(p) < p.minEyeDist {
+			continue
+		}
+		usable++
+		if sel < 0 {
+			sel = i
+		} else if enroll && fs[sel].det.area() < p.dominance*fs[i].det.area() {
+			// Counted below, after the loop has seen every usable face.
+			sel = -2
+		}
+	}
+	switch {
+	case usable == 0:
+		return 0, faceauth.E(faceauth.KindNoFace, CodeFaceTooSmall,
+			"The face is too small in the image; please use a photo where the face is larger.")
+	case sel == -2:
+		return 0, faceauth.E(faceauth.KindNoFace, CodeSeveralFaces,
+			"The photo shows %d faces of similar size; please use a photo of one person only.", usable)
+	}
+	return sel, nil
+}
+
+// reorient handles a face whose embedding is weak, which is what a face
+// turned in the pixels gives: the detector finds upside-down faces, and
+// the landmark model places upright-looking points on them. It detects
+// the faces again in the image turned by 180, 90 and 270 degrees, embeds
+// the face at the same place, and keeps the orientation whose embedding is
+// strongest. That is always the upright one on the labelled sets (see
+// docs/face-pipeline.md), while a face checked in a single orientation
+// cannot be told from its turned copy.
+func (w *worker) reorient(r *raster, p *params, res *result, enroll bool) error {
+	cur := res.faces[res.sel]
+	want := cur.rasterBox()
+	var best []found
+	bestJ, bestNorm := -1, res.norm
+	for _, extra := range [...]int{180, 90, 270} {
+		fs, err := w.findIn(r, (cur.v.rot+extra)%360, p)
+		if err != nil {
+			return err
+		}
+		j, bestIoU := -1, 0.3
+		for i := range fs {
+			if o := iou(fs[i].rasterBox(), want); o > bestIoU {
+				j, bestIoU = i, o
+			}
+		}
+		if j < 0 {
+			continue
+		}
+		n, err := w.embed(r, &fs[j], p, w.scratch)
+		if err != nil {
+			return err
+		}
+		if n > bestNorm {
+			// findIn reuses its buffers on the next turn.
+			best, bestJ, bestNorm = slices.Clone(fs), j, n
+			copy(res.emb, w.scratch)
+		}
+		if n >= p.uprightNorm {
+			break
+		}
+	}
+	if bestJ < 0 {
+		return nil
+	}
+	if enroll {
+		sel, err := choose(best, p, true)
+		if err != nil {
+			return err
+		}
+		if sel != bestJ {
+			return faceauth.E(faceauth.KindNoFace, CodeSeveralFaces,
+				"The photo shows several faces of similar size; please use a photo of one person only.")
+		}
+	}
+	res.faces, res.sel, res.norm = best, bestJ, bestNorm
+	return nil
+}

@@ -1,0 +1,220 @@
+package face
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/models"
+	"github.com/xplore/faceauth/models/photo"
+)
+
+// Config selects the models and sizes the worker pool.
+type Config struct {
+	// ModelsDir holds the fetched model files; "" means models.DefaultDir.
+	ModelsDir string
+	// Model is the embedding model (VERIFICATION_MODEL); "" means "ArcFace".
+	// An unknown name is an error that lists the choices.
+	Model string
+	// Workers is how many requests run at once, each with its own set of
+	// ONNX sessions and buffers; 0 means runtime.GOMAXPROCS(0).
+	Workers int
+	// IntraOpThreads is ONNX Runtime's thread count inside one session run;
+	// 0 means 1, which is fastest per core when Workers keeps cores busy.
+	IntraOpThreads int
+	// Photo limits and sizes image decoding.
+	Photo photo.Options
+	// Log receives warnings; nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Engine runs the face pipeline. It is safe for concurrent use; at most
+// Config.Workers images are processed at once, others wait for a worker.
+type Engine struct {
+	cfg      Config
+	log      *slog.Logger
+	p        params
+	modelID  string
+	thresh   float32
+	liveness float32
+	pool     *pool
+}
+
+// Fallbacks for shipped thresholds that the manifest does not set yet (0):
+// conservative values from our own measurements, see docs/face-pipeline.md.
+const (
+	interimThreshold         = 0.40
+	interimLivenessThreshold = 0.50
+)
+
+// New loads and verifies the models and starts cfg.Workers session sets.
+// A missing or altered model file gives a *models.FileError.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.ModelsDir == "" {
+		cfg.ModelsDir = models.DefaultDir
+	}
+	if cfg.Model == "" {
+		cfg.Model = "ArcFace"
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.IntraOpThreads <= 0 {
+		cfg.IntraOpThreads = 1
+	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	m, err := models.Load(cfg.ModelsDir)
+	if err != nil {
+		return nil, err
+	}
+	emb, err := m.Embedder(cfg.Model)
+	if err != nil {
+		return nil, faceauth.Wrap(err, faceauth.KindInvalid, "unknown_model", "%s.", err.Error())
+	}
+	files := []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness, emb.File}
+	if err := m.Verify(cfg.ModelsDir, files...); err != nil {
+		return nil, err
+	}
+	p, err := newParams(m, emb)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: log, p: p, modelID: emb.ModelID(), thresh: emb.Threshold, liveness: m.LivenessThreshold}
+	if e.thresh == 0 {
+		e.thresh = interimThreshold
+		log.Warn("the model manifest sets no match threshold yet; using an interim value", "model", e.modelID, "threshold", e.thresh)
+	}
+	if e.liveness == 0 {
+		e.liveness = interimLivenessThreshold
+		log.Warn("the model manifest sets no liveness threshold yet; using an interim value", "threshold", e.liveness)
+	}
+
+	if err := initRuntime(filepath.Join(cfg.ModelsDir, m.Runtime)); err != nil {
+		return nil, err
+	}
+	blobs := map[string][]byte{}
+	for _, f := range files[1:] {
+		if blobs[f], err = os.ReadFile(filepath.Join(cfg.ModelsDir, f)); err != nil {
+			return nil, fmt.Errorf("read model: %w", err)
+		}
+	}
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("onnx session options: %w", err)
+	}
+	defer opts.Destroy()
+	if err := errors.Join(
+		opts.SetIntraOpNumThreads(cfg.IntraOpThreads),
+		opts.SetInterOpNumThreads(1),
+		opts.SetExecutionMode(ort.ExecutionModeSequential),
+	); err != nil {
+		return nil, fmt.Errorf("onnx session options: %w", err)
+	}
+	var ws []*worker
+	for i := 0; i < cfg.Workers; i++ {
+		if err := ctx.Err(); err != nil {
+			destroyWorkers(ws)
+			return nil, err
+		}
+		w, err := newWorker(blobs, m, emb, &e.p, opts)
+		if err != nil {
+			destroyWorkers(ws)
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	e.pool = newPool(ws)
+	return e, nil
+}
+
+// Close waits for running requests to finish and frees the sessions. The
+// Engine must not be used afterwards.
+func (e *Engine) Close() error {
+	ws := make([]*worker, 0, len(e.pool.all))
+	for range e.pool.all {
+		ws = append(ws, <-e.pool.free)
+	}
+	destroyWorkers(ws)
+	return nil
+}
+
+// ModelID names the embedding model and its exact weights, for example
+// "ArcFace@87aacdfe". Embeddings are comparable only within one ModelID.
+func (e *Engine) ModelID() string { return e.modelID }
+
+// Threshold is the shipped cosine similarity at or above which two
+// embeddings are taken to show the same person.
+func (e *Engine) Threshold() float32 { return e.thresh }
+
+// LivenessThreshold is the shipped liveness score at or above which a face
+// is taken to be live.
+func (e *Engine) LivenessThreshold() float32 { return e.liveness }
+
+// worker is one set of sessions with their buffers; only one goroutine
+// uses it at a time.
+type worker struct {
+	det, lm, emb, live *net
+	boxes              []box     // detector candidates
+	bufA, bufB         []found   // faces of two framings of one image
+	scratch            []float32 // an embedding that may be discarded
+}
+
+func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder, p *params, opts *ort.SessionOptions) (w *worker, err error) {
+	w = &worker{
+		boxes:   make([]box, 0, detAnchors),
+		bufA:    make([]found, 0, maxFaces),
+		bufB:    make([]found, 0, maxFaces),
+		scratch: make([]float32, emb.Dims),
+	}
+	defer func() {
+		if err != nil {
+			w.destroy()
+		}
+	}()
+	if w.det, err = newNet(blobs[m.Detector], opts,
+		tensorSpec{"input", ort.NewShape(1, 3, detH, detW)},
+		tensorSpec{"scores", ort.NewShape(1, detAnchors, 2)},
+		tensorSpec{"boxes", ort.NewShape(1, detAnchors, 4)}); err != nil {
+		return nil, fmt.Errorf("load %s: %w", m.Detector, err)
+	}
+	if w.lm, err = newNet(blobs[m.Landmarker], opts,
+		tensorSpec{"input", ort.NewShape(1, 1, landmarkSize, landmarkSize)},
+		tensorSpec{"output", ort.NewShape(1, 2*landmarkCount)}); err != nil {
+		return nil, fmt.Errorf("load %s: %w", m.Landmarker, err)
+	}
+	if w.emb, err = newNet(blobs[emb.File], opts,
+		tensorSpec{emb.Input, ort.NewShape(1, 3, int64(emb.Size), int64(emb.Size))},
+		tensorSpec{emb.Output, ort.NewShape(1, int64(emb.Dims))}); err != nil {
+		return nil, fmt.Errorf("load %s: %w", emb.File, err)
+	}
+	if w.live, err = newNet(blobs[m.Liveness], opts,
+		tensorSpec{"input", ort.NewShape(1, 3, livenessSize, livenessSize)},
+		tensorSpec{"output", ort.NewShape(1, 3)}); err != nil {
+		return nil, fmt.Errorf("load %s: %w", m.Liveness, err)
+	}
+	return w, nil
+}
+
+func (w *worker) destroy() {
+	for _, n := range []*net{w.det, w.lm, w.emb, w.live} {
+		if n != nil {
+			n.destroy()
+		}
+	}
+}
+
+func destroyWorkers(ws []*worker) {
+	for _, w := range ws {
+		w.destroy()
+	}
+}

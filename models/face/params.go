@@ -1,0 +1,58 @@
+package face
+
+import (
+	"github.com/xplore/faceauth/models"
+)
+
+// params are the pipeline's tunable numbers, from the model manifest where
+// it has them.
+type params struct {
+	detectThreshold float32 // minimum detector score
+	nmsIoU          float64 // boxes overlapping more are one face
+	detectBGR       bool    // detector channel order
+
+	embedSize  int
+	embedDims  int
+	embedMean  float32
+	embedNorm  float32 // 1/std
+	embedBGR   bool
+	embedTaps  int // supersampling when the face is larger than the input
+	embedTempl [5]pt
+
+	livenessBGR   bool
+	livenessClass int // index of the "live" output
+	livenessScale float64
+
+	smallImage int     // longest side (decoded pixels) up to which images get the border at once
+	borderFrac float64 // border added around crops, as a fraction of the longer side
+
+	uprightNorm      float64 // embedding norm above which no other orientation is tried
+	minEyeDist       float64 // smallest usable eye distance, in decoded pixels
+	dominance        float64 // box area ratio by which one face dominates another
+	minEnrollQuality float64 // smallest Quality accepted for enrollment
+}
+
+func newParams(m *models.Manifest, emb *models.Embedder) (params, error) {
+	p := params{
+		detectThreshold:  0.65,
+		nmsIoU:           0.4,
+		detectBGR:        true,
+		embedSize:        emb.Size,
+		embedDims:        emb.Dims,
+		embedMean:        emb.Mean,
+		embedNorm:        1 / emb.Std,
+		embedBGR:         emb.Channels == "BGR",
+		embedTaps:        maxTaps,
+		embedTempl:       templatePoints(emb.Size),
+		livenessBGR:      true,
+		livenessClass:    0,
+		livenessScale:    2.7,
+		smallImage:       400,
+		borderFrac:       0.3,
+		uprightNorm:      3.4,
+		minEyeDist:       12,
+		dominance:        4,
+		minEnrollQuality: 0.25,
+	}
+	return p, nil
+}

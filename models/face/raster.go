@@ -1,0 +1,298 @@
+package face
+
+import "math"
+
+// raster is a decoded, upright image: packed 8-bit RGB, row-major, no
+// padding between rows.
+type raster struct {
+	w, h int
+	pix  []byte
+}
+
+// affine maps a point (x, y) to (a*x + b*y + c, d*x + e*y + f). All
+// coordinates in this package are continuous: pixel (i, j) covers the
+// square [i, i+1) x [j, j+1) and its centre is (i+0.5, j+0.5).
+type affine struct{ a, b, c, d, e, f float64 }
+
+func (m affine) apply(x, y float64) (float64, float64) {
+	return m.a*x + m.b*y + m.c, m.d*x + m.e*y + m.f
+}
+
+// then returns the map that applies m first and n second.
+func (m affine) then(n affine) affine {
+	return affine{
+		a: n.a*m.a + n.b*m.d, b: n.a*m.b + n.b*m.e, c: n.a*m.c + n.b*m.f + n.c,
+		d: n.d*m.a + n.e*m.d, e: n.d*m.b + n.e*m.e, f: n.d*m.c + n.e*m.f + n.f,
+	}
+}
+
+// invert returns the inverse map; m must not be singular.
+func (m affine) invert() affine {
+	det := m.a*m.e - m.b*m.d
+	ia, ib, id, ie := m.e/det, -m.b/det, -m.d/det, m.a/det
+	return affine{a: ia, b: ib, c: -(ia*m.c + ib*m.f), d: id, e: ie, f: -(id*m.c + ie*m.f)}
+}
+
+// scale is the largest factor by which m stretches a unit step: how many
+// source pixels one destination pixel spans along its longest side.
+func (m affine) scale() float64 {
+	return math.Max(math.Hypot(m.a, m.d), math.Hypot(m.b, m.e))
+}
+
+// rectMap maps the destination raster dw x dh onto the source rectangle
+// (x1, y1)-(x2, y2), stretching each axis independently.
+func rectMap(x1, y1, x2, y2 float64, dw, dh int) affine {
+	return affine{a: (x2 - x1) / float64(dw), c: x1, e: (y2 - y1) / float64(dh), f: y1}
+}
+
+// rotation returns the map from the coordinates of the image turned
+// clockwise by deg degrees (0, 90, 180, 270) to those of the w x h image.
+func rotation(deg, w, h int) affine {
+	W, H := float64(w), float64(h)
+	switch deg {
+	case 90: // view (vx, vy) = (H - sy, sx)
+		return affine{a: 0, b: 1, c: 0, d: -1, e: 0, f: H}
+	case 180:
+		return affine{a: -1, c: W, e: -1, f: H}
+	case 270: // view (vx, vy) = (sy, W - sx)
+		return affine{a: 0, b: -1, c: W, d: 1, e: 0, f: 0}
+	}
+	return affine{a: 1, e: 1}
+}
+
+// rotatedSize is the size of the w x h image turned by deg degrees.
+func rotatedSize(deg, w, h int) (int, int) {
+	if deg == 90 || deg == 270 {
+		return h, w
+	}
+	return w, h
+}
+
+// Output encodings for sample. Each writes planar float32 (NCHW without
+// the batch axis).
+type encoding struct {
+	grey       bool    // one plane: BT.601 luma
+	bgr        bool    // three planes in B, G, R order (else R, G, B)
+	mean, norm float32 // value = (pixel - mean) * norm
+}
+
+// fillValue is what sample reads outside the image: mid grey, which every
+// model here normalises to about zero.
+const fillValue = 127
+
+// maxTaps bounds the supersampling grid per axis (so at most maxTaps^2
+// bilinear samples per output pixel).
+const maxTaps = 4
+
+// sample renders the dw x dh destination raster whose pixel centres map to
+// source coordinates through m, into dst with the given encoding. When a
+// destination pixel spans at most about one source pixel it is a bilinear
+// sample, like OpenCV's INTER_LINEAR. When it spans more, it is the mean of
+// a k x k grid of source pixels spread over its footprint (k = ceil(scale),
+// at most taps): a box filter, so shrinking does not alias, at the cost of
+// k*k reads instead of a full area sum. Points outside the image read
+// fillValue.
+func (r *raster) sample(m affine, dw, dh, taps int, enc encoding, dst []float32) {
+	k := int(math.Ceil(m.scale() - 0.05))
+	k = min(max(k, 1), taps, maxTaps)
+	out := newPlanes(enc, dst, dw*dh)
+	switch {
+	case k == 1:
+		r.bilinear(m, dw, dh, out)
+	case m.b == 0 && m.d == 0 || m.a == 0 && m.e == 0:
+		r.boxAxes(m, dw, dh, k, out)
+	default:
+		r.box(m, dw, dh, k, out)
+	}
+}
+
+// planes writes encoded pixels into planar float32 output.
+type planes struct {
+	p0, p1, p2 []float32
+	grey       bool
+	mean, norm float32
+}
+
+func newPlanes(enc encoding, dst []float32, n int) planes {
+	p := planes{grey: enc.grey, mean: enc.mean, norm: enc.norm}
+	switch {
+	case enc.grey:
+		p.p0 = dst[:n]
+	case enc.bgr:
+		p.p2, p.p1, p.p0 = dst[:n], dst[n:2*n], dst[2*n:3*n]
+	default:
+		p.p0, p.p1, p.p2 = dst[:n], dst[n:2*n], dst[2*n:3*n]
+	}
+	return p
+}
+
+func (p *planes) set(o int, r, g, b float32) {
+	if p.grey {
+		p.p0[o] = (0.299*r + 0.587*g + 0.114*b - p.mean) * p.norm
+		return
+	}
+	p.p0[o] = (r - p.mean) * p.norm
+	p.p1[o] = (g - p.mean) * p.norm
+	p.p2[o] = (b - p.mean) * p.norm
+}
+
+// bilinear writes the bilinear sample at each destination pixel.
+func (r *raster) bilinear(m affine, dw, dh int, out planes) {
+	W, H := float32(r.w), float32(r.h)
+	maxX, maxY := float32(r.w-1), float32(r.h-1)
+	stride := r.w * 3
+	pix := r.pix
+	a, b, c := float32(m.a), float32(m.b), float32(m.c)
+	d, e, f := float32(m.d), float32(m.e), float32(m.f)
+	for y := 0; y < dh; y++ {
+		ty := float32(y) + 0.5
+		for x := 0; x < dw; x++ {
+			tx := float32(x) + 0.5
+			u := a*tx + b*ty + c
+			v := d*tx + e*ty + f
+			if !(u >= 0 && v >= 0 && u < W && v < H) { // also catches NaN
+				out.set(y*dw+x, fillValue, fillValue, fillValue)
+				continue
+			}
+			// Between the four nearest pixel centres, clamped at the edges.
+			u = min(max(u-0.5, 0), maxX)
+			v = min(max(v-0.5, 0), maxY)
+			x0, y0 := int(u), int(v)
+			wx, wy := u-float32(x0), v-float32(y0)
+			dx, dy := 3, stride
+			if x0 == r.w-1 {
+				dx = 0
+			}
+			if y0 == r.h-1 {
+				dy = 0
+			}
+			o := y0*stride + x0*3
+			q := pix[o : o+dy+dx+3 : o+dy+dx+3]
+			w00 := (1 - wx) * (1 - wy)
+			w01 := wx * (1 - wy)
+			w10 := (1 - wx) * wy
+			w11 := wx * wy
+			out.set(y*dw+x,
+				w00*float32(q[0])+w01*float32(q[dx])+w10*float32(q[dy])+w11*float32(q[dy+dx]),
+				w00*float32(q[1])+w01*float32(q[dx+1])+w10*float32(q[dy+1])+w11*float32(q[dy+dx+1]),
+				w00*float32(q[2])+w01*float32(q[dx+2])+w10*float32(q[dy+2])+w11*float32(q[dy+dx+2]))
+		}
+	}
+}
+
+// box writes the mean of k x k source pixels spread evenly over each
+// destination pixel's footprint, for any affine map.
+func (r *raster) box(m affine, dw, dh, k int, out planes) {
+	W, H := float32(r.w), float32(r.h)
+	stride := r.w * 3
+	pix := r.pix
+	a, b, c := float32(m.a), float32(m.b), float32(m.c)
+	d, e, f := float32(m.d), float32(m.e), float32(m.f)
+	var offs [maxTaps]float32
+	for i := 0; i < k; i++ {
+		offs[i] = (float32(i) + 0.5) / float32(k)
+	}
+	inv := 1 / float32(k*k)
+	for y := 0; y < dh; y++ {
+		fy := float32(y)
+		for x := 0; x < dw; x++ {
+			fx := float32(x)
+			var sr, sg, sb int
+			for j := 0; j < k; j++ {
+				ty := fy + offs[j]
+				u0 := a*fx + b*ty + c
+				v0 := d*fx + e*ty + f
+				for i := 0; i < k; i++ {
+					u := u0 + a*offs[i]
+					v := v0 + d*offs[i]
+					if !(u >= 0 && v >= 0 && u < W && v < H) {
+						sr += fillValue
+						sg += fillValue
+						sb += fillValue
+						continue
+					}
+					o := int(v)*stride + int(u)*3
+					q := pix[o : o+3 : o+3]
+					sr += int(q[0])
+					sg += int(q[1])
+					sb += int(q[2])
+				}
+			}
+			out.set(y*dw+x, float32(sr)*inv, float32(sg)*inv, float32(sb)*inv)
+		}
+	}
+}
+
+// boxAxes is box for maps that keep or swap the axes (crops, resizes and
+// quarter turns): each source offset is then the sum of a part that
+// depends only on the destination column and one that depends only on the
+// row, so both are tabulated once and the inner loop only adds and reads.
+func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
+	stride := r.w * 3
+	// part returns the offset contribution of destination coordinate t
+	// (column when col), or -1 when the sample falls outside the image.
+	part := func(t float64, col bool) int {
+		var u, v float64 // only one of them depends on t
+		var useU bool
+		if col {
+			if m.b == 0 && m.d == 0 {
+				u, useU = m.a*t+m.c, true
+			} else {
+				v = m.d*t + m.f
+			}
+		} else {
+			if m.b == 0 && m.d == 0 {
+				v = m.e*t + m.f
+			} else {
+				u, useU = m.b*t+m.c, true
+			}
+		}
+		if useU {
+			if !(u >= 0 && u < float64(r.w)) {
+				return -1
+			}
+			return int(u) * 3
+		}
+		if !(v >= 0 && v < float64(r.h)) {
+			return -1
+		}
+		return int(v) * stride
+	}
+	cols := make([]int, dw*k)
+	rows := make([]int, dh*k)
+	for x := 0; x < dw; x++ {
+		for i := 0; i < k; i++ {
+			cols[x*k+i] = part(float64(x)+(float64(i)+0.5)/float64(k), true)
+		}
+	}
+	for y := 0; y < dh; y++ {
+		for j := 0; j < k; j++ {
+			rows[y*k+j] = part(float64(y)+(float64(j)+0.5)/float64(k), false)
+		}
+	}
+	pix := r.pix
+	inv := 1 / float32(k*k)
+	for y := 0; y < dh; y++ {
+		ry := rows[y*k : y*k+k]
+		for x := 0; x < dw; x++ {
+			cx := cols[x*k : x*k+k]
+			var sr, sg, sb int
+			for _, ro := range ry {
+				for _, co := range cx {
+					if ro < 0 || co < 0 {
+						sr += fillValue
+						sg += fillValue
+						sb += fillValue
+						continue
+					}
+					o := ro + co
+					q := pix[o : o+3 : o+3]
+					sr += int(q[0])
+					sg += int(q[1])
+					sb += int(q[2])
+				}
+			}
+			out.set(y*dw+x, float32(sr)*inv, float32(sg)*inv, float32(sb)*inv)
+		}
+	}
+}

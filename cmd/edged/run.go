@@ -22,6 +22,7 @@ import (
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
+	"github.com/xplore/faceauth/models/photo"
 )
 
 // Defaults of the run command.
@@ -41,9 +42,14 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "edge-id", Usage: "this edge's id: letters, digits, '-' and '_' (default: the host name)", EnvVars: []string{"EDGE_ID"}},
 			&cli.StringFlag{Name: "models-dir", Usage: "folder holding the fetched, pinned model files", EnvVars: []string{"MODELS_DIR"}, Value: models.DefaultDir},
 			&cli.StringFlag{Name: "model", Usage: "embedding model; must match central's", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
-			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers (0: one per CPU)", EnvVars: []string{"FACE_WORKERS"}},
-			&cli.StringFlag{Name: "liveness", Usage: "run the presentation-attack check: on or off", EnvVars: []string{"LIVENESS_CHECK"}, Value: "off"},
-			&cli.StringFlag{Name: "max-body", Usage: "largest request body, e.g. 10MiB", EnvVars: []string{"MAX_BODY_BYTES"}, Value: "10MiB"},
+			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
+			&cli.StringFlag{Name: "liveness", Usage: "presentation-attack check on verify and identify: off or on", EnvVars: []string{"LIVENESS"}, Value: "off"},
+			&cli.StringFlag{Name: "max-body-bytes", Usage: "request body limit (413 above it)", EnvVars: []string{"MAX_BODY_BYTES"}, Value: "10MiB"},
+			&cli.Int64Flag{Name: "max-pixels", Usage: "largest image accepted, in pixels, read from the header before decoding (413 above it)", EnvVars: []string{"MAX_PIXELS"}, Value: photo.DefaultMaxPixels},
+			&cli.IntFlag{Name: "verify-max-failures", Usage: "failed verifications within the window that lock a user (0: no lockout)", EnvVars: []string{"VERIFY_MAX_FAILURES"}, Value: api.DefaultLimit.MaxFailures},
+			&cli.StringFlag{Name: "verify-failure-window", Usage: "window in which failures are counted", EnvVars: []string{"VERIFY_FAILURE_WINDOW"}, Value: api.DefaultLimit.Window.String()},
+			&cli.StringFlag{Name: "verify-lockout", Usage: "how long a locked user gets 429", EnvVars: []string{"VERIFY_LOCKOUT"}, Value: api.DefaultLimit.Lockout.String()},
+			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "10s"},
 			&cli.StringFlag{Name: "token-public-key", Usage: "central's token public key (base64 or hex), used until one arrives over NATS", EnvVars: []string{"TOKEN_PUBLIC_KEY"}},
 			&cli.StringFlag{Name: "heartbeat", Usage: "interval of status messages", EnvVars: []string{"EDGE_HEARTBEAT"}, Value: edged.DefaultHeartbeat.String()},
 			&cli.StringFlag{Name: "compact-delay", Usage: "wait after a delete before the erasing compaction, to gather a burst", EnvVars: []string{"EDGE_COMPACT_DELAY"}, Value: edged.DefaultCompactDelay.String()},
@@ -83,9 +89,26 @@ func run(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("--liveness: %w", err)
 	}
-	maxBody, err := config.ParseBytes(c.String("max-body"))
-	if err != nil {
-		return fmt.Errorf("--max-body: %w", err)
+	maxBody, err := config.ParseBytes(c.String("max-body-bytes"))
+	if err != nil || maxBody <= 0 {
+		return fmt.Errorf("--max-body-bytes: %q is not a positive size", c.String("max-body-bytes"))
+	}
+	if c.Int64("max-pixels") <= 0 {
+		return errors.New("--max-pixels: must be positive")
+	}
+	limit := api.LimitConfig{MaxFailures: c.Int("verify-max-failures")}
+	if limit.MaxFailures < 0 {
+		return errors.New("--verify-max-failures: must not be negative")
+	}
+	if limit.Window, err = config.ParseDuration(c.String("verify-failure-window")); err != nil || limit.Window <= 0 {
+		return fmt.Errorf("--verify-failure-window: %q is not a positive duration", c.String("verify-failure-window"))
+	}
+	if limit.Lockout, err = config.ParseDuration(c.String("verify-lockout")); err != nil || limit.Lockout <= 0 {
+		return fmt.Errorf("--verify-lockout: %q is not a positive duration", c.String("verify-lockout"))
+	}
+	shutdownTimeout, err := config.ParseDuration(c.String("shutdown-timeout"))
+	if err != nil || shutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout: %q is not a positive duration", c.String("shutdown-timeout"))
 	}
 	heartbeat, err := config.ParseDuration(c.String("heartbeat"))
 	if err != nil || heartbeat <= 0 {
@@ -115,6 +138,7 @@ func run(c *cli.Context) error {
 		ModelsDir: c.String("models-dir"),
 		Model:     c.String("model"),
 		Workers:   c.Int("workers"),
+		Photo:     photo.Options{MaxPixels: c.Int64("max-pixels")},
 		Log:       log,
 	})
 	if err != nil {
@@ -132,6 +156,7 @@ func run(c *cli.Context) error {
 		Heartbeat:      heartbeat,
 		CompactDelay:   compactDelay,
 		Liveness:       liveness,
+		Limit:          limit,
 		MaxBodyBytes:   maxBody,
 		Log:            log,
 	})
@@ -185,7 +210,7 @@ func run(c *cli.Context) error {
 	case err = <-serveErr:
 		log.Error("HTTP server stopped", "err", err)
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer scancel()
 	if serr := srv.Shutdown(sctx); serr != nil {
 		log.Warn("HTTP shutdown", "err", serr)
@@ -252,6 +277,3 @@ func modelDims(dir, model string) (int, error) {
 	}
 	return emb.Dims, nil
 }
-
-// check that the engine fits the edge's need.
-var _ api.Prober = (*face.Engine)(nil)

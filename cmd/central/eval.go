@@ -419,9 +419,10 @@ type pairsReport struct {
 	Threshold        float32 `json:"threshold"`
 	TARAtThreshold   float64 `json:"tar_at_threshold"`
 	ShippedThreshold float32 `json:"shipped_threshold"`
-	// FMR and FNMR at the shipped threshold.
-	FMR  float64 `json:"fmr"`
-	FNMR float64 `json:"fnmr"`
+	// FMR, FNMR and accuracy at the shipped threshold.
+	FMR               float64 `json:"fmr"`
+	FNMR              float64 `json:"fnmr"`
+	AccuracyAtShipped float64 `json:"accuracy_at_shipped_threshold"`
 	unscoredCounts
 	// UnscoredPairs were scored eval.NoScore (a non-match) because an image
 	// had no face or did not decode.
@@ -508,6 +509,7 @@ func evalPairs(ctx context.Context, e interface {
 	r.TARAtThreshold, r.Threshold = tar, ceil32(t)
 	r.MinFAR = 1 / float64(r.Impostor)
 	r.FMR, r.FNMR = r.scores.Rates(float64(r.ShippedThreshold))
+	r.AccuracyAtShipped = (float64(r.Impostor)*(1-r.FMR) + float64(r.Genuine)*(1-r.FNMR)) / float64(r.Pairs)
 	return r, nil
 }
 
@@ -527,7 +529,7 @@ func (r *pairsReport) table(w io.Writer) {
 	fmt.Fprintf(w, "TAR at FAR 1e-3\t%.4f\t%s\n", r.TARAtFAR1e3, farNote(1e-3, r.Impostor))
 	fmt.Fprintf(w, "TAR at FAR 1e-2\t%.4f\t%s\n", r.TARAtFAR1e2, farNote(1e-2, r.Impostor))
 	fmt.Fprintf(w, "threshold for FMR %g\t%.4f\tTAR %.4f there\n", r.TargetFMR, r.Threshold, r.TARAtThreshold)
-	fmt.Fprintf(w, "shipped threshold\t%.4f\tFMR %.4f, FNMR %.4f\n", r.ShippedThreshold, r.FMR, r.FNMR)
+	fmt.Fprintf(w, "shipped threshold\t%.4f\tFMR %.4f, FNMR %.4f, accuracy %.4f\n", r.ShippedThreshold, r.FMR, r.FNMR, r.AccuracyAtShipped)
 	fmt.Fprintf(w, "no face\t%d images\t%s\n", r.NoFace, strings.Join(r.NoFaceFiles, " "))
 	fmt.Fprintf(w, "errors\t%d images\t%s\n", r.Errors, strings.Join(r.ErrorFiles, "; "))
 	fmt.Fprintf(w, "unscored pairs\t%d\tscored as non-matches\n", r.UnscoredPairs)

@@ -213,12 +213,31 @@ func TestEvalDeepFace(t *testing.T) {
 	if r.Pairs != 300 || r.Genuine != 38 {
 		t.Errorf("pairs %d with %d genuine, want 300 with 38", r.Pairs, r.Genuine)
 	}
-	if r.Accuracy != 1 {
-		t.Errorf("accuracy on DeepFace pairs = %v, want 1 (AUC %v, no face %v, errors %v)", r.Accuracy, r.AUC, r.NoFaceFiles, r.ErrorFiles)
+	if r.Accuracy != 1 || r.AccuracyAtShipped != 1 {
+		t.Errorf("accuracy on DeepFace pairs = %v, at the shipped threshold %v (AUC %v, no face %v, errors %v); want 1",
+			r.Accuracy, r.AccuracyAtShipped, r.AUC, r.NoFaceFiles, r.ErrorFiles)
 	}
 	// At the shipped threshold no listed impostor passes.
 	if r.FMR != 0 {
 		t.Errorf("FMR at the shipped threshold %v = %v", r.ShippedThreshold, r.FMR)
+	}
+
+	// The same pairs in three folds: accuracy is cross-validated.
+	for i := range pairs {
+		pairs[i].Fold = string(rune('a' + i%3))
+	}
+	cv, err := evalPairs(context.Background(), e, pairs, pairsConfig{Workers: 2, TargetFMR: 1e-3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cv.AccuracyMethod != "3-fold cross-validation" || len(cv.Folds) != 3 || cv.AccuracyThreshold != nil {
+		t.Errorf("with folds: %s, %+v", cv.AccuracyMethod, cv.Folds)
+	}
+	// A threshold learned without the hardest same-person pair (img3 and
+	// img12, 0.47) can land above it: one error in 300 is what honest
+	// cross-validation of these pairs gives.
+	if cv.Accuracy < 0.99 {
+		t.Errorf("cross-validated accuracy on DeepFace pairs = %v, want >= 0.99 (folds %+v)", cv.Accuracy, cv.Folds)
 	}
 }
 

@@ -81,7 +81,7 @@ func usersCommand() *cli.Command {
 				Flags:     append([]cli.Flag{&cli.StringFlag{Name: "name", Usage: "display name"}}, clientFlags...),
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 2 {
-						return errors.New("usage: central users add USER_ID IMAGE...")
+						return errors.New("usage: central users add USER_ID IMAGE [MORE_IMAGES]")
 					}
 					cl, err := newClient(c)
 					if err != nil {
@@ -106,7 +106,7 @@ func usersCommand() *cli.Command {
 				Flags:     clientFlags,
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 1 {
-						return errors.New("usage: central users rm USER_ID...")
+						return errors.New("usage: central users rm USER_ID [MORE_USER_IDS]")
 					}
 					cl, err := newClient(c)
 					if err != nil {

@@ -11,7 +11,9 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -77,6 +79,10 @@ type db struct {
 	// while compact swaps the file under bolt.
 	mu   sync.RWMutex
 	bolt *bbolt.DB
+	// lock is held for as long as the file is open. bbolt's own lock
+	// lives on the file's inode, which compact replaces, so it alone
+	// would leave a moment in which another process could open the file.
+	lock *os.File
 	// tombKey keys the hashes of deleted ids, so the file does not hold
 	// an unsalted hash that a dictionary of ids would reverse.
 	tombKey []byte
@@ -99,7 +105,11 @@ func openDB(path, model string) (*db, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open edge database: %w", err)
 	}
-	d := &db{path: path, model: model, opts: &bbolt.Options{
+	lock, err := lockFile(path+".lock", true)
+	if err != nil {
+		return nil, err
+	}
+	d := &db{path: path, model: model, lock: lock, opts: &bbolt.Options{
 		Timeout:        time.Second,
 		FreelistType:   bbolt.FreelistMapType,
 		NoFreelistSync: true,
@@ -109,6 +119,7 @@ func openDB(path, model string) (*db, error) {
 	}}
 	b, err := bbolt.Open(path, 0o600, d.opts)
 	if err != nil {
+		lock.Close()
 		if errors.Is(err, bbolt.ErrTimeout) {
 			return nil, fmt.Errorf("open edge database %s: another process holds it (is an edged already running on this data folder?)", path)
 		}
@@ -117,6 +128,7 @@ func openDB(path, model string) (*db, error) {
 	d.bolt = b
 	if err := b.Update(d.init); err != nil {
 		b.Close()
+		lock.Close()
 		return nil, fmt.Errorf("open edge database %s: %w", path, err)
 	}
 	return d, nil
@@ -225,7 +237,11 @@ func (d *db) close() error {
 	defer d.wmu.Unlock()
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.bolt.Close()
+	err := d.bolt.Close()
+	if d.lock != nil {
+		d.lock.Close() // releases the lock
+	}
+	return err
 }
 
 // view runs fn in a read transaction. Never nest views: a compaction
@@ -839,4 +855,59 @@ func (d *db) pending() ([]receipt, error) {
 		return nil, fmt.Errorf("read owed receipts: %w", err)
 	}
 	return owed, nil
+}
+
+// openReadOnly opens the file at path for reading only, failing at once
+// when a running edge holds it.
+func openReadOnly(path string) (*db, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open edge database: %w", err)
+	}
+	lock, err := lockFile(path+".lock", false)
+	if err != nil {
+		return nil, err
+	}
+	opts := &bbolt.Options{ReadOnly: true, Timeout: time.Second}
+	b, err := bbolt.Open(path, 0o600, opts)
+	if err != nil {
+		lock.Close()
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("open edge database %s: a running edge holds it; ask it with `edged status` instead", path)
+		}
+		return nil, fmt.Errorf("open edge database %s: %w", path, err)
+	}
+	d := &db{path: path, opts: opts, bolt: b, lock: lock}
+	if err := d.view(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketMeta) == nil {
+			return errors.New("not an edge database")
+		}
+		_, err := activeGen(tx)
+		return err
+	}); err != nil {
+		d.close()
+		return nil, fmt.Errorf("open edge database %s: %w", path, err)
+	}
+	return d, nil
+}
+
+// lockFile opens path and takes an advisory lock on it, exclusive or
+// shared, failing at once when another holder conflicts. Closing the file
+// releases the lock.
+func lockFile(path string, exclusive bool) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock edge database: %w", err)
+	}
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("edge database %s is in use by a running edge (is an edged already running on this data folder? `edged status` asks a running one)", strings.TrimSuffix(path, ".lock"))
+		}
+		return nil, fmt.Errorf("lock edge database: %w", err)
+	}
+	return f, nil
 }

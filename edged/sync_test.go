@@ -309,6 +309,18 @@ func TestEdgesConverge(t *testing.T) {
 	for _, e := range []*runningEdge{e1, e2} {
 		waitFor(t, 30*time.Second, e.EdgeID()+" to converge", func() bool { return maps.Equal(contents(t, e.Edge), want) })
 	}
+	// The stopped edge's file holds the same, as Inspect reads it.
+	if _, err := Inspect(dir2, true); err == nil {
+		t.Fatal("Inspect opened the file of a running edge")
+	}
+	e2.stop()
+	s, err := Inspect(dir2, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(s.Revisions, want) || s.Users != len(want) || s.EdgeID != "edge-2" || s.Model != model || s.AppliedRevision != rev {
+		t.Fatalf("inspect: %d users, edge %q, model %q, revision %d (want %d)", s.Users, s.EdgeID, s.Model, s.AppliedRevision, rev)
+	}
 }
 
 // TestTokenKeyOffline: the key central publishes is cached, so tokens are

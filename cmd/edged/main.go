@@ -36,6 +36,7 @@ func main() {
 		Commands: []*cli.Command{
 			runCommand(),
 			statusCommand(),
+			inspectCommand(),
 		},
 	}
 	if err := app.RunContext(ctx, os.Args); err != nil {

@@ -29,6 +29,7 @@ type ServerConfig struct {
 	MaxBodyBytes int64                       // <= 0: api.DefaultMaxBodyBytes
 	Metrics      *metrics.Registry           // served at /metrics; nil: an empty one
 	HTTPMetrics  *api.Metrics                // nil: made in Metrics with prefix faceauth_central
+	Edges        EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
 	Extra        []Route                     // more routes, e.g. the change feed's
 	Log          *slog.Logger                // nil: slog.Default()
 	Ready        func(context.Context) error // optional extra readiness check
@@ -96,6 +97,8 @@ func (s *Server) routes() {
 	s.handle("DELETE /api/users/{id}", auth.RoleAdmin, s.deleteUser)
 	s.handle("POST /api/users/{id}/images", auth.RoleAdmin, s.addImages)
 	s.handle("DELETE /api/users/{id}/images/{image_id}", auth.RoleAdmin, s.removeImage)
+	s.handle("GET /api/edges", auth.RoleAdmin, s.listEdges)
+	s.handle("GET /api/deletions", auth.RoleAdmin, s.listDeletions)
 	for _, r := range s.cfg.Extra {
 		s.handle(r.Pattern, r.Role, r.Handler.ServeHTTP)
 	}

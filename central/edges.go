@@ -1,0 +1,162 @@
+package central
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/feed"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// EdgeMonitor reports what central knows about the edges from the change
+// feed; *feed.Monitor implements it.
+type EdgeMonitor interface {
+	Edges(now time.Time) []feed.EdgeState
+	Deletions(dels []*pb.Deletion) []feed.DeletionState
+}
+
+// EdgesResponse is the body of GET /api/edges.
+type EdgesResponse struct {
+	Edges []feed.EdgeState `json:"edges"`
+}
+
+// DeletionsResponse is the body of GET /api/deletions.
+type DeletionsResponse struct {
+	Deletions []feed.DeletionState `json:"deletions"`
+	// Next is the cursor of the next page (the after parameter); empty on
+	// the last page.
+	Next string `json:"next,omitempty"`
+}
+
+func errNoMonitor() error {
+	return faceauth.E(faceauth.KindUnavailable, "feed_not_running",
+		"Edges are not monitored: the change feed (NATS) is not running in this central process.")
+}
+
+func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Edges == nil {
+		api.WriteError(w, r, s.log, errNoMonitor())
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, EdgesResponse{Edges: s.cfg.Edges.Edges(time.Now())})
+}
+
+// listDeletions pages through the registry's deletion records in ascending
+// revision, each with the edges that have and have not confirmed the
+// purge. pending=true keeps only deletions some edge has not confirmed
+// (a page may then hold fewer than limit).
+func (s *Server) listDeletions(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Edges == nil {
+		api.WriteError(w, r, s.log, errNoMonitor())
+		return
+	}
+	q := r.URL.Query()
+	limit := DefaultPageSize
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "invalid_limit",
+				"The limit must be a whole number from 1 to %d.", MaxPageSize))
+			return
+		}
+		limit = n
+	}
+	var after uint64
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "invalid_cursor",
+				"The after parameter must be the next value of an earlier page."))
+			return
+		}
+		after = n
+	}
+	pendingOnly := false
+	if v := q.Get("pending"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "invalid_pending",
+				"The pending parameter must be true or false."))
+			return
+		}
+		pendingOnly = b
+	}
+	dels, next, err := s.cfg.Registry.deletionRecords(r.Context(), after, limit)
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
+	}
+	resp := DeletionsResponse{Deletions: []feed.DeletionState{}}
+	for _, d := range s.cfg.Edges.Deletions(dels) {
+		if !pendingOnly || len(d.Pending) > 0 {
+			resp.Deletions = append(resp.Deletions, d)
+		}
+	}
+	if next > 0 {
+		resp.Next = strconv.FormatUint(next, 10)
+	}
+	api.WriteJSON(w, http.StatusOK, resp)
+}
+
+// deletionRecords returns up to limit deletion records with a revision
+// above after, in ascending revision, and the cursor of the next page (0
+// on the last). Like Snapshot it leaves out a deletion superseded before
+// it completed (the user is live at a lower revision).
+func (r *Registry) deletionRecords(ctx context.Context, after uint64, limit int) ([]*pb.Deletion, uint64, error) {
+	start := ""
+	if after > 0 {
+		start = deletionKey(after)
+	}
+	keys, err := r.store.List(ctx, deletionsPrefix, start, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list deletions: %w", err)
+	}
+	dels := make([]*pb.Deletion, len(keys))
+	err = parallel(ctx, len(keys), func(ctx context.Context, i int) error {
+		if _, ok := revisionOfDeletionKey(keys[i]); !ok {
+			return nil
+		}
+		data, _, err := r.store.Get(ctx, keys[i])
+		if errors.Is(err, faceauth.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", keys[i], err)
+		}
+		d := new(pb.Deletion)
+		if err := proto.Unmarshal(data, d); err != nil {
+			return fmt.Errorf("decode %s: %w", keys[i], err)
+		}
+		rec, _, _, err := r.read(ctx, d.UserId)
+		if err != nil {
+			return err
+		}
+		if rec != nil && rec.Revision < d.Revision {
+			return nil
+		}
+		dels[i] = d
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := dels[:0]
+	for _, d := range dels {
+		if d != nil {
+			out = append(out, d)
+		}
+	}
+	var next uint64
+	if len(keys) == limit {
+		next, _ = revisionOfDeletionKey(keys[len(keys)-1])
+	}
+	return out, next, nil
+}

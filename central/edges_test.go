@@ -1,0 +1,182 @@
+package central
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/natsd"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// TestEdgesAndDeletions runs the registry, the feed's publisher and
+// monitor on a real embedded NATS server, with edges that report over it.
+func TestEdgesAndDeletions(t *testing.T) {
+	ctx := t.Context()
+	srvNATS, err := natsd.Start(ctx, natsd.Options{Listen: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srvNATS.Shutdown)
+	nc, err := feed.Connect(ctx, feed.ConnectOptions{URL: srvNATS.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	pub, err := feed.NewPublisher(nc, feed.PublisherOptions{Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newTestRegistry(t, backends[0].open(t), pub)
+	mon, err := feed.NewMonitor(nc, feed.MonitorOptions{Model: reg.Model(), Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go pub.Run(rctx, reg)
+	go mon.Run(rctx)
+	<-mon.Ready()
+
+	crops := faceCrops(t)
+	for _, id := range []string{"ann.lee@example.com", "bo", "cy"} {
+		if _, err := reg.Register(ctx, id, "", []Image{{Data: crops[0]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var dels []uint64
+	for _, id := range []string{"ann.lee@example.com", "cy"} {
+		res, err := reg.Delete(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dels = append(dels, res.Revision)
+	}
+	rev, _ := reg.Revision(ctx)
+
+	srv := NewServer(ServerConfig{Registry: reg, Edges: mon, Log: quiet})
+	get := func(target string, v any) int {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", target, nil)
+		switch {
+		case target == "/api/edges":
+			srv.listEdges(rec, req)
+		default:
+			srv.listDeletions(rec, req)
+		}
+		if v != nil && rec.Code == 200 {
+			if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+				t.Fatalf("%s: %v: %s", target, err, rec.Body)
+			}
+		}
+		return rec.Code
+	}
+
+	// site-1 has applied everything and purged ann; site-2 runs another
+	// model and has purged nothing.
+	deadline := time.Now().Add(20 * time.Second)
+	var edges EdgesResponse
+	for {
+		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: reg.Model(), AppliedRevision: rev, SentAt: timestamppb.Now()})
+		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-2", Model: "other", AppliedRevision: rev, SentAt: timestamppb.Now()})
+		if get("/api/edges", &edges) != 200 {
+			t.Fatal("GET /api/edges failed")
+		}
+		if len(edges.Edges) == 2 && edges.Edges[0].State == feed.StateInSync && edges.Edges[1].State == feed.StateModelMismatch &&
+			edges.Edges[0].CentralRevision == rev {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edges: %+v", edges)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := feed.PublishReceipt(ctx, js, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "ann.lee@example.com", Revision: dels[0]}); err != nil {
+		t.Fatal(err)
+	}
+	var page DeletionsResponse
+	for {
+		if code := get("/api/deletions", &page); code != 200 {
+			t.Fatalf("GET /api/deletions: %d", code)
+		}
+		if len(page.Deletions) == 2 && len(page.Deletions[0].Purged) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deletions: %+v", page)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	want := []feed.DeletionState{
+		{UserID: "ann.lee@example.com", Revision: dels[0], Purged: []string{"site-1"}, Pending: []string{"site-2"}},
+		{UserID: "cy", Revision: dels[1], Purged: []string{}, Pending: []string{"site-1", "site-2"}},
+	}
+	for i, d := range page.Deletions {
+		if d.UserID != want[i].UserID || d.Revision != want[i].Revision || d.DeletedAt.IsZero() ||
+			!slices.Equal(d.Purged, want[i].Purged) || !slices.Equal(d.Pending, want[i].Pending) {
+			t.Fatalf("deletion %d = %+v, want %+v", i, d, want[i])
+		}
+	}
+	if page.Next != "" {
+		t.Fatalf("one page, yet next = %q", page.Next)
+	}
+
+	// Paging: one per page, the cursor leads to the second.
+	var p1, p2 DeletionsResponse
+	get("/api/deletions?limit=1", &p1)
+	get("/api/deletions?limit=1&after="+p1.Next, &p2)
+	if len(p1.Deletions) != 1 || p1.Deletions[0].UserID != "ann.lee@example.com" || len(p2.Deletions) != 1 || p2.Deletions[0].UserID != "cy" {
+		t.Fatalf("pages %+v then %+v", p1, p2)
+	}
+	// Once every edge confirmed ann, only cy is pending.
+	if err := feed.PublishReceipt(ctx, js, &pb.DeleteReceipt{EdgeId: "site-2", UserId: "ann.lee@example.com", Revision: dels[0]}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var pend DeletionsResponse
+		get("/api/deletions?pending=true", &pend)
+		if len(pend.Deletions) == 1 && pend.Deletions[0].UserID == "cy" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending deletions: %+v", pend)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	for _, bad := range []string{"/api/deletions?limit=0", "/api/deletions?limit=x", "/api/deletions?after=-1", "/api/deletions?pending=maybe"} {
+		if code := get(bad, nil); code != 400 {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+	// Without the feed both endpoints say so.
+	off := NewServer(ServerConfig{Registry: reg, Log: quiet})
+	for _, h := range []func(*httptest.ResponseRecorder){
+		func(w *httptest.ResponseRecorder) { off.listEdges(w, httptest.NewRequest("GET", "/api/edges", nil)) },
+		func(w *httptest.ResponseRecorder) {
+			off.listDeletions(w, httptest.NewRequest("GET", "/api/deletions", nil))
+		},
+	} {
+		rec := httptest.NewRecorder()
+		h(rec)
+		if rec.Code != 503 {
+			t.Errorf("without a monitor: %d %s", rec.Code, rec.Body)
+		}
+	}
+	// Both are admin-only.
+	for _, r := range srv.Routes() {
+		if (r.Pattern == "GET /api/edges" || r.Pattern == "GET /api/deletions") && r.Role != auth.RoleAdmin {
+			t.Errorf("%s has role %q", r.Pattern, r.Role)
+		}
+	}
+}

@@ -51,6 +51,7 @@ type Manifest struct {
 // models that were measured rather than documented; see
 // docs/face-pipeline.md for the evidence behind each value.
 type FaceParams struct {
+	Comment string `json:"comment,omitempty"`
 	// DetectThreshold is the minimum detector score for a face.
 	DetectThreshold float32 `json:"detect_threshold"`
 	// NMSIoU merges detections that overlap by more (intersection over union).
@@ -179,10 +180,28 @@ func (m *Manifest) check() error {
 		}
 		e.sha256 = f.SHA256
 	}
+	if err := m.Face.check(); err != nil {
+		return err
+	}
 	for _, name := range []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness} {
 		if _, ok := files[name]; !ok {
 			return fmt.Errorf("model manifest: %q is not listed in files", name)
 		}
+	}
+	return nil
+}
+
+func (f *FaceParams) check() error {
+	switch {
+	case !(f.DetectThreshold > 0 && f.DetectThreshold < 1):
+		return fmt.Errorf("model manifest: face.detect_threshold must be between 0 and 1")
+	case !(f.NMSIoU > 0 && f.NMSIoU < 1):
+		return fmt.Errorf("model manifest: face.nms_iou must be between 0 and 1")
+	case f.DetectChannels != "RGB" && f.DetectChannels != "BGR",
+		f.LivenessChannels != "RGB" && f.LivenessChannels != "BGR":
+		return fmt.Errorf("model manifest: face.detect_channels and face.liveness_channels must be RGB or BGR")
+	case f.LivenessLiveClass < 0 || f.LivenessLiveClass > 2:
+		return fmt.Errorf("model manifest: face.liveness_live_class must be 0, 1 or 2")
 	}
 	return nil
 }

@@ -85,10 +85,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := m.Verify(cfg.ModelsDir, files...); err != nil {
 		return nil, err
 	}
-	p, err := newParams(m, emb)
-	if err != nil {
-		return nil, err
-	}
+	p := newParams(m, emb)
 	e := &Engine{cfg: cfg, log: log, p: p, modelID: emb.ModelID(), thresh: emb.Threshold, liveness: m.LivenessThreshold}
 	if e.thresh == 0 {
 		e.thresh = interimThreshold

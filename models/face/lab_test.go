@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/xplore/faceauth"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -240,3 +241,135 @@ func TestLabQualityCSV(t *testing.T) {
 	}
 }
 
+// liveness compares channel orders and output classes on the spoof set.
+func TestLabLiveness(t *testing.T) {
+	labOn(t, "liveness")
+	e, w := labWorker(t)
+	dir := testenvShared(t) + "/spoof"
+	rows := csvRows(t, dir+"/manifest.csv")
+	for _, v := range []struct {
+		bgr  bool
+		taps int
+	}{{true, 1}, {true, 2}, {true, 4}, {false, 1}} {
+		bgr := v.bgr
+		p := e.p
+		p.livenessBGR = bgr
+		p.livenessTaps = v.taps
+		var live, spoof [3][]float64
+		failed := 0
+		for _, row := range rows {
+			r, err := tryDecode(dir + "/" + row["file"])
+			if err != nil {
+				failed++
+				continue
+			}
+			res, err := w.analyze(r, &p, false, false)
+			if err != nil {
+				failed++
+				continue
+			}
+			probs, err := w.liveness(r, &res.faces[res.sel], &p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for c := range probs {
+				if row["liveness"] == "live" {
+					live[c] = append(live[c], float64(probs[c]))
+				} else {
+					spoof[c] = append(spoof[c], float64(probs[c]))
+				}
+			}
+		}
+		for c := 0; c < 3; c++ {
+			t.Logf("taps=%d bgr=%v class %d as P(live): AUC %.3f (live %d, spoof %d, failed %d) live %s spoof %s",
+				v.taps, bgr, c, auc(live[c], spoof[c]), len(live[c]), len(spoof[c]), failed, quant(live[c]), quant(spoof[c]))
+		}
+	}
+}
+
+// quant formats the 0, 5, 25, 50, 75, 95, 100th percentiles.
+func quant(v []float64) string {
+	if len(v) == 0 {
+		return "-"
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	var b strings.Builder
+	for _, q := range []float64{0, 0.05, 0.25, 0.5, 0.75, 0.95, 1} {
+		fmt.Fprintf(&b, " %.2f", s[int(q*float64(len(s)-1))])
+	}
+	return "[" + b.String()[1:] + "]"
+}
+
+// livenessCrops compares context crops for the liveness model (BGR, class 0).
+func TestLabLivenessCrops(t *testing.T) {
+	labOn(t, "livecrops")
+	e, w := labWorker(t)
+	p := &e.p
+	dir := testenvShared(t) + "/spoof"
+	rows := csvRows(t, dir+"/manifest.csv")
+	type variant struct {
+		name string
+		crop func(f *found, r *raster) box // in unpadded view coordinates
+	}
+	unpad := func(f *found, b box) box {
+		b.x1 -= f.v.padX
+		b.x2 -= f.v.padX
+		b.y1 -= f.v.padY
+		b.y2 -= f.v.padY
+		return b
+	}
+	scaled := func(b box, s float64) box {
+		cx, cy := (b.x1+b.x2)/2, (b.y1+b.y2)/2
+		return box{x1: cx - b.w()*s/2, y1: cy - b.h()*s/2, x2: cx + b.w()*s/2, y2: cy + b.h()*s/2}
+	}
+	vs := []variant{
+		{"square 2.7 clamp", func(f *found, r *raster) box {
+			return livenessCrop(unpad(f, square(f.det)), float64(f.v.rw), float64(f.v.rh), 2.7)
+		}},
+		{"detbox 2.7 clamp", func(f *found, r *raster) box {
+			return livenessCrop(unpad(f, f.det), float64(f.v.rw), float64(f.v.rh), 2.7)
+		}},
+		{"whole image", func(f *found, r *raster) box {
+			return box{x2: float64(f.v.rw), y2: float64(f.v.rh)}
+		}},
+		{"square 2.7 grey fill", func(f *found, r *raster) box { return scaled(unpad(f, square(f.det)), 2.7) }},
+		{"square 1.5 clamp", func(f *found, r *raster) box {
+			return livenessCrop(unpad(f, square(f.det)), float64(f.v.rw), float64(f.v.rh), 1.5)
+		}},
+		{"square 1.0", func(f *found, r *raster) box { return unpad(f, square(f.det)) }},
+	}
+	for _, sc := range []float64{0.8, 1.2, 1.5, 2.0} {
+		vs = append(vs, variant{fmt.Sprintf("square %.1f no clamp", sc), func(f *found, r *raster) box { return scaled(unpad(f, square(f.det)), sc) }})
+	}
+	for _, v := range vs {
+		var live, spoof []float64
+		for _, row := range rows {
+			r, err := tryDecode(dir + "/" + row["file"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := w.analyze(r, p, false, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f := &res.faces[res.sel]
+			c := v.crop(f, r)
+			vv := newView(r, f.v.rot, 0, 0)
+			m := rectMap(c.x1, c.y1, c.x2, c.y2, livenessSize, livenessSize).then(vv.toSrc)
+			r.sample(m, livenessSize, livenessSize, 1, encoding{bgr: true, norm: 1}, w.live.input())
+			if err := w.live.run(); err != nil {
+				t.Fatal(err)
+			}
+			var out [3]float32
+			copy(out[:], w.live.output(0))
+			softmax(out[:])
+			if row["liveness"] == "live" {
+				live = append(live, float64(out[0]))
+			} else {
+				spoof = append(spoof, float64(out[0]))
+			}
+		}
+		t.Logf("%-22s AUC %.3f", v.name, auc(live, spoof))
+	}
+}

@@ -22,6 +22,7 @@ type params struct {
 	livenessBGR   bool
 	livenessClass int // index of the "live" output
 	livenessScale float64
+	livenessTaps  int
 
 	smallImage int     // longest side (decoded pixels) up to which images get the border at once
 	borderFrac float64 // border added around crops, as a fraction of the longer side
@@ -32,11 +33,12 @@ type params struct {
 	minEnrollQuality float64 // smallest Quality accepted for enrollment
 }
 
-func newParams(m *models.Manifest, emb *models.Embedder) (params, error) {
-	p := params{
-		detectThreshold:  0.65,
-		nmsIoU:           0.4,
-		detectBGR:        true,
+func newParams(m *models.Manifest, emb *models.Embedder) params {
+	f := &m.Face
+	return params{
+		detectThreshold:  f.DetectThreshold,
+		nmsIoU:           float64(f.NMSIoU),
+		detectBGR:        f.DetectChannels == "BGR",
 		embedSize:        emb.Size,
 		embedDims:        emb.Dims,
 		embedMean:        emb.Mean,
@@ -44,9 +46,10 @@ func newParams(m *models.Manifest, emb *models.Embedder) (params, error) {
 		embedBGR:         emb.Channels == "BGR",
 		embedTaps:        maxTaps,
 		embedTempl:       templatePoints(emb.Size),
-		livenessBGR:      true,
-		livenessClass:    0,
+		livenessBGR:      f.LivenessChannels == "BGR",
+		livenessClass:    f.LivenessLiveClass,
 		livenessScale:    2.7,
+		livenessTaps:     1,
 		smallImage:       400,
 		borderFrac:       0.3,
 		uprightNorm:      3.4,
@@ -54,5 +57,4 @@ func newParams(m *models.Manifest, emb *models.Embedder) (params, error) {
 		dominance:        4,
 		minEnrollQuality: 0.25,
 	}
-	return p, nil
 }

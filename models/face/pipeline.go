@@ -81,7 +81,7 @@ func (w *worker) liveness(r *raster, f *found, p *params) ([3]float32, error) {
 	c := livenessCrop(sq, float64(f.v.rw), float64(f.v.rh), p.livenessScale)
 	v := newView(r, f.v.rot, 0, 0)
 	m := rectMap(c.x1, c.y1, c.x2, c.y2, livenessSize, livenessSize).then(v.toSrc)
-	r.sample(m, livenessSize, livenessSize, maxTaps, encoding{bgr: p.livenessBGR, norm: 1}, w.live.input())
+	r.sample(m, livenessSize, livenessSize, p.livenessTaps, encoding{bgr: p.livenessBGR, norm: 1}, w.live.input())
 	if err := w.live.run(); err != nil {
 		return [3]float32{}, err
 	}

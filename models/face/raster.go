@@ -94,7 +94,7 @@ const maxTaps = 4
 // fillValue.
 func (r *raster) sample(m affine, dw, dh, taps int, enc encoding, dst []float32) {
 	k := int(math.Ceil(m.scale() - 0.05))
-	k = min(max(k, 1), taps, maxTaps)
+	k = max(min(k, taps, maxTaps), 1)
 	out := newPlanes(enc, dst, dw*dh)
 	switch {
 	case k == 1:

@@ -452,3 +452,32 @@ func TestQueueOverflowReconciles(t *testing.T) {
 	go p.Run(ctx, src)
 	waitStream(t, js, src)
 }
+
+func TestStopFlushesQueue(t *testing.T) {
+	n := startNATS(t)
+	src := newSource()
+	nc, js := connect(t, n.url())
+	p, err := NewPublisher(nc, PublisherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx, src) }()
+	p.Publish(src.upsert("first", 8))
+	waitStream(t, js, src) // reconciled and live
+	// Queue changes and stop at once: they are published on the way out,
+	// not left to the next start's reconciliation.
+	for i := range 50 {
+		p.Publish(src.upsert(fmt.Sprintf("u%d", i), 8))
+	}
+	cancel()
+	<-done
+	have, _, err := scanUsers(t.Context(), js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(have, src.want()) {
+		t.Fatalf("after stop the stream has %d users, want %d", len(have), len(src.want()))
+	}
+}

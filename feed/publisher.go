@@ -167,6 +167,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) error {
 		}
 		select {
 		case <-ctx.Done():
+			p.flush(dirty)
 			return nil
 		case <-status:
 			// (Re)connected: the server may have lost or missed anything.
@@ -194,6 +195,26 @@ func (p *Publisher) Run(ctx context.Context, src Source) error {
 			if err := p.publishLive(ctx, batch); err != nil {
 				fail("publish", err)
 			}
+		}
+	}
+}
+
+// flushTimeout bounds how long Run, once stopped, spends publishing what
+// is still queued.
+const flushTimeout = 5 * time.Second
+
+// flush publishes what is queued when Run stops, so that a clean shutdown
+// loses nothing; whatever it cannot publish the next start reconciles.
+func (p *Publisher) flush(dirty bool) {
+	if dirty || !p.nc.IsConnected() || len(p.queue) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), flushTimeout)
+	defer cancel()
+	for len(p.queue) > 0 && ctx.Err() == nil {
+		if err := p.publishLive(ctx, p.drain(<-p.queue)); err != nil {
+			p.log.Warn("feed: publishing the queue at shutdown failed; the next start reconciles", "err", err)
+			return
 		}
 	}
 }

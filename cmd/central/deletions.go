@@ -1,9 +1,9 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -26,39 +26,34 @@ func deletionsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "deletions",
 		Usage: "list erased users and which edges have confirmed purging them (GET /api/deletions)",
-		Flags: append(apiFlags(),
+		Flags: append([]cli.Flag{jsonFlag,
 			&cli.BoolFlag{Name: "pending", Usage: "only deletions some known edge has not confirmed"},
-			&cli.IntFlag{Name: "limit", Value: 100, Usage: "deletions per page (1-1000)"},
-			&cli.BoolFlag{Name: "all", Usage: "follow every page"},
-		),
+			&cli.IntFlag{Name: "limit", Value: 100, Usage: "deletions per request (1-1000)"},
+		}, clientFlags...),
 		Action: func(c *cli.Context) error {
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
 			q := url.Values{}
 			q.Set("limit", strconv.Itoa(c.Int("limit")))
 			if c.Bool("pending") {
 				q.Set("pending", "true")
 			}
-			var all []feed.DeletionState
+			all := []feed.DeletionState{}
 			for {
-				body, err := apiGet(c.Context, c, "/api/deletions", q)
-				if err != nil {
+				var resp deletionsResponse
+				if err := cl.do(c.Context, http.MethodGet, "/api/deletions?"+q.Encode(), "", nil, &resp); err != nil {
 					return err
 				}
-				var resp deletionsResponse
-				if err := json.Unmarshal(body, &resp); err != nil {
-					return fmt.Errorf("decode the answer of /api/deletions: %w", err)
-				}
-				if c.Bool("json") && !c.Bool("all") {
-					os.Stdout.Write(body)
-					return nil
-				}
 				all = append(all, resp.Deletions...)
-				if !c.Bool("all") || resp.Next == "" {
+				if resp.Next == "" {
 					break
 				}
 				q.Set("after", resp.Next)
 			}
 			if c.Bool("json") {
-				return json.NewEncoder(os.Stdout).Encode(deletionsResponse{Deletions: all})
+				return printJSON(os.Stdout, deletionsResponse{Deletions: all})
 			}
 			printDeletions(os.Stdout, all)
 			return nil

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -14,19 +12,11 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/feed"
 )
 
-// apiFlags say how the edges and deletions commands reach the central
-// service, like the other admin commands.
-func apiFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "url", EnvVars: []string{"FACEAUTH_URL"}, Value: "http://127.0.0.1:5000", Usage: "base URL of the central service"},
-		&cli.StringFlag{Name: "token", EnvVars: []string{"FACEAUTH_TOKEN"}, Usage: "admin bearer token"},
-		&cli.BoolFlag{Name: "json", Usage: "print the API's JSON instead of a table"},
-	}
-}
+// jsonFlag makes the edges and deletions commands print JSON.
+var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
 
 // edgesResponse mirrors the body of GET /api/edges.
 type edgesResponse struct {
@@ -39,18 +29,22 @@ func edgesCommand() *cli.Command {
 		Usage: "list every edge with its state, lag and last heartbeat (GET /api/edges)",
 		Description: "States: in_sync, behind (a change older than its last heartbeat is not applied), " +
 			"offline (no heartbeat for 30 s), model_mismatch (another verification model). See docs/sync.md.",
-		Flags: append(apiFlags(), &cli.BoolFlag{Name: "check", Usage: "exit with status 1 when an edge is not in_sync (for monitoring)"}),
+		Flags: append([]cli.Flag{jsonFlag,
+			&cli.BoolFlag{Name: "check", Usage: "exit with status 1 when an edge is not in_sync (for monitoring)"},
+		}, clientFlags...),
 		Action: func(c *cli.Context) error {
-			body, err := apiGet(c.Context, c, "/api/edges", nil)
+			cl, err := newClient(c)
 			if err != nil {
 				return err
 			}
 			var resp edgesResponse
-			if err := json.Unmarshal(body, &resp); err != nil {
-				return fmt.Errorf("decode the answer of /api/edges: %w", err)
+			if err := cl.do(c.Context, http.MethodGet, "/api/edges", "", nil, &resp); err != nil {
+				return err
 			}
 			if c.Bool("json") {
-				os.Stdout.Write(body)
+				if err := printJSON(os.Stdout, resp); err != nil {
+					return err
+				}
 			} else {
 				printEdges(os.Stdout, resp.Edges, time.Now())
 			}
@@ -64,6 +58,13 @@ func edgesCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// printJSON writes v as indented JSON.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // printEdges writes the edges as a table.
@@ -113,44 +114,4 @@ func oneLine(s string) string {
 		s = s[:57] + "..."
 	}
 	return s
-}
-
-// apiGet GETs path with query from the central service with the admin
-// token and returns the body of a 200 answer; other answers become the
-// API's error sentence.
-func apiGet(ctx context.Context, c *cli.Context, path string, query url.Values) ([]byte, error) {
-	base := strings.TrimRight(c.String("url"), "/")
-	u := base + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, faceauth.Wrap(err, faceauth.KindInvalid, "bad_url", "The central URL %q is not valid.", base)
-	}
-	if tok := c.String("token"); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, faceauth.Wrap(err, faceauth.KindUnavailable, "central_unreachable", "Central at %s is unreachable (set --url or FACEAUTH_URL).", base)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read the answer of %s: %w", path, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct {
-			Error string `json:"error"`
-			Code  string `json:"code"`
-		}
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s (%s, HTTP %d)", e.Error, e.Code, resp.StatusCode)
-		}
-		return nil, fmt.Errorf("central answered %s to GET %s", resp.Status, path)
-	}
-	return body, nil
 }

@@ -2,14 +2,9 @@ package main
 
 import (
 	"bytes"
-	"flag"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth/feed"
 )
@@ -52,55 +47,5 @@ func TestPrintDeletions(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
-	}
-}
-
-func apiContext(t *testing.T, args ...string) *cli.Context {
-	t.Helper()
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	for _, f := range apiFlags() {
-		f.Apply(fs)
-	}
-	if err := fs.Parse(args); err != nil {
-		t.Fatal(err)
-	}
-	return cli.NewContext(cli.NewApp(), fs, nil)
-}
-
-func TestAPIGet(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer good" {
-			w.WriteHeader(http.StatusUnauthorized)
-			w.Write([]byte(`{"error":"The token is not valid.","code":"unauthenticated"}`))
-			return
-		}
-		if r.URL.Path != "/api/edges" || r.URL.Query().Get("x") != "1" {
-			w.WriteHeader(http.StatusNotFound)
-			return
-		}
-		w.Write([]byte(`{"edges":[]}`))
-	}))
-	defer srv.Close()
-	tests := []struct {
-		name, url, token, want string
-	}{
-		{"ok", srv.URL + "/", "good", ""},
-		{"bad token", srv.URL, "bad", "The token is not valid. (unauthenticated, HTTP 401)"},
-		{"unreachable", "http://127.0.0.1:1", "good", "unreachable"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c := apiContext(t, "--url", tc.url, "--token", tc.token)
-			body, err := apiGet(t.Context(), c, "/api/edges", map[string][]string{"x": {"1"}})
-			if tc.want == "" {
-				if err != nil || string(body) != `{"edges":[]}` {
-					t.Fatalf("%q, %v", body, err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want %q", err, tc.want)
-			}
-		})
 	}
 }

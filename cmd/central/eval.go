@@ -122,6 +122,8 @@ func evalCommand() *cli.Command {
 							Title:         fmt.Sprintf("liveness, %s", filepath.Base(filepath.Dir(path))),
 							FARLabel:      "APCER (attacks accepted)",
 							TARLabel:      "1 - BPCER (live faces accepted)",
+							FARShort:      "APCER",
+							TARShort:      "1-BPCER",
 							GenuineLabel:  "live",
 							ImpostorLabel: "attack",
 							ScoreLabel:    "liveness score",
@@ -305,7 +307,7 @@ feed:
 func analyse(ctx context.Context, p prober, file string, opts face.Options) (imageResult, error) {
 	img, err := os.ReadFile(file)
 	if err != nil {
-		return imageResult{}, fmt.Errorf("read image listed in the list: %w", err)
+		return imageResult{}, fmt.Errorf("read listed image: %w", err)
 	}
 	a, err := p.Probe(ctx, img, opts)
 	if err != nil {

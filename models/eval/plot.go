@@ -23,6 +23,7 @@ type PlotOptions struct {
 	// Axis and class names; empty ones default to the face-verification
 	// terms (FAR, TAR, genuine, impostor, score).
 	FARLabel, TARLabel          string
+	FARShort, TARShort          string // in marker captions
 	GenuineLabel, ImpostorLabel string
 	ScoreLabel                  string
 	// Markers are thresholds to show: a dot on the ROC and a vertical line
@@ -44,6 +45,8 @@ func (o *PlotOptions) defaults() {
 	}
 	def(&o.FARLabel, "false accept rate (FAR)")
 	def(&o.TARLabel, "true accept rate (TAR)")
+	def(&o.FARShort, "FAR")
+	def(&o.TARShort, "TAR")
 	def(&o.GenuineLabel, "genuine")
 	def(&o.ImpostorLabel, "impostor")
 	def(&o.ScoreLabel, "score")
@@ -139,7 +142,7 @@ func drawROC(img *image.RGBA, s Scores, pts []Point, auc float64, opt PlotOption
 		px, py := x.px(far), y.px(1-fnmr)
 		dot(img, px, py, colMarker)
 		textRight(img, x.p1-8, y.p0-30-16*i,
-			fmt.Sprintf("%s %.4g: FAR %.2g TAR %.3f", m.Label, m.Threshold, far, 1-fnmr), colMarker)
+			fmt.Sprintf("%s %.4g: %s %.2g, %s %.3f", m.Label, m.Threshold, opt.FARShort, far, opt.TARShort, 1-fnmr), colMarker)
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -53,9 +52,9 @@ func deletionsCommand() *cli.Command {
 				q.Set("after", resp.Next)
 			}
 			if c.Bool("json") {
-				return printJSON(os.Stdout, deletionsResponse{Deletions: all})
+				return printJSON(c.App.Writer, deletionsResponse{Deletions: all})
 			}
-			printDeletions(os.Stdout, all)
+			printDeletions(c.App.Writer, all)
 			return nil
 		},
 	}

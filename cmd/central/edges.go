@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -42,11 +41,11 @@ func edgesCommand() *cli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				if err := printJSON(os.Stdout, resp); err != nil {
+				if err := printJSON(c.App.Writer, resp); err != nil {
 					return err
 				}
 			} else {
-				printEdges(os.Stdout, resp.Edges, time.Now())
+				printEdges(c.App.Writer, resp.Edges, time.Now())
 			}
 			if c.Bool("check") {
 				for _, e := range resp.Edges {

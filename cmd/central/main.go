@@ -38,6 +38,9 @@ func main() {
 			usersCommand(),
 			importCommand(),
 			evalCommand(),
+			resyncCommand(),
+			edgesCommand(),
+			deletionsCommand(),
 		},
 	}
 	if err := app.RunContext(ctx, os.Args); err != nil {

@@ -19,9 +19,11 @@ import (
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/metrics"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"
+	pb "github.com/xplore/faceauth/proto"
 	"github.com/xplore/faceauth/store/filestore"
 	"github.com/xplore/faceauth/store/s3store"
 )
@@ -45,7 +47,7 @@ func serveCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run the central HTTP API (settings from flags, the environment and ./.env; see docs/configuration.md)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "HTTP listen address", EnvVars: []string{"LISTEN_ADDR"}, Value: "127.0.0.1:5000"},
 			dataFlag,
 			keyFileFlag,
@@ -66,7 +68,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "liveness", Usage: "presentation-attack check on verify and identify: off or on", EnvVars: []string{"LIVENESS"}, Value: "off"},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "30s"},
 			logLevelFlag,
-		},
+		}, natsFlags()...),
 		Action: runServe,
 	}
 }
@@ -232,13 +234,30 @@ func runServe(c *cli.Context) error {
 	httpMetrics := api.NewMetrics(reg, "faceauth_central")
 
 	// ---- Change feed -------------------------------------------------
-	// The change feed to the edges starts here: the embedded NATS server
-	// with JetStream (or a configured NATS URL) and the publisher that
-	// implements central.Publisher. Set pub to it, add its HTTP routes
-	// (GET /api/edges, GET /api/deletions) to extra, and stop it after the
-	// HTTP server has shut down (below). With pub nil no change is
-	// published.
-	var pub central.Publisher
+	// The change feed to the edges (docs/sync.md): the embedded NATS
+	// server with JetStream (or the NATS_URL one), the publisher of every
+	// change (central.Publisher) with the token public key, and the
+	// monitor of edge heartbeats and receipts behind GET /api/edges and
+	// GET /api/deletions. NATS being down does not stop central: the
+	// publisher reconciles when it is back.
+	feedConn, err := openNATS(ctx, c, cfg.data, log)
+	if err != nil {
+		return err
+	}
+	defer feedConn.Close()
+	publisher, err := feed.NewPublisher(feedConn.nc, feed.PublisherOptions{
+		Log:      log,
+		Streams:  streamOptions(c),
+		TokenKey: &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()},
+	})
+	if err != nil {
+		return err
+	}
+	monitor, err := feed.NewMonitor(feedConn.nc, feed.MonitorOptions{Log: log, Model: engine.ModelID(), Streams: streamOptions(c)})
+	if err != nil {
+		return err
+	}
+	var pub central.Publisher = publisher
 	var extra []central.Route
 	// ------------------------------------------------------------------
 
@@ -249,6 +268,13 @@ func runServe(c *cli.Context) error {
 		Log:       log,
 		Metrics:   httpMetrics,
 	})
+	// The feed outlives ctx (the signal) until the HTTP server has
+	// finished its last request.
+	feedCtx, stopFeed := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopFeed()
+	feedDone := make(chan struct{}, 2)
+	go func() { publisher.Run(feedCtx, registry); feedDone <- struct{}{} }()
+	go func() { monitor.Run(feedCtx); feedDone <- struct{}{} }()
 
 	srv := &http.Server{
 		Addr: cfg.listen,
@@ -261,6 +287,7 @@ func runServe(c *cli.Context) error {
 			MaxBodyBytes: cfg.maxBody,
 			Metrics:      reg,
 			HTTPMetrics:  httpMetrics,
+			Edges:        monitor,
 			Extra:        extra,
 			Log:          log,
 		}),
@@ -304,7 +331,10 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	// The change feed stops here, after the last request that could
-	// publish has finished.
+	// publish has finished; the publisher sends what is still queued.
+	stopFeed()
+	<-feedDone
+	<-feedDone
 	log.Info("stopped")
 	return nil
 }

@@ -107,7 +107,8 @@ func (g edgeGallery) Embeddings(ctx context.Context, userID, model string) ([][]
 		return nil, err
 	}
 	if r == nil {
-		return nil, faceauth.E(faceauth.KindNotFound, "unknown_user", "No user %q is enrolled.", userID)
+		// The same error as central's, so clients see one contract.
+		return nil, faceauth.E(faceauth.KindNotFound, "user_not_found", "No user %q is registered.", userID)
 	}
 	if len(r.Vecs) == 0 {
 		return nil, faceauth.E(faceauth.KindUnavailable, "model_not_available",

@@ -1,0 +1,319 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"image"
+	"image/jpeg"
+	"math"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/image/draw"
+
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/edged"
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models/face"
+)
+
+// secret is central's SECRET_KEY in these tests, so they can mint tokens.
+const secret = "the e2e secret key, long enough"
+
+// centralProc is a running bin/central with its embedded NATS.
+type centralProc struct {
+	*proc
+	url  string
+	nats string // nats:// URL of the embedded server
+}
+
+func startCentral(t testing.TB, data, natsAddr string) *centralProc {
+	t.Helper()
+	addr := freeAddr(t)
+	p := start(t, "central", "central", []string{"SECRET_KEY=" + secret},
+		"serve", "--listen", addr, "--data", data, "--models-dir", testenv.ModelsDir(t),
+		"--nats-listen", natsAddr, "--workers", "1", "--log-level", "debug")
+	c := &centralProc{proc: p, url: "http://" + addr, nats: "nats://" + natsAddr}
+	c.waitReady(c.url, 2*time.Minute)
+	return c
+}
+
+func tokens(t testing.TB) (admin, verify string) {
+	t.Helper()
+	s, err := auth.SignerFromSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err = s.Issue("e2e-admin", auth.RoleAdmin, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify, err = s.Issue("e2e-door", auth.RoleVerify, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin, verify
+}
+
+// The face engine of the test process, for cutting test frames and
+// knowing the embeddings central will compute.
+var (
+	engineOnce sync.Once
+	engineVal  *face.Engine
+	engineErr  error
+)
+
+func testEngine(t testing.TB) *face.Engine {
+	t.Helper()
+	dir := testenv.ModelsDir(t)
+	engineOnce.Do(func() { engineVal, engineErr = face.New(context.Background(), face.Config{ModelsDir: dir, Workers: 1}) })
+	if engineErr != nil {
+		t.Fatal(engineErr)
+	}
+	return engineVal
+}
+
+// frame returns a 640x480 JPEG around the dominant face of a test photo.
+func frame(t testing.TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(testenv.Sample(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	faces, _, _, err := testEngine(t).Detect(context.Background(), data)
+	if err != nil || len(faces) == 0 {
+		t.Fatalf("no face in %s: %v", name, err)
+	}
+	src, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := faces[0].Box
+	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
+	w := (b.X2 - b.X1) * 2
+	h := w * 3 / 4
+	r := image.Rect(int(cx-w/2), int(cy-h/2), int(cx+w/2), int(cy+h/2)).Intersect(src.Bounds())
+	dst := image.NewRGBA(image.Rect(0, 0, 640, 480))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), src, r, draw.Src, nil)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// vectorBytes is how an edge stores the first values of the embedding
+// central computes for img: a pattern to look for in the edge's file.
+func vectorBytes(t testing.TB, img []byte) []byte {
+	t.Helper()
+	a, err := testEngine(t).Enroll(context.Background(), img, face.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	for _, f := range a.Embedding[:16] {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
+	}
+	return b
+}
+
+// request builds a multipart POST.
+func request(t testing.TB, url, token string, fields map[string]string, img []byte) *http.Request {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	if img != nil {
+		fw, _ := mw.CreateFormFile("image", "frame.jpg")
+		fw.Write(img)
+	}
+	mw.Close()
+	req, err := http.NewRequest(http.MethodPost, url, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	return req
+}
+
+func register(t testing.TB, c *centralProc, admin, id string, img []byte) uint64 {
+	t.Helper()
+	status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": id, "name": "E2E " + id}, img))
+	var r central.RegisterResponse
+	if status != http.StatusCreated || json.Unmarshal(body, &r) != nil || r.Revision == 0 {
+		t.Fatalf("register %s: %d %s", id, status, body)
+	}
+	return r.Revision
+}
+
+func verify(t testing.TB, url, token, id string, img []byte) (int, map[string]any) {
+	t.Helper()
+	status, body := httpDo(t, request(t, url+"/api/verify", token, map[string]string{"user_id": id}, img))
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("verify answered %d %q", status, body)
+	}
+	return status, m
+}
+
+// waitApplied waits until the edge has applied revision rev.
+func waitApplied(t testing.TB, e *edge, rev uint64) {
+	t.Helper()
+	waitFor(t, 30*time.Second, "the edge to apply the change", func() bool {
+		r := e.ready()
+		return r != nil && r.AppliedRevision >= rev && r.TokenKeyID != ""
+	})
+}
+
+// TestCentralToEdge registers at central and verifies at the edge, with
+// the same answers as central's; then takes central (and its NATS) away,
+// restarts the edge offline, changes users while the edge is down, and
+// checks that the erased user leaves the edge's file.
+func TestCentralToEdge(t *testing.T) {
+	admin, verifyTok := tokens(t)
+	alice, bob := frame(t, "sample1.jpg"), frame(t, "sample2.jpg")
+	aliceVec := vectorBytes(t, alice)
+	const aliceID = "alice-e2e@example.org"
+
+	cdata, edata := t.TempDir(), t.TempDir()
+	natsAddr := freeAddr(t)
+	c := startCentral(t, cdata, natsAddr)
+	e := startEdge(t, "site-1", edata, c.nats)
+
+	rev := register(t, c, admin, aliceID, alice)
+	waitApplied(t, e, rev)
+	if b, _ := os.ReadFile(filepath.Join(edata, edged.DBFileName)); !bytes.Contains(b, aliceVec) || !bytes.Contains(b, []byte(aliceID)) {
+		t.Fatal("the embedding central computed is not in the edge's file: the erasure check below would prove nothing")
+	}
+
+	t.Run("same answers as central", func(t *testing.T) {
+		cases := []struct {
+			name   string
+			path   string
+			token  string
+			fields map[string]string
+			img    []byte
+		}{
+			{"verify match", "/api/verify", verifyTok, map[string]string{"user_id": aliceID}, alice},
+			{"verify other face", "/api/verify", verifyTok, map[string]string{"user_id": aliceID}, bob},
+			{"verify unknown user", "/api/verify", verifyTok, map[string]string{"user_id": "nobody"}, alice},
+			{"verify bad user id", "/api/verify", verifyTok, map[string]string{"user_id": "-x"}, alice},
+			{"verify no image", "/api/verify", verifyTok, map[string]string{"user_id": aliceID}, nil},
+			{"verify not an image", "/api/verify", verifyTok, map[string]string{"user_id": aliceID}, []byte("not a photo")},
+			{"verify no token", "/api/verify", "", map[string]string{"user_id": aliceID}, alice},
+			{"identify", "/api/identify", verifyTok, nil, alice},
+			{"identify nobody", "/api/identify", verifyTok, nil, bob},
+			{"identify bad limit", "/api/identify", verifyTok, map[string]string{"limit": "0"}, alice},
+		}
+		for _, tc := range cases {
+			cs, cb := httpDo(t, request(t, c.url+tc.path, tc.token, tc.fields, tc.img))
+			es, eb := httpDo(t, request(t, e.url+tc.path, tc.token, tc.fields, tc.img))
+			var cm, em map[string]any
+			json.Unmarshal(cb, &cm)
+			json.Unmarshal(eb, &em)
+			// An edge stores no names, so its identify matches carry none.
+			if ms, ok := cm["matches"].([]any); ok {
+				for _, m := range ms {
+					delete(m.(map[string]any), "name")
+				}
+			}
+			if cs != es || !reflect.DeepEqual(cm, em) {
+				t.Errorf("%s: central %d %s, edge %d %s", tc.name, cs, cb, es, eb)
+			}
+		}
+		if _, m := verify(t, e.url, verifyTok, aliceID, alice); m["verified"] != true {
+			t.Errorf("the edge does not verify the enrolled face: %v", m)
+		}
+	})
+
+	t.Run("central and NATS down", func(t *testing.T) {
+		c.stop()
+		waitFor(t, 10*time.Second, "the edge to notice", func() bool { r := e.ready(); return r != nil && !r.NATSConnected })
+		if status, m := verify(t, e.url, verifyTok, aliceID, alice); status != 200 || m["verified"] != true {
+			t.Fatalf("verify with central down: %d %v", status, m)
+		}
+		e.stop()
+		e = startEdge(t, "site-1", edata, c.nats)
+		if status, m := verify(t, e.url, verifyTok, aliceID, alice); status != 200 || m["verified"] != true {
+			t.Fatalf("verify after a restart with central down: %d %v", status, m)
+		}
+		if status, _ := verify(t, e.url, "", aliceID, alice); status != http.StatusUnauthorized {
+			t.Fatalf("no token after an offline restart: %d", status)
+		}
+		e.stop()
+	})
+
+	t.Run("changes while the edge was down", func(t *testing.T) {
+		c = startCentral(t, cdata, natsAddr)
+		bobRev := register(t, c, admin, "bob-e2e", bob)
+		status, body := httpDo(t, func() *http.Request {
+			req, _ := http.NewRequest(http.MethodDelete, c.url+"/api/users/"+aliceID, nil)
+			req.Header.Set("Authorization", "Bearer "+admin)
+			return req
+		}())
+		var del central.DeleteResponse
+		if status != 200 || json.Unmarshal(body, &del) != nil {
+			t.Fatalf("delete: %d %s", status, body)
+		}
+		e = startEdge(t, "site-1", edata, c.nats)
+		waitApplied(t, e, max(bobRev, del.Revision))
+		if status, m := verify(t, e.url, verifyTok, "bob-e2e", bob); status != 200 || m["verified"] != true {
+			t.Fatalf("bob at the edge: %d %v", status, m)
+		}
+		if status, _ := verify(t, e.url, verifyTok, aliceID, alice); status != http.StatusNotFound {
+			t.Fatalf("the erased user at the edge: %d", status)
+		}
+		// Erasure: the receipt reaches central, and the edge's file
+		// ends without the user's id or embedding.
+		waitFor(t, 30*time.Second, "central to list the edge's receipt", func() bool {
+			req, _ := http.NewRequest(http.MethodGet, c.url+"/api/deletions", nil)
+			req.Header.Set("Authorization", "Bearer "+admin)
+			status, body := httpDo(t, req)
+			var r central.DeletionsResponse
+			if status != 200 || json.Unmarshal(body, &r) != nil {
+				return false
+			}
+			for _, d := range r.Deletions {
+				if d.UserID == aliceID && slices.Contains(d.Purged, "site-1") {
+					return true
+				}
+			}
+			return false
+		})
+		waitFor(t, 30*time.Second, "the erased user to leave the edge's file", func() bool {
+			b, err := os.ReadFile(filepath.Join(edata, edged.DBFileName))
+			return err == nil && !bytes.Contains(b, []byte(aliceID)) && !bytes.Contains(b, aliceVec)
+		})
+		// Central sees the edge in sync through its heartbeats.
+		waitFor(t, 30*time.Second, "central to see the edge in sync", func() bool {
+			req, _ := http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
+			req.Header.Set("Authorization", "Bearer "+admin)
+			status, body := httpDo(t, req)
+			var r central.EdgesResponse
+			if status != 200 || json.Unmarshal(body, &r) != nil {
+				return false
+			}
+			for _, es := range r.Edges {
+				if es.ID == "site-1" && es.State == "in_sync" && es.UserCount == 1 {
+					return true
+				}
+			}
+			return false
+		})
+	})
+}

@@ -94,7 +94,16 @@ func (f *feedServer) publish(t testing.TB, cs ...*pb.UserChange) {
 // send is publish for any goroutine.
 func (f *feedServer) send(cs []*pb.UserChange) error {
 	var futs []jetstream.PubAckFuture
-	for _, c := range cs {
+	for i, c := range cs {
+		if i%1000 == 999 {
+			// Stay under the client's limit of async publishes in flight,
+			// which fails a publish that stalls on a busy machine.
+			select {
+			case <-f.js.PublishAsyncComplete():
+			case <-time.After(2 * time.Minute):
+				return errors.New("publishing timed out")
+			}
+		}
 		data, err := proto.Marshal(c)
 		if err != nil {
 			return err

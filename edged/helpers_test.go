@@ -119,7 +119,16 @@ func publish(t testing.TB, js jetstream.JetStream, cs ...*pb.UserChange) uint64 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var futures []jetstream.PubAckFuture
-	for _, c := range cs {
+	for i, c := range cs {
+		if i%1000 == 999 {
+			// Stay under the client's limit of async publishes in flight,
+			// which fails a publish that stalls on a busy machine.
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-ctx.Done():
+				t.Fatal("publishing timed out")
+			}
+		}
 		data, err := proto.Marshal(c)
 		if err != nil {
 			t.Fatal(err)

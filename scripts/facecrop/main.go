@@ -27,7 +27,11 @@ import (
 )
 
 func main() {
-	dir := flag.String("models-dir", models.DefaultDir, "folder holding the fetched model files")
+	def := models.DefaultDir
+	if d := os.Getenv("MODELS_DIR"); d != "" {
+		def = d
+	}
+	dir := flag.String("models-dir", def, "folder holding the fetched model files (default $MODELS_DIR or models/cache)")
 	out := flag.String("out", ".", "folder to write the crops to")
 	n := flag.Int("n", 2, "how many people to cut out")
 	flag.Parse()

@@ -98,6 +98,14 @@ type Edge struct {
 	// not rebuilt; only the sync goroutine uses it.
 	needReload bool
 
+	// loaded is closed when the first gallery load has ended; loadErr
+	// (written before) says whether it failed, in which case the sync
+	// rebuilds the set from the stream. identifyReady is set while the
+	// gallery holds the served set.
+	loaded        chan struct{}
+	loadErr       error
+	identifyReady atomic.Bool
+
 	mu        sync.Mutex // guards the fields below
 	state     syncState
 	refused   map[string]int
@@ -147,6 +155,7 @@ func Open(cfg Config) (*Edge, error) {
 		limiter: api.NewLimiter(cfg.Limit, nil),
 		changed: make(chan struct{}, 1),
 		dirtyCh: make(chan struct{}, 1),
+		loaded:  make(chan struct{}),
 		refused: map[string]int{},
 	}
 	d, err := openDB(filepath.Join(cfg.DataDir, DBFileName), e.model)
@@ -159,7 +168,24 @@ func Open(cfg Config) (*Edge, error) {
 		return nil, err
 	}
 	e.registerMetrics()
+	// Verification reads the file and works from here on; identification
+	// waits for the gallery, whose build takes about a second per 100k
+	// users.
+	go e.initialLoad()
 	return e, nil
+}
+
+// initialLoad builds the gallery from the file.
+func (e *Edge) initialLoad() {
+	defer close(e.loaded)
+	start := time.Now()
+	if err := e.reload(); err != nil {
+		e.loadErr = err
+		e.log.Error("the stored set could not be loaded; rebuilding it from the stream", "err", err)
+		e.setError(err)
+		return
+	}
+	e.log.Info("users loaded for identification", "users", e.gallery.Len(), "took", time.Since(start).Round(time.Millisecond))
 }
 
 func (e *Edge) init() error {
@@ -172,9 +198,6 @@ func (e *Edge) init() error {
 		if err := e.db.setEdgeID(e.cfg.EdgeID); err != nil {
 			return err
 		}
-	}
-	if err := e.reload(); err != nil {
-		return err
 	}
 	st, err := e.db.state()
 	if err != nil {
@@ -201,7 +224,7 @@ func (e *Edge) init() error {
 		}
 		e.tokens.set(e.cfg.TokenPublicKey)
 	}
-	e.log.Info("edge loaded", "users", e.gallery.Len(), "sequence", st.Seq, "revision", st.Revision,
+	e.log.Info("edge opened", "sequence", st.Seq, "revision", st.Revision,
 		"model", e.model, "token_key", e.tokens.keyID())
 	return nil
 }
@@ -217,6 +240,7 @@ func (e *Edge) reload() error {
 	if err != nil {
 		return fmt.Errorf("edged: load the user set: %w", err)
 	}
+	e.identifyReady.Store(true)
 	e.mu.Lock()
 	e.refused = counts.Refused
 	e.mu.Unlock()
@@ -227,7 +251,10 @@ func (e *Edge) reload() error {
 }
 
 // Close closes the file. Call it after Run has returned.
-func (e *Edge) Close() error { return e.db.close() }
+func (e *Edge) Close() error {
+	<-e.loaded
+	return e.db.close()
+}
 
 // resyncs returns the number of full resyncs finished since Open.
 func (e *Edge) resyncs() uint64 {
@@ -239,7 +266,8 @@ func (e *Edge) resyncs() uint64 {
 // EdgeID returns the edge's id.
 func (e *Edge) EdgeID() string { return e.cfg.EdgeID }
 
-// Users returns the number of users the edge can verify.
+// Users returns the number of users in the gallery: those the edge can
+// identify, and verify, once the first load has ended.
 func (e *Edge) Users() int { return e.gallery.Len() }
 
 // Status returns the edge's heartbeat as it would be sent now.

@@ -48,10 +48,13 @@ func (e *Edge) Handler() http.Handler {
 }
 
 // Readiness is the body of GET /readyz. An open edge is always ready: it
-// serves from its file. Synced says whether it has also caught up with the
-// stream recently.
+// verifies from its file at once, and identifies once IdentifyReady.
+// Synced says whether it has also caught up with the stream recently.
 type Readiness struct {
-	Ready           bool       `json:"ready"`
+	Ready bool `json:"ready"`
+	// IdentifyReady says that the in-memory gallery holds the set, so
+	// identify answers; verify needs only Ready.
+	IdentifyReady   bool       `json:"identify_ready"`
 	Synced          bool       `json:"synced"`
 	Resyncing       bool       `json:"resyncing"`
 	NATSConnected   bool       `json:"nats_connected"`
@@ -73,6 +76,7 @@ func (e *Edge) Ready() Readiness {
 	defer e.mu.Unlock()
 	r := Readiness{
 		Ready:           true,
+		IdentifyReady:   e.identifyReady.Load(),
 		Resyncing:       e.resyncing,
 		NATSConnected:   e.connected,
 		Users:           e.gallery.Len(),
@@ -124,6 +128,10 @@ type edgeSearcher struct{ e *Edge }
 func (s edgeSearcher) Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]api.Match, error) {
 	if model != s.e.model {
 		return nil, faceauth.E(faceauth.KindInternal, "model_mismatch", "The edge holds %s embeddings, not %s.", s.e.model, model)
+	}
+	if !s.e.identifyReady.Load() {
+		return nil, api.WithRetryAfter(faceauth.E(faceauth.KindUnavailable, "identify_loading",
+			"The edge is still loading its users for identification; try again in a moment."), time.Second)
 	}
 	ms := s.e.gallery.Search(probe, limit, threshold)
 	out := make([]api.Match, len(ms))

@@ -28,6 +28,12 @@ func (e *Edge) Run(ctx context.Context, nc *nats.Conn) error {
 	if err != nil {
 		return fmt.Errorf("edged: %w", err)
 	}
+	// Live changes go to the gallery, so they wait until it is built.
+	select {
+	case <-e.loaded:
+	case <-ctx.Done():
+		return nil
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() { e.syncLoop(ctx, js) })
 	wg.Go(func() { e.heartbeats(ctx, nc, js) })
@@ -112,6 +118,9 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 	}
 	pos := e.position()
 	plan := feed.Plan(feed.Position{Seq: pos.Seq, StreamCreated: pos.Created}, st)
+	if e.loadErr != nil && !plan.Full {
+		plan = feed.Resume{Full: true, From: max(st.FirstSeq, 1), Reason: "the stored set could not be loaded"}
+	}
 	var rs *resync
 	defer func() {
 		if rs != nil {
@@ -186,9 +195,13 @@ func (e *Edge) finishResync(rs *resync) error {
 		return err
 	}
 	if err := e.reload(); err != nil {
+		// The gallery still holds the old set: identify must not answer
+		// from it until a reload succeeds.
+		e.identifyReady.Store(false)
 		e.needReload = true
 		return err
 	}
+	e.loadErr = nil
 	st, err := e.db.state()
 	if err != nil {
 		return err

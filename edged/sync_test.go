@@ -201,6 +201,7 @@ func TestSyncOutages(t *testing.T) {
 	e.stop()
 	publish(t, js, upsert("a0005", 200, model, vec(edgeDims, 200)), del("a0006", 201))
 	e = startEdge(t, dir, n.url)
+	<-e.loaded
 	if e.Users() != 20 { // 20 - a0002 + b0000, straight from the file
 		t.Fatalf("%d users on restart", e.Users())
 	}
@@ -245,6 +246,7 @@ func TestSyncGaps(t *testing.T) {
 	}
 	publish(t, js, upsert("g0001", 100, model, vec(edgeDims, 100)), upsert("h0000", 101, model, vec(edgeDims, 101)))
 	e = startEdge(t, dir, n.url)
+	<-e.loaded
 	if e.Users() != 30 {
 		t.Fatalf("the old set is not served while resyncing: %d users", e.Users())
 	}

@@ -197,7 +197,7 @@ func run(c *cli.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("edge serving", "edge_id", edgeID, "listen", ln.Addr().String(), "data", c.String("data"),
-		"nats", c.String("nats"), "model", engine.ModelID(), "users", e.Users(), "version", c.App.Version)
+		"nats", c.String("nats"), "model", engine.ModelID(), "version", c.App.Version)
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()

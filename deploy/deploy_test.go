@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,7 +25,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/testenv"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // tool returns the path of an external program, skipping the test when it
@@ -176,10 +181,12 @@ func TestNginxSite(t *testing.T) {
 	}
 }
 
-// TestNATSConfig generates keys with new-edge.sh, loads the production
-// nats-server.conf into a real server (TLS included) and checks the
-// permissions: central publishes user data, an edge reads it, publishes its
-// own status, and may not publish user data or another edge's status.
+// TestNATSConfig generates keys with new-edge.sh, checks that the
+// permissions it writes are exactly the feed package's, loads the
+// production nats-server.conf into a real server (TLS included) and runs
+// the feed over it: central creates the streams and publishes user data; an
+// edge reads it, publishes its own heartbeat and receipts, and may not
+// publish user data or speak for another edge.
 func TestNATSConfig(t *testing.T) {
 	nk := filepath.Join(testenv.RepoRoot(t), ".tools", "bin", "nk")
 	if _, err := os.Stat(nk); err != nil {
@@ -219,6 +226,8 @@ func TestNATSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("nats-server rejects the config: %v", err)
 	}
+	checkPermissions(t, keys, opts)
+
 	opts.NoSigs = true
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -229,76 +238,119 @@ func TestNATSConfig(t *testing.T) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server did not start")
 	}
-	url := "tls://127.0.0.1:" + port
-	connect := func(id string) *nats.Conn {
-		seed, err := nats.NkeyOptionFromSeed(filepath.Join(keys, id+".nk"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		errs := make(chan error, 16)
-		nc, err := nats.Connect(url, seed, nats.RootCAs(cert), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			errs <- err
-		}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	connect := func(id, inbox string) (*nats.Conn, jetstream.JetStream) {
+		nc, err := feed.Connect(ctx, feed.ConnectOptions{
+			URL: "tls://127.0.0.1:" + port, Name: id,
+			NKeySeedFile: filepath.Join(keys, id+".nk"), CAFile: cert, InboxPrefix: inbox,
+		})
 		if err != nil {
 			t.Fatalf("connect as %s: %v", id, err)
 		}
 		t.Cleanup(nc.Close)
-		return nc
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc, js
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
 
-	central := connect("central")
-	cjs, err := jetstream.New(central)
-	if err != nil {
-		t.Fatal(err)
+	central, cjs := connect("central", "")
+	if err := feed.EnsureStreams(ctx, cjs, feed.StreamOptions{}); err != nil {
+		t.Fatalf("central cannot create the streams: %v", err)
 	}
-	if _, err := cjs.CreateStream(ctx, jetstream.StreamConfig{Name: "FACEAUTH_USERS", Subjects: []string{"faceauth.users.>"}, MaxMsgsPerSubject: 1}); err != nil {
-		t.Fatalf("central cannot create the user stream: %v", err)
-	}
-	if _, err := cjs.Publish(ctx, "faceauth.users.YWxpY2U", []byte("upsert")); err != nil {
+	change, _ := proto.Marshal(&pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: "alice", Revision: 1}}})
+	if _, err := cjs.Publish(ctx, feed.UserSubject("alice"), change); err != nil {
 		t.Fatalf("central cannot publish user data: %v", err)
 	}
-	status, err := central.SubscribeSync("faceauth.edges.*.status")
+	status, err := central.SubscribeSync(feed.EdgeStatusSubject("*"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	central.Flush()
+	if err := central.Flush(); err != nil {
+		t.Fatal(err)
+	}
 
-	edge := connect("site-1")
-	ejs, err := jetstream.New(edge)
-	if err != nil {
-		t.Fatal(err)
+	edge, ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"))
+	got := make(chan string, 1)
+	cctx, stop := context.WithCancel(ctx)
+	go feed.Consume(cctx, ejs, feed.ConsumeOptions{}, func(ds []feed.Delivery) error {
+		for _, d := range ds {
+			if d.Change != nil {
+				got <- feed.ChangeUserID(d.Change)
+				stop()
+			}
+		}
+		return nil
+	})
+	select {
+	case id := <-got:
+		if id != "alice" {
+			t.Fatalf("edge read user %q, want alice", id)
+		}
+	case <-ctx.Done():
+		t.Fatal("the edge could not read the user stream")
 	}
-	cons, err := ejs.OrderedConsumer(ctx, "FACEAUTH_USERS", jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("edge cannot create an ordered consumer: %v", err)
-	}
-	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-	if err != nil || string(msg.Data()) != "upsert" {
-		t.Fatalf("edge cannot read user data: %v", err)
-	}
-	if err := edge.Publish("faceauth.edges.site-1.status", []byte("{}")); err != nil {
+	if err := feed.PublishStatus(edge, &pb.EdgeStatus{EdgeId: "site-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := status.NextMsg(5 * time.Second); err != nil {
-		t.Fatalf("central did not get the edge's own status: %v", err)
+		t.Fatalf("central did not get the edge's own heartbeat: %v", err)
 	}
-	// Forbidden publishes: the server drops them and reports a permissions
-	// violation, so a JetStream publish gets no ack.
+	if err := feed.PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "alice", Revision: 2}); err != nil {
+		t.Fatalf("the edge cannot publish its receipt: %v", err)
+	}
+	// Forbidden publishes: the server drops them, so a JetStream publish
+	// gets no ack and a plain one never arrives.
 	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 	defer cancelShort()
-	if _, err := ejs.Publish(short, "faceauth.users.ZXZl", []byte("forged")); err == nil {
+	if _, err := ejs.Publish(short, feed.UserSubject("eve"), change); err == nil {
 		t.Error("an edge could publish user data")
 	}
-	if err := edge.Publish("faceauth.edges.site-2.status", []byte("{}")); err != nil {
-		t.Fatal(err)
+	if err := feed.PublishStatus(edge, &pb.EdgeStatus{EdgeId: "site-2"}); err == nil {
+		if m, err := status.NextMsg(time.Second); err == nil {
+			t.Errorf("an edge could publish another edge's heartbeat on %s", m.Subject)
+		} else if !errors.Is(err, nats.ErrTimeout) {
+			t.Fatal(err)
+		}
 	}
-	if m, err := status.NextMsg(time.Second); err == nil {
-		t.Errorf("an edge could publish another edge's status on %s", m.Subject)
-	} else if !errors.Is(err, nats.ErrTimeout) {
-		t.Fatal(err)
+}
+
+// checkPermissions compares what new-edge.sh granted with what the feed
+// package says central and each edge need.
+func checkPermissions(t *testing.T, keys string, opts *server.Options) {
+	t.Helper()
+	byKey := map[string]*server.Permissions{}
+	for _, u := range opts.Nkeys {
+		byKey[u.Nkey] = u.Permissions
 	}
+	for _, id := range []string{"central", "site-1", "site-2"} {
+		pub, err := os.ReadFile(filepath.Join(keys, id+".pub"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := byKey[strings.TrimSpace(string(pub))]
+		if p == nil || p.Publish == nil || p.Subscribe == nil {
+			t.Fatalf("users.conf has no permissions for %s", id)
+		}
+		want := feed.CentralPermissions()
+		if id != "central" {
+			want = feed.EdgePermissions(id)
+		}
+		if !slices.Equal(sorted(p.Publish.Allow), sorted(want.Publish)) {
+			t.Errorf("%s may publish %v, feed says %v", id, p.Publish.Allow, want.Publish)
+		}
+		if !slices.Equal(sorted(p.Subscribe.Allow), sorted(want.Subscribe)) {
+			t.Errorf("%s may subscribe %v, feed says %v", id, p.Subscribe.Allow, want.Subscribe)
+		}
+	}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
 }
 
 func freePort(t *testing.T) string {

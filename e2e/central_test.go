@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nkeys"
 	"golang.org/x/image/draw"
 
 	"github.com/xplore/faceauth/auth"
@@ -37,12 +38,12 @@ type centralProc struct {
 	nats string // nats:// URL of the embedded server
 }
 
-func startCentral(t testing.TB, data, natsAddr string) *centralProc {
+func startCentral(t testing.TB, data, natsAddr string, extra ...string) *centralProc {
 	t.Helper()
 	addr := freeAddr(t)
-	p := start(t, "central", "central", []string{"SECRET_KEY=" + secret},
-		"serve", "--listen", addr, "--data", data, "--models-dir", testenv.ModelsDir(t),
-		"--nats-listen", natsAddr, "--workers", "1", "--log-level", "debug")
+	args := append([]string{"serve", "--listen", addr, "--data", data, "--models-dir", testenv.ModelsDir(t),
+		"--nats-listen", natsAddr, "--workers", "1", "--log-level", "debug"}, extra...)
+	p := start(t, "central", "central", []string{"SECRET_KEY=" + secret}, args...)
 	c := &centralProc{proc: p, url: "http://" + addr, nats: "nats://" + natsAddr}
 	c.waitReady(c.url, 2*time.Minute)
 	return c
@@ -316,4 +317,72 @@ func TestCentralToEdge(t *testing.T) {
 			return false
 		})
 	})
+}
+
+// TestEdgeNATSPermissions runs central's embedded NATS with per-edge NKeys
+// (feed.EdgePermissions): the edge must sync, fetch the token key, send
+// heartbeats and receipts with no more than its own permissions.
+func TestEdgeNATSPermissions(t *testing.T) {
+	admin, verifyTok := tokens(t)
+	alice := frame(t, "sample1.jpg")
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	keys, secrets := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(keys, "site-nk.pub"), []byte(pub+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seedFile := filepath.Join(secrets, "edge.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	natsAddr := freeAddr(t)
+	c := startCentral(t, t.TempDir(), natsAddr, "--nats-edge-keys", keys)
+
+	// Without credentials the edge serves but cannot sync.
+	anon := startEdge(t, "site-nk", t.TempDir(), c.nats)
+	time.Sleep(time.Second)
+	if r := anon.ready(); r == nil || r.NATSConnected || r.TokenKeyID != "" {
+		t.Fatalf("an edge without credentials got in: %+v", r)
+	}
+	anon.stop()
+
+	e := startEdge(t, "site-nk", t.TempDir(), c.nats, "--nats-nkey", seedFile)
+	rev := register(t, c, admin, "alice-nk", alice)
+	waitApplied(t, e, rev)
+	if status, m := verify(t, e.url, verifyTok, "alice-nk", alice); status != 200 || m["verified"] != true {
+		t.Fatalf("verify: %d %v", status, m)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, c.url+"/api/users/alice-nk", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	if status, body := httpDo(t, req); status != 200 {
+		t.Fatalf("delete: %d %s", status, body)
+	}
+	waitFor(t, 30*time.Second, "the receipt and a heartbeat to reach central", func() bool {
+		req, _ := http.NewRequest(http.MethodGet, c.url+"/api/deletions", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		_, body := httpDo(t, req)
+		var dr central.DeletionsResponse
+		json.Unmarshal(body, &dr)
+		purged := false
+		for _, d := range dr.Deletions {
+			purged = purged || (d.UserID == "alice-nk" && slices.Contains(d.Purged, "site-nk"))
+		}
+		req, _ = http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		_, body = httpDo(t, req)
+		var er central.EdgesResponse
+		json.Unmarshal(body, &er)
+		seen := false
+		for _, es := range er.Edges {
+			seen = seen || (es.ID == "site-nk" && es.State == "in_sync")
+		}
+		return purged && seen
+	})
+	if r := e.ready(); r == nil || r.LastError != "" {
+		t.Fatalf("the edge reports an error: %+v", r)
+	}
 }

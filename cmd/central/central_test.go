@@ -89,6 +89,16 @@ func TestServeConfig(t *testing.T) {
 			t.Fatalf("from the environment: %+v", cfg)
 		}
 	})
+	t.Run("S3 selected but unconfigured", func(t *testing.T) {
+		cfg, err := parse(t, map[string]string{"STORE": "s3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = openStore(t.Context(), cfg)
+		if err == nil || err.Error() != "S3 is not configured. Set S3_BUCKET (and AWS credentials) in environment." {
+			t.Fatalf("err = %v, want the seed's sentence", err)
+		}
+	})
 	t.Run("flag wins", func(t *testing.T) {
 		cfg, err := parse(t, map[string]string{"LISTEN_ADDR": "0.0.0.0:8080"}, "--listen", "127.0.0.1:9")
 		if err != nil || cfg.listen != "127.0.0.1:9" {
@@ -102,6 +112,7 @@ func TestServeConfig(t *testing.T) {
 		{"LIVENESS", "maybe", "LIVENESS"},
 		{"LOG_LEVEL", "loud", "LOG_LEVEL"},
 		{"MAX_PIXELS", "-5", "MAX_PIXELS"},
+		{"STORE", "ftp", "STORE"},
 	} {
 		t.Run("bad "+tt.env, func(t *testing.T) {
 			_, err := parse(t, map[string]string{tt.env: tt.value})

@@ -25,7 +25,7 @@ import (
 // Flags of the admin commands that talk to a running central service.
 var clientFlags = []cli.Flag{
 	&cli.StringFlag{Name: "url", Usage: "base URL of the central service", EnvVars: []string{"FACEAUTH_URL"}, Value: "http://127.0.0.1:5000"},
-	&cli.StringFlag{Name: "token", Usage: "admin bearer token (`central token create --role admin`)", EnvVars: []string{"FACEAUTH_TOKEN"}},
+	&cli.StringFlag{Name: "token", Usage: "admin bearer token (from: central token create --role admin)", EnvVars: []string{"FACEAUTH_TOKEN"}},
 }
 
 // client calls the central HTTP API.

@@ -54,6 +54,7 @@ func serveCommand() *cli.Command {
 			modelsDirFlag,
 			&cli.StringFlag{Name: "model", Usage: "embedding model (see models/manifest.json)", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
 			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
+			&cli.StringFlag{Name: "store", Usage: "where the reference set lives: auto (S3 when S3_BUCKET is set, else local), local or s3", EnvVars: []string{"STORE"}, Value: "auto"},
 			&cli.StringFlag{Name: "s3-bucket", Usage: "S3 bucket of the reference set; unset: the local store in --data", EnvVars: []string{"S3_BUCKET"}},
 			&cli.StringFlag{Name: "s3-region", Usage: "AWS region of the bucket", EnvVars: []string{"AWS_REGION"}},
 			&cli.StringFlag{Name: "s3-endpoint", Usage: "S3-compatible endpoint URL (unset: AWS)", EnvVars: []string{"S3_ENDPOINT"}},
@@ -84,6 +85,7 @@ type serveConfig struct {
 	modelsDir       string
 	model           string
 	workers         int
+	store           string // auto, local or s3
 	s3              s3store.Config
 	maxBody         int64
 	maxPixels       int64
@@ -103,6 +105,7 @@ func parseServeConfig(c *cli.Context) (*serveConfig, error) {
 		model:     c.String("model"),
 		workers:   c.Int("workers"),
 		maxPixels: c.Int64("max-pixels"),
+		store:     c.String("store"),
 		s3: s3store.Config{
 			Bucket:   c.String("s3-bucket"),
 			Region:   c.String("s3-region"),
@@ -114,6 +117,11 @@ func parseServeConfig(c *cli.Context) (*serveConfig, error) {
 	}
 	var err error
 	bad := func(name string, e error) error { return fmt.Errorf("%s: %w", name, e) }
+	switch cfg.store {
+	case "auto", "local", "s3":
+	default:
+		return nil, fmt.Errorf("STORE: %q is not auto, local or s3", cfg.store)
+	}
 	if cfg.maxBody, err = config.ParseBytes(c.String("max-body-bytes")); err != nil || cfg.maxBody <= 0 {
 		return nil, bad("MAX_BODY_BYTES", errOr(err, "must be positive"))
 	}
@@ -167,10 +175,11 @@ func newLogger(level slog.Level) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
-// openStore returns the S3 store when a bucket is configured, else the
-// local store in the data folder.
+// openStore returns the S3 store when STORE=s3 or, with STORE=auto, when a
+// bucket is configured; else the local store in the data folder. STORE=s3
+// without a bucket fails with the seed's "S3 is not configured" sentence.
 func openStore(ctx context.Context, cfg *serveConfig) (faceauth.Store, string, error) {
-	if cfg.s3.Bucket != "" {
+	if cfg.store == "s3" || (cfg.store == "auto" && cfg.s3.Bucket != "") {
 		s, err := s3store.New(ctx, cfg.s3)
 		if err != nil {
 			return nil, "", err

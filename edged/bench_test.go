@@ -167,6 +167,17 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 		}
 	}
 	b.ReportMetric(ms(percentile(lat, 0.5)), "median-ms")
+
+	// The face pipeline alone on the same image, to show what the edge
+	// adds (HTTP, token, multipart, lookup, match).
+	b.StopTimer()
+	var probe []time.Duration
+	for range min(b.N, 100) {
+		start := time.Now()
+		embed(b, img)
+		probe = append(probe, time.Since(start))
+	}
+	b.ReportMetric(ms(percentile(probe, 0.5)), "pipeline-median-ms")
 }
 
 // BenchmarkIdentify measures 1:N search on the edge (top 5 at the match

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/xplore/faceauth"
 	pb "github.com/xplore/faceauth/proto"
@@ -120,7 +121,7 @@ func openDB(path, model string) (*db, error) {
 	b, err := bbolt.Open(path, 0o600, d.opts)
 	if err != nil {
 		lock.Close()
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bberrors.ErrTimeout) {
 			return nil, fmt.Errorf("open edge database %s: another process holds it (is an edged already running on this data folder?)", path)
 		}
 		return nil, fmt.Errorf("open edge database %s: %w", path, err)
@@ -679,7 +680,7 @@ func (d *db) finishResync(g uint64, created time.Time) error {
 // abortResync drops a generation that will not be finished.
 func (d *db) abortResync(g uint64) error {
 	err := d.update(func(tx *bbolt.Tx) error {
-		if err := tx.DeleteBucket(genName(g)); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket(genName(g)); err != nil && !errors.Is(err, bberrors.ErrBucketNotFound) {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyDirty, []byte{1})
@@ -871,7 +872,7 @@ func openReadOnly(path string) (*db, error) {
 	b, err := bbolt.Open(path, 0o600, opts)
 	if err != nil {
 		lock.Close()
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bberrors.ErrTimeout) {
 			return nil, fmt.Errorf("open edge database %s: a running edge holds it; ask it with `edged status` instead", path)
 		}
 		return nil, fmt.Errorf("open edge database %s: %w", path, err)

@@ -37,6 +37,9 @@ func BenchmarkBootstrap(b *testing.B) {
 			for i := 0; i < n; i += 10_000 {
 				publish(b, js, users(fmt.Sprintf("b%d-", i/10_000), min(10_000, n-i), uint64(i+1), model)...)
 			}
+			// A stream being written is waited on before the swap
+			// (resyncQuiet); a bootstrap reads a settled one.
+			time.Sleep(resyncQuiet)
 			var total time.Duration
 			b.ResetTimer()
 			for range b.N {

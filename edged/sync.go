@@ -89,19 +89,34 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// resyncQuiet is how long the stream must have had no new message before
+// a resync that has caught up is swapped in. While central republishes
+// (after re-creating the stream, say) an edge can catch up with the head
+// of the republication; swapping then would serve a partial set for the
+// seconds the rest takes. A stable stream's messages are older than this,
+// so a plain bootstrap does not wait.
+const resyncQuiet = time.Second
+
 // resync is a full resync in progress.
 type resync struct {
-	gen     uint64
-	created time.Time
-	started time.Time
-	changes int
+	gen      uint64
+	created  time.Time
+	started  time.Time
+	changes  int
+	caughtUp bool // waiting for the stream to stay quiet
+}
+
+// batch is a delivery handed from the consumer to the sync goroutine.
+type batch struct {
+	ds   []feed.Delivery
+	done chan error
 }
 
 // syncOnce plans from the saved position (feed.Plan's gap rule) and
 // consumes the stream until an error. A full resync is built into a new
 // generation that replaces the served set only once it has caught up with
-// the stream; until then the old set is served. progressed reports that
-// something was applied.
+// the stream and the stream has been quiet for resyncQuiet; until then the
+// old set is served. progressed reports that something was applied.
 func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed bool, err error) {
 	if e.needReload {
 		// A resync was swapped in but the gallery could not be rebuilt.
@@ -121,6 +136,9 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 	if e.loadErr != nil && !plan.Full {
 		plan = feed.Resume{Full: true, From: max(st.FirstSeq, 1), Reason: "the stored set could not be loaded"}
 	}
+	quiet := time.NewTimer(time.Hour)
+	quiet.Stop()
+	defer quiet.Stop()
 	var rs *resync
 	defer func() {
 		if rs != nil {
@@ -140,52 +158,104 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 		rs = &resync{gen: gen, created: st.Created, started: time.Now()}
 		e.setResyncing(true)
 		if st.Msgs == 0 || st.LastSeq < plan.From {
-			if err := e.finishResync(rs); err != nil {
-				return false, err
-			}
-			rs = nil
-			progressed = true
+			// Nothing to read: an empty stream, once it has existed for
+			// a moment (a re-created one is refilled right away).
+			rs.caughtUp = true
+			quiet.Reset(max(resyncQuiet-time.Since(st.Created), 0))
 		}
 	} else {
 		e.log.Info("following the users stream", "from", plan.From, "to", st.LastSeq)
 	}
-	err = feed.Consume(ctx, js, feed.ConsumeOptions{
-		From:          plan.From,
-		StreamCreated: st.Created,
-		MaxBatch:      maxBatch,
-		CheckEvery:    e.cfg.Heartbeat,
-	}, func(ds []feed.Delivery) error {
-		es := make([]entry, len(ds))
-		for i, d := range ds {
-			es[i] = entry{Seq: d.Seq, Change: d.Change, Err: d.Err}
-		}
-		caughtUp := ds[len(ds)-1].Pending == 0
-		if rs != nil {
-			out, err := e.db.apply(rs.gen, es, e.cfg.Dims)
-			if err != nil {
-				return err
+
+	// The consumer runs in its own goroutine and hands each batch over,
+	// so that this one can also act on the quiet timer.
+	cctx, cancelConsume := context.WithCancel(ctx)
+	defer cancelConsume()
+	batches := make(chan batch)
+	consumed := make(chan error, 1)
+	go func() {
+		consumed <- feed.Consume(cctx, js, feed.ConsumeOptions{
+			From:          plan.From,
+			StreamCreated: st.Created,
+			MaxBatch:      maxBatch,
+			CheckEvery:    e.cfg.Heartbeat,
+		}, func(ds []feed.Delivery) error {
+			b := batch{ds: ds, done: make(chan error, 1)}
+			select {
+			case batches <- b:
+			case <-cctx.Done():
+				return cctx.Err()
 			}
-			progressed = true
-			rs.changes += len(es)
-			e.noteInvalid(out)
-			if caughtUp {
+			return <-b.done
+		})
+	}()
+	stop := func(err error) (bool, error) {
+		cancelConsume()
+		<-consumed
+		return progressed, err
+	}
+	for {
+		select {
+		case err := <-consumed:
+			return progressed, err
+		case <-quiet.C:
+			if rs != nil && rs.caughtUp {
 				if err := e.finishResync(rs); err != nil {
-					return err
+					return stop(err)
 				}
 				rs = nil
+				progressed = true
 			}
-			notify(e.changed)
-			return nil
+		case b := <-batches:
+			err := e.applyBatch(b.ds, &rs, quiet)
+			if err == nil {
+				progressed = true
+			}
+			b.done <- err // Consume returns it, and so do we
 		}
+	}
+}
+
+// applyBatch applies deliveries to the resync being built or to the
+// served set. A resync is finished here when it has caught up with a
+// quiet stream, else the quiet timer is armed.
+func (e *Edge) applyBatch(ds []feed.Delivery, rsp **resync, quiet *time.Timer) error {
+	es := make([]entry, len(ds))
+	for i, d := range ds {
+		es[i] = entry{Seq: d.Seq, Change: d.Change, Err: d.Err}
+	}
+	last := ds[len(ds)-1]
+	caughtUp := last.Pending == 0
+	rs := *rsp
+	if rs == nil {
 		out, err := e.db.apply(0, es, e.cfg.Dims)
 		if err != nil {
 			return err
 		}
-		progressed = true
 		e.applyOutcome(out, caughtUp)
 		return nil
-	})
-	return progressed, err
+	}
+	out, err := e.db.apply(rs.gen, es, e.cfg.Dims)
+	if err != nil {
+		return err
+	}
+	rs.changes += len(es)
+	e.noteInvalid(out)
+	notify(e.changed)
+	quiet.Stop()
+	rs.caughtUp = caughtUp
+	if !caughtUp {
+		return nil
+	}
+	if age := time.Since(last.Time); age < resyncQuiet {
+		quiet.Reset(resyncQuiet - age)
+		return nil
+	}
+	if err := e.finishResync(rs); err != nil {
+		return err
+	}
+	*rsp = nil
+	return nil
 }
 
 // finishResync swaps the resync's generation in and rebuilds the gallery

@@ -260,15 +260,48 @@ func TestSyncGaps(t *testing.T) {
 		return !bytes.Contains(mustRead(t, dbPath(dir)), []byte("g0007"))
 	})
 
-	// The stream deleted and re-created under the running edge.
+	// The stream deleted and re-created under the running edge, then
+	// refilled in bursts, as `central resync --recreate` does: the edge
+	// serves the old set until the new one is complete, never a part.
 	if err := js.DeleteStream(ctx, feed.UsersStream); err != nil {
 		t.Fatal(err)
 	}
 	js = n.client(t)
-	publish(t, js, upsert("k0000", 300, model, vec(edgeDims, 300)))
-	waitFor(t, 20*time.Second, "the resync after the re-creation", func() bool {
-		return maps.Equal(contents(t, e.Edge), map[string]uint64{"k0000": 300})
-	})
+	newSet := map[string]uint64{}
+	refilled := make(chan error, 1)
+	go func() {
+		for burst := range 5 {
+			for i := range 4 {
+				id := fmt.Sprintf("k%d%d", burst, i)
+				rev := uint64(300 + 4*burst + i)
+				data, _ := proto.Marshal(upsert(id, rev, model, vec(edgeDims, rev)))
+				if _, err := js.Publish(ctx, feed.UserSubject(id), data); err != nil {
+					refilled <- err
+					return
+				}
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		refilled <- nil
+	}()
+	for burst := range 5 {
+		for i := range 4 {
+			newSet[fmt.Sprintf("k%d%d", burst, i)] = uint64(300 + 4*burst + i)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for c := contents(t, e.Edge); !maps.Equal(c, newSet); c = contents(t, e.Edge) {
+		if c != nil && !maps.Equal(c, want) {
+			t.Fatalf("a partial set was served during the refill: %d users", len(c))
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the resync after the re-creation")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := <-refilled; err != nil {
+		t.Fatal(err)
+	}
 	if e.resyncs() != 2 {
 		t.Fatalf("%d resyncs", e.resyncs())
 	}

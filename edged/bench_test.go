@@ -190,6 +190,7 @@ func BenchmarkIdentify(b *testing.B) {
 		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
 			e := &Edge{model: "m"}
 			e.gallery = newTestGallery(b, n)
+			e.identifyReady.Store(true)
 			s := edgeSearcher{e}
 			q := vec(edgeDims, uint64(n/2))
 			b.ResetTimer()

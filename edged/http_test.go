@@ -19,9 +19,11 @@ import (
 	"golang.org/x/image/draw"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/gallery"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 	pb "github.com/xplore/faceauth/proto"
@@ -254,5 +256,22 @@ func TestHTTPSharedFaces(t *testing.T) {
 		if status != 200 || json.Unmarshal(body, &r) != nil || r.Verified != tc.want {
 			t.Errorf("%s: %d %s, want verified=%v", tc.img, status, body, tc.want)
 		}
+	}
+}
+
+// TestIdentifyWaitsForGallery: until the gallery holds the served set,
+// identify answers 503 rather than "no match".
+func TestIdentifyWaitsForGallery(t *testing.T) {
+	e := &Edge{model: "m", gallery: gallery.New(4)}
+	s := edgeSearcher{e}
+	if _, err := s.Search(context.Background(), vec(4, 1), "m", 0.4, 5); faceauth.KindOf(err) != faceauth.KindUnavailable {
+		t.Fatalf("before the load: %v", err)
+	}
+	e.identifyReady.Store(true)
+	if ms, err := s.Search(context.Background(), vec(4, 1), "m", 0.4, 5); err != nil || len(ms) != 0 {
+		t.Fatalf("after the load: %v, %v", ms, err)
+	}
+	if _, err := s.Search(context.Background(), vec(4, 1), "other", 0.4, 5); err == nil {
+		t.Fatal("a probe of another model was searched")
 	}
 }

@@ -1,7 +1,11 @@
 package face
 
 import (
+	"bytes"
 	"context"
+	"github.com/xplore/faceauth/models/photo"
+	"image"
+	"image/jpeg"
 	"testing"
 
 	"github.com/xplore/faceauth/internal/testenv"
@@ -48,7 +52,7 @@ func BenchmarkLandmarks(b *testing.B) {
 	s := newStageBench(b)
 	var lm [landmarkCount]pt
 	for b.Loop() {
-		if err := s.w.landmarks(s.r, s.f.v, square(s.f.det), &lm); err != nil {
+		if err := s.w.landmarks(s.r, s.f.v, square(s.f.det), false, &lm); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -88,4 +92,97 @@ func BenchmarkLiveness(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// resized renders r at w x h (area sampling) as a JPEG of quality 90.
+func resizedJPEG(b testing.TB, r *raster, x1, y1, x2, y2 float64, w, h int) []byte {
+	out := make([]float32, 3*w*h)
+	r.sample(rectMap(x1, y1, x2, y2, w, h), w, h, maxTaps, encoding{norm: 1}, out)
+	m := image.NewRGBA(image.Rect(0, 0, w, h))
+	n := w * h
+	for i := 0; i < n; i++ {
+		for c := 0; c < 3; c++ {
+			m.Pix[4*i+c] = uint8(min(max(out[c*n+i]+0.5, 0), 255))
+		}
+		m.Pix[4*i+3] = 255
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, m, &jpeg.Options{Quality: 90}); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func benchProbe(b *testing.B, img []byte) {
+	e := testEngine(b, 1)
+	ctx := context.Background()
+	if _, err := e.Probe(ctx, img, Options{}); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(img)))
+	for b.Loop() {
+		if _, err := e.Probe(ctx, img, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkProbe640JPEG is decode to embedding for a 640x480 JPEG (sample1
+// scaled down).
+func BenchmarkProbe640JPEG(b *testing.B) {
+	r := decodeRaster(b, testenv.Sample(b, "sample1.jpg"))
+	// sample1 is 3:2; take its 4:3 middle.
+	cut := float64(r.w) - float64(r.h)*4/3
+	benchProbe(b, resizedJPEG(b, r, cut/2, 0, float64(r.w)-cut/2, float64(r.h), 640, 480))
+}
+
+// BenchmarkProbe12MPJPEG is decode to embedding for a 4000x3000 JPEG
+// (sample1 scaled up at bench time).
+func BenchmarkProbe12MPJPEG(b *testing.B) {
+	im, err := photo.Decode(readFile(b, testenv.Sample(b, "sample1.jpg")), photo.Options{TargetSide: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &raster{w: im.W, h: im.H, pix: im.Pix}
+	cut := float64(r.w) - float64(r.h)*4/3
+	benchProbe(b, resizedJPEG(b, r, cut/2, 0, float64(r.w)-cut/2, float64(r.h), 4000, 3000))
+}
+
+// BenchmarkEmbeddings250 probes 250x250 JPEG face photos (every face of
+// the pinned samples, cut with its surroundings as in LFW: the face box is
+// about 40% of the width) and reports embeddings per second.
+func BenchmarkEmbeddings250(b *testing.B) {
+	e := testEngine(b, 1)
+	ctx := context.Background()
+	var photos [][]byte
+	for _, s := range samples {
+		path := testenv.Sample(b, s)
+		fs, _, _, err := e.Detect(ctx, readFile(b, path))
+		if err != nil {
+			b.Fatal(err)
+		}
+		im, err := photo.Decode(readFile(b, path), photo.Options{TargetSide: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := &raster{w: im.W, h: im.H, pix: im.Pix}
+		for _, f := range fs {
+			cx, cy := float64(f.Box.X1+f.Box.X2)/2, float64(f.Box.Y1+f.Box.Y2)/2
+			side := 2.5 * float64(f.Box.X2-f.Box.X1)
+			photos = append(photos, resizedJPEG(b, r, cx-side/2, cy-side/2, cx+side/2, cy+side/2, 250, 250))
+		}
+	}
+	refused := 0
+	for _, p := range photos {
+		if _, err := e.Probe(ctx, p, Options{}); err != nil {
+			refused++
+		}
+	}
+	i := 0
+	for b.Loop() {
+		e.Probe(ctx, photos[i%len(photos)], Options{})
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "embeddings/s")
+	b.ReportMetric(float64(refused), "refused")
 }

@@ -3,6 +3,8 @@ package face
 import (
 	"context"
 	"encoding/csv"
+	"errors"
+	"github.com/xplore/faceauth"
 	"os"
 	"path/filepath"
 	"sort"
@@ -183,4 +185,13 @@ func tryDecode(path string) (*raster, error) {
 		return nil, err
 	}
 	return &raster{w: im.W, h: im.H, pix: im.Pix}, nil
+}
+
+// errCode returns the code of err's *faceauth.Error, or "" when it has none.
+func errCode(err error) string {
+	var fe *faceauth.Error
+	if errors.As(err, &fe) {
+		return fe.Code
+	}
+	return ""
 }

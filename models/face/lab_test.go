@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"github.com/xplore/faceauth"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -371,5 +372,116 @@ func TestLabLivenessCrops(t *testing.T) {
 			}
 		}
 		t.Logf("%-22s AUC %.3f", v.name, auc(live, spoof))
+	}
+}
+
+// consistency measures whether landmarks follow the image when the crop
+// is shifted or mirrored, for upright and turned faces.
+func TestLabConsistency(t *testing.T) {
+	labOn(t, "consistency")
+	e, w := labWorker(t)
+	p := &e.p
+	five := func(r *raster, v view, sq box, flip bool) [5]pt {
+		var lm [landmarkCount]pt
+		m := rectMap(sq.x1, sq.y1, sq.x2, sq.y2, landmarkSize, landmarkSize)
+		if flip {
+			m = affine{a: -1, c: landmarkSize, e: 1}.then(m)
+		}
+		r.sample(m.then(v.toSrc), landmarkSize, landmarkSize, maxTaps, encoding{grey: true, norm: 1.0 / 256}, w.lm.input())
+		if err := w.lm.run(); err != nil {
+			t.Fatal(err)
+		}
+		o := w.lm.output(0)
+		for i := range lm {
+			x, y := float64(o[2*i]), float64(o[2*i+1])
+			if flip {
+				x = 1 - x
+			}
+			lm[i] = pt{sq.x1 + x*sq.w(), sq.y1 + y*sq.h()}
+		}
+		f := fivePoints(&lm)
+		if flip { // mirrored face: its left eye is the other eye
+			f[0], f[1], f[3], f[4] = f[1], f[0], f[4], f[3]
+		}
+		return f
+	}
+	dist := func(a, b [5]pt, side float64) float64 {
+		var s float64
+		for i := range a {
+			s += math.Hypot(a[i].x-b[i].x, a[i].y-b[i].y)
+		}
+		return s / 5 / side
+	}
+	var upShift, badShift, upFlip, badFlip, upNorm, badNorm []float64
+	for _, set := range identitySets {
+		files := setFiles(t, set)
+		step := max(1, len(files)/40)
+		for i := 0; i < len(files); i += step {
+			r0, err := tryDecode(files[i])
+			if err != nil {
+				continue
+			}
+			for _, d := range []int{0, 90, 180, 270} {
+				r := turn(r0, d)
+				fs, err := w.find(r, p)
+				if err != nil || len(fs) == 0 {
+					continue
+				}
+				sel, err := choose(fs, p, false)
+				if err != nil || fs[sel].v.rot != 0 {
+					continue
+				}
+				f := fs[sel]
+				n, _ := w.embed(r, &f, p, w.scratch)
+				sq := square(f.det)
+				base := five(r, f.v, sq, false)
+				sh := 0.1 * sq.w()
+				moved := five(r, f.v, box{x1: sq.x1 + sh, y1: sq.y1 + sh, x2: sq.x2 + sh, y2: sq.y2 + sh}, false)
+				flipped := five(r, f.v, sq, true)
+				se, fe := dist(base, moved, sq.w()), dist(base, flipped, sq.w())
+				both := five(r, f.v, box{x1: sq.x1 + sh, y1: sq.y1 + sh, x2: sq.x2 + sh, y2: sq.y2 + sh}, true)
+				// the same square seen upside down
+				v2 := newView(r, 180, 0, 0)
+				sq2 := rasterBoxToView(viewBoxToRaster(sq, f.v), v2)
+				b2 := five(r, v2, sq2, false)
+				m2 := five(r, v2, box{x1: sq2.x1 + sh, y1: sq2.y1 + sh, x2: sq2.x2 + sh, y2: sq2.y2 + sh}, false)
+				f2 := five(r, v2, sq2, true)
+				// the aligned crop turned upside down
+				es := float64(p.embedSize)
+				toSrc := affine{a: -1, c: es, e: -1, f: es}.then(f.sim.invert()).then(f.v.toSrc)
+				r.sample(toSrc, p.embedSize, p.embedSize, p.embedTaps, encoding{bgr: p.embedBGR, mean: p.embedMean, norm: p.embedNorm}, w.emb.input())
+				if err := w.emb.run(); err != nil {
+					t.Fatal(err)
+				}
+				copy(w.scratch, w.emb.output(0))
+				nrev := normalize(w.scratch)
+				fmt.Printf("C,%d,%.4f,%.4f,%.4f,%.4f,%s,%.4f,%.4f,%.4f\n", d, n, se, fe, dist(base, both, sq.w()), files[i], dist(b2, m2, sq.w()), dist(b2, f2, sq.w()), nrev)
+				if d == 0 {
+					upShift, upFlip, upNorm = append(upShift, se), append(upFlip, fe), append(upNorm, n)
+				} else {
+					badShift, badFlip, badNorm = append(badShift, se), append(badFlip, fe), append(badNorm, n)
+				}
+			}
+		}
+	}
+	t.Logf("shift error upright %s turned %s AUC %.3f", quant(upShift), quant(badShift), auc(badShift, upShift))
+	t.Logf("flip error upright %s turned %s AUC %.3f", quant(upFlip), quant(badFlip), auc(badFlip, upFlip))
+	t.Logf("norm upright %s turned %s AUC %.3f", quant(upNorm), quant(badNorm), auc(upNorm, badNorm))
+	// combined: upright if norm high, else if both errors small
+	for _, T := range []float64{3.0, 3.2, 3.4} {
+		for _, S := range []float64{0.02, 0.03, 0.04, 0.05} {
+			acceptUp, acceptBad := 0, 0
+			for i := range upNorm {
+				if upNorm[i] >= 3.4 || (upNorm[i] >= T && upShift[i] < S) {
+					acceptUp++
+				}
+			}
+			for i := range badNorm {
+				if badNorm[i] >= 3.4 || (badNorm[i] >= T && badShift[i] < S) {
+					acceptBad++
+				}
+			}
+			t.Logf("accept if norm>=3.4 or (norm>=%.1f and shift<%.2f): upright %d/%d, turned %d/%d", T, S, acceptUp, len(upNorm), acceptBad, len(badNorm))
+		}
 	}
 }

@@ -1,23 +1,70 @@
 package face
 
+import "math"
+
 // pt is a point in continuous pixel coordinates.
 type pt struct{ x, y float64 }
 
 // landmarks runs the 68-point model on the square crop sq of view v and
 // returns the points in view coordinates. The model takes the crop as
 // 64x64 grey scaled to [0, 1) (pixel/256) and answers each point as a
-// fraction of the crop's width and height.
-func (w *worker) landmarks(r *raster, v view, sq box, out *[landmarkCount]pt) error {
-	m := rectMap(sq.x1, sq.y1, sq.x2, sq.y2, landmarkSize, landmarkSize).then(v.toSrc)
-	r.sample(m, landmarkSize, landmarkSize, maxTaps, encoding{grey: true, norm: 1.0 / 256}, w.lm.input())
+// fraction of the crop's width and height. With mirror the crop is
+// mirrored left to right before the model sees it, and the points are
+// mirrored back (so the model's "left eye" is then the face's right one).
+func (w *worker) landmarks(r *raster, v view, sq box, mirror bool, out *[landmarkCount]pt) error {
+	m := rectMap(sq.x1, sq.y1, sq.x2, sq.y2, landmarkSize, landmarkSize)
+	if mirror {
+		m = affine{a: -1, c: landmarkSize, e: 1}.then(m)
+	}
+	r.sample(m.then(v.toSrc), landmarkSize, landmarkSize, maxTaps, encoding{grey: true, norm: 1.0 / 256}, w.lm.input())
 	if err := w.lm.run(); err != nil {
 		return err
 	}
 	o := w.lm.output(0)
 	for i := range out {
-		out[i] = pt{sq.x1 + float64(o[2*i])*sq.w(), sq.y1 + float64(o[2*i+1])*sq.h()}
+		x, y := float64(o[2*i]), float64(o[2*i+1])
+		if mirror {
+			x = 1 - x
+		}
+		out[i] = pt{sq.x1 + x*sq.w(), sq.y1 + y*sq.h()}
 	}
 	return nil
+}
+
+// consistent reports whether the landmark model follows the face: its
+// five points must stay on the same features when the crop is shifted by
+// a tenth of its side, and when it is mirrored. On a face turned sideways
+// or upside down the model is outside what it learned and answers much
+// the same shape whatever it sees, so its points move with the crop; on
+// the labelled sets this tells upright faces from turned ones almost
+// perfectly (docs/face-pipeline.md), for two landmark runs. The
+// tolerances are multiplied by slack.
+func (w *worker) consistent(r *raster, f *found, slack float64, p *params) (bool, error) {
+	sq := square(f.det)
+	side := sq.w()
+	var lm [landmarkCount]pt
+	d := 0.1 * side
+	if err := w.landmarks(r, f.v, box{x1: sq.x1 + d, y1: sq.y1 + d, x2: sq.x2 + d, y2: sq.y2 + d}, false, &lm); err != nil {
+		return false, err
+	}
+	if meanDist(f.fiveV, fivePoints(&lm)) > slack*p.shiftTol*side {
+		return false, nil
+	}
+	if err := w.landmarks(r, f.v, sq, true, &lm); err != nil {
+		return false, err
+	}
+	m := fivePoints(&lm)
+	m[0], m[1], m[3], m[4] = m[1], m[0], m[4], m[3] // the mirrored face's left is its right
+	return meanDist(f.fiveV, m) <= slack*p.flipTol*side, nil
+}
+
+// meanDist is the mean distance between corresponding points.
+func meanDist(a, b [5]pt) float64 {
+	var s float64
+	for i := range a {
+		s += math.Hypot(a[i].x-b[i].x, a[i].y-b[i].y)
+	}
+	return s / float64(len(a))
 }
 
 // fivePoints reduces the 68-point (iBUG 300-W) layout to the five points

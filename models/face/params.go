@@ -27,7 +27,12 @@ type params struct {
 	smallImage int     // longest side (decoded pixels) up to which images get the border at once
 	borderFrac float64 // border added around crops, as a fraction of the longer side
 
-	uprightNorm      float64 // embedding norm above which no other orientation is tried
+	uprightNorm      float64 // below it a face is checked in every orientation
+	shiftTol         float64 // landmark consistency, as a fraction of the crop side
+	flipTol          float64
+	clearNorm        float64 // below it, the best orientation must lead by orientMargin
+	turnedNormMax    float64 // about the highest norm a turned face gives
+	orientMargin     float64
 	minEyeDist       float64 // smallest usable eye distance, in decoded pixels
 	dominance        float64 // box area ratio by which one face dominates another
 	minEnrollQuality float64 // smallest Quality accepted for enrollment
@@ -52,7 +57,12 @@ func newParams(m *models.Manifest, emb *models.Embedder) params {
 		livenessTaps:     1,
 		smallImage:       400,
 		borderFrac:       0.3,
-		uprightNorm:      3.4,
+		uprightNorm:      2.6,
+		shiftTol:         0.045,
+		flipTol:          0.025,
+		clearNorm:        3.0,
+		turnedNormMax:    3.4,
+		orientMargin:     0.3,
 		minEyeDist:       12,
 		dominance:        4,
 		minEnrollQuality: 0.25,

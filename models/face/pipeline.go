@@ -31,7 +31,7 @@ func (w *worker) attempt(r *raster, v view, p *params, out []found) ([]found, er
 	}
 	for _, b := range boxes {
 		f := found{det: b, v: v}
-		if err := w.landmarks(r, v, square(b), &f.lm); err != nil {
+		if err := w.landmarks(r, v, square(b), false, &f.lm); err != nil {
 			return nil, err
 		}
 		if f.locate(p) {

@@ -1,0 +1,442 @@
+package face
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
+
+// simFrom builds the similarity x -> s*R(theta)*x + t.
+func simFrom(s, theta, tx, ty float64) affine {
+	c, n := s*math.Cos(theta), s*math.Sin(theta)
+	return affine{a: c, b: -n, c: tx, d: n, e: c, f: ty}
+}
+
+func TestSimilarityRecoversKnownTransforms(t *testing.T) {
+	src := arcFaceTemplate[:]
+	for _, tc := range []struct {
+		name             string
+		s, theta, tx, ty float64
+	}{
+		{"identity", 1, 0, 0, 0},
+		{"shift", 1, 0, 17.5, -3.25},
+		{"scale down", 0.25, 0, 4, 9},
+		{"scale up", 6.5, 0, -120, 40},
+		{"small roll", 1.3, 0.2, 5, 5},
+		{"quarter turn", 2, math.Pi / 2, 300, -20},
+		{"upside down", 0.8, math.Pi, 50, 60},
+		{"three quarters", 1.1, -math.Pi / 2, 0, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := simFrom(tc.s, tc.theta, tc.tx, tc.ty)
+			dst := make([]pt, len(src))
+			for i, p := range src {
+				x, y := want.apply(p.x, p.y)
+				dst[i] = pt{x, y}
+			}
+			got, rms, ok := similarity(src, dst)
+			if !ok {
+				t.Fatal("similarity failed on good points")
+			}
+			for _, v := range [][2]float64{{got.a, want.a}, {got.b, want.b}, {got.c, want.c}, {got.d, want.d}, {got.e, want.e}, {got.f, want.f}} {
+				if !near(v[0], v[1], 1e-9*max(1, math.Abs(v[1]))) {
+					t.Fatalf("got %+v, want %+v", got, want)
+				}
+			}
+			if rms > 1e-9 {
+				t.Errorf("rms %g for an exact transform", rms)
+			}
+		})
+	}
+}
+
+// Mirrored points have no exact proper similarity: the fit must still be
+// a rotation with uniform scale (never a reflection) and no other proper
+// similarity may fit better.
+func TestSimilarityReflection(t *testing.T) {
+	src := arcFaceTemplate[:]
+	dst := make([]pt, len(src))
+	for i, p := range src {
+		dst[i] = pt{200 - 1.5*p.x, 10 + 1.5*p.y} // mirrored left-right, scaled
+	}
+	got, rms, ok := similarity(src, dst)
+	if !ok {
+		t.Fatal("similarity failed")
+	}
+	if det := got.a*got.e - got.b*got.d; det <= 0 {
+		t.Fatalf("determinant %g: the fit reflects", det)
+	}
+	if !near(got.a, got.e, 1e-12) || !near(got.b, -got.d, 1e-12) {
+		t.Fatalf("not a similarity: %+v", got)
+	}
+	if rms < 1 {
+		t.Fatalf("rms %g: a mirrored face cannot be fitted exactly", rms)
+	}
+	// Brute force over rotation and scale, translation fitted: nothing
+	// beats the closed form.
+	cost := func(m affine) float64 {
+		var s float64
+		for i, p := range src {
+			x, y := m.apply(p.x, p.y)
+			s += (x-dst[i].x)*(x-dst[i].x) + (y-dst[i].y)*(y-dst[i].y)
+		}
+		return math.Sqrt(s / float64(len(src)))
+	}
+	if c := cost(got); !near(c, rms, 1e-9) {
+		t.Fatalf("reported rms %g, recomputed %g", rms, c)
+	}
+	for th := -math.Pi; th < math.Pi; th += 0.01 {
+		for s := 0.1; s < 3; s += 0.05 {
+			m := simFrom(s, th, 0, 0)
+			// best translation for this rotation and scale
+			var mx, my float64
+			for i, p := range src {
+				x, y := m.apply(p.x, p.y)
+				mx += dst[i].x - x
+				my += dst[i].y - y
+			}
+			m.c, m.f = mx/float64(len(src)), my/float64(len(src))
+			if cost(m) < rms-1e-9 {
+				t.Fatalf("rotation %.2f scale %.2f fits better (%g) than the closed form (%g)", th, s, cost(m), rms)
+			}
+		}
+	}
+}
+
+func TestSimilarityNoisyAndDegenerate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := simFrom(0.4, 0.1, 10, 20)
+	src := arcFaceTemplate[:]
+	dst := make([]pt, len(src))
+	for i, p := range src {
+		x, y := want.apply(p.x, p.y)
+		dst[i] = pt{x + rng.NormFloat64()*0.01, y + rng.NormFloat64()*0.01}
+	}
+	got, _, ok := similarity(src, dst)
+	if !ok || !near(got.angle(), 0.1*180/math.Pi, 0.5) || !near(math.Hypot(got.a, got.d), 0.4, 0.01) {
+		t.Fatalf("noisy fit %+v (angle %.2f)", got, got.angle())
+	}
+	same := []pt{{5, 5}, {5, 5}, {5, 5}, {5, 5}, {5, 5}}
+	if _, _, ok := similarity(same, src); ok {
+		t.Fatal("coincident points must not give a transform")
+	}
+}
+
+func TestAffineInvertThen(t *testing.T) {
+	m := affine{a: 2, b: 0.5, c: 3, d: -1, e: 1.5, f: -7}
+	id := m.then(m.invert())
+	for _, p := range []pt{{0, 0}, {10, -4}, {123.5, 77.25}} {
+		x, y := id.apply(p.x, p.y)
+		if !near(x, p.x, 1e-9) || !near(y, p.y, 1e-9) {
+			t.Fatalf("m then inverse maps %v to (%g, %g)", p, x, y)
+		}
+	}
+	n := affine{a: 1, c: 5, e: 2}
+	x1, y1 := m.then(n).apply(3, 4)
+	mx, my := m.apply(3, 4)
+	x2, y2 := n.apply(mx, my)
+	if !near(x1, x2, 1e-12) || !near(y1, y2, 1e-12) {
+		t.Fatal("then does not apply m first")
+	}
+}
+
+func TestRotationMapsCorners(t *testing.T) {
+	// A 4x2 image: the point near its top-left corner goes to the
+	// top-right after a clockwise quarter turn, and so on.
+	const w, h = 4, 2
+	for _, tc := range []struct {
+		deg    int
+		vx, vy float64 // view point
+		sx, sy float64 // raster point
+	}{
+		{0, 0.5, 0.5, 0.5, 0.5},
+		{90, 1.5, 0.5, 0.5, 0.5}, // view is 2x4; raster top-left at view top-right
+		{180, 3.5, 1.5, 0.5, 0.5},
+		{270, 0.5, 3.5, 0.5, 0.5},
+		{90, 0.5, 3.5, 3.5, 1.5},
+	} {
+		x, y := rotation(tc.deg, w, h).apply(tc.vx, tc.vy)
+		if !near(x, tc.sx, 1e-12) || !near(y, tc.sy, 1e-12) {
+			t.Errorf("turn %d: view (%g, %g) -> (%g, %g), want (%g, %g)", tc.deg, tc.vx, tc.vy, x, y, tc.sx, tc.sy)
+		}
+	}
+}
+
+func randomRaster(w, h int, seed uint64) *raster {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	r := &raster{w: w, h: h, pix: make([]byte, 3*w*h)}
+	for i := range r.pix {
+		r.pix[i] = byte(rng.IntN(256))
+	}
+	return r
+}
+
+// Sampling a view turned by 90, 180 or 270 degrees at 1:1 must give
+// exactly the pixels of the image turned pixel by pixel.
+func TestSampleTurnsExactly(t *testing.T) {
+	r := randomRaster(7, 5, 1)
+	for _, deg := range []int{0, 90, 180, 270} {
+		want := turn(r, deg)
+		v := newView(r, deg, 0, 0)
+		m := rectMap(0, 0, v.w, v.h, want.w, want.h).then(v.toSrc)
+		got := make([]float32, 3*want.w*want.h)
+		r.sample(m, want.w, want.h, maxTaps, encoding{norm: 1}, got)
+		n := want.w * want.h
+		for i := 0; i < n; i++ {
+			for c := 0; c < 3; c++ {
+				if g, w := got[c*n+i], float32(want.pix[3*i+c]); !near(float64(g), float64(w), 1e-3) {
+					t.Fatalf("turn %d pixel %d channel %d: got %g, want %g", deg, i, c, g, w)
+				}
+			}
+		}
+	}
+}
+
+func TestSampleEncodingAndFill(t *testing.T) {
+	r := &raster{w: 2, h: 1, pix: []byte{10, 20, 30, 40, 50, 60}}
+	out := make([]float32, 3*4)
+	// Destination 4x1 over x in [-1, 3): fill, pixel 0, pixel 1, fill.
+	r.sample(rectMap(-1, 0, 3, 1, 4, 1), 4, 1, 1, encoding{bgr: true, mean: 127, norm: 1.0 / 128}, out)
+	enc := func(v float64) float32 { return float32((v - 127) / 128) }
+	want := []float32{
+		enc(fillValue), enc(30), enc(60), enc(fillValue), // B plane first
+		enc(fillValue), enc(20), enc(50), enc(fillValue),
+		enc(fillValue), enc(10), enc(40), enc(fillValue),
+	}
+	for i := range want {
+		if !near(float64(out[i]), float64(want[i]), 1e-6) {
+			t.Fatalf("out[%d] = %g, want %g (all %v)", i, out[i], want[i], out)
+		}
+	}
+	grey := make([]float32, 1)
+	r.sample(rectMap(0, 0, 1, 1, 1, 1), 1, 1, 1, encoding{grey: true, norm: 1.0 / 256}, grey)
+	if w := (0.299*10 + 0.587*20 + 0.114*30) / 256; !near(float64(grey[0]), w, 1e-6) {
+		t.Fatalf("grey %g, want %g", grey[0], w)
+	}
+}
+
+// Shrinking averages: the box paths agree with each other and with the
+// mean of the pixels they cover.
+func TestSampleShrinkAverages(t *testing.T) {
+	r := randomRaster(64, 48, 3)
+	const dw, dh = 16, 12 // factor 4: each output averages a 4x4 block
+	axes := make([]float32, 3*dw*dh)
+	r.sample(rectMap(0, 0, 64, 48, dw, dh), dw, dh, 4, encoding{norm: 1}, axes)
+	// The same map with a negligible shear takes the general path.
+	m := rectMap(0, 0, 64, 48, dw, dh)
+	m.b = 1e-9
+	general := make([]float32, 3*dw*dh)
+	r.sample(m, dw, dh, 4, encoding{norm: 1}, general)
+	n := dw * dh
+	for y := 0; y < dh; y++ {
+		for x := 0; x < dw; x++ {
+			var s float64
+			for j := 0; j < 4; j++ {
+				for i := 0; i < 4; i++ {
+					s += float64(r.pix[3*((4*y+j)*64+4*x+i)])
+				}
+			}
+			o := y*dw + x
+			if !near(float64(axes[o]), s/16, 1e-3) || !near(float64(general[o]), s/16, 1e-3) {
+				t.Fatalf("(%d,%d): axes %g general %g, want %g", x, y, axes[o], general[o], s/16)
+			}
+		}
+	}
+	_ = n
+}
+
+func TestNMS(t *testing.T) {
+	b := func(x1, y1, x2, y2 float64, s float32) box { return box{x1, y1, x2, y2, s} }
+	for _, tc := range []struct {
+		name string
+		in   []box
+		want []box
+	}{
+		{"empty", nil, nil},
+		{"one", []box{b(0, 0, 10, 10, 0.9)}, []box{b(0, 0, 10, 10, 0.9)}},
+		{"duplicate keeps best", []box{b(0, 0, 10, 10, 0.8), b(1, 1, 11, 11, 0.95)}, []box{b(1, 1, 11, 11, 0.95)}},
+		{"disjoint sorted by score", []box{b(0, 0, 10, 10, 0.7), b(20, 0, 30, 10, 0.9)}, []box{b(20, 0, 30, 10, 0.9), b(0, 0, 10, 10, 0.7)}},
+		// IoU of these two is 50/150 = 0.33 < 0.4: both stay.
+		{"overlap below threshold", []box{b(0, 0, 10, 10, 0.9), b(5, 0, 15, 10, 0.8)}, []box{b(0, 0, 10, 10, 0.9), b(5, 0, 15, 10, 0.8)}},
+		// A box inside a bigger one: IoU 25/100 = 0.25, both stay (standard IoU, not
+		// intersection over the smaller box).
+		{"nested", []box{b(0, 0, 10, 10, 0.9), b(0, 0, 5, 5, 0.95)}, []box{b(0, 0, 5, 5, 0.95), b(0, 0, 10, 10, 0.9)}},
+		{"chain suppressed by kept only", []box{b(0, 0, 10, 10, 0.9), b(2, 0, 12, 10, 0.8), b(4, 0, 14, 10, 0.7)},
+			// 2nd overlaps 1st (IoU .67): gone; 3rd vs 1st: 60/140 = .43: gone.
+			[]box{b(0, 0, 10, 10, 0.9)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := nms(append([]box(nil), tc.in...), 0.4)
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("got %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestIoU(t *testing.T) {
+	a := box{x1: 0, y1: 0, x2: 10, y2: 10}
+	for _, tc := range []struct {
+		b    box
+		want float64
+	}{
+		{a, 1},
+		{box{x1: 10, y1: 0, x2: 20, y2: 10}, 0},
+		{box{x1: 5, y1: 5, x2: 15, y2: 15}, 25.0 / 175},
+		{box{x1: 0, y1: 0, x2: 5, y2: 10}, 0.5},
+	} {
+		if got := iou(a, tc.b); !near(got, tc.want, 1e-12) {
+			t.Errorf("iou(%v, %v) = %g, want %g", a, tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestSquare(t *testing.T) {
+	for _, tc := range []struct{ in, want box }{
+		{box{x1: 10, y1: 20, x2: 30, y2: 60, score: 0.9}, box{x1: 0, y1: 20, x2: 40, y2: 60, score: 0.9}},
+		{box{x1: 0, y1: 0, x2: 40, y2: 20}, box{x1: 10, y1: 0, x2: 30, y2: 20}},
+		{box{x1: -5, y1: -5, x2: 5, y2: 5}, box{x1: -5, y1: -5, x2: 5, y2: 5}},
+	} {
+		got := square(tc.in)
+		if got != tc.want {
+			t.Errorf("square(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+		if !near(got.w(), got.h(), 1e-12) {
+			t.Errorf("square(%v) is not square", tc.in)
+		}
+	}
+}
+
+func TestFivePoints(t *testing.T) {
+	var lm [landmarkCount]pt
+	for i := range lm {
+		lm[i] = pt{float64(i), float64(1000 + i)}
+	}
+	got := fivePoints(&lm)
+	want := [5]pt{
+		{(37 + 38 + 40 + 41) / 4.0, 1000 + (37+38+40+41)/4.0},
+		{(43 + 44 + 46 + 47) / 4.0, 1000 + (43+44+46+47)/4.0},
+		{30, 1030},
+		{(48 + 60) / 2.0, 1000 + (48+60)/2.0},
+		{(54 + 64) / 2.0, 1000 + (54+64)/2.0},
+	}
+	if got != want {
+		t.Fatalf("fivePoints = %v, want %v", got, want)
+	}
+}
+
+func TestSoftmax(t *testing.T) {
+	for _, tc := range []struct{ in, want []float32 }{
+		{[]float32{0, 0, 0}, []float32{1.0 / 3, 1.0 / 3, 1.0 / 3}},
+		{[]float32{1, 2, 3}, []float32{0.09003057, 0.24472847, 0.66524096}},
+		{[]float32{1000, 0, -1000}, []float32{1, 0, 0}}, // no overflow
+		{[]float32{-5, -5}, []float32{0.5, 0.5}},
+	} {
+		got := append([]float32(nil), tc.in...)
+		softmax(got)
+		for i := range got {
+			if !near(float64(got[i]), float64(tc.want[i]), 1e-6) {
+				t.Fatalf("softmax(%v) = %v, want %v", tc.in, got, tc.want)
+			}
+		}
+	}
+}
+
+func TestNormalizeAndSimilarity(t *testing.T) {
+	v := []float32{3, 4}
+	if n := normalize(v); !near(n, 5, 1e-12) || !near(float64(v[0]), 0.6, 1e-7) || !near(float64(v[1]), 0.8, 1e-7) {
+		t.Fatalf("normalize: %v, %g", v, n)
+	}
+	if n := normalize([]float32{0, 0}); n != 0 {
+		t.Fatalf("normalize of zero = %g", n)
+	}
+	if s := Similarity([]float32{0.6, 0.8}, []float32{0.8, 0.6}); !near(float64(s), 0.96, 1e-6) {
+		t.Fatalf("Similarity = %g", s)
+	}
+	if s := Similarity([]float32{1}, []float32{1, 0}); s != 0 {
+		t.Fatalf("Similarity of different lengths = %g, want 0", s)
+	}
+}
+
+func TestLivenessCrop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		b    box
+		w, h float64
+		want box
+	}{
+		{"fits", box{x1: 90, y1: 90, x2: 110, y2: 110}, 200, 200, box{x1: 73, y1: 73, x2: 127, y2: 127}},
+		{"shifted from the edge", box{x1: 0, y1: 0, x2: 20, y2: 20}, 200, 200, box{x1: 0, y1: 0, x2: 54, y2: 54}},
+		{"shrunk to the image", box{x1: 40, y1: 40, x2: 60, y2: 60}, 100, 50, box{x1: 25, y1: 0, x2: 75, y2: 50}},
+		{"face fills the image", box{x1: -10, y1: 0, x2: 110, y2: 120}, 100, 120, box{x1: 0, y1: 10, x2: 100, y2: 110}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := livenessCrop(tc.b, tc.w, tc.h, 2.7)
+			for _, v := range [][2]float64{{got.x1, tc.want.x1}, {got.y1, tc.want.y1}, {got.x2, tc.want.x2}, {got.y2, tc.want.y2}} {
+				if !near(v[0], v[1], 1e-9) {
+					t.Fatalf("got %v, want %v", got, tc.want)
+				}
+			}
+			if got.x1 < 0 || got.y1 < 0 || got.x2 > tc.w+1e-9 || got.y2 > tc.h+1e-9 {
+				t.Fatalf("crop %v leaves the %gx%g image", got, tc.w, tc.h)
+			}
+		})
+	}
+}
+
+// faceOfSize is a found face with the given box (view = raster) whose
+// alignment makes its size s pixels.
+func faceOfSize(p *params, b box, s float64) found {
+	t := &p.embedTempl
+	eyes := math.Hypot(t[1].x-t[0].x, t[1].y-t[0].y)
+	k := eyes / s
+	return found{det: b, sim: affine{a: k, e: k}}
+}
+
+func TestChoose(t *testing.T) {
+	p := &params{minEyeDist: 12, dominance: 4, embedTempl: templatePoints(112)}
+	sq := func(side float64) box { return box{x2: side, y2: side, score: 0.9} }
+	big := faceOfSize(p, sq(200), 60)
+	mid := faceOfSize(p, sq(120), 36)  // area 0.36 of big: not dominated
+	small := faceOfSize(p, sq(90), 27) // area 0.2 of big: dominated
+	tiny := faceOfSize(p, sq(30), 8)   // too small to count
+	squeezed := faceOfSize(p, sq(300), 8)
+	for _, tc := range []struct {
+		name   string
+		faces  []found
+		enroll bool
+		sel    int
+		code   string
+	}{
+		{"none", nil, false, 0, CodeNoFace},
+		{"one", []found{big}, true, 0, ""},
+		{"only tiny", []found{tiny}, false, 0, CodeFaceTooSmall},
+		{"tiny ignored for enroll", []found{big, tiny, tiny}, true, 0, ""},
+		{"dominant", []found{big, small}, true, 0, ""},
+		{"not dominant", []found{big, mid}, true, 0, CodeSeveralFaces},
+		{"probe takes the largest", []found{big, mid}, false, 0, ""},
+		{"probe skips a largest box too small to recognise", []found{squeezed, small}, false, 1, ""},
+		{"enroll counts all usable", []found{big, small, mid}, true, 0, CodeSeveralFaces},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			byDominance(tc.faces)
+			sel, err := choose(tc.faces, p, tc.enroll)
+			if tc.code != "" {
+				if code := errCode(err); code != tc.code {
+					t.Fatalf("error %v (code %q), want code %q", err, code, tc.code)
+				}
+				return
+			}
+			if err != nil || sel != tc.sel {
+				t.Fatalf("choose = %d, %v; want %d", sel, err, tc.sel)
+			}
+		})
+	}
+}

@@ -203,3 +203,73 @@ func BenchmarkReset100k(b *testing.B) {
 		b.Fatalf("Len = %d", g.Len())
 	}
 }
+
+// BenchmarkResetLoad100k is the edge daemon's warm start: 100k users with
+// one 512-value reference each, passed to add through one reused slice
+// header as edged's loader does, with and without a size hint. allocs/op
+// counts Reset's own allocations: the loop here makes none.
+func BenchmarkResetLoad100k(b *testing.B) {
+	const users = 100_000
+	rng := newRand(3)
+	flat := make([]float32, users*benchDims)
+	for i := range users {
+		copy(flat[i*benchDims:], randUnit(rng, benchDims))
+	}
+	ids := make([]string, users)
+	for i := range ids {
+		ids[i] = uid(i)
+	}
+	for _, bc := range []struct {
+		name string
+		hint SizeHint
+	}{
+		{"hint=none", SizeHint{}},
+		{"hint=exact", SizeHint{Users: users, Vectors: users}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			g := New(benchDims)
+			rows := make([][]float32, 1)
+			b.ReportAllocs()
+			cpu, n := cpuTime(), 0
+			for b.Loop() {
+				err := g.ResetSized(bc.hint, func(add func(string, [][]float32) error) error {
+					for i, id := range ids {
+						rows[0] = flat[i*benchDims : (i+1)*benchDims]
+						if err := add(id, rows); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+				n++
+			}
+			reportCPU(b, cpu, n)
+			if g.Len() != users {
+				b.Fatalf("Len = %d", g.Len())
+			}
+			for _, i := range []int{0, users / 2, users - 1} {
+				v := flat[i*benchDims : (i+1)*benchDims]
+				if s, ok := g.Verify(ids[i], v); !ok || s != dot(v, v) {
+					b.Fatalf("Verify(%s) = %v, %v; want %v", ids[i], s, ok, dot(v, v))
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkQuantize is the per-reference work of a bulk load, in each
+// implementation this build has.
+func BenchmarkQuantize(b *testing.B) {
+	v := randUnit(newRand(4), benchDims)
+	dst := make([]int8, strideFor(benchDims))
+	for name, quantize := range quantizeImpls() {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				quantize(dst, v)
+			}
+		})
+	}
+}

@@ -52,6 +52,13 @@
 // Memory is the float32 references plus a quarter as much again for the
 // int8 slab (100k × 512: 205 MB + 51 MB).
 //
+// A bulk load (Reset) of the same 100k users takes about 0.2 s of CPU time
+// given its size (ResetSized) and about 0.25 s without, in under a
+// thousand allocations; about 0.3 s as the first work of a fresh process,
+// whose new memory the kernel must map page by page. Most of it is copying
+// the references and quantising them, which quant.c does with AVX2; the
+// pure-Go quantisation makes a load about 0.1 s slower.
+//
 // # Concurrency
 //
 // A Gallery is safe for concurrent use. Searches hold a read lock for one

@@ -73,9 +73,10 @@ func (g *Gallery) Upsert(userID string, vectors [][]float32) error {
 	s := g.cur // only writers change cur, and they hold wmu
 	old := 0
 	if slot, ok := s.byID[userID]; ok {
-		old = len(s.users[slot].rows)
+		old = int(s.users[slot].n)
 	}
-	b := s.grown(s.rows() - old + len(e.scale))
+	m := s.metaRoom()
+	b := s.grown(s.rows()-old+len(e.scale), max(m+m/4, 64)) // grow by 1.25: the slab is the big allocation
 	g.mu.Lock()
 	s.adopt(b)
 	s.remove(userID)
@@ -111,15 +112,50 @@ func (g *Gallery) Len() int {
 // Reset replaces the whole gallery with the users that load adds, for a
 // bulk (re)build. The new set is built off to the side and swapped in at the
 // end, so searches see either the old set or the complete new one, never a
-// part. If load or add returns an error (a bad vector, a user added twice),
-// the gallery keeps its old content and Reset returns that error. add must
-// be called only from load, before it returns, and not concurrently. Upsert
+// part. add checks a user's references as Upsert does and copies them: the
+// caller may reuse the slices once add returns. If load returns an error,
+// or add does and load passes it on (a bad vector, a user added twice), the
+// gallery keeps its old content and Reset returns that error; a user whose
+// add failed is left out, so load may also log it and go on. add must be
+// called only from load, before it returns, and not concurrently. Upsert
 // and Delete wait until Reset is done, so load must not call them; searches
 // go on, on the old set.
 func (g *Gallery) Reset(load func(add func(userID string, vectors [][]float32) error) error) error {
+	return g.ResetSized(SizeHint{}, load)
+}
+
+// SizeHint is how much a bulk load expects to add, so that ResetSized can
+// allocate the new set once. It is only a hint: the load may add more (the
+// set then grows as it would without one) or fewer (the room left over is
+// given back at the end, but for the id map). Zero means unknown.
+type SizeHint struct {
+	Users   int // the users add will be called for
+	Vectors int // their reference embeddings in all; zero: one per user
+}
+
+// maxHintRows caps a hint at what the set can index (int32 rows).
+const maxHintRows = math.MaxInt32
+
+// ResetSized is Reset for a load whose size is known ahead, such as a
+// count kept with the stored set: it sizes the new set from hint instead
+// of growing it as users arrive, which saves copying and memory.
+func (g *Gallery) ResetSized(hint SizeHint, load func(add func(userID string, vectors [][]float32) error) error) error {
+	users := min(max(hint.Users, 0), maxHintRows)
+	rows := min(max(hint.Vectors, 0), maxHintRows)
+	if rows == 0 {
+		rows = users
+	}
 	g.wmu.Lock()
 	defer g.wmu.Unlock()
 	ns := newSet(g.dims)
+	if users > 0 {
+		ns.users = make([]user, 0, users)
+		ns.byID = make(map[string]int32, users)
+	}
+	if rows > 0 {
+		ns.adopt(ns.grown(1, rows)) // the per-row arrays sized for rows; vecs grow chunk by chunk
+	}
+	stride, gam := ns.stride, gamma(g.dims)
 	done := false
 	add := func(userID string, vectors [][]float32) error {
 		if done { // ns is live now: changing it here would race with searches
@@ -128,11 +164,25 @@ func (g *Gallery) Reset(load func(add func(userID string, vectors [][]float32) e
 		if _, dup := ns.byID[userID]; dup {
 			return faceauth.E(faceauth.KindInvalid, "duplicate_user", "User %q was added twice.", userID)
 		}
-		e, err := encode(g.dims, userID, vectors)
-		if err != nil {
+		if err := checkUser(userID, vectors); err != nil {
 			return err
 		}
-		ns.add(userID, e)
+		// ns is private until the swap: write straight into its arrays,
+		// growing them geometrically, and cut them back on a bad vector.
+		r0, n := ns.rows(), ns.rows()+len(vectors)
+		ns.adopt(ns.grown(n, max(2*ns.metaRoom(), rows, 64)))
+		ns.setRows(n)
+		for i, v := range vectors {
+			r := r0 + i
+			sc, a, b, err := encodeRow(ns.codes[r*stride:(r+1)*stride], v, g.dims, gam, userID, i)
+			if err != nil {
+				ns.setRows(r0)
+				return err
+			}
+			ns.scale[r], ns.errA[r], ns.errB[r] = sc, a, b
+			copy(ns.vecs.row(r), v)
+		}
+		ns.link(userID, r0, len(vectors))
 		return nil
 	}
 	err := load(add)
@@ -140,6 +190,7 @@ func (g *Gallery) Reset(load func(add func(userID string, vectors [][]float32) e
 	if err != nil {
 		return fmt.Errorf("rebuild gallery: %w", err)
 	}
+	ns.fit()
 	g.mu.Lock()
 	g.cur = ns
 	g.mu.Unlock()
@@ -179,14 +230,15 @@ func (g *Gallery) Verify(userID string, q []float32) (score float32, ok bool) {
 	if !ok {
 		return 0, false
 	}
-	return s.userScore(s.users[slot], q), true
+	return s.userScore(slot, q), true
 }
 
-// userScore is the exact score of u: the best over its references.
-func (s *set) userScore(u *user, q []float32) float32 {
+// userScore is the exact score of the user in slot: the best over its
+// references.
+func (s *set) userScore(slot int32, q []float32) float32 {
 	best := float32(math.Inf(-1))
-	for i := range len(u.rows) {
-		best = max(best, dot(q, u.vecs[i*s.dims:(i+1)*s.dims]))
+	for r := s.users[slot].first; r >= 0; r = s.next[r] {
+		best = max(best, dot(q, s.vecs.row(int(r))))
 	}
 	return best
 }
@@ -211,8 +263,8 @@ func (g *Gallery) SearchExact(q []float32, k int, minScore float32) []Match {
 	defer g.mu.RUnlock()
 	s := g.cur
 	var out []Match
-	for _, u := range s.users {
-		if sc := s.userScore(u, q); sc >= minScore {
+	for slot, u := range s.users {
+		if sc := s.userScore(int32(slot), q); sc >= minScore {
 			out = append(out, Match{u.id, sc})
 		}
 	}

@@ -226,9 +226,7 @@ func TestBoundHolds(t *testing.T) {
 				scanDots(cq, s.codes, s.stride, dots)
 				b := newBounds(qz)
 				for r, dt := range dots {
-					u := s.users[s.owner[r]]
-					i := indexOf(u.rows, int32(r))
-					exact := float64(dot(q, u.vecs[i*dims:(i+1)*dims]))
+					exact := float64(dot(q, s.vecs.row(r)))
 					a, e := b.row(dt, s.scale[r], s.errA[r], s.errB[r])
 					if math.Abs(exact-a) > e {
 						t.Fatalf("%s dims=%d row %d: exact %v approx %v, bound %v", gen, dims, r, exact, a, e)
@@ -242,15 +240,6 @@ func TestBoundHolds(t *testing.T) {
 			t.Logf("%s dims=%d: largest error/bound %.3f", gen, dims, worst)
 		}
 	}
-}
-
-func indexOf(s []int32, x int32) int {
-	for i, y := range s {
-		if y == x {
-			return i
-		}
-	}
-	panic("row not found")
 }
 
 func TestMultiReferenceScoresBest(t *testing.T) {
@@ -395,30 +384,41 @@ func checkAgainst(t *testing.T, g *Gallery, m model, rng *rand.Rand, dims int) {
 	}
 }
 
-// checkInvariants checks the slab's bookkeeping: every row belongs to the
-// user that lists it, and the codes match the stored vectors.
+// checkInvariants checks the slab's bookkeeping: every row is on the list
+// of exactly the user that owns it, and the codes match the stored vectors.
 func checkInvariants(t *testing.T, s *set) {
 	t.Helper()
 	n := 0
+	seen := make([]bool, s.rows())
 	for slot, u := range s.users {
 		if s.byID[u.id] != int32(slot) {
 			t.Fatalf("byID[%s] = %d, want %d", u.id, s.byID[u.id], slot)
 		}
-		for i, r := range u.rows {
+		listed := 0
+		for r := u.first; r >= 0; r = s.next[r] {
+			if int(r) >= s.rows() || seen[r] {
+				t.Fatalf("user %s lists row %d, out of range or listed before", u.id, r)
+			}
+			seen[r] = true
 			if s.owner[r] != int32(slot) {
 				t.Fatalf("row %d owner %d, want %d", r, s.owner[r], slot)
 			}
 			want := make([]int8, s.stride)
-			qz, _ := quantize(want, u.vecs[i*s.dims:(i+1)*s.dims])
+			qz, _ := quantize(want, s.vecs.row(int(r)))
 			got := s.codes[int(r)*s.stride : int(r+1)*s.stride]
 			if string(int8Bytes(got)) != string(int8Bytes(want)) || qz.scale != s.scale[r] {
-				t.Fatalf("row %d codes do not match user %s reference %d", r, u.id, i)
+				t.Fatalf("row %d codes do not match user %s reference %d", r, u.id, listed)
 			}
+			listed++
 		}
-		n += len(u.rows)
+		if listed != int(u.n) || listed == 0 {
+			t.Fatalf("user %s lists %d rows, counts %d", u.id, listed, u.n)
+		}
+		n += listed
 	}
-	if n != s.rows() || len(s.codes) != n*s.stride || len(s.byID) != len(s.users) {
-		t.Fatalf("rows %d, listed %d, codes %d, byID %d, users %d", s.rows(), n, len(s.codes), len(s.byID), len(s.users))
+	if n != s.rows() || len(s.codes) != n*s.stride || len(s.byID) != len(s.users) ||
+		len(s.owner) != n || len(s.next) != n || s.vecs.room() < n {
+		t.Fatalf("rows %d, listed %d, codes %d, byID %d, users %d, vecs room %d", s.rows(), n, len(s.codes), len(s.byID), len(s.users), s.vecs.room())
 	}
 }
 

@@ -110,9 +110,8 @@ func (g *Gallery) search(q []float32, k int, minScore float32) ([]Match, int) {
 
 	var out []Match
 	for _, slot := range users {
-		u := s.users[slot]
-		if score := s.userScore(u, q); score >= minScore {
-			out = append(out, Match{u.id, score})
+		if score := s.userScore(slot, q); score >= minScore {
+			out = append(out, Match{s.users[slot].id, score})
 		}
 	}
 	return topK(out, k), len(users)

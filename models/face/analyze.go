@@ -190,27 +190,37 @@ func choose(fs []found, p *params, enroll bool) (int, error) {
 }
 
 // upright tells whether face f, whose embedding has length norm, is
-// upright in its view, cheaply enough to run on every face: its landmarks
-// must follow it (see consistent), its embedding must be stronger than
-// turned faces mostly give, and below the strongest turned-face norm seen
-// also stronger than that of its aligned crop turned upside down (an
-// upside-down face that fooled the landmark model looks upright then).
-// The thresholds come from upright and turned copies of the labelled sets:
-// no turned face passes, 1 in 250 upright faces fails (and is then
-// checked in every orientation).
+// upright in its view, cheaply enough to run on every face. Turned faces
+// give weak embeddings and landmarks that do not follow the face (see
+// consistency), so:
+//
+//   - norm below uprightNorm: not sure;
+//   - norm at or above turnedNormMax (no turned face reached it): sure
+//     unless the landmarks are grossly inconsistent (twice the tolerance:
+//     a strongly tilted head mirrors less exactly);
+//   - in between, very consistent landmarks (strict tolerances): sure;
+//   - in between, consistent landmarks: sure if the embedding is stronger
+//     than that of the aligned crop turned upside down (an upside-down face
+//     that fooled the landmark model looks upright then);
+//   - otherwise not sure.
+//
+// On upright and turned copies of the labelled sets no turned face is
+// sure, about 1 upright face in 100 is not (and is then checked in every
+// orientation), and the half-turn embedding is needed for about 3 in 100.
 func (w *worker) upright(r *raster, f *found, norm float64, p *params) (bool, error) {
 	if norm < p.uprightNorm {
 		return false, nil
 	}
-	// Above the strongest turned-face norm only gross inconsistency
-	// counts: a strongly tilted head mirrors less exactly.
-	slack := 1.0
-	if norm >= p.turnedNormMax {
-		slack = 2
-	}
-	ok, err := w.consistent(r, f, slack, p)
-	if err != nil || !ok || norm >= p.turnedNormMax {
-		return ok, err
+	shift, flip, err := w.consistency(r, f, 2*p.shiftTol)
+	switch {
+	case err != nil:
+		return false, err
+	case norm >= p.turnedNormMax:
+		return shift <= 2*p.shiftTol && flip <= 2*p.flipTol, nil
+	case shift <= p.strictShift && flip <= p.strictFlip:
+		return true, nil
+	case shift > p.shiftTol || flip > p.flipTol:
+		return false, nil
 	}
 	// The crop's centre is the template's, so the half turn keeps the
 	// face in frame.
@@ -225,27 +235,41 @@ func (w *worker) upright(r *raster, f *found, norm float64, p *params) (bool, er
 	return normalize(w.scratch) < norm, nil
 }
 
-// reorient handles a face whose embedding is weak, which is what a face
-// turned in the pixels gives: the detector finds upside-down faces (and
-// sometimes a spurious small one in a sideways image), and the landmark
-// model places upright-looking points on them. It detects the faces again
-// in the image turned by 180, 90 and 270 degrees, embeds the dominant face
-// of each, and keeps the orientation whose embedding is strongest. That is
-// always the upright one on the labelled sets (see docs/face-pipeline.md),
-// while a face seen in a single orientation cannot be told from its turned
-// copy.
+// reorient handles a face that upright was not sure of. It detects the
+// faces again in the image turned by 180, 90 and 270 degrees and embeds
+// the dominant face of each whose landmarks are not grossly inconsistent
+// (the others are turned faces; this saves most of the embeddings), and
+// keeps the orientation whose embedding is strongest. On the labelled
+// sets that is always the upright one (docs/face-pipeline.md), while a
+// face seen in a single orientation cannot always be told from its
+// turned copy. Two cases are refused as too poor to tell which way up the
+// face is: every orientation weak without a clear winner, and the original
+// orientation kept with grossly inconsistent landmarks and a norm that
+// turned faces reach.
 func (w *worker) reorient(r *raster, p *params, res *result, enroll bool) error {
-	rot0 := res.faces[res.sel].v.rot
+	cur := res.faces[res.sel]
+	shift, flip, err := w.consistency(r, &cur, 2*p.shiftTol)
+	if err != nil {
+		return err
+	}
+	curGross := shift > 2*p.shiftTol || flip > 2*p.flipTol
 	var best []found
 	bestJ, bestNorm, second := -1, res.norm, 0.0
 	for _, extra := range [...]int{180, 90, 270} {
-		fs, err := w.findIn(r, (rot0+extra)%360, p)
+		fs, err := w.findIn(r, (cur.v.rot+extra)%360, p)
 		if err != nil {
 			return err
 		}
 		j, err := choose(fs, p, false)
 		if err != nil {
 			continue // no usable face that way up
+		}
+		shift, flip, err := w.consistency(r, &fs[j], 2*p.shiftTol)
+		if err != nil {
+			return err
+		}
+		if shift > 2*p.shiftTol || flip > 2*p.flipTol {
+			continue
 		}
 		n, err := w.embed(r, &fs[j], p, w.scratch)
 		if err != nil {
@@ -259,9 +283,8 @@ func (w *worker) reorient(r *raster, p *params, res *result, enroll bool) error 
 			second = max(second, n)
 		}
 	}
-	// Weak in every orientation and no clear winner: the face is too poor
-	// to tell which way up it is.
-	if bestNorm < p.clearNorm && bestNorm-second < p.orientMargin {
+	if bestNorm < p.clearNorm && bestNorm-second < p.orientMargin ||
+		bestJ < 0 && curGross && res.norm < p.turnedNormMax {
 		return faceauth.E(faceauth.KindNoFace, CodeFaceLowQualty,
 			"The face could not be analysed reliably (blurred, covered, turned sideways or upside down); please use a sharp photo of an upright face.")
 	}
@@ -275,7 +298,7 @@ func (w *worker) reorient(r *raster, p *params, res *result, enroll bool) error 
 		}
 		if sel != bestJ {
 			return faceauth.E(faceauth.KindNoFace, CodeSeveralFaces,
-				"The photo shows several faces of similar size; please use a photo of one person only.")
+				"The photo shows several faces and none is clearly the main one; please use a photo of one person only.")
 		}
 	}
 	res.faces, res.sel, res.norm = best, bestJ, bestNorm

@@ -31,31 +31,33 @@ func (w *worker) landmarks(r *raster, v view, sq box, mirror bool, out *[landmar
 	return nil
 }
 
-// consistent reports whether the landmark model follows the face: its
-// five points must stay on the same features when the crop is shifted by
-// a tenth of its side, and when it is mirrored. On a face turned sideways
-// or upside down the model is outside what it learned and answers much
-// the same shape whatever it sees, so its points move with the crop; on
-// the labelled sets this tells upright faces from turned ones almost
-// perfectly (docs/face-pipeline.md), for two landmark runs. The
-// tolerances are multiplied by slack.
-func (w *worker) consistent(r *raster, f *found, slack float64, p *params) (bool, error) {
+// consistency measures whether the landmark model follows the face: how
+// far its five points move, as a fraction of the crop's side, when the
+// crop is shifted by a tenth of its side (shift) and when it is mirrored
+// (flip). On a face turned sideways or upside down the model is outside
+// what it learned and answers much the same shape whatever it sees, so its
+// points move with the crop; on the labelled sets this tells upright faces
+// from turned ones almost perfectly (docs/face-pipeline.md), for two
+// landmark runs. The mirrored run is skipped (flip = +Inf) when the shift
+// alone exceeds giveUp.
+func (w *worker) consistency(r *raster, f *found, giveUp float64) (shift, flip float64, err error) {
 	sq := square(f.det)
 	side := sq.w()
 	var lm [landmarkCount]pt
 	d := 0.1 * side
 	if err := w.landmarks(r, f.v, box{x1: sq.x1 + d, y1: sq.y1 + d, x2: sq.x2 + d, y2: sq.y2 + d}, false, &lm); err != nil {
-		return false, err
+		return 0, 0, err
 	}
-	if meanDist(f.fiveV, fivePoints(&lm)) > slack*p.shiftTol*side {
-		return false, nil
+	shift = meanDist(f.fiveV, fivePoints(&lm)) / side
+	if shift > giveUp {
+		return shift, math.Inf(1), nil
 	}
 	if err := w.landmarks(r, f.v, sq, true, &lm); err != nil {
-		return false, err
+		return 0, 0, err
 	}
 	m := fivePoints(&lm)
 	m[0], m[1], m[3], m[4] = m[1], m[0], m[4], m[3] // the mirrored face's left is its right
-	return meanDist(f.fiveV, m) <= slack*p.flipTol*side, nil
+	return shift, meanDist(f.fiveV, m) / side, nil
 }
 
 // meanDist is the mean distance between corresponding points.

@@ -30,6 +30,8 @@ type params struct {
 	uprightNorm      float64 // below it a face is checked in every orientation
 	shiftTol         float64 // landmark consistency, as a fraction of the crop side
 	flipTol          float64
+	strictShift      float64 // very consistent
+	strictFlip       float64
 	clearNorm        float64 // below it, the best orientation must lead by orientMargin
 	turnedNormMax    float64 // about the highest norm a turned face gives
 	orientMargin     float64
@@ -60,6 +62,8 @@ func newParams(m *models.Manifest, emb *models.Embedder) params {
 		uprightNorm:      2.6,
 		shiftTol:         0.045,
 		flipTol:          0.025,
+		strictShift:      0.02,
+		strictFlip:       0.012,
 		clearNorm:        3.0,
 		turnedNormMax:    3.4,
 		orientMargin:     0.3,

@@ -229,40 +229,42 @@ func (r *raster) box(m affine, dw, dh, k int, out planes) {
 // row, so both are tabulated once and the inner loop only adds and reads.
 func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 	stride := r.w * 3
+	swap := !(m.b == 0 && m.d == 0)
 	// part returns the offset contribution of destination coordinate t
-	// (column when col), or -1 when the sample falls outside the image.
-	part := func(t float64, col bool) int {
-		var u, v float64 // only one of them depends on t
-		var useU bool
-		if col {
-			if m.b == 0 && m.d == 0 {
-				u, useU = m.a*t+m.c, true
-			} else {
-				v = m.d*t + m.f
-			}
-		} else {
-			if m.b == 0 && m.d == 0 {
-				v = m.e*t + m.f
-			} else {
-				u, useU = m.b*t+m.c, true
-			}
+	// (a column when col), or -1 when the sample falls outside the image.
+	part := func(t float64, col bool) int32 {
+		var v float64
+		var isX bool
+		switch {
+		case col && !swap:
+			v, isX = m.a*t+m.c, true
+		case col:
+			v = m.d*t + m.f
+		case !swap:
+			v = m.e*t + m.f
+		default:
+			v, isX = m.b*t+m.c, true
 		}
-		if useU {
-			if !(u >= 0 && u < float64(r.w)) {
+		if isX {
+			if !(v >= 0 && v < float64(r.w)) {
 				return -1
 			}
-			return int(u) * 3
+			return int32(int(v) * 3)
 		}
 		if !(v >= 0 && v < float64(r.h)) {
 			return -1
 		}
-		return int(v) * stride
+		return int32(int(v) * stride)
 	}
-	cols := make([]int, dw*k)
-	rows := make([]int, dh*k)
+	cols := make([]int32, dw*k)
+	rows := make([]int32, dh*k)
+	colsIn := make([]bool, dw)
 	for x := 0; x < dw; x++ {
+		colsIn[x] = true
 		for i := 0; i < k; i++ {
-			cols[x*k+i] = part(float64(x)+(float64(i)+0.5)/float64(k), true)
+			c := part(float64(x)+(float64(i)+0.5)/float64(k), true)
+			cols[x*k+i] = c
+			colsIn[x] = colsIn[x] && c >= 0
 		}
 	}
 	for y := 0; y < dh; y++ {
@@ -274,25 +276,49 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 	inv := 1 / float32(k*k)
 	for y := 0; y < dh; y++ {
 		ry := rows[y*k : y*k+k]
-		for x := 0; x < dw; x++ {
+		rowIn := true
+		for _, ro := range ry {
+			rowIn = rowIn && ro >= 0
+		}
+		o := y * dw
+		for x := 0; x < dw; x, o = x+1, o+1 {
 			cx := cols[x*k : x*k+k]
-			var sr, sg, sb int
-			for _, ro := range ry {
-				for _, co := range cx {
-					if ro < 0 || co < 0 {
-						sr += fillValue
-						sg += fillValue
-						sb += fillValue
-						continue
+			var sr, sg, sb int32
+			switch {
+			case rowIn && colsIn[x] && k == 2:
+				a, b := ry[0]+cx[0], ry[0]+cx[1]
+				c, d := ry[1]+cx[0], ry[1]+cx[1]
+				qa, qb := pix[a:a+3:a+3], pix[b:b+3:b+3]
+				qc, qd := pix[c:c+3:c+3], pix[d:d+3:d+3]
+				sr = int32(qa[0]) + int32(qb[0]) + int32(qc[0]) + int32(qd[0])
+				sg = int32(qa[1]) + int32(qb[1]) + int32(qc[1]) + int32(qd[1])
+				sb = int32(qa[2]) + int32(qb[2]) + int32(qc[2]) + int32(qd[2])
+			case rowIn && colsIn[x]:
+				for _, ro := range ry {
+					for _, co := range cx {
+						q := pix[ro+co : ro+co+3 : ro+co+3]
+						sr += int32(q[0])
+						sg += int32(q[1])
+						sb += int32(q[2])
 					}
-					o := ro + co
-					q := pix[o : o+3 : o+3]
-					sr += int(q[0])
-					sg += int(q[1])
-					sb += int(q[2])
+				}
+			default:
+				for _, ro := range ry {
+					for _, co := range cx {
+						if ro < 0 || co < 0 {
+							sr += fillValue
+							sg += fillValue
+							sb += fillValue
+							continue
+						}
+						q := pix[ro+co : ro+co+3 : ro+co+3]
+						sr += int32(q[0])
+						sg += int32(q[1])
+						sb += int32(q[2])
+					}
 				}
 			}
-			out.set(y*dw+x, float32(sr)*inv, float32(sg)*inv, float32(sb)*inv)
+			out.set(o, float32(sr)*inv, float32(sg)*inv, float32(sb)*inv)
 		}
 	}
 }

@@ -131,6 +131,7 @@ func (p *planes) set(o int, r, g, b float32) {
 		p.p0[o] = (0.299*r + 0.587*g + 0.114*b - p.mean) * p.norm
 		return
 	}
+	_, _ = p.p1[o], p.p2[o]
 	p.p0[o] = (r - p.mean) * p.norm
 	p.p1[o] = (g - p.mean) * p.norm
 	p.p2[o] = (b - p.mean) * p.norm
@@ -258,13 +259,15 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 	}
 	cols := make([]int32, dw*k)
 	rows := make([]int32, dh*k)
-	colsIn := make([]bool, dw)
+	colsIn := make([]bool, dw)  // every tap inside
+	colsOut := make([]bool, dw) // every tap outside
 	for x := 0; x < dw; x++ {
-		colsIn[x] = true
+		colsIn[x], colsOut[x] = true, true
 		for i := 0; i < k; i++ {
 			c := part(float64(x)+(float64(i)+0.5)/float64(k), true)
 			cols[x*k+i] = c
 			colsIn[x] = colsIn[x] && c >= 0
+			colsOut[x] = colsOut[x] && c < 0
 		}
 	}
 	for y := 0; y < dh; y++ {
@@ -276,9 +279,20 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 	inv := 1 / float32(k*k)
 	for y := 0; y < dh; y++ {
 		ry := rows[y*k : y*k+k]
-		rowIn := true
+		rowIn, rowOut := true, true
 		for _, ro := range ry {
 			rowIn = rowIn && ro >= 0
+			rowOut = rowOut && ro < 0
+		}
+		if rowOut {
+			for x := 0; x < dw; x++ {
+				out.set(y*dw+x, fillValue, fillValue, fillValue)
+			}
+			continue
+		}
+		var r0, r1 []byte // the two source rows when k == 2
+		if rowIn && k == 2 {
+			r0, r1 = pix[ry[0]:], pix[ry[1]:]
 		}
 		o := y * dw
 		for x := 0; x < dw; x, o = x+1, o+1 {
@@ -286,13 +300,11 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 			var sr, sg, sb int32
 			switch {
 			case rowIn && colsIn[x] && k == 2:
-				a, b := ry[0]+cx[0], ry[0]+cx[1]
-				c, d := ry[1]+cx[0], ry[1]+cx[1]
-				qa, qb := pix[a:a+3:a+3], pix[b:b+3:b+3]
-				qc, qd := pix[c:c+3:c+3], pix[d:d+3:d+3]
-				sr = int32(qa[0]) + int32(qb[0]) + int32(qc[0]) + int32(qd[0])
-				sg = int32(qa[1]) + int32(qb[1]) + int32(qc[1]) + int32(qd[1])
-				sb = int32(qa[2]) + int32(qb[2]) + int32(qc[2]) + int32(qd[2])
+				c0, c1 := int(cx[0]), int(cx[1])
+				_, _ = r0[c1+2], r1[c1+2] // one bounds check for all reads below
+				sr = int32(r0[c0]) + int32(r0[c1]) + int32(r1[c0]) + int32(r1[c1])
+				sg = int32(r0[c0+1]) + int32(r0[c1+1]) + int32(r1[c0+1]) + int32(r1[c1+1])
+				sb = int32(r0[c0+2]) + int32(r0[c1+2]) + int32(r1[c0+2]) + int32(r1[c1+2])
 			case rowIn && colsIn[x]:
 				for _, ro := range ry {
 					for _, co := range cx {
@@ -302,6 +314,9 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 						sb += int32(q[2])
 					}
 				}
+			case colsOut[x]:
+				out.set(o, fillValue, fillValue, fillValue)
+				continue
 			default:
 				for _, ro := range ry {
 					for _, co := range cx {

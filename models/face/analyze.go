@@ -145,7 +145,7 @@ func (w *worker) analyze(r *raster, p *params, enroll, live bool) (*result, erro
 	f := &res.faces[res.sel]
 	res.quality = sizeQuality(f, p) * normQuality(res.norm)
 	if enroll && res.quality < p.minEnrollQuality {
-		return nil, faceauth.E(faceauth.KindNoFace, CodeFaceLowQualty,
+		return nil, faceauth.E(faceauth.KindNoFace, CodeFaceLowQuality,
 			"The face is not clear enough to enroll (blurred, turned away, covered or too dark); please use a sharp, frontal photo.")
 	}
 	if live {
@@ -285,7 +285,7 @@ func (w *worker) reorient(r *raster, p *params, res *result, enroll bool) error 
 	}
 	if bestNorm < p.clearNorm && bestNorm-second < p.orientMargin ||
 		bestJ < 0 && curGross && res.norm < p.turnedNormMax {
-		return faceauth.E(faceauth.KindNoFace, CodeFaceLowQualty,
+		return faceauth.E(faceauth.KindNoFace, CodeFaceLowQuality,
 			"The face could not be analysed reliably (blurred, covered, turned sideways or upside down); please use a sharp photo of an upright face.")
 	}
 	if bestJ < 0 {

@@ -91,10 +91,10 @@ type Options struct {
 
 // Error codes of the faceauth.KindNoFace errors returned here.
 const (
-	CodeNoFace        = "no_face"
-	CodeSeveralFaces  = "several_faces"
-	CodeFaceTooSmall  = "face_too_small"
-	CodeFaceLowQualty = "face_low_quality"
+	CodeNoFace         = "no_face"
+	CodeSeveralFaces   = "several_faces"
+	CodeFaceTooSmall   = "face_too_small"
+	CodeFaceLowQuality = "face_low_quality"
 )
 
 // Enroll analyses a reference photo. It needs one usable face: either the

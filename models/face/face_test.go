@@ -304,7 +304,7 @@ func TestRotatedSampleFaces(t *testing.T) {
 		im := fullDecode(t, path)
 		for i, f := range fs {
 			up, err := e.Probe(ctx, cropPNG(t, im, f.Box, 0.5, 0), Options{})
-			if errCode(err) == CodeFaceLowQualty {
+			if errCode(err) == CodeFaceLowQuality {
 				t.Logf("%s face %d: %v", s, i, err)
 				continue
 			}

@@ -331,6 +331,20 @@ func TestLabLivenessCrops(t *testing.T) {
 		{"detbox 2.7 clamp", func(f *found, r *raster) box {
 			return livenessCrop(unpad(f, f.det), float64(f.v.rw), float64(f.v.rh), 2.7)
 		}},
+		// The JavaScript reference: the raw box of a plain stretched
+		// detection (no border), integer corners, clamped and shifted
+		// inside the image one pixel short of its edges.
+		{"JS reference crop", func(f *found, r *raster) box {
+			v := newView(r, f.v.rot, 0, 0)
+			bs, err := w.detect(r, v, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(bs) == 0 {
+				return livenessCrop(unpad(f, f.det), float64(f.v.rw), float64(f.v.rh), 2.7)
+			}
+			return jsLivenessCrop(bs[0], float64(v.rw), float64(v.rh), 2.7)
+		}},
 		{"whole image", func(f *found, r *raster) box {
 			return box{x2: float64(f.v.rw), y2: float64(f.v.rh)}
 		}},
@@ -373,6 +387,31 @@ func TestLabLivenessCrops(t *testing.T) {
 		}
 		t.Logf("%-22s AUC %.3f", v.name, auc(live, spoof))
 	}
+}
+
+// jsLivenessCrop is alignLivenessImage of the package's lib/fr_liveness.js
+// (faceplugin-face-recognition-js 0.0.1) on the detector box b.
+func jsLivenessCrop(b box, w, h, s float64) box {
+	x, y := math.Trunc(b.x1), math.Trunc(b.y1)
+	bw, bh := math.Abs(math.Trunc(b.x2)-x), math.Abs(math.Trunc(b.y2)-y)
+	s = min((h-1)/bh, (w-1)/bw, s)
+	nw, nh := bw*s, bh*s
+	cx, cy := bw/2+x, bh/2+y
+	l, t, r, bt := cx-nw/2, cy-nh/2, cx+nw/2, cy+nh/2
+	if l < 0 {
+		r, l = r-l, 0
+	}
+	if t < 0 {
+		bt, t = bt-t, 0
+	}
+	if r > w-1 {
+		l, r = l-(r-w+1), w-1
+	}
+	if bt > h-1 {
+		t, bt = t-(bt-h+1), h-1
+	}
+	x1, y1 := max(math.Trunc(l), 0), max(math.Trunc(t), 0)
+	return box{x1: x1, y1: y1, x2: x1 + min(math.Trunc(r-l), w-1), y2: y1 + min(math.Trunc(bt-t), h-1)}
 }
 
 // consistency measures whether landmarks follow the image when the crop

@@ -25,7 +25,6 @@ func quantizeC(dst []int8, v []float32, impl int) (qz quantized, ok, done bool) 
 	if len(v) == 0 {
 		return quantized{}, false, false
 	}
-	dst = dst[:len(dst)]
 	_ = dst[len(v)-1] // len(dst) >= len(v), or panic as quantizeGo does
 	r := C.gallery_quantize((*C.float)(unsafe.Pointer(&v[0])), C.int64_t(len(v)),
 		(*C.int8_t)(unsafe.Pointer(&dst[0])), C.int64_t(len(dst)), C.int(impl))

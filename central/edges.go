@@ -2,13 +2,10 @@ package central
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
@@ -59,15 +56,10 @@ func (s *Server) listDeletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	limit := DefaultPageSize
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxPageSize {
-			api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "invalid_limit",
-				"The limit must be a whole number from 1 to %d.", MaxPageSize))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(q)
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
 	}
 	var after uint64
 	if v := q.Get("after"); v != "" {
@@ -119,30 +111,22 @@ func (r *Registry) deletionRecords(ctx context.Context, after uint64, limit int)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list deletions: %w", err)
 	}
-	dels := make([]*pb.Deletion, len(keys))
-	err = parallel(ctx, len(keys), func(ctx context.Context, i int) error {
-		if _, ok := revisionOfDeletionKey(keys[i]); !ok {
+	dels, err := r.readDeletions(ctx, keys)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Leave out deletions superseded before they completed.
+	err = parallel(ctx, len(dels), func(ctx context.Context, i int) error {
+		if dels[i] == nil {
 			return nil
 		}
-		data, _, err := r.store.Get(ctx, keys[i])
-		if errors.Is(err, faceauth.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", keys[i], err)
-		}
-		d := new(pb.Deletion)
-		if err := proto.Unmarshal(data, d); err != nil {
-			return fmt.Errorf("decode %s: %w", keys[i], err)
-		}
-		rec, _, _, err := r.read(ctx, d.UserId)
+		rec, _, _, err := r.read(ctx, dels[i].UserId)
 		if err != nil {
 			return err
 		}
-		if rec != nil && rec.Revision < d.Revision {
-			return nil
+		if rec != nil && rec.Revision < dels[i].Revision {
+			dels[i] = nil
 		}
-		dels[i] = d
 		return nil
 	})
 	if err != nil {

@@ -251,25 +251,7 @@ func (r *Registry) Snapshot(ctx context.Context, fn func(*pb.UserChange) error) 
 		if err != nil {
 			return fmt.Errorf("list deletions: %w", err)
 		}
-		dels := make([]*pb.Deletion, len(keys))
-		err = parallel(ctx, len(keys), func(ctx context.Context, i int) error {
-			if _, ok := revisionOfDeletionKey(keys[i]); !ok {
-				return nil
-			}
-			data, _, err := r.store.Get(ctx, keys[i])
-			if errors.Is(err, faceauth.ErrNotFound) {
-				return nil
-			}
-			if err != nil {
-				return fmt.Errorf("read %s: %w", keys[i], err)
-			}
-			d := new(pb.Deletion)
-			if err := proto.Unmarshal(data, d); err != nil {
-				return fmt.Errorf("decode %s: %w", keys[i], err)
-			}
-			dels[i] = d
-			return nil
-		})
+		dels, err := r.readDeletions(ctx, keys)
 		if err != nil {
 			return err
 		}
@@ -309,4 +291,33 @@ func (r *Registry) Snapshot(ctx context.Context, fn func(*pb.UserChange) error) 
 		}
 	}
 	return nil
+}
+
+// readDeletions reads the deletion records named by keys, in parallel. The
+// result has one entry per key, nil where the key is not a deletion record
+// or the record has gone meanwhile.
+func (r *Registry) readDeletions(ctx context.Context, keys []string) ([]*pb.Deletion, error) {
+	dels := make([]*pb.Deletion, len(keys))
+	err := parallel(ctx, len(keys), func(ctx context.Context, i int) error {
+		if _, ok := revisionOfDeletionKey(keys[i]); !ok {
+			return nil
+		}
+		data, _, err := r.store.Get(ctx, keys[i])
+		if errors.Is(err, faceauth.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", keys[i], err)
+		}
+		d := new(pb.Deletion)
+		if err := proto.Unmarshal(data, d); err != nil {
+			return fmt.Errorf("decode %s: %w", keys[i], err)
+		}
+		dels[i] = d
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dels, nil
 }

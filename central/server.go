@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"time"
@@ -288,17 +289,26 @@ func summary(rec *pb.UserRecord) UserSummary {
 	}
 }
 
+// pageLimit reads the limit query parameter of a paginated listing.
+func pageLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return DefaultPageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxPageSize {
+		return 0, faceauth.E(faceauth.KindInvalid, "invalid_limit",
+			"The limit must be a whole number from 1 to %d.", MaxPageSize)
+	}
+	return n, nil
+}
+
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	limit := DefaultPageSize
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxPageSize {
-			api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "invalid_limit",
-				"The limit must be a whole number from 1 to %d.", MaxPageSize))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(q)
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
 	}
 	users, next, err := s.cfg.Registry.List(r.Context(), q.Get("after"), limit)
 	if err != nil {

@@ -17,7 +17,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/models/eval"
@@ -64,7 +63,7 @@ func evalCommand() *cli.Command {
 					r, err := evalPairs(c.Context, e, pairs, pairsConfig{
 						Workers:   c.Int("workers"),
 						TargetFMR: c.Float64("target-fmr"),
-						Progress:  progressWriter(),
+						Progress:  terminal(os.Stderr),
 					})
 					if err != nil {
 						return err
@@ -107,7 +106,7 @@ func evalCommand() *cli.Command {
 					if c.IsSet("threshold") {
 						threshold = c.Float64("threshold")
 					}
-					r, err := evalSpoof(c.Context, e, ps, threshold, c.Int("workers"), progressWriter())
+					r, err := evalSpoof(c.Context, e, ps, threshold, c.Int("workers"), terminal(os.Stderr))
 					if err != nil {
 						return err
 					}
@@ -168,7 +167,7 @@ func evalCommand() *cli.Command {
 						Workers:   c.Int("workers"),
 						TargetFMR: c.Float64("target-fmr"),
 						Threshold: threshold,
-						Progress:  progressWriter(),
+						Progress:  terminal(os.Stderr),
 					})
 					if err != nil {
 						return err
@@ -263,6 +262,7 @@ func analyseAll(ctx context.Context, p prober, files []string, opts face.Options
 		done     int
 		wg       sync.WaitGroup
 	)
+	bar := newProgressBar(progress, len(todo), "images")
 	jobs := make(chan string)
 	for range max(1, workers) {
 		wg.Add(1)
@@ -277,7 +277,7 @@ func analyseAll(ctx context.Context, p prober, files []string, opts face.Options
 				}
 				results[file] = r
 				done++
-				drawProgress(progress, done, len(todo))
+				bar.update(done, 0)
 				mu.Unlock()
 			}
 		}()
@@ -292,9 +292,7 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
-	if progress != nil {
-		fmt.Fprintln(progress)
-	}
+	bar.finish()
 	if firstErr != nil {
 		return nil, firstErr
 	}
@@ -324,24 +322,6 @@ func analyse(ctx context.Context, p prober, file string, opts face.Options) (ima
 		return imageResult{}, fmt.Errorf("%s: the engine did not check liveness although asked to", file)
 	}
 	return r, nil
-}
-
-// progressWriter returns stderr when it is a terminal, else nil: a bar in a
-// log file is noise.
-func progressWriter() io.Writer {
-	if term.IsTerminal(int(os.Stderr.Fd())) {
-		return os.Stderr
-	}
-	return nil
-}
-
-func drawProgress(w io.Writer, done, total int) {
-	if w == nil || total == 0 {
-		return
-	}
-	const width = 40
-	n := done * width / total
-	fmt.Fprintf(w, "\r[%s%s] %d/%d images", strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total)
 }
 
 // unscoredCounts tells which images of a run could not be scored.

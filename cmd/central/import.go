@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/xplore/faceauth"
 )
@@ -52,10 +51,7 @@ the reason, and the command then exits with status 1.`,
 			if state == "" {
 				state = src + ".import-state"
 			}
-			progress := io.Discard
-			if f, ok := c.App.ErrWriter.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-				progress = f
-			}
+			progress := terminal(c.App.ErrWriter)
 			imp := &importer{
 				register: func(ctx context.Context, e importEntry) error {
 					_, err := cl.register(ctx, e.UserID, "", []string{e.Path})
@@ -105,7 +101,7 @@ type importer struct {
 	register func(context.Context, importEntry) error
 	parallel int
 	retries  int
-	progress io.Writer // a terminal for the progress bar, or io.Discard
+	progress io.Writer // a terminal for the progress bar, or nil
 }
 
 // readEntries lists the entries of a folder or CSV source. Entries that
@@ -238,7 +234,7 @@ func (imp *importer) run(ctx context.Context, src, statePath string) (*importSum
 	defer state.Close()
 
 	var mu sync.Mutex // guards sum, state and the progress line
-	bar := newProgressBar(imp.progress, len(todo))
+	bar := newProgressBar(imp.progress, len(todo), "files")
 	jobs := make(chan importEntry)
 	var wg sync.WaitGroup
 	for range imp.parallel {
@@ -292,36 +288,5 @@ func (imp *importer) send(ctx context.Context, e importEntry) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-}
-
-// progressBar draws "[#####     ] 12/40 failed 1" on one terminal line.
-type progressBar struct {
-	w     io.Writer
-	total int
-	last  time.Time
-	line  string
-}
-
-func newProgressBar(w io.Writer, total int) *progressBar { return &progressBar{w: w, total: total} }
-
-func (p *progressBar) update(ok, failed int) {
-	n := ok + failed
-	if n < p.total && time.Since(p.last) < 100*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	const width = 30
-	fill := 0
-	if p.total > 0 {
-		fill = n * width / p.total
-	}
-	p.line = fmt.Sprintf("\r[%s%s] %d/%d failed %d", strings.Repeat("#", fill), strings.Repeat(" ", width-fill), n, p.total, failed)
-	io.WriteString(p.w, p.line)
-}
-
-func (p *progressBar) finish() {
-	if p.line != "" {
-		io.WriteString(p.w, "\n")
 	}
 }

@@ -3,30 +3,42 @@
 package testenv
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 )
 
-// RepoRoot returns the directory holding the module's go.mod.
-func RepoRoot(t testing.TB) string {
-	t.Helper()
+// FindRepoRoot walks up from the working directory (a test's package
+// folder) to the repository root: the folder with go.mod and faceauth.go.
+// For code that has no testing.TB at hand, such as a TestMain.
+func FindRepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
 			if _, err := os.Stat(filepath.Join(dir, "faceauth.go")); err == nil {
-				return dir
+				return dir, nil
 			}
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Fatal("testenv: cannot find the repository root (go.mod with faceauth.go)")
+			return "", errors.New("testenv: cannot find the repository root (go.mod with faceauth.go)")
 		}
 		dir = parent
 	}
+}
+
+// RepoRoot is FindRepoRoot for tests: it fails the test when there is none.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	dir, err := FindRepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // ModelsDir returns the folder with the fetched model files: $MODELS_DIR

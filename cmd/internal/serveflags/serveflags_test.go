@@ -1,0 +1,52 @@
+package serveflags
+
+import (
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/models/photo"
+)
+
+func parse(t *testing.T, args ...string) (Settings, error) {
+	t.Helper()
+	var s Settings
+	var perr error
+	app := &cli.App{Name: "x", Flags: Flags(), Writer: io.Discard, ErrWriter: io.Discard,
+		Action: func(c *cli.Context) error { s, perr = Parse(c); return nil }}
+	if err := app.Run(append([]string{"x"}, args...)); err != nil {
+		return s, err
+	}
+	return s, perr
+}
+
+func TestParse(t *testing.T) {
+	s, err := parse(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Liveness || s.MaxBodyBytes != 10<<20 || s.MaxPixels != photo.DefaultMaxPixels || s.Limit != api.DefaultLimit {
+		t.Errorf("defaults = %+v", s)
+	}
+	s, err = parse(t, "--liveness", "on", "--max-body-bytes", "5MiB", "--verify-max-failures", "0", "--verify-lockout", "1h")
+	if err != nil || !s.Liveness || s.MaxBodyBytes != 5<<20 || s.Limit.MaxFailures != 0 || s.Limit.Lockout != time.Hour {
+		t.Errorf("set = %+v, %v", s, err)
+	}
+	for _, tt := range []struct{ flag, value, want string }{
+		{"max-body-bytes", "lots", "MAX_BODY_BYTES (--max-body-bytes)"},
+		{"max-body-bytes", "0", "MAX_BODY_BYTES"},
+		{"max-pixels", "-5", "MAX_PIXELS"},
+		{"verify-max-failures", "-1", "VERIFY_MAX_FAILURES"},
+		{"verify-failure-window", "0s", "VERIFY_FAILURE_WINDOW"},
+		{"verify-lockout", "forever", "VERIFY_LOCKOUT"},
+		{"liveness", "maybe", "LIVENESS"},
+	} {
+		if _, err := parse(t, "--"+tt.flag, tt.value); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("--%s %s: err = %v, want one naming %s", tt.flag, tt.value, err, tt.want)
+		}
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"image"
-	"image/jpeg"
 	"math"
 	"mime/multipart"
 	"net/http"
@@ -19,11 +17,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nkeys"
-	"golang.org/x/image/draw"
 
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/edged"
+	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 )
@@ -87,30 +85,7 @@ func testEngine(t testing.TB) *face.Engine {
 // frame returns a 640x480 JPEG around the dominant face of a test photo.
 func frame(t testing.TB, name string) []byte {
 	t.Helper()
-	data, err := os.ReadFile(testenv.Sample(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	faces, _, _, err := testEngine(t).Detect(context.Background(), data)
-	if err != nil || len(faces) == 0 {
-		t.Fatalf("no face in %s: %v", name, err)
-	}
-	src, err := jpeg.Decode(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := faces[0].Box
-	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
-	w := (b.X2 - b.X1) * 2
-	h := w * 3 / 4
-	r := image.Rect(int(cx-w/2), int(cy-h/2), int(cx+w/2), int(cy+h/2)).Intersect(src.Bounds())
-	dst := image.NewRGBA(image.Rect(0, 0, 640, 480))
-	draw.CatmullRom.Scale(dst, dst.Bounds(), src, r, draw.Src, nil)
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return facetest.Frame(t, testEngine(t), name, 640, 480, 2)
 }
 
 // vectorBytes is how an edge stores the first values of the embedding

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	"image/jpeg"
 	"io"
 	"mime/multipart"
 	"net/http"
@@ -16,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/image/draw"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth"
@@ -24,39 +21,17 @@ import (
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/gallery"
+	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 	pb "github.com/xplore/faceauth/proto"
 )
 
 // faceJPEG returns a w x h JPEG cut around the dominant face of the test
-// photo name, the size of a camera frame at a door.
+// photo name, the face a third of the frame's width.
 func faceJPEG(t testing.TB, name string, w, h int) []byte {
 	t.Helper()
-	data, err := os.ReadFile(testenv.Sample(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	faces, _, _, err := testEngine(t).Detect(context.Background(), data)
-	if err != nil || len(faces) == 0 {
-		t.Fatalf("no face in %s: %v", name, err)
-	}
-	src, err := jpeg.Decode(bytes.NewReader(data))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := faces[0].Box
-	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
-	fw := (b.X2 - b.X1) * 3 // the face is a third of the frame's width
-	fh := fw * float32(h) / float32(w)
-	r := image.Rect(int(cx-fw/2), int(cy-fh/2), int(cx+fw/2), int(cy+fh/2)).Intersect(src.Bounds())
-	dst := image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.CatmullRom.Scale(dst, dst.Bounds(), src, r, draw.Src, nil)
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 90}); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return facetest.Frame(t, testEngine(t), name, w, h, 3)
 }
 
 // embed returns the embedding of the dominant face in img.

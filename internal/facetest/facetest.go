@@ -1,0 +1,48 @@
+// Package facetest makes camera-like test frames from the pinned sample
+// photos, for the tests of the packages that serve verification.
+package facetest
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/jpeg"
+	"os"
+	"testing"
+
+	"golang.org/x/image/draw"
+
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models/face"
+)
+
+// Frame returns a w x h JPEG cut around the dominant face of the pinned
+// sample photo name (testenv.Sample), the face spanning 1/widths of the
+// frame's width: the size and framing of a camera at a door.
+func Frame(t testing.TB, eng *face.Engine, name string, w, h int, widths float32) []byte {
+	t.Helper()
+	data, err := os.ReadFile(testenv.Sample(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	faces, _, _, err := eng.Detect(context.Background(), data)
+	if err != nil || len(faces) == 0 {
+		t.Fatalf("no face in %s: %v", name, err)
+	}
+	src, err := jpeg.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := faces[0].Box
+	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
+	fw := (b.X2 - b.X1) * widths
+	fh := fw * float32(h) / float32(w)
+	r := image.Rect(int(cx-fw/2), int(cy-fh/2), int(cx+fw/2), int(cy+fh/2)).Intersect(src.Bounds())
+	dst := image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.CatmullRom.Scale(dst, dst.Bounds(), src, r, draw.Src, nil)
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

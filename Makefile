@@ -36,7 +36,7 @@ $(TOOL_BINS) &: tools/go.mod tools/go.sum
 
 ## proto: regenerate the Go code of proto/*.proto (needs protoc)
 proto: $(TOOLS)/protoc-gen-go
-	PATH="$(CURDIR)/$(TOOLS):$$PATH" protoc --go_out=. --go_opt=module=github.com/xplore/faceauth proto/*.proto
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" protoc --go_out=. --go_opt=module=github.com/xplore/faceauth proto/*.proto models/onnxgraph/onnx.proto
 
 ## test: every test (what .ci/run runs; needs nginx, protoc and systemd-analyze for deploy/ and proto)
 test: models-testdata tools

@@ -19,6 +19,7 @@ import (
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/photo"
+	ort "github.com/yalue/onnxruntime_go"
 )
 
 var samples = []string{"sample1.jpg", "sample2.jpg", "sample3.jpg", "sample4.jpg", "sample5.jpg", "sample6.jpg"}
@@ -550,5 +551,72 @@ func TestBadImages(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The engine runs the bundled models with PRelu rewritten
+// (onnxgraph.RewritePReLU); on real faces the rewritten embedder and
+// liveness model must answer what the pinned files answer.
+func TestRewrittenModelsMatchPinned(t *testing.T) {
+	st := newStageBench(t)
+	w, p := st.w, &st.e.p
+	dir := testenv.ModelsDir(t)
+	opts, err := ort.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer opts.Destroy()
+	pinned := func(file string, in tensorSpec, out tensorSpec) *net {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := newNet(b, opts, in, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(n.destroy)
+		return n
+	}
+	emb := pinned("fr_feature.onnx", tensorSpec{"input", ort.NewShape(1, 3, 112, 112)}, tensorSpec{"output", ort.NewShape(1, 512)})
+	live := pinned("fr_liveness.onnx", tensorSpec{"input", ort.NewShape(1, 3, livenessSize, livenessSize)}, tensorSpec{"output", ort.NewShape(1, 3)})
+
+	r := st.r
+	fs, err := w.attempt(r, newView(r, 0, 0, 0), p, nil)
+	if err != nil || len(fs) < 3 {
+		t.Fatalf("want several faces in sample1.jpg, got %d: %v", len(fs), err)
+	}
+	for i := range fs {
+		f := &fs[i]
+		got := make([]float32, p.embedDims)
+		if _, err := w.embed(r, f, p, got); err != nil {
+			t.Fatal(err)
+		}
+		copy(emb.input(), w.emb.input())
+		if err := emb.run(); err != nil {
+			t.Fatal(err)
+		}
+		want := append([]float32(nil), emb.output(0)...)
+		normalize(want)
+		if s := Similarity(got, want); s < 0.9999 {
+			t.Errorf("face %d: rewritten embedder's cosine to the pinned one %.6f", i, s)
+		}
+
+		gotLive, err := w.liveness(r, f, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(live.input(), w.live.input())
+		if err := live.run(); err != nil {
+			t.Fatal(err)
+		}
+		var wantLive [3]float32
+		copy(wantLive[:], live.output(0))
+		softmax(wantLive[:])
+		for c := range wantLive {
+			if d := math.Abs(float64(gotLive[c] - wantLive[c])); d > 1e-4 {
+				t.Errorf("face %d: liveness class %d %.6f rewritten, %.6f pinned", i, c, gotLive[c], wantLive[c])
+			}
+		}
 	}
 }

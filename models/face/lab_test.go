@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"github.com/xplore/faceauth"
 	"math"
+	"os"
+	"time"
+
+	"github.com/xplore/faceauth/models/photo"
 	"sort"
 	"strconv"
 	"strings"
@@ -522,5 +526,95 @@ func TestLabConsistency(t *testing.T) {
 			}
 			t.Logf("accept if norm>=3.4 or (norm>=%.1f and shift<%.2f): upright %d/%d, turned %d/%d", T, S, acceptUp, len(upNorm), acceptBad, len(badNorm))
 		}
+	}
+}
+
+// livetta writes per-image liveness outputs for crop scales and mirroring
+// to $LAB_OUT (CSV) for offline analysis of test-time averaging.
+func TestLabLivenessTTA(t *testing.T) {
+	labOn(t, "livetta")
+	e, w := labWorker(t)
+	p := &e.p
+	dir := testenvShared(t) + "/spoof"
+	rows := csvRows(t, dir+"/manifest.csv")
+	var b strings.Builder
+	b.WriteString("file,label,scale,flip,l0,l1,l2\n")
+	for _, row := range rows {
+		r, err := tryDecode(dir + "/" + row["file"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := w.analyze(r, p, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &res.faces[res.sel]
+		sq := square(f.det)
+		sq.x1 -= f.v.padX
+		sq.x2 -= f.v.padX
+		sq.y1 -= f.v.padY
+		sq.y2 -= f.v.padY
+		for _, sc := range []float64{0.9, 1.0, 1.2, 1.5, 2.0, 2.7} {
+			c := livenessCrop(sq, float64(f.v.rw), float64(f.v.rh), sc)
+			for flip := 0; flip < 2; flip++ {
+				x1, x2 := c.x1, c.x2
+				if flip == 1 {
+					x1, x2 = x2, x1
+				}
+				vv := newView(r, f.v.rot, 0, 0)
+				m := rectMap(x1, c.y1, x2, c.y2, livenessSize, livenessSize).then(vv.toSrc)
+				r.sample(m, livenessSize, livenessSize, 1, encoding{bgr: true, norm: 1}, w.live.input())
+				if err := w.live.run(); err != nil {
+					t.Fatal(err)
+				}
+				o := w.live.output(0)
+				fmt.Fprintf(&b, "%s,%s,%.1f,%d,%g,%g,%g\n", row["file"], row["liveness"], sc, flip, o[0], o[1], o[2])
+			}
+		}
+	}
+	if err := os.WriteFile(os.Getenv("LAB_OUT"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cost250 prints, for each face of the Embeddings250 set, the probe time
+// (best of 5) and the path it took through the upright check.
+func TestLabCost250(t *testing.T) {
+	labOn(t, "cost250")
+	e := testEngine(t, 1)
+	photos := faces250(t, e) // before taking the engine's only worker
+	w, err := e.pool.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.pool.put(w)
+	p := &e.p
+	for i, img := range photos {
+		im, err := photo.Decode(img, photo.Options{TargetSide: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &raster{w: im.W, h: im.H, pix: im.Pix}
+		best := time.Duration(math.MaxInt64)
+		var aerr error
+		for range 5 {
+			start := time.Now()
+			_, aerr = w.analyze(r, p, false, false)
+			best = min(best, time.Since(start))
+		}
+		fs, _ := w.find(r, p)
+		line := fmt.Sprintf("%2d %6.1f ms faces=%d", i, float64(best.Microseconds())/1000, len(fs))
+		if sel, err := choose(fs, p, false); err == nil {
+			f := fs[sel]
+			emb := make([]float32, p.embedDims)
+			norm, _ := w.embed(r, &f, p, emb)
+			shift, flip, _ := w.consistency(r, &f, 2*p.shiftTol)
+			up, _ := w.upright(r, &f, norm, p)
+			line += fmt.Sprintf(" rot=%d norm=%.2f shift=%.3f flip=%.3f upright=%v", f.v.rot, norm, shift, flip, up)
+		}
+		if aerr != nil {
+			line += " err=" + aerr.Error()
+		}
+		t.Log(line)
 	}
 }

@@ -618,3 +618,90 @@ func TestLabCost250(t *testing.T) {
 		t.Log(line)
 	}
 }
+
+// smallfaces shrinks photos of the identity sets until the face's eye
+// distance is d pixels and matches each shrunken face against the
+// full-size photos: the evidence for minEyeDist.
+func TestLabSmallFaces(t *testing.T) {
+	labOn(t, "smallfaces")
+	e, w := labWorker(t)
+	p := e.p
+	p.minEyeDist = 0
+	type ref struct {
+		id   string
+		file string
+		emb  []float32
+		r    *raster
+		size float64
+	}
+	var refs []ref
+	for _, set := range []string{"celebs_misc", "azure_face", "compreface_people", "orl_att"} {
+		dir := testenvShared(t) + "/" + set
+		for i, row := range csvRows(t, dir+"/manifest.csv") {
+			if set == "orl_att" && i%4 != 0 {
+				continue
+			}
+			r, err := tryDecode(dir + "/" + row["file"])
+			if err != nil {
+				continue
+			}
+			res, err := w.analyze(r, &p, false, false)
+			if err != nil {
+				continue
+			}
+			refs = append(refs, ref{set + "/" + row["identity"], row["file"], res.emb, r, res.faces[res.sel].size(&p)})
+		}
+	}
+	for _, d := range []float64{6, 8, 10, 12, 14, 16, 20} {
+		var gen, imp []float32
+		refused, n := 0, 0
+		for i, a := range refs {
+			s := d / a.size
+			if s >= 1 {
+				continue
+			}
+			n++
+			sw, sh := max(1, int(math.Round(float64(a.r.w)*s))), max(1, int(math.Round(float64(a.r.h)*s)))
+			planar := make([]float32, 3*sw*sh)
+			a.r.sample(rectMap(0, 0, float64(a.r.w), float64(a.r.h), sw, sh), sw, sh, maxTaps, encoding{norm: 1}, planar)
+			small := &raster{w: sw, h: sh, pix: make([]byte, 3*sw*sh)}
+			for k := 0; k < sw*sh; k++ {
+				for c := 0; c < 3; c++ {
+					small.pix[3*k+c] = uint8(min(max(planar[c*sw*sh+k]+0.5, 0), 255))
+				}
+			}
+			res, err := w.analyze(small, &p, false, false)
+			if err != nil {
+				refused++
+				continue
+			}
+			for j, b := range refs {
+				if j == i {
+					continue
+				}
+				sim := Similarity(res.emb, b.emb)
+				if a.id == b.id {
+					gen = append(gen, sim)
+				} else {
+					imp = append(imp, sim)
+				}
+			}
+		}
+		tar, fm := 0, 0
+		var mx, mean float32
+		for _, v := range gen {
+			if v >= 0.4 {
+				tar++
+			}
+			mean += v
+		}
+		for _, v := range imp {
+			if v >= 0.4 {
+				fm++
+			}
+			mx = max(mx, v)
+		}
+		t.Logf("eye distance %2.0f px: %3d faces, %2d refused; genuine %4d mean %.3f TAR@0.40 %.3f; impostor %6d FMR@0.40 %.5f max %.3f",
+			d, n, refused, len(gen), mean/float32(max(len(gen), 1)), float64(tar)/float64(max(len(gen), 1)), len(imp), float64(fm)/float64(max(len(imp), 1)), mx)
+	}
+}

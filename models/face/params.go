@@ -67,7 +67,7 @@ func newParams(m *models.Manifest, emb *models.Embedder) params {
 		clearNorm:        3.0,
 		turnedNormMax:    3.4,
 		orientMargin:     0.3,
-		minEyeDist:       12,
+		minEyeDist:       10,
 		dominance:        4,
 		minEnrollQuality: 0.25,
 	}

@@ -18,6 +18,7 @@ import (
 type EdgeMonitor interface {
 	Edges(now time.Time) []feed.EdgeState
 	Deletions(dels []*pb.Deletion) []feed.DeletionState
+	Forget(ctx context.Context, edgeID string) error
 }
 
 // EdgesResponse is the body of GET /api/edges.
@@ -44,6 +45,44 @@ func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, EdgesResponse{Edges: s.cfg.Edges.Edges(time.Now())})
+}
+
+// ForgetEdgeResponse is the body of DELETE /api/edges/{id}.
+type ForgetEdgeResponse struct {
+	ID        string `json:"id"`
+	Forgotten bool   `json:"forgotten"`
+}
+
+// forgetEdge drops an edge taken out of service from /api/edges and from
+// the pending lists of /api/deletions; otherwise a decommissioned device
+// shows as offline, and fails `central edges --check`, for ever. An edge
+// that is still running reappears at its next heartbeat.
+func (s *Server) forgetEdge(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Edges == nil {
+		api.WriteError(w, r, s.log, errNoMonitor())
+		return
+	}
+	id := r.PathValue("id")
+	if err := feed.ValidateEdgeID(id); err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
+	}
+	known := false
+	for _, e := range s.cfg.Edges.Edges(time.Now()) {
+		known = known || e.ID == id
+	}
+	if !known {
+		api.WriteError(w, r, s.log, faceauth.E(faceauth.KindNotFound, "edge_not_found",
+			"No edge %q has reported to this central.", id))
+		return
+	}
+	if err := s.cfg.Edges.Forget(r.Context(), id); err != nil {
+		api.WriteError(w, r, s.log, faceauth.Wrap(err, faceauth.KindUnavailable, "feed_unavailable",
+			"The edge could not be forgotten: the change feed (NATS) did not answer; try again."))
+		return
+	}
+	s.log.Info("edge forgotten", "edge", id)
+	api.WriteJSON(w, http.StatusOK, ForgetEdgeResponse{ID: id, Forgotten: true})
 }
 
 // listDeletions pages through the registry's deletion records in ascending

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,12 +160,46 @@ func TestEdgesAndDeletions(t *testing.T) {
 			t.Errorf("%s: %d, want 400", bad, code)
 		}
 	}
-	// Without the feed both endpoints say so.
+	// Forgetting site-2 (taken out of service) drops it from both lists.
+	forget := func(id string) (int, string) {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("DELETE", "/api/edges/"+id, nil)
+		req.SetPathValue("id", id)
+		srv.forgetEdge(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := forget("site-2"); code != 200 || !strings.Contains(body, `"forgotten":true`) {
+		t.Fatalf("forget site-2: %d %s", code, body)
+	}
+	get("/api/edges", &edges)
+	if len(edges.Edges) != 1 || edges.Edges[0].ID != "site-1" {
+		t.Fatalf("edges after forgetting site-2: %+v", edges.Edges)
+	}
+	var pend DeletionsResponse
+	get("/api/deletions?pending=true", &pend)
+	if len(pend.Deletions) != 1 || pend.Deletions[0].UserID != "cy" || !slices.Equal(pend.Deletions[0].Pending, []string{"site-1"}) {
+		t.Fatalf("pending after forgetting site-2: %+v", pend.Deletions)
+	}
+	for _, c := range []struct {
+		id   string
+		code int
+	}{{"site-2", 404}, {"never-seen", 404}, {"bad.id", 400}} {
+		if code, body := forget(c.id); code != c.code {
+			t.Errorf("forget %q: %d %s, want %d", c.id, code, body, c.code)
+		}
+	}
+
+	// Without the feed the endpoints say so.
 	off := NewServer(ServerConfig{Registry: reg, Log: quiet})
 	for _, h := range []func(*httptest.ResponseRecorder){
 		func(w *httptest.ResponseRecorder) { off.listEdges(w, httptest.NewRequest("GET", "/api/edges", nil)) },
 		func(w *httptest.ResponseRecorder) {
 			off.listDeletions(w, httptest.NewRequest("GET", "/api/deletions", nil))
+		},
+		func(w *httptest.ResponseRecorder) {
+			req := httptest.NewRequest("DELETE", "/api/edges/site-1", nil)
+			req.SetPathValue("id", "site-1")
+			off.forgetEdge(w, req)
 		},
 	} {
 		rec := httptest.NewRecorder()
@@ -173,9 +208,9 @@ func TestEdgesAndDeletions(t *testing.T) {
 			t.Errorf("without a monitor: %d %s", rec.Code, rec.Body)
 		}
 	}
-	// Both are admin-only.
+	// All are admin-only.
 	for _, r := range srv.Routes() {
-		if (r.Pattern == "GET /api/edges" || r.Pattern == "GET /api/deletions") && r.Role != auth.RoleAdmin {
+		if (r.Pattern == "GET /api/edges" || r.Pattern == "GET /api/deletions" || r.Pattern == "DELETE /api/edges/{id}") && r.Role != auth.RoleAdmin {
 			t.Errorf("%s has role %q", r.Pattern, r.Role)
 		}
 	}

@@ -99,6 +99,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/users/{id}/images", auth.RoleAdmin, s.addImages)
 	s.handle("DELETE /api/users/{id}/images/{image_id}", auth.RoleAdmin, s.removeImage)
 	s.handle("GET /api/edges", auth.RoleAdmin, s.listEdges)
+	s.handle("DELETE /api/edges/{id}", auth.RoleAdmin, s.forgetEdge)
 	s.handle("GET /api/deletions", auth.RoleAdmin, s.listDeletions)
 	for _, r := range s.cfg.Extra {
 		s.handle(r.Pattern, r.Role, r.Handler.ServeHTTP)

@@ -9,9 +9,11 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -359,5 +361,27 @@ func TestEdgeNATSPermissions(t *testing.T) {
 	})
 	if r := e.ready(); r == nil || r.LastError != "" {
 		t.Fatalf("the edge reports an error: %+v", r)
+	}
+
+	// The device is taken out of service: the operator forgets it with
+	// the CLI, and it leaves the edge list.
+	e.stop()
+	cmd := exec.Command(filepath.Join(binDir, "central"), "edges", "forget", "--url", c.url, "--token", admin, "site-nk")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "edge site-nk forgotten") {
+		t.Fatalf("central edges forget: %v\n%s", err, out)
+	}
+	req, _ = http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	_, body := httpDo(t, req)
+	var er central.EdgesResponse
+	json.Unmarshal(body, &er)
+	for _, es := range er.Edges {
+		if es.ID == "site-nk" {
+			t.Fatalf("site-nk is still listed after it was forgotten: %+v", er.Edges)
+		}
+	}
+	cmd = exec.Command(filepath.Join(binDir, "central"), "edges", "forget", "--url", c.url, "--token", admin, "site-nk")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "No edge") {
+		t.Fatalf("forgetting an unknown edge: %v\n%s", err, out)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,6 +32,7 @@ func edgesCommand() *cli.Command {
 		Flags: append([]cli.Flag{jsonFlag,
 			&cli.BoolFlag{Name: "check", Usage: "exit with status 1 when an edge is not in_sync (for monitoring)"},
 		}, clientFlags...),
+		Subcommands: []*cli.Command{forgetEdgeCommand()},
 		Action: func(c *cli.Context) error {
 			cl, err := newClient(c)
 			if err != nil {
@@ -54,6 +56,33 @@ func edgesCommand() *cli.Command {
 					}
 				}
 			}
+			return nil
+		},
+	}
+}
+
+func forgetEdgeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "forget",
+		Usage:     "forget an edge taken out of service (DELETE /api/edges/{id})",
+		ArgsUsage: "EDGE_ID",
+		Description: "The edge leaves the list and the pending deletions, so a decommissioned device no longer " +
+			"shows as offline or fails `central edges --check`. Forget a device only once it is wiped or destroyed: " +
+			"central can no longer tell whether it purged deleted users. A running edge reappears at its next heartbeat.",
+		Flags: clientFlags,
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("central edges forget: give exactly one EDGE_ID", 2)
+			}
+			cl, err := newClient(c)
+			if err != nil {
+				return err
+			}
+			id := c.Args().First()
+			if err := cl.do(c.Context, http.MethodDelete, "/api/edges/"+url.PathEscape(id), "", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "edge %s forgotten\n", id)
 			return nil
 		},
 	}

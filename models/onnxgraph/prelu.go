@@ -30,8 +30,9 @@ import (
 // float32 rounding.
 //
 // Only opsets 9 to 13 of the default domain are rewritten (where
-// BatchNormalization-9 is current); other models, and PRelus whose slope
-// is not a constant per-channel tensor, are returned unchanged.
+// BatchNormalization-9 is current), and only PRelus that follow a 2-D
+// convolution and have one constant slope per channel; other models and
+// nodes are left as they are.
 func RewritePReLU(model []byte) ([]byte, int, error) {
 	var m ModelProto
 	if err := proto.Unmarshal(model, &m); err != nil {
@@ -110,12 +111,17 @@ func (r *rewriter) prelu(n *NodeProto) []*NodeProto {
 		return nil
 	}
 	x, y := n.Input[0], n.Output[0]
+	// BatchNormalization scales axis 1, which is the slope's channel axis
+	// only for NCHW input: require the output of a 2-D convolution.
+	if !r.conv2D(x) {
+		return nil
+	}
 	slope, ok := r.inits[n.Input[1]]
 	if !ok || !perChannel(slope.Dims) {
 		return nil
 	}
 	a, ok := floats(slope)
-	if !ok {
+	if !ok || len(a) != int(r.inits[r.producer[x].Input[1]].Dims[0]) {
 		return nil
 	}
 	ch := len(a)
@@ -154,6 +160,17 @@ func (r *rewriter) prelu(n *NodeProto) []*NodeProto {
 	r.addInit(p+"a", a)
 	r.addInit(p+"1ma", pos)
 	return []*NodeProto{relu, bn(x, p+"a", p+"lin"), bn(p+"relu", p+"1ma", p+"pos"), add(p+"lin", p+"pos")}
+}
+
+// conv2D reports whether x is the output of a default-domain Conv with
+// constant 4-D (OIHW) weights, hence an NCHW tensor.
+func (r *rewriter) conv2D(x string) bool {
+	conv, ok := r.producer[x]
+	if !ok || conv.GetOpType() != "Conv" || conv.GetDomain() != "" || len(conv.Input) < 2 {
+		return false
+	}
+	w, ok := r.inits[conv.Input[1]]
+	return ok && len(w.Dims) == 4
 }
 
 // foldIntoConv scales the convolution producing x by 1-a per output

@@ -3,9 +3,13 @@ package onnxgraph
 import (
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	"github.com/xplore/faceauth/internal/testenv"
 )
 
 const ch, side = 4, 3 // channels and spatial side of the test tensors
@@ -47,6 +51,14 @@ func TestRewritePReLU(t *testing.T) {
 			m.Graph.Node[1].Input[1] = "s1"
 			return m
 		}, 0, map[string]int{"Conv": 1, "PRelu": 1}, false},
+		{"not after a convolution kept", func() *ModelProto {
+			m := convPReLU(rng, slopes(0.1, 0.2, 0.3, 0.4), true, 9)
+			g := m.Graph
+			g.Node = append([]*NodeProto{{OpType: proto.String("Relu"), Input: []string{"in"}, Output: []string{"r"}}}, g.Node...)
+			g.Node[2].Input[0] = "r" // the PRelu now reads the Relu
+			g.Output = append(g.Output, &ValueInfoProto{Name: proto.String("x")})
+			return m
+		}, 0, map[string]int{"Conv": 1, "Relu": 1, "PRelu": 1}, false},
 		{"opset 14 kept", func() *ModelProto { return convPReLU(rng, slopes(0.1, 0.2, 0.3, 0.4), true, 14) }, 0,
 			map[string]int{"Conv": 1, "PRelu": 1}, false},
 	}
@@ -235,4 +247,33 @@ func eval(t *testing.T, m *ModelProto, in []float32) map[string][]float32 {
 		vals[n.Output[0]] = out
 	}
 	return vals
+}
+
+// The bundled embedder and liveness model have a PRelu after 33
+// convolutions each; all of them are rewritten.
+func TestRewritePReLUBundledModels(t *testing.T) {
+	dir := testenv.ModelsDir(t)
+	for _, f := range []string{"fr_feature.onnx", "fr_liveness.onnx"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, n, err := RewritePReLU(b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		var m ModelProto
+		if err := proto.Unmarshal(out, &m); err != nil {
+			t.Fatal(err)
+		}
+		left := 0
+		for _, nd := range m.Graph.Node {
+			if nd.GetOpType() == "PRelu" {
+				left++
+			}
+		}
+		if n != 33 || left != 0 {
+			t.Errorf("%s: %d PRelu rewritten, %d left; want 33 and 0", f, n, left)
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -83,6 +84,7 @@ type rewriter struct {
 	inits    map[string]*TensorProto
 	producer map[string]*NodeProto
 	uses     map[string]int // node inputs and graph outputs naming a value
+	prefix   string         // starts every name the rewrite adds; no existing name does
 	count    int
 }
 
@@ -101,6 +103,22 @@ func newRewriter(g *GraphProto) *rewriter {
 	}
 	for _, o := range g.Output {
 		r.uses[o.GetName()]++
+	}
+	r.prefix = "prelu_rw"
+	for taken := true; taken; {
+		taken = false
+		for name := range r.uses {
+			taken = taken || strings.HasPrefix(name, r.prefix)
+		}
+		for name := range r.inits {
+			taken = taken || strings.HasPrefix(name, r.prefix)
+		}
+		for name := range r.producer {
+			taken = taken || strings.HasPrefix(name, r.prefix)
+		}
+		if taken {
+			r.prefix += "_"
+		}
 	}
 	return r
 }
@@ -125,7 +143,7 @@ func (r *rewriter) prelu(n *NodeProto) []*NodeProto {
 		return nil
 	}
 	ch := len(a)
-	p := fmt.Sprintf("prelu%d_", r.count) // one prefix per rewritten node
+	p := fmt.Sprintf("%s%d_", r.prefix, r.count) // one prefix per rewritten node
 	zeros, ones := make([]float32, ch), make([]float32, ch)
 	for i := range ones {
 		ones[i] = 1

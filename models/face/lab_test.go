@@ -311,8 +311,6 @@ func TestLabLivenessCrops(t *testing.T) {
 	labOn(t, "livecrops")
 	e, w := labWorker(t)
 	p := &e.p
-	dir := testenvShared(t) + "/spoof"
-	rows := csvRows(t, dir+"/manifest.csv")
 	type variant struct {
 		name string
 		crop func(f *found, r *raster) box // in unpadded view coordinates
@@ -363,32 +361,15 @@ func TestLabLivenessCrops(t *testing.T) {
 	}
 	for _, v := range vs {
 		var live, spoof []float64
-		for _, row := range rows {
-			r, err := tryDecode(dir + "/" + row["file"])
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := w.analyze(r, p, false, false)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f := &res.faces[res.sel]
-			c := v.crop(f, r)
-			vv := newView(r, f.v.rot, 0, 0)
-			m := rectMap(c.x1, c.y1, c.x2, c.y2, livenessSize, livenessSize).then(vv.toSrc)
-			r.sample(m, livenessSize, livenessSize, 1, encoding{bgr: true, norm: 1}, w.live.input())
-			if err := w.live.run(); err != nil {
-				t.Fatal(err)
-			}
-			var out [3]float32
-			copy(out[:], w.live.output(0))
+		spoofSetFaces(t, w, p, func(row map[string]string, r *raster, f *found) {
+			out := liveOutputs(t, w, r, f, v.crop(f, r), false)
 			softmax(out[:])
 			if row["liveness"] == "live" {
 				live = append(live, float64(out[0]))
 			} else {
 				spoof = append(spoof, float64(out[0]))
 			}
-		}
+		})
 		t.Logf("%-22s AUC %.3f", v.name, auc(live, spoof))
 	}
 }
@@ -534,12 +515,28 @@ func TestLabConsistency(t *testing.T) {
 func TestLabLivenessTTA(t *testing.T) {
 	labOn(t, "livetta")
 	e, w := labWorker(t)
-	p := &e.p
-	dir := testenvShared(t) + "/spoof"
-	rows := csvRows(t, dir+"/manifest.csv")
 	var b strings.Builder
 	b.WriteString("file,label,scale,flip,l0,l1,l2\n")
-	for _, row := range rows {
+	spoofSetFaces(t, w, &e.p, func(row map[string]string, r *raster, f *found) {
+		sq := f.unpaddedSquare()
+		for _, sc := range []float64{0.9, 1.0, 1.2, 1.5, 2.0, 2.7} {
+			c := livenessCrop(sq, float64(f.v.rw), float64(f.v.rh), sc)
+			for _, mirror := range []bool{false, true} {
+				o := liveOutputs(t, w, r, f, c, mirror)
+				fmt.Fprintf(&b, "%s,%s,%.1f,%v,%g,%g,%g\n", row["file"], row["liveness"], sc, mirror, o[0], o[1], o[2])
+			}
+		}
+	})
+	if err := os.WriteFile(os.Getenv("LAB_OUT"), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// spoofSetFaces calls fn with the selected face of every photo of the
+// spoof set.
+func spoofSetFaces(t *testing.T, w *worker, p *params, fn func(row map[string]string, r *raster, f *found)) {
+	dir := testenvShared(t) + "/spoof"
+	for _, row := range csvRows(t, dir+"/manifest.csv") {
 		r, err := tryDecode(dir + "/" + row["file"])
 		if err != nil {
 			t.Fatal(err)
@@ -548,33 +545,26 @@ func TestLabLivenessTTA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := &res.faces[res.sel]
-		sq := square(f.det)
-		sq.x1 -= f.v.padX
-		sq.x2 -= f.v.padX
-		sq.y1 -= f.v.padY
-		sq.y2 -= f.v.padY
-		for _, sc := range []float64{0.9, 1.0, 1.2, 1.5, 2.0, 2.7} {
-			c := livenessCrop(sq, float64(f.v.rw), float64(f.v.rh), sc)
-			for flip := 0; flip < 2; flip++ {
-				x1, x2 := c.x1, c.x2
-				if flip == 1 {
-					x1, x2 = x2, x1
-				}
-				vv := newView(r, f.v.rot, 0, 0)
-				m := rectMap(x1, c.y1, x2, c.y2, livenessSize, livenessSize).then(vv.toSrc)
-				r.sample(m, livenessSize, livenessSize, 1, encoding{bgr: true, norm: 1}, w.live.input())
-				if err := w.live.run(); err != nil {
-					t.Fatal(err)
-				}
-				o := w.live.output(0)
-				fmt.Fprintf(&b, "%s,%s,%.1f,%d,%g,%g,%g\n", row["file"], row["liveness"], sc, flip, o[0], o[1], o[2])
-			}
-		}
+		fn(row, r, &res.faces[res.sel])
 	}
-	if err := os.WriteFile(os.Getenv("LAB_OUT"), []byte(b.String()), 0o644); err != nil {
+}
+
+// liveOutputs runs the liveness model (BGR, raw values) on crop c of f's
+// unpadded view, mirrored when asked, and returns the raw logits.
+func liveOutputs(t *testing.T, w *worker, r *raster, f *found, c box, mirror bool) [3]float32 {
+	x1, x2 := c.x1, c.x2
+	if mirror {
+		x1, x2 = x2, x1
+	}
+	v := newView(r, f.v.rot, 0, 0)
+	m := rectMap(x1, c.y1, x2, c.y2, livenessSize, livenessSize).then(v.toSrc)
+	r.sample(m, livenessSize, livenessSize, 1, encoding{bgr: true, norm: 1}, w.live.input())
+	if err := w.live.run(); err != nil {
 		t.Fatal(err)
 	}
+	var out [3]float32
+	copy(out[:], w.live.output(0))
+	return out
 }
 
 // cost250 prints, for each face of the Embeddings250 set, the probe time

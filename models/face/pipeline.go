@@ -72,13 +72,7 @@ func (w *worker) embed(r *raster, f *found, p *params, dst []float32) (float64, 
 // context crop: the squared box scaled by livenessScale about its centre,
 // shrunk to fit and shifted inside the (turned, unpadded) image.
 func (w *worker) liveness(r *raster, f *found, p *params) ([3]float32, error) {
-	sq := square(f.det)
-	// Back to the unpadded view: the liveness model must see real pixels.
-	sq.x1 -= f.v.padX
-	sq.x2 -= f.v.padX
-	sq.y1 -= f.v.padY
-	sq.y2 -= f.v.padY
-	c := livenessCrop(sq, float64(f.v.rw), float64(f.v.rh), p.livenessScale)
+	c := livenessCrop(f.unpaddedSquare(), float64(f.v.rw), float64(f.v.rh), p.livenessScale)
 	v := newView(r, f.v.rot, 0, 0)
 	m := rectMap(c.x1, c.y1, c.x2, c.y2, livenessSize, livenessSize).then(v.toSrc)
 	r.sample(m, livenessSize, livenessSize, p.livenessTaps, encoding{bgr: p.livenessBGR, norm: 1}, w.live.input())
@@ -89,6 +83,17 @@ func (w *worker) liveness(r *raster, f *found, p *params) ([3]float32, error) {
 	copy(out[:], w.live.output(0))
 	softmax(out[:])
 	return out, nil
+}
+
+// unpaddedSquare is the face's squared box in its view without the
+// detector's grey border: the liveness model must see real pixels.
+func (f *found) unpaddedSquare() box {
+	sq := square(f.det)
+	sq.x1 -= f.v.padX
+	sq.x2 -= f.v.padX
+	sq.y1 -= f.v.padY
+	sq.y2 -= f.v.padY
+	return sq
 }
 
 // livenessCrop scales b by s about its centre, limited so that it fits in

@@ -227,8 +227,10 @@ func (r *Registry) List(ctx context.Context, after string, limit int) (users []*
 // as a delete. An edge that applies them, and then the changes published
 // after the snapshot began, holds the current state. A deletion that was
 // superseded before it completed (the user is live at a lower revision) is
-// left out.
-func (r *Registry) Snapshot(ctx context.Context, fn func(*pb.UserChange) error) error {
+// left out. known, when not nil, names changes the caller holds already
+// (see feed.Source): their records are not read a second time and their
+// deletion records not at all, and fn does not see them.
+func (r *Registry) Snapshot(ctx context.Context, known func(rev uint64) bool, fn func(*pb.UserChange) error) error {
 	type entry struct {
 		rev uint64
 		id  string
@@ -251,7 +253,14 @@ func (r *Registry) Snapshot(ctx context.Context, fn func(*pb.UserChange) error) 
 		if err != nil {
 			return fmt.Errorf("list deletions: %w", err)
 		}
-		dels, err := r.readDeletions(ctx, keys)
+		unknown := keys
+		if known != nil {
+			unknown = slices.DeleteFunc(slices.Clone(keys), func(k string) bool {
+				rev, ok := revisionOfDeletionKey(k)
+				return ok && known(rev)
+			})
+		}
+		dels, err := r.readDeletions(ctx, unknown)
 		if err != nil {
 			return err
 		}
@@ -276,6 +285,9 @@ func (r *Registry) Snapshot(ctx context.Context, fn func(*pb.UserChange) error) 
 				return err
 			}
 			continue
+		}
+		if known != nil && known(e.rev) {
+			continue // a later change of the user is published anyway
 		}
 		// Read again: the user may have changed or gone since the first
 		// pass; a change is published anyway, a deletion has its record.

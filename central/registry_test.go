@@ -316,7 +316,8 @@ func testSnapshot(t *testing.T, s faceauth.Store) {
 	}
 	var got []string
 	var last uint64
-	err := r.Snapshot(ctx, func(c *pb.UserChange) error {
+	revs := map[string]uint64{}
+	err := r.Snapshot(ctx, nil, func(c *pb.UserChange) error {
 		var rev uint64
 		switch {
 		case c.GetUpsert() != nil:
@@ -326,6 +327,7 @@ func testSnapshot(t *testing.T, s faceauth.Store) {
 			rev = c.GetDelete().Revision
 			got = append(got, "delete "+c.GetDelete().UserId)
 		}
+		revs[got[len(got)-1]] = rev
 		if rev <= last {
 			t.Errorf("revision %d after %d: not ascending", rev, last)
 		}
@@ -339,9 +341,56 @@ func testSnapshot(t *testing.T, s faceauth.Store) {
 		t.Fatalf("snapshot %v, want %v", got, want)
 	}
 	stop := errors.New("stop")
-	if err := r.Snapshot(ctx, func(*pb.UserChange) error { return stop }); !errors.Is(err, stop) {
+	if err := r.Snapshot(ctx, nil, func(*pb.UserChange) error { return stop }); !errors.Is(err, stop) {
 		t.Fatalf("callback error not returned: %v", err)
 	}
+
+	// Changes the caller holds already are left out and not read again:
+	// the records of a and c are read once (for their revisions), a's a
+	// second time, b's deletion record never.
+	cs := &countingStore{Store: s, gets: map[string]int{}}
+	rc := newTestRegistry(t, cs, nil)
+	held := func(rev uint64) bool { return rev == revs["upsert c 1"] || rev == revs["delete b"] }
+	got = nil
+	if err := rc.Snapshot(ctx, held, func(c *pb.UserChange) error {
+		got = append(got, fmt.Sprintf("upsert %s %d", c.GetUpsert().GetUserId(), len(c.GetUpsert().GetEmbeddings())))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"upsert a 2"}; !slices.Equal(got, want) {
+		t.Fatalf("snapshot with held changes %v, want %v", got, want)
+	}
+	if r, d := cs.count("records/"), cs.count("deletions/"); r != 3 || d != 0 {
+		t.Fatalf("read %d records and %d deletion records, want 3 and 0", r, d)
+	}
+}
+
+// countingStore counts Get calls by key.
+type countingStore struct {
+	faceauth.Store
+	mu   sync.Mutex
+	gets map[string]int
+}
+
+func (c *countingStore) Get(ctx context.Context, key string) ([]byte, string, error) {
+	c.mu.Lock()
+	c.gets[key]++
+	c.mu.Unlock()
+	return c.Store.Get(ctx, key)
+}
+
+// count is the number of Gets of keys under prefix.
+func (c *countingStore) count(prefix string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for k, v := range c.gets {
+		if strings.HasPrefix(k, prefix) {
+			n += v
+		}
+	}
+	return n
 }
 
 // renamedModel is the real engine reporting another model id: what a
@@ -599,7 +648,7 @@ func TestFailureHalfway(t *testing.T) {
 			t.Fatalf("user gone after a delete that failed before its visibility point: %v", err)
 		}
 		var changes []string
-		r.Snapshot(ctx, func(c *pb.UserChange) error {
+		r.Snapshot(ctx, nil, func(c *pb.UserChange) error {
 			if c.GetDelete() != nil {
 				changes = append(changes, "delete")
 			} else {

@@ -23,8 +23,12 @@ type Source interface {
 	// Snapshot calls fn with every user as an upsert and every deletion
 	// record as a delete, in ascending revision. It reads the current
 	// state: a change committed before the call is in it (or a newer one
-	// of the same user).
-	Snapshot(ctx context.Context, fn func(*pb.UserChange) error) error
+	// of the same user). known, when not nil, tells whether the stream
+	// already holds the change of revision rev (revisions are global, so
+	// a message carrying rev is that change); Snapshot may then skip
+	// reading that change and leave it out of fn. known is called from
+	// one goroutine at a time.
+	Snapshot(ctx context.Context, known func(rev uint64) bool, fn func(*pb.UserChange) error) error
 	// Revision returns the registry's current global revision.
 	Revision(ctx context.Context) (uint64, error)
 }
@@ -380,9 +384,22 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	}
 	last := make(map[string]uint64, len(have))
 	p.last = last // acks of the publishes below land here
+	byRev := make(map[uint64]string, len(have))
+	for id, rev := range have {
+		byRev[rev] = id
+	}
+	// What the stream holds already need not be read from the registry:
+	// on a restart with nothing missed that is every user.
+	known := func(rev uint64) bool {
+		id, ok := byRev[rev]
+		if ok {
+			last[id] = max(last[id], rev)
+		}
+		return ok
+	}
 	sent := 0
 	ap := p.newAsync()
-	err = src.Snapshot(ctx, func(c *pb.UserChange) error {
+	err = src.Snapshot(ctx, known, func(c *pb.UserChange) error {
 		id, crev, _, err := changeKey(c)
 		if err != nil {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
@@ -540,7 +557,7 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 	p.last = make(map[string]uint64)
 	n := 0
 	ap := p.newAsync()
-	err = src.Snapshot(ctx, func(c *pb.UserChange) error {
+	err = src.Snapshot(ctx, nil, func(c *pb.UserChange) error {
 		id, crev, _, err := changeKey(c)
 		if err != nil {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)

@@ -33,18 +33,39 @@ const DefaultDir = "models/cache"
 // Manifest lists the pinned packages, the files taken from them and the
 // embedding models that can be selected with VERIFICATION_MODEL.
 type Manifest struct {
-	Packages   []Package  `json:"packages"`
-	Files      []File     `json:"files"`
-	Runtime    string     `json:"runtime"`    // file name of the ONNX Runtime shared library
-	Detector   string     `json:"detector"`   // file name of the face detector
-	Landmarker string     `json:"landmarker"` // file name of the 68-point landmark model
-	Liveness   string     `json:"liveness"`   // file name of the liveness model
-	Embedders  []Embedder `json:"embedders"`
-	// LivenessThreshold is the shipped P(live) at or above which a face
-	// counts as live; 0 means not set yet. Set by the evaluation tools.
-	LivenessThreshold float32 `json:"liveness_threshold,omitempty"`
+	Packages   []Package `json:"packages"`
+	Files      []File    `json:"files"`
+	Runtime    string    `json:"runtime"`    // file name of the ONNX Runtime shared library
+	Detector   string    `json:"detector"`   // file name of the face detector
+	Landmarker string    `json:"landmarker"` // file name of the 68-point landmark model
+	// Liveness is the liveness model. models.local.json may replace it
+	// with an operator's model (all fields), as it may add embedders.
+	Liveness  LivenessModel `json:"liveness"`
+	Embedders []Embedder    `json:"embedders"`
 	// Face holds the face pipeline's measured settings (models/face).
 	Face FaceParams `json:"face"`
+}
+
+// LivenessModel describes the liveness model and how to feed it: the
+// face's squared detector box scaled by CropScale about its centre (shrunk
+// and shifted to fit inside the image), resized to Size x Size,
+// (pixel-Mean)/Std, channels in the given order, NCHW float32. The
+// softmax of its Classes outputs at LiveClass is P(live).
+type LivenessModel struct {
+	Comment   string  `json:"comment,omitempty"`
+	File      string  `json:"file"`
+	Input     string  `json:"input"`
+	Output    string  `json:"output"`
+	Size      int     `json:"size"`
+	Channels  string  `json:"channels"` // "RGB" or "BGR"
+	Mean      float32 `json:"mean"`
+	Std       float32 `json:"std"`
+	CropScale float64 `json:"crop_scale"`
+	Classes   int     `json:"classes"`
+	LiveClass int     `json:"live_class"`
+	// Threshold is the shipped P(live) at or above which a face counts
+	// as live; 0 means not set yet. Set from `central eval spoof`.
+	Threshold float32 `json:"threshold,omitempty"`
 }
 
 // FaceParams are the settings of the detector, landmark and liveness
@@ -58,10 +79,6 @@ type FaceParams struct {
 	NMSIoU float32 `json:"nms_iou"`
 	// DetectChannels is the detector's channel order, "RGB" or "BGR".
 	DetectChannels string `json:"detect_channels"`
-	// LivenessChannels is the liveness model's channel order.
-	LivenessChannels string `json:"liveness_channels"`
-	// LivenessLiveClass is the index of the liveness output meaning "live".
-	LivenessLiveClass int `json:"liveness_live_class"`
 }
 
 // Package is an npm package that files are extracted from.
@@ -131,6 +148,9 @@ func Load(dir string) (*Manifest, error) {
 		}
 		m.Files = append(m.Files, extra.Files...)
 		m.Embedders = append(m.Embedders, extra.Embedders...)
+		if extra.Liveness.File != "" {
+			m.Liveness = extra.Liveness
+		}
 	}
 	if err := m.check(); err != nil {
 		return nil, err
@@ -183,7 +203,10 @@ func (m *Manifest) check() error {
 	if err := m.Face.check(); err != nil {
 		return err
 	}
-	for _, name := range []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness} {
+	if err := m.Liveness.check(); err != nil {
+		return err
+	}
+	for _, name := range []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness.File} {
 		if _, ok := files[name]; !ok {
 			return fmt.Errorf("model manifest: %q is not listed in files", name)
 		}
@@ -197,11 +220,30 @@ func (f *FaceParams) check() error {
 		return fmt.Errorf("model manifest: face.detect_threshold must be between 0 and 1")
 	case !(f.NMSIoU > 0 && f.NMSIoU < 1):
 		return fmt.Errorf("model manifest: face.nms_iou must be between 0 and 1")
-	case f.DetectChannels != "RGB" && f.DetectChannels != "BGR",
-		f.LivenessChannels != "RGB" && f.LivenessChannels != "BGR":
-		return fmt.Errorf("model manifest: face.detect_channels and face.liveness_channels must be RGB or BGR")
-	case f.LivenessLiveClass < 0 || f.LivenessLiveClass > 2:
-		return fmt.Errorf("model manifest: face.liveness_live_class must be 0, 1 or 2")
+	case f.DetectChannels != "RGB" && f.DetectChannels != "BGR":
+		return fmt.Errorf("model manifest: face.detect_channels must be RGB or BGR")
+	}
+	return nil
+}
+
+func (l *LivenessModel) check() error {
+	switch {
+	case l.File == "" || l.Input == "" || l.Output == "":
+		return fmt.Errorf("model manifest: liveness needs file, input and output")
+	case l.Size < 16 || l.Size > 1024:
+		return fmt.Errorf("model manifest: liveness.size must be between 16 and 1024 pixels")
+	case l.Channels != "RGB" && l.Channels != "BGR":
+		return fmt.Errorf("model manifest: liveness.channels must be RGB or BGR")
+	case l.Std == 0:
+		return fmt.Errorf("model manifest: liveness.std must not be 0")
+	case !(l.CropScale >= 1 && l.CropScale <= 10):
+		return fmt.Errorf("model manifest: liveness.crop_scale must be between 1 and 10")
+	case l.Classes < 2 || l.Classes > 16:
+		return fmt.Errorf("model manifest: liveness.classes must be between 2 and 16")
+	case l.LiveClass < 0 || l.LiveClass >= l.Classes:
+		return fmt.Errorf("model manifest: liveness.live_class must be below liveness.classes")
+	case !(l.Threshold >= 0 && l.Threshold < 1):
+		return fmt.Errorf("model manifest: liveness.threshold must be at least 0 and below 1")
 	}
 	return nil
 }

@@ -85,14 +85,64 @@ func TestOperatorModel(t *testing.T) {
 	}
 }
 
+// TestOperatorLivenessModel replaces the liveness model in
+// models.local.json, as an operator would with a better model they supply.
+func TestOperatorLivenessModel(t *testing.T) {
+	dir := t.TempDir()
+	weights := []byte("not really onnx either")
+	if err := os.WriteFile(filepath.Join(dir, "minifasnet.onnx"), weights, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := `{"files": [{"name": "minifasnet.onnx", "sha256": "` + sum(weights) + `"}],
+	  "liveness": {"file": "minifasnet.onnx", "input": "data", "output": "softmax", "size": 80, "channels": "BGR",
+	    "mean": 0, "std": 1, "crop_scale": 2.7, "classes": 3, "live_class": 1, "threshold": 0.6}}`
+	if err := os.WriteFile(filepath.Join(dir, LocalManifestName), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := LivenessModel{File: "minifasnet.onnx", Input: "data", Output: "softmax", Size: 80, Channels: "BGR",
+		Std: 1, CropScale: 2.7, Classes: 3, LiveClass: 1, Threshold: 0.6}
+	if m.Liveness != want {
+		t.Errorf("liveness model = %+v, want %+v", m.Liveness, want)
+	}
+	if err := m.Verify(dir, m.Liveness.File); err != nil {
+		t.Errorf("verify the operator's file: %v", err)
+	}
+	builtin, _ := Load(t.TempDir())
+	if builtin.Liveness.File != "fr_liveness.onnx" || builtin.Liveness.Threshold != 0.24 {
+		t.Errorf("built-in liveness model = %+v", builtin.Liveness)
+	}
+}
+
 func TestBadLocalManifest(t *testing.T) {
+	file := `"files": [{"name": "x.onnx", "sha256": "` + strings.Repeat("a", 64) + `"}]`
+	live := func(fields string) string {
+		return `{` + file + `, "liveness": {"file": "x.onnx", "input": "i", "output": "o", "size": 80, "channels": "BGR",
+		  "std": 1, "crop_scale": 2.7, "classes": 3` + fields + `}}`
+	}
+	// The base of the liveness cases is valid: each case breaks one thing.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, LocalManifestName), []byte(live("")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err != nil {
+		t.Fatalf("the valid liveness model: %v", err)
+	}
 	for name, local := range map[string]string{
-		"syntax":       `{"files": [`,
-		"unknown file": `{"embedders": [{"id": "X", "file": "missing.onnx", "size": 112, "dims": 512, "std": 1, "channels": "RGB"}]}`,
-		"short digest": `{"files": [{"name": "x.onnx", "sha256": "abc"}]}`,
-		"escape":       `{"files": [{"name": "../x.onnx", "sha256": "` + strings.Repeat("a", 64) + `"}]}`,
-		"duplicate id": `{"files": [{"name": "x.onnx", "sha256": "` + strings.Repeat("a", 64) + `"}], "embedders": [{"id": "arcface", "file": "x.onnx", "size": 112, "dims": 512, "std": 1, "channels": "RGB"}]}`,
-		"bad channels": `{"files": [{"name": "x.onnx", "sha256": "` + strings.Repeat("a", 64) + `"}], "embedders": [{"id": "X", "file": "x.onnx", "size": 112, "dims": 512, "std": 1, "channels": "RGBA"}]}`,
+		"syntax":                   `{"files": [`,
+		"unknown file":             `{"embedders": [{"id": "X", "file": "missing.onnx", "size": 112, "dims": 512, "std": 1, "channels": "RGB"}]}`,
+		"short digest":             `{"files": [{"name": "x.onnx", "sha256": "abc"}]}`,
+		"escape":                   `{"files": [{"name": "../x.onnx", "sha256": "` + strings.Repeat("a", 64) + `"}]}`,
+		"duplicate id":             `{"files": [{"name": "x.onnx", "sha256": "` + strings.Repeat("a", 64) + `"}], "embedders": [{"id": "arcface", "file": "x.onnx", "size": 112, "dims": 512, "std": 1, "channels": "RGB"}]}`,
+		"bad channels":             `{"files": [{"name": "x.onnx", "sha256": "` + strings.Repeat("a", 64) + `"}], "embedders": [{"id": "X", "file": "x.onnx", "size": 112, "dims": 512, "std": 1, "channels": "RGBA"}]}`,
+		"liveness file not listed": `{"liveness": {"file": "y.onnx", "input": "i", "output": "o", "size": 80, "channels": "BGR", "std": 1, "crop_scale": 2.7, "classes": 3}}`,
+		"live class out of range":  live(`, "live_class": 3`),
+		"liveness threshold 1":     live(`, "threshold": 1`),
+		"liveness without output":  strings.Replace(live(""), `"output": "o"`, `"output": ""`, 1),
+		"liveness crop below 1":    strings.Replace(live(""), `"crop_scale": 2.7`, `"crop_scale": 0.5`, 1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -14,7 +14,6 @@ const (
 	detTaps       = 2 // supersampling when shrinking the image for the detector
 	landmarkSize  = 64
 	landmarkCount = 68
-	livenessSize  = 128
 )
 
 // box is an axis-aligned rectangle with a score, in continuous pixel

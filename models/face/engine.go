@@ -82,12 +82,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, faceauth.Wrap(err, faceauth.KindInvalid, "unknown_model", "%s.", err.Error())
 	}
-	files := []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness, emb.File}
+	files := []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness.File, emb.File}
 	if err := m.Verify(cfg.ModelsDir, files...); err != nil {
 		return nil, err
 	}
 	p := newParams(m, emb)
-	e := &Engine{cfg: cfg, log: log, p: p, modelID: emb.ModelID(), thresh: emb.Threshold, liveness: m.LivenessThreshold}
+	e := &Engine{cfg: cfg, log: log, p: p, modelID: emb.ModelID(), thresh: emb.Threshold, liveness: m.Liveness.Threshold}
 	if e.thresh == 0 {
 		e.thresh = interimThreshold
 		log.Warn("the model manifest sets no match threshold yet; using an interim value", "model", e.modelID, "threshold", e.thresh)
@@ -200,10 +200,11 @@ func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder
 		tensorSpec{emb.Output, ort.NewShape(1, int64(emb.Dims))}); err != nil {
 		return nil, fmt.Errorf("load %s: %w", emb.File, err)
 	}
-	if w.live, err = newNet(blobs[m.Liveness], opts,
-		tensorSpec{"input", ort.NewShape(1, 3, livenessSize, livenessSize)},
-		tensorSpec{"output", ort.NewShape(1, 3)}); err != nil {
-		return nil, fmt.Errorf("load %s: %w", m.Liveness, err)
+	l := &m.Liveness
+	if w.live, err = newNet(blobs[l.File], opts,
+		tensorSpec{l.Input, ort.NewShape(1, 3, int64(l.Size), int64(l.Size))},
+		tensorSpec{l.Output, ort.NewShape(1, int64(l.Classes))}); err != nil {
+		return nil, fmt.Errorf("load %s: %w", l.File, err)
 	}
 	return w, nil
 }

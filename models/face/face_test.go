@@ -3,7 +3,9 @@ package face
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"image"
 	"image/png"
 	"math"
@@ -116,6 +118,56 @@ func TestNewErrors(t *testing.T) {
 	}
 	if strings.Count(err.Error(), ".") > 2 || !strings.Contains(err.Error(), "make models") {
 		t.Errorf("error %q should be one sentence that says what to run", err)
+	}
+}
+
+// An operator's liveness model listed in models.local.json replaces the
+// bundled one with its own parameters and threshold. Here it is the
+// bundled file under another name, fed the same way, so the scores must
+// not change while the threshold does.
+func TestOperatorLivenessModel(t *testing.T) {
+	dir := testenv.ModelsDir(t)
+	ctx := context.Background()
+	tmp := t.TempDir()
+	for _, name := range []string{"libonnxruntime.so.1", "fr_detect.onnx", "fr_landmark.onnx", "fr_feature.onnx"} {
+		if err := os.Symlink(filepath.Join(dir, name), filepath.Join(tmp, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := readFile(t, filepath.Join(dir, "fr_liveness.onnx"))
+	if err := os.WriteFile(filepath.Join(tmp, "operator_liveness.onnx"), live, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	local := fmt.Sprintf(`{"files": [{"name": "operator_liveness.onnx", "sha256": "%x"}],
+	  "liveness": {"file": "operator_liveness.onnx", "input": "input", "output": "output", "size": 128, "channels": "BGR",
+	    "mean": 0, "std": 1, "crop_scale": 2.7, "classes": 3, "live_class": 0, "threshold": 0.5}}`, sha256.Sum256(live))
+	if err := os.WriteFile(filepath.Join(tmp, models.LocalManifestName), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	op, err := New(ctx, Config{ModelsDir: tmp, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer op.Close()
+	if th := op.LivenessThreshold(); th != 0.5 {
+		t.Errorf("operator liveness threshold %g, want 0.5", th)
+	}
+	img := readFile(t, testenv.Sample(t, "sample3.jpg"))
+	a, err := op.Probe(ctx, img, Options{Liveness: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := testEngine(t, 1).Probe(ctx, img, Options{Liveness: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.LivenessChecked || math.Abs(float64(a.Liveness-b.Liveness)) > 1e-6 {
+		t.Errorf("operator model's liveness %g, bundled %g: the same file fed the same way must agree", a.Liveness, b.Liveness)
+	}
+	os.Remove(filepath.Join(tmp, "operator_liveness.onnx"))
+	var fe *models.FileError
+	if _, err := New(ctx, Config{ModelsDir: tmp, Workers: 1}); !errors.As(err, &fe) || fe.Name != "operator_liveness.onnx" {
+		t.Fatalf("missing operator liveness model: %v", err)
 	}
 }
 
@@ -579,7 +631,8 @@ func TestRewrittenModelsMatchPinned(t *testing.T) {
 		return n
 	}
 	emb := pinned("fr_feature.onnx", tensorSpec{"input", ort.NewShape(1, 3, 112, 112)}, tensorSpec{"output", ort.NewShape(1, 512)})
-	live := pinned("fr_liveness.onnx", tensorSpec{"input", ort.NewShape(1, 3, livenessSize, livenessSize)}, tensorSpec{"output", ort.NewShape(1, 3)})
+	n := int64(p.livenessSize)
+	live := pinned("fr_liveness.onnx", tensorSpec{"input", ort.NewShape(1, 3, n, n)}, tensorSpec{"output", ort.NewShape(1, 3)})
 
 	r := st.r
 	fs, err := w.attempt(r, newView(r, 0, 0, 0), p, nil)

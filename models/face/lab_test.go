@@ -557,8 +557,9 @@ func liveOutputs(t *testing.T, w *worker, r *raster, f *found, c box, mirror boo
 		x1, x2 = x2, x1
 	}
 	v := newView(r, f.v.rot, 0, 0)
-	m := rectMap(x1, c.y1, x2, c.y2, livenessSize, livenessSize).then(v.toSrc)
-	r.sample(m, livenessSize, livenessSize, 1, encoding{bgr: true, norm: 1}, w.live.input())
+	n := w.live.in.GetShape()[3]
+	m := rectMap(x1, c.y1, x2, c.y2, int(n), int(n)).then(v.toSrc)
+	r.sample(m, int(n), int(n), 1, encoding{bgr: true, norm: 1}, w.live.input())
 	if err := w.live.run(); err != nil {
 		t.Fatal(err)
 	}

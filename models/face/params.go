@@ -19,10 +19,14 @@ type params struct {
 	embedTaps  int // supersampling when the face is larger than the input
 	embedTempl [5]pt
 
-	livenessBGR   bool
-	livenessClass int // index of the "live" output
-	livenessScale float64
-	livenessTaps  int
+	livenessSize    int
+	livenessBGR     bool
+	livenessMean    float32
+	livenessNorm    float32 // 1/std
+	livenessClasses int
+	livenessClass   int // index of the "live" output
+	livenessScale   float64
+	livenessTaps    int
 
 	smallImage int     // longest side (decoded pixels) up to which images get the border at once
 	borderFrac float64 // border added around crops, as a fraction of the longer side
@@ -41,7 +45,7 @@ type params struct {
 }
 
 func newParams(m *models.Manifest, emb *models.Embedder) params {
-	f := &m.Face
+	f, l := &m.Face, &m.Liveness
 	return params{
 		detectThreshold:  f.DetectThreshold,
 		nmsIoU:           float64(f.NMSIoU),
@@ -53,9 +57,13 @@ func newParams(m *models.Manifest, emb *models.Embedder) params {
 		embedBGR:         emb.Channels == "BGR",
 		embedTaps:        maxTaps,
 		embedTempl:       templatePoints(emb.Size),
-		livenessBGR:      f.LivenessChannels == "BGR",
-		livenessClass:    f.LivenessLiveClass,
-		livenessScale:    2.7,
+		livenessSize:     l.Size,
+		livenessBGR:      l.Channels == "BGR",
+		livenessMean:     l.Mean,
+		livenessNorm:     1 / l.Std,
+		livenessClasses:  l.Classes,
+		livenessClass:    l.LiveClass,
+		livenessScale:    l.CropScale,
 		livenessTaps:     1,
 		smallImage:       400,
 		borderFrac:       0.3,

@@ -2,6 +2,7 @@ package face
 
 import (
 	"math"
+	"slices"
 )
 
 // maxFaces bounds the faces analysed in one image, so a crowd photo costs
@@ -68,20 +69,20 @@ func (w *worker) embed(r *raster, f *found, p *params, dst []float32) (float64, 
 	return normalize(dst), nil
 }
 
-// liveness returns the softmax of the liveness model over the face's
-// context crop: the squared box scaled by livenessScale about its centre,
-// shrunk to fit and shifted inside the (turned, unpadded) image.
-func (w *worker) liveness(r *raster, f *found, p *params) ([3]float32, error) {
+// liveness returns the softmax of the liveness model's outputs over the
+// face's context crop: the squared box scaled by livenessScale about its
+// centre, shrunk to fit and shifted inside the (turned, unpadded) image.
+func (w *worker) liveness(r *raster, f *found, p *params) ([]float32, error) {
 	c := livenessCrop(f.unpaddedSquare(), float64(f.v.rw), float64(f.v.rh), p.livenessScale)
 	v := newView(r, f.v.rot, 0, 0)
-	m := rectMap(c.x1, c.y1, c.x2, c.y2, livenessSize, livenessSize).then(v.toSrc)
-	r.sample(m, livenessSize, livenessSize, p.livenessTaps, encoding{bgr: p.livenessBGR, norm: 1}, w.live.input())
+	n := p.livenessSize
+	m := rectMap(c.x1, c.y1, c.x2, c.y2, n, n).then(v.toSrc)
+	r.sample(m, n, n, p.livenessTaps, encoding{bgr: p.livenessBGR, mean: p.livenessMean, norm: p.livenessNorm}, w.live.input())
 	if err := w.live.run(); err != nil {
-		return [3]float32{}, err
+		return nil, err
 	}
-	var out [3]float32
-	copy(out[:], w.live.output(0))
-	softmax(out[:])
+	out := slices.Clone(w.live.output(0))
+	softmax(out)
 	return out, nil
 }
 

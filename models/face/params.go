@@ -19,14 +19,13 @@ type params struct {
 	embedTaps  int // supersampling when the face is larger than the input
 	embedTempl [5]pt
 
-	livenessSize    int
-	livenessBGR     bool
-	livenessMean    float32
-	livenessNorm    float32 // 1/std
-	livenessClasses int
-	livenessClass   int // index of the "live" output
-	livenessScale   float64
-	livenessTaps    int
+	livenessSize  int
+	livenessBGR   bool
+	livenessMean  float32
+	livenessNorm  float32 // 1/std
+	livenessClass int     // index of the "live" output
+	livenessScale float64
+	livenessTaps  int
 
 	smallImage int     // longest side (decoded pixels) up to which images get the border at once
 	borderFrac float64 // border added around crops, as a fraction of the longer side
@@ -61,7 +60,6 @@ func newParams(m *models.Manifest, emb *models.Embedder) params {
 		livenessBGR:      l.Channels == "BGR",
 		livenessMean:     l.Mean,
 		livenessNorm:     1 / l.Std,
-		livenessClasses:  l.Classes,
 		livenessClass:    l.LiveClass,
 		livenessScale:    l.CropScale,
 		livenessTaps:     1,

@@ -22,6 +22,8 @@ type Prober interface {
 	Threshold() float32
 	// LivenessThreshold is the liveness score at or above which a face is live.
 	LivenessThreshold() float32
+	// LivenessModelID names the liveness model.
+	LivenessModelID() string
 }
 
 // Gallery returns the reference embeddings of one user.
@@ -65,6 +67,8 @@ type Liveness struct {
 	Score     float32 `json:"score"`
 	Threshold float32 `json:"threshold"`
 	Live      bool    `json:"live"`
+	// Model names the liveness model that judged, e.g. "fr_liveness@afa783b7".
+	Model string `json:"model"`
 }
 
 // VerifyResponse is the body of a 200 answer to POST /api/verify.
@@ -276,7 +280,7 @@ func (h *FaceHandlers) liveness(a *face.Analysis) *Liveness {
 		return nil
 	}
 	th := h.Prober.LivenessThreshold()
-	return &Liveness{Score: a.Liveness, Threshold: th, Live: a.LivenessChecked && a.Liveness >= th}
+	return &Liveness{Score: a.Liveness, Threshold: th, Live: a.LivenessChecked && a.Liveness >= th, Model: h.Prober.LivenessModelID()}
 }
 
 func faceInfo(a *face.Analysis) FaceInfo {

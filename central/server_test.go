@@ -376,7 +376,7 @@ func TestLimits(t *testing.T) {
 		ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0]))
 		r := ts.do(t, "POST", "/api/verify", ts.verify, uid("alice"), img(crops[0]))
 		lv, ok := r.body["liveness"].(map[string]any)
-		if r.status != 200 || !ok || lv["threshold"] == nil || lv["score"] == nil {
+		if r.status != 200 || !ok || lv["threshold"] == nil || lv["score"] == nil || lv["model"] != "fr_liveness@afa783b7" {
 			t.Fatalf("liveness: %d %s", r.status, r.raw)
 		}
 		if live := lv["live"] == true; r.body["verified"] == true && !live {

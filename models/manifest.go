@@ -66,6 +66,19 @@ type LivenessModel struct {
 	// Threshold is the shipped P(live) at or above which a face counts
 	// as live; 0 means not set yet. Set from `central eval spoof`.
 	Threshold float32 `json:"threshold,omitempty"`
+
+	sha256 string // of File, filled in by Load
+}
+
+// ModelID names the liveness model as the file name without ".onnx",
+// "@" and the first 8 hex digits of its SHA-256, e.g.
+// "fr_liveness@afa783b7": liveness results say which model judged.
+func (l *LivenessModel) ModelID() string {
+	id := strings.TrimSuffix(l.File, ".onnx")
+	if len(l.sha256) >= 8 {
+		return id + "@" + l.sha256[:8]
+	}
+	return id
 }
 
 // FaceParams are the settings of the detector, landmark and liveness
@@ -205,6 +218,9 @@ func (m *Manifest) check() error {
 	}
 	if err := m.Liveness.check(); err != nil {
 		return err
+	}
+	if f, ok := files[m.Liveness.File]; ok {
+		m.Liveness.sha256 = f.SHA256
 	}
 	for _, name := range []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness.File} {
 		if _, ok := files[name]; !ok {

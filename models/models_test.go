@@ -105,14 +105,16 @@ func TestOperatorLivenessModel(t *testing.T) {
 	}
 	want := LivenessModel{File: "minifasnet.onnx", Input: "data", Output: "softmax", Size: 80, Channels: "BGR",
 		Std: 1, CropScale: 2.7, Classes: 3, LiveClass: 1, Threshold: 0.6}
-	if m.Liveness != want {
-		t.Errorf("liveness model = %+v, want %+v", m.Liveness, want)
+	if got := m.Liveness; got.File != want.File || got.Input != want.Input || got.Output != want.Output || got.Size != want.Size ||
+		got.Channels != want.Channels || got.Std != want.Std || got.CropScale != want.CropScale || got.Classes != want.Classes ||
+		got.LiveClass != want.LiveClass || got.Threshold != want.Threshold || got.ModelID() != "minifasnet@"+sum(weights)[:8] {
+		t.Errorf("liveness model = %+v (%s), want %+v", got, got.ModelID(), want)
 	}
 	if err := m.Verify(dir, m.Liveness.File); err != nil {
 		t.Errorf("verify the operator's file: %v", err)
 	}
 	builtin, _ := Load(t.TempDir())
-	if builtin.Liveness.File != "fr_liveness.onnx" || builtin.Liveness.Threshold != 0.24 {
+	if builtin.Liveness.File != "fr_liveness.onnx" || builtin.Liveness.Threshold != 0.24 || builtin.Liveness.ModelID() != "fr_liveness@afa783b7" {
 		t.Errorf("built-in liveness model = %+v", builtin.Liveness)
 	}
 }

@@ -45,6 +45,7 @@ type Engine struct {
 	modelID  string
 	thresh   float32
 	liveness float32
+	liveID   string
 	pool     *pool
 }
 
@@ -87,7 +88,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	p := newParams(m, emb)
-	e := &Engine{cfg: cfg, log: log, p: p, modelID: emb.ModelID(), thresh: emb.Threshold, liveness: m.Liveness.Threshold}
+	e := &Engine{cfg: cfg, log: log, p: p, modelID: emb.ModelID(), thresh: emb.Threshold, liveness: m.Liveness.Threshold, liveID: m.Liveness.ModelID()}
 	if e.thresh == 0 {
 		e.thresh = interimThreshold
 		log.Warn("the model manifest sets no match threshold yet; using an interim value", "model", e.modelID, "threshold", e.thresh)
@@ -162,6 +163,9 @@ func (e *Engine) Threshold() float32 { return e.thresh }
 // LivenessThreshold is the shipped liveness score at or above which a face
 // is taken to be live.
 func (e *Engine) LivenessThreshold() float32 { return e.liveness }
+
+// LivenessModelID names the liveness model, e.g. "fr_liveness@afa783b7".
+func (e *Engine) LivenessModelID() string { return e.liveID }
 
 // worker is one set of sessions with their buffers; only one goroutine
 // uses it at a time.

@@ -194,6 +194,16 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 		<-consumed
 		return progressed, err
 	}
+	// The pending count the server sends with a message can be stale: a
+	// batch may end at the head of the stream and still report messages
+	// after it (seen with superseded messages while the stream is being
+	// written). A resync waiting for "0 pending" would then never finish,
+	// so when no batch follows one that reported pending messages within
+	// resyncQuiet, the stream is asked where its head is.
+	stale := time.NewTimer(time.Hour)
+	stale.Stop()
+	defer stale.Stop()
+	var last feed.Delivery
 	for {
 		select {
 		case err := <-consumed:
@@ -206,10 +216,28 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 				rs = nil
 				progressed = true
 			}
+		case <-stale.C:
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			st, err := feed.ReadStreamState(rctx, js)
+			cancel()
+			if err != nil || st.LastSeq > last.Seq {
+				stale.Reset(resyncQuiet) // more to come, or ask again
+				continue
+			}
+			if err := e.caughtUp(&rs, last.Time, quiet); err != nil {
+				return stop(err)
+			}
+			progressed = true
 		case b := <-batches:
 			err := e.applyBatch(b.ds, &rs, quiet)
 			if err == nil {
 				progressed = true
+				last = b.ds[len(b.ds)-1]
+				if last.Pending > 0 {
+					stale.Reset(resyncQuiet)
+				} else {
+					stale.Stop()
+				}
 			}
 			b.done <- err // Consume returns it, and so do we
 		}
@@ -243,11 +271,27 @@ func (e *Edge) applyBatch(ds []feed.Delivery, rsp **resync, quiet *time.Timer) e
 	e.noteInvalid(out)
 	notify(e.changed)
 	quiet.Stop()
-	rs.caughtUp = caughtUp
+	rs.caughtUp = false
 	if !caughtUp {
 		return nil
 	}
-	if age := time.Since(last.Time); age < resyncQuiet {
+	return e.caughtUp(rsp, last.Time, quiet)
+}
+
+// caughtUp handles reaching the head of the stream, whose last message was
+// stored at lastTime: a resync being built is swapped in once the stream
+// has been quiet for resyncQuiet (now, or when quiet fires); the served
+// set notes the time.
+func (e *Edge) caughtUp(rsp **resync, lastTime time.Time, quiet *time.Timer) error {
+	rs := *rsp
+	if rs == nil {
+		e.mu.Lock()
+		e.lastSync = time.Now()
+		e.mu.Unlock()
+		return nil
+	}
+	rs.caughtUp = true
+	if age := time.Since(lastTime); age < resyncQuiet {
 		quiet.Reset(resyncQuiet - age)
 		return nil
 	}

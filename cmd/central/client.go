@@ -22,10 +22,13 @@ import (
 	"github.com/xplore/faceauth/central"
 )
 
-// Flags of the admin commands that talk to a running central service.
-var clientFlags = []cli.Flag{
-	&cli.StringFlag{Name: "url", Usage: "base URL of the central service", EnvVars: []string{"FACEAUTH_URL"}, Value: "http://127.0.0.1:5000"},
-	&cli.StringFlag{Name: "token", Usage: "admin bearer token (from: central token create --role admin)", EnvVars: []string{"FACEAUTH_TOKEN"}},
+// clientFlags are the flags of the admin commands that talk to a running
+// central service.
+func clientFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "url", Usage: "base URL of the central service", EnvVars: []string{"FACEAUTH_URL"}, Value: "http://127.0.0.1:5000"},
+		&cli.StringFlag{Name: "token", Usage: "admin bearer token (from: central token create --role admin)", EnvVars: []string{"FACEAUTH_TOKEN"}},
+	}
 }
 
 // client calls the central HTTP API.

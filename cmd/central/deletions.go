@@ -25,10 +25,10 @@ func deletionsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "deletions",
 		Usage: "list erased users and which edges have confirmed purging them (GET /api/deletions)",
-		Flags: append([]cli.Flag{jsonFlag,
+		Flags: append([]cli.Flag{jsonFlag(),
 			&cli.BoolFlag{Name: "pending", Usage: "only deletions some known edge has not confirmed"},
 			&cli.IntFlag{Name: "limit", Value: 100, Usage: "deletions per request (1-1000)"},
-		}, clientFlags...),
+		}, clientFlags()...),
 		Action: func(c *cli.Context) error {
 			cl, err := newClient(c)
 			if err != nil {

@@ -16,7 +16,7 @@ import (
 )
 
 // jsonFlag makes the edges and deletions commands print JSON.
-var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"}
+func jsonFlag() cli.Flag { return &cli.BoolFlag{Name: "json", Usage: "print JSON instead of a table"} }
 
 // edgesResponse mirrors the body of GET /api/edges.
 type edgesResponse struct {
@@ -29,9 +29,9 @@ func edgesCommand() *cli.Command {
 		Usage: "list every edge with its state, lag and last heartbeat (GET /api/edges)",
 		Description: "States: in_sync, behind (a change older than its last heartbeat is not applied), " +
 			"offline (no heartbeat for 30 s), model_mismatch (another verification model). See docs/sync.md.",
-		Flags: append([]cli.Flag{jsonFlag,
+		Flags: append([]cli.Flag{jsonFlag(),
 			&cli.BoolFlag{Name: "check", Usage: "exit with status 1 when an edge is not in_sync (for monitoring)"},
-		}, clientFlags...),
+		}, clientFlags()...),
 		Subcommands: []*cli.Command{forgetEdgeCommand()},
 		Action: func(c *cli.Context) error {
 			cl, err := newClient(c)
@@ -69,7 +69,7 @@ func forgetEdgeCommand() *cli.Command {
 		Description: "The edge leaves the list and the pending deletions, so a decommissioned device no longer " +
 			"shows as offline or fails `central edges --check`. Forget a device only once it is wiped or destroyed: " +
 			"central can no longer tell whether it purged deleted users. A running edge reappears at its next heartbeat.",
-		Flags: clientFlags,
+		Flags: clientFlags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("central edges forget: give exactly one EDGE_ID", 2)

@@ -29,7 +29,7 @@ import (
 func evalCommand() *cli.Command {
 	common := func(extra ...cli.Flag) []cli.Flag {
 		return append([]cli.Flag{
-			modelsDirFlag,
+			modelsDirFlag(),
 			&cli.StringFlag{Name: "model", Usage: "embedding model to evaluate", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
 			&cli.IntFlag{Name: "workers", Usage: "images analysed at once", Value: runtime.NumCPU()},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},

@@ -37,7 +37,7 @@ the reason, and the command then exits with status 1.`,
 			&cli.StringFlag{Name: "state", Usage: "state file of done entries (default: SOURCE.import-state beside SOURCE)"},
 			&cli.IntFlag{Name: "parallel", Usage: "requests in flight", Value: 2},
 			&cli.IntFlag{Name: "retries", Usage: "retries of a photo after a server or network error", Value: 3},
-		}, clientFlags...),
+		}, clientFlags()...),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return errors.New("usage: central import SOURCE (a folder or a CSV file)")

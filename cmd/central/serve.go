@@ -29,20 +29,29 @@ import (
 	"github.com/xplore/faceauth/store/s3store"
 )
 
-// Flags shared by serve and token (both need the signing key).
-var (
-	dataFlag = &cli.StringFlag{
+// Flags shared by several commands are made fresh for each command:
+// urfave/cli writes values taken from the environment into the flag
+// itself, so a shared flag value would carry one run's setting into the
+// next (in tests, where one process runs many).
+
+// dataFlag is shared by serve and token (both need the signing key).
+func dataFlag() cli.Flag {
+	return &cli.StringFlag{
 		Name:    "data",
 		Usage:   "data folder: the local store (when S3_BUCKET is unset) and the token key file",
 		EnvVars: []string{"DATA_DIR"},
 		Value:   "./data",
 	}
-	keyFileFlag = &cli.StringFlag{
+}
+
+// keyFileFlag is shared by serve and token.
+func keyFileFlag() cli.Flag {
+	return &cli.StringFlag{
 		Name:    "token-key-file",
 		Usage:   "token signing key file, used when SECRET_KEY is unset (default: <data>/token.key, created when missing)",
 		EnvVars: []string{"TOKEN_KEY_FILE"},
 	}
-)
+}
 
 func serveCommand() *cli.Command {
 	return &cli.Command{
@@ -50,9 +59,9 @@ func serveCommand() *cli.Command {
 		Usage: "run the central HTTP API (settings from flags, the environment and ./.env; see docs/configuration.md)",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "HTTP listen address", EnvVars: []string{"LISTEN_ADDR"}, Value: "127.0.0.1:5000"},
-			dataFlag,
-			keyFileFlag,
-			modelsDirFlag,
+			dataFlag(),
+			keyFileFlag(),
+			modelsDirFlag(),
 			&cli.StringFlag{Name: "model", Usage: "embedding model (see models/manifest.json)", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
 			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
 			&cli.StringFlag{Name: "store", Usage: "where the reference set lives: auto (S3 when S3_BUCKET is set, else local), local or s3", EnvVars: []string{"STORE"}, Value: "auto"},
@@ -63,13 +72,15 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "s3-sse", Usage: "server-side encryption: AES256 or aws:kms", EnvVars: []string{"S3_SSE"}},
 			&cli.StringFlag{Name: "s3-kms-key-id", Usage: "KMS key for S3_SSE=aws:kms", EnvVars: []string{"S3_KMS_KEY_ID"}},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "30s"},
-			logLevelFlag,
+			logLevelFlag(),
 		}, append(serveflags.Flags(), natsFlags()...)...),
 		Action: runServe,
 	}
 }
 
-var logLevelFlag = &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"LOG_LEVEL"}, Value: "info"}
+func logLevelFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"LOG_LEVEL"}, Value: "info"}
+}
 
 // serveConfig is the parsed configuration of serve.
 type serveConfig struct {

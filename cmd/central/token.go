@@ -24,8 +24,8 @@ func tokenCommand() *cli.Command {
 				&cli.StringFlag{Name: "role", Usage: "admin (register, users, edges, verify) or verify (verify, identify)", Required: true},
 				&cli.StringFlag{Name: "ttl", Usage: "validity, e.g. 24h or 720h; 0 never expires", Value: "2160h"},
 				&cli.StringFlag{Name: "subject", Usage: "who the token is for (shows in the logs)", Value: "cli"},
-				dataFlag,
-				keyFileFlag,
+				dataFlag(),
+				keyFileFlag(),
 			},
 			Action: func(c *cli.Context) error {
 				if c.NArg() > 0 {

@@ -21,7 +21,7 @@ func usersCommand() *cli.Command {
 				Flags: append([]cli.Flag{
 					&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
 					&cli.IntFlag{Name: "page", Usage: "users fetched per request", Value: 500},
-				}, clientFlags...),
+				}, clientFlags()...),
 				Action: func(c *cli.Context) error {
 					cl, err := newClient(c)
 					if err != nil {
@@ -56,7 +56,7 @@ func usersCommand() *cli.Command {
 				Name:      "show",
 				Usage:     "show a user and their reference images",
 				ArgsUsage: "USER_ID",
-				Flags:     clientFlags,
+				Flags:     clientFlags(),
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return errors.New("usage: central users show USER_ID")
@@ -78,7 +78,7 @@ func usersCommand() *cli.Command {
 				Name:      "add",
 				Usage:     "register a user from photos, or add photos to an existing user",
 				ArgsUsage: "USER_ID IMAGE...",
-				Flags:     append([]cli.Flag{&cli.StringFlag{Name: "name", Usage: "display name"}}, clientFlags...),
+				Flags:     append([]cli.Flag{&cli.StringFlag{Name: "name", Usage: "display name"}}, clientFlags()...),
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 2 {
 						return errors.New("usage: central users add USER_ID IMAGE [MORE_IMAGES]")
@@ -103,7 +103,7 @@ func usersCommand() *cli.Command {
 				Name:      "rm",
 				Usage:     "erase users: records, images and embeddings, also from the edges",
 				ArgsUsage: "USER_ID...",
-				Flags:     clientFlags,
+				Flags:     clientFlags(),
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 1 {
 						return errors.New("usage: central users rm USER_ID [MORE_USER_IDS]")

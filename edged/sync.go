@@ -218,11 +218,14 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 			}
 		case <-stale.C:
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			st, err := feed.ReadStreamState(rctx, js)
+			head, err := feed.ReadStreamState(rctx, js)
 			cancel()
-			if err != nil || st.LastSeq > last.Seq {
+			switch {
+			case err != nil || head.LastSeq > last.Seq:
 				stale.Reset(resyncQuiet) // more to come, or ask again
 				continue
+			case head.LastSeq < last.Seq || !head.Created.Equal(st.Created):
+				continue // reset or re-created: Consume reports it
 			}
 			if err := e.caughtUp(&rs, last.Time, quiet); err != nil {
 				return stop(err)

@@ -131,7 +131,8 @@ func (r *rewriter) prelu(n *NodeProto) []*NodeProto {
 	x, y := n.Input[0], n.Output[0]
 	// BatchNormalization scales axis 1, which is the slope's channel axis
 	// only for NCHW input: require the output of a 2-D convolution.
-	if !r.conv2D(x) {
+	conv, wT := r.conv2D(x)
+	if conv == nil {
 		return nil
 	}
 	slope, ok := r.inits[n.Input[1]]
@@ -139,7 +140,7 @@ func (r *rewriter) prelu(n *NodeProto) []*NodeProto {
 		return nil
 	}
 	a, ok := floats(slope)
-	if !ok || len(a) != int(r.inits[r.producer[x].Input[1]].Dims[0]) {
+	if !ok || int64(len(a)) != wT.Dims[0] {
 		return nil
 	}
 	ch := len(a)
@@ -163,7 +164,7 @@ func (r *rewriter) prelu(n *NodeProto) []*NodeProto {
 		return &NodeProto{OpType: proto.String("Add"), Name: proto.String(p + "add"), Input: []string{l, rr}, Output: []string{y}}
 	}
 
-	if r.foldIntoConv(x, a, p) {
+	if r.foldIntoConv(x, conv, wT, a, p) {
 		c := make([]float32, ch)
 		for i, v := range a {
 			c[i] = float32(float64(v) / (1 - float64(v)))
@@ -180,34 +181,34 @@ func (r *rewriter) prelu(n *NodeProto) []*NodeProto {
 	return []*NodeProto{relu, bn(x, p+"a", p+"lin"), bn(p+"relu", p+"1ma", p+"pos"), add(p+"lin", p+"pos")}
 }
 
-// conv2D reports whether x is the output of a default-domain Conv with
-// constant 4-D (OIHW) weights, hence an NCHW tensor.
-func (r *rewriter) conv2D(x string) bool {
+// conv2D returns the default-domain Conv that produces x and its constant
+// 4-D (OIHW) weights, so that x is an NCHW tensor; nil when x is not such
+// a convolution's output.
+func (r *rewriter) conv2D(x string) (*NodeProto, *TensorProto) {
 	conv, ok := r.producer[x]
 	if !ok || conv.GetOpType() != "Conv" || conv.GetDomain() != "" || len(conv.Input) < 2 {
-		return false
+		return nil, nil
 	}
 	w, ok := r.inits[conv.Input[1]]
-	return ok && len(w.Dims) == 4
+	if !ok || len(w.Dims) != 4 {
+		return nil, nil
+	}
+	return conv, w
 }
 
-// foldIntoConv scales the convolution producing x by 1-a per output
-// channel, when x is used only by the PRelu, the convolution's weights
-// and bias are float32 constants used by nothing else, and every 1-a is
-// positive. A missing bias is added (as zeros, named with prefix p).
-func (r *rewriter) foldIntoConv(x string, a []float32, p string) bool {
-	conv, ok := r.producer[x]
-	if !ok || conv.GetOpType() != "Conv" || conv.GetDomain() != "" || r.uses[x] != 1 || len(conv.Input) < 2 {
+// foldIntoConv scales conv, which produces x with weights wT (one output
+// channel per slope in a, as conv2D and prelu checked), by 1-a per output
+// channel, when x is used only by the PRelu, the weights and bias are
+// float32 constants used by nothing else, and every 1-a is positive. A
+// missing bias is added (as zeros, named with prefix p).
+func (r *rewriter) foldIntoConv(x string, conv *NodeProto, wT *TensorProto, a []float32, p string) bool {
+	if r.uses[x] != 1 || r.uses[conv.Input[1]] != 1 {
 		return false
 	}
 	for _, v := range a {
 		if !(1-float64(v) > 0) {
 			return false
 		}
-	}
-	wT, ok := r.inits[conv.Input[1]]
-	if !ok || r.uses[conv.Input[1]] != 1 || len(wT.Dims) != 4 || wT.Dims[0] != int64(len(a)) {
-		return false
 	}
 	w, ok := floats(wT)
 	if !ok {

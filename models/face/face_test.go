@@ -96,12 +96,7 @@ func TestNewErrors(t *testing.T) {
 	}
 
 	// A models directory with one file missing and one altered.
-	tmp := t.TempDir()
-	for _, name := range []string{"libonnxruntime.so.1", "fr_detect.onnx", "fr_feature.onnx", "fr_liveness.onnx"} {
-		if err := os.Symlink(filepath.Join(dir, name), filepath.Join(tmp, name)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tmp := modelsDirWith(t, "libonnxruntime.so.1", "fr_detect.onnx", "fr_feature.onnx", "fr_liveness.onnx")
 	_, err = New(ctx, Config{ModelsDir: tmp, Workers: 1})
 	var fe *models.FileError
 	if !errors.As(err, &fe) || !fe.Missing || fe.Name != "fr_landmark.onnx" {
@@ -125,15 +120,23 @@ func TestNewErrors(t *testing.T) {
 // bundled one with its own parameters and threshold. Here it is the
 // bundled file under another name, fed the same way, so the scores must
 // not change while the threshold does.
-func TestOperatorLivenessModel(t *testing.T) {
-	dir := testenv.ModelsDir(t)
-	ctx := context.Background()
-	tmp := t.TempDir()
-	for _, name := range []string{"libonnxruntime.so.1", "fr_detect.onnx", "fr_landmark.onnx", "fr_feature.onnx"} {
+// modelsDirWith returns a new models directory holding links to the
+// named files of the fetched models.
+func modelsDirWith(t *testing.T, names ...string) string {
+	t.Helper()
+	dir, tmp := testenv.ModelsDir(t), t.TempDir()
+	for _, name := range names {
 		if err := os.Symlink(filepath.Join(dir, name), filepath.Join(tmp, name)); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return tmp
+}
+
+func TestOperatorLivenessModel(t *testing.T) {
+	dir := testenv.ModelsDir(t)
+	ctx := context.Background()
+	tmp := modelsDirWith(t, "libonnxruntime.so.1", "fr_detect.onnx", "fr_landmark.onnx", "fr_feature.onnx")
 	live := readFile(t, filepath.Join(dir, "fr_liveness.onnx"))
 	if err := os.WriteFile(filepath.Join(tmp, "operator_liveness.onnx"), live, 0o644); err != nil {
 		t.Fatal(err)

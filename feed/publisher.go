@@ -151,10 +151,10 @@ func (p *Publisher) Run(ctx context.Context, src Source) error {
 	var retry <-chan time.Time
 	backoff := newBackoff(100*time.Millisecond, 15*time.Second)
 	fail := func(what string, err error) {
+		dirty = true // the stream may lack what failed
 		if ctx.Err() != nil {
-			return
+			return // stopping: the next start reconciles
 		}
-		dirty = true
 		d := backoff.next()
 		retry = time.After(d)
 		p.setErr(fmt.Sprintf("%s: %v", what, err))
@@ -196,7 +196,9 @@ func (p *Publisher) Run(ctx context.Context, src Source) error {
 				dirty = true
 				continue
 			}
-			if err := p.publishLive(ctx, batch); err != nil {
+			// A stop while the acks are awaited must not abandon the batch
+			// half-sent: Run would return with it still on the wire.
+			if err := p.publishLive(context.WithoutCancel(ctx), batch); err != nil {
 				fail("publish", err)
 			}
 		}

@@ -1,0 +1,216 @@
+package central
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/xplore/faceauth"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// Sweeper removes what interrupted writes leave in the store: images that
+// no record names (a register that stopped between its images and its
+// record, an image removal that stopped before deleting the bytes) and
+// the images of a delete that stopped half-way, which would otherwise keep
+// a deleted person's photos until someone deletes the id again.
+//
+// The store keeps no timestamps, and a register writes its images before
+// its record, so an unreferenced image may belong to a register still in
+// flight, here or in another central process. A Sweeper therefore removes
+// an image only once it has seen it unreferenced, pass after pass, for at
+// least MinAge: it remembers the images each pass found unreferenced.
+// A register takes seconds; MinAge is minutes or hours.
+type Sweeper struct {
+	r *Registry
+	// MinAge is how long an image must stay unreferenced, as seen by
+	// successive passes, before it is deleted. 0 deletes on the first
+	// pass: only safe when no central process is writing to the store.
+	MinAge time.Duration
+	// DryRun reports what a pass would delete without deleting it.
+	DryRun bool
+
+	seen map[string]time.Time // image key -> the pass that first found it unreferenced
+	page int                  // keys per List call; tests make it small
+}
+
+// NewSweeper returns a sweeper of r's store.
+func (r *Registry) NewSweeper(minAge time.Duration) *Sweeper {
+	return &Sweeper{r: r, MinAge: minAge, seen: map[string]time.Time{}, page: 1000}
+}
+
+// SweepStats says what one pass found and did.
+type SweepStats struct {
+	Users      int // users with at least one stored image
+	Images     int // stored images looked at
+	Waiting    int // unreferenced images not yet old enough to delete
+	Deleted    int // unreferenced images deleted (or, in a dry run, deletable)
+	Finished   int // half-way deletes finished (images, record and deletion published)
+	Unfinished int // half-way deletes too recent to finish: a delete may still be running
+}
+
+// Pass lists every stored image once, reads the record of each user that
+// has images, and deletes the images that have been unreferenced for
+// MinAge. It finishes the deletes that stopped half-way more than
+// deleteGrace ago, as deleting the user again would. A pass that fails
+// leaves the sweeper as it was; the next pass starts over.
+func (s *Sweeper) Pass(ctx context.Context) (SweepStats, error) {
+	now := s.r.now()
+	var st SweepStats
+	unref := map[string]time.Time{}
+	var (
+		user string
+		keys []string
+	)
+	flush := func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		err := s.sweepUser(ctx, now, user, keys, unref, &st)
+		keys = keys[:0]
+		return err
+	}
+	after := ""
+	for {
+		page, err := s.r.store.List(ctx, imagesPrefix, after, s.page)
+		if err != nil {
+			return st, fmt.Errorf("sweep: list images: %w", err)
+		}
+		for _, key := range page {
+			// A user's keys are contiguous in byte order: every key
+			// between two keys starting with images/<id>/ starts with it.
+			id, _, ok := strings.Cut(strings.TrimPrefix(key, imagesPrefix), "/")
+			if !ok || faceauth.ValidateUserID(id) != nil {
+				continue // not written by this package: left alone
+			}
+			if id != user {
+				if err := flush(); err != nil {
+					return st, err
+				}
+				user = id
+			}
+			keys = append(keys, key)
+		}
+		if len(page) < s.page {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	if err := flush(); err != nil {
+		return st, err
+	}
+	// Images referenced again, or gone, since the last pass are forgotten.
+	s.seen = unref
+	return st, nil
+}
+
+// sweepUser handles the stored images keys of one user.
+func (s *Sweeper) sweepUser(ctx context.Context, now time.Time, id string, keys []string, unref map[string]time.Time, st *SweepStats) error {
+	st.Users++
+	st.Images += len(keys)
+	// The record is read after the listing, so an image written before
+	// the listing by a register that has since finished is seen named.
+	rec, _, tomb, err := s.r.read(ctx, id)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	if tomb != nil {
+		if now.Sub(tomb.UpdatedAt.AsTime()) < deleteGrace {
+			st.Unfinished++
+			return nil
+		}
+		st.Finished++
+		if s.DryRun {
+			s.r.log.Info("sweep: would finish a delete that stopped half-way", "user_id", id, "revision", tomb.Revision)
+			return nil
+		}
+		d := &pb.Deletion{UserId: id, Revision: tomb.Revision, DeletedAt: tomb.UpdatedAt}
+		if err := s.r.finishDelete(ctx, d); err != nil {
+			return fmt.Errorf("sweep: finish the delete of %s: %w", id, err)
+		}
+		s.r.log.Info("sweep: finished a delete that had stopped half-way", "user_id", id, "revision", tomb.Revision)
+		return nil
+	}
+	named := map[string]bool{}
+	for _, ref := range rec.GetReferences() {
+		named[ref.ImageId] = true
+	}
+	var del []string
+	for _, key := range keys {
+		if named[strings.TrimSuffix(path.Base(key), path.Ext(key))] {
+			continue
+		}
+		first, ok := s.seen[key]
+		if !ok {
+			first = now
+		}
+		if now.Sub(first) < s.MinAge {
+			unref[key] = first
+			st.Waiting++
+			continue
+		}
+		del = append(del, key)
+	}
+	st.Deleted += len(del)
+	if len(del) == 0 {
+		return nil
+	}
+	if s.DryRun {
+		for _, key := range del {
+			unref[key] = s.seenOr(key, now)
+		}
+		s.r.log.Info("sweep: would delete images no record names", "user_id", id, "keys", del)
+		return nil
+	}
+	err = parallel(ctx, len(del), func(ctx context.Context, i int) error {
+		if err := s.r.store.Delete(ctx, del[i]); err != nil {
+			return fmt.Errorf("sweep: delete %s: %w", del[i], err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.r.log.Info("sweep: deleted images no record names", "user_id", id, "images", len(del))
+	return nil
+}
+
+func (s *Sweeper) seenOr(key string, now time.Time) time.Time {
+	if t, ok := s.seen[key]; ok {
+		return t
+	}
+	return now
+}
+
+// sweepMinAge is how long Sweep waits before deleting an unreferenced
+// image: far longer than any register takes, short enough that a crash's
+// leftovers go the same day.
+const sweepMinAge = time.Hour
+
+// Sweep runs a sweeper pass every interval until ctx ends, starting one
+// interval after the call. Each pass is logged; a failed pass is retried
+// at the next interval. Every central replica may run it: deleting twice
+// and finishing a delete twice are both harmless.
+func (r *Registry) Sweep(ctx context.Context, every time.Duration) {
+	s := r.NewSweeper(sweepMinAge)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		st, err := s.Pass(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			r.log.Warn("sweep: pass failed; retrying at the next one", "err", err, "every", every)
+		case err == nil:
+			r.log.Info("sweep: pass done", "users", st.Users, "images", st.Images, "deleted", st.Deleted,
+				"waiting", st.Waiting, "finished_deletes", st.Finished, "took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+}

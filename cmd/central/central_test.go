@@ -37,7 +37,7 @@ func run(t *testing.T, args ...string) (stdout, stderr string, err error) {
 		Name:           "central",
 		Writer:         &out,
 		ErrWriter:      &errb,
-		Commands:       []*cli.Command{serveCommand(), tokenCommand(), usersCommand(), importCommand()},
+		Commands:       []*cli.Command{serveCommand(), tokenCommand(), usersCommand(), importCommand(), sweepCommand()},
 		ExitErrHandler: func(*cli.Context, error) {}, // keep the test process alive
 	}
 	err = app.RunContext(t.Context(), append([]string{"central"}, args...))
@@ -66,7 +66,7 @@ func TestServeConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cfg.listen != "127.0.0.1:5000" || cfg.data != "./data" || cfg.MaxBodyBytes != 10<<20 || cfg.Limit != api.DefaultLimit ||
-			cfg.Liveness || cfg.keyFile != filepath.Join("data", auth.KeyFileName) || cfg.s3.Bucket != "" || cfg.logLevel != slog.LevelInfo {
+			cfg.Liveness || cfg.keyFile != filepath.Join("data", auth.KeyFileName) || cfg.s3.Bucket != "" || cfg.logLevel != slog.LevelInfo || cfg.sweepEvery != time.Hour {
 			t.Fatalf("defaults: %+v", cfg)
 		}
 	})
@@ -76,7 +76,7 @@ func TestServeConfig(t *testing.T) {
 			"S3_ENDPOINT": "http://s3.local", "S3_PREFIX": "prod", "S3_SSE": "aws:kms", "S3_KMS_KEY_ID": "key-1",
 			"MAX_BODY_BYTES": "5MiB", "MAX_PIXELS": "1000000", "VERIFY_MAX_FAILURES": "3", "VERIFY_FAILURE_WINDOW": "60",
 			"VERIFY_LOCKOUT": "1h", "LIVENESS": "on", "WORKERS": "4", "LOG_LEVEL": "debug", "VERIFICATION_MODEL": "Other",
-			"SECRET_KEY": "a secret that is long enough", "MODELS_DIR": "/opt/models",
+			"SECRET_KEY": "a secret that is long enough", "MODELS_DIR": "/opt/models", "SWEEP_EVERY": "0",
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +85,7 @@ func TestServeConfig(t *testing.T) {
 		if cfg.listen != "0.0.0.0:8080" || cfg.data != "/var/lib/fa" || cfg.s3.Bucket != "faces" || cfg.s3.Region != "eu-west-1" ||
 			cfg.s3.Endpoint != "http://s3.local" || cfg.s3.Prefix != "prod" || cfg.s3.SSE != "aws:kms" || cfg.s3.KMSKeyID != "key-1" ||
 			cfg.MaxBodyBytes != 5<<20 || cfg.MaxPixels != 1e6 || cfg.Limit != want || !cfg.Liveness || cfg.workers != 4 ||
-			cfg.logLevel != slog.LevelDebug || cfg.model != "Other" || cfg.secret == "" || cfg.modelsDir != "/opt/models" {
+			cfg.logLevel != slog.LevelDebug || cfg.model != "Other" || cfg.secret == "" || cfg.modelsDir != "/opt/models" || cfg.sweepEvery != 0 {
 			t.Fatalf("from the environment: %+v", cfg)
 		}
 	})
@@ -113,6 +113,7 @@ func TestServeConfig(t *testing.T) {
 		{"LOG_LEVEL", "loud", "LOG_LEVEL"},
 		{"MAX_PIXELS", "-5", "MAX_PIXELS"},
 		{"STORE", "ftp", "STORE"},
+		{"SWEEP_EVERY", "daily", "SWEEP_EVERY"},
 	} {
 		t.Run("bad "+tt.env, func(t *testing.T) {
 			_, err := parse(t, map[string]string{tt.env: tt.value})

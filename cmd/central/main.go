@@ -39,6 +39,7 @@ func main() {
 			importCommand(),
 			evalCommand(),
 			resyncCommand(),
+			sweepCommand(),
 			edgesCommand(),
 			deletionsCommand(),
 		},

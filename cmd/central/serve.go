@@ -72,6 +72,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "s3-sse", Usage: "server-side encryption: AES256 or aws:kms", EnvVars: []string{"S3_SSE"}},
 			&cli.StringFlag{Name: "s3-kms-key-id", Usage: "KMS key for S3_SSE=aws:kms", EnvVars: []string{"S3_KMS_KEY_ID"}},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "30s"},
+			&cli.StringFlag{Name: "sweep-every", Usage: "how often to sweep images no record names from the store (0: never)", EnvVars: []string{"SWEEP_EVERY"}, Value: "1h"},
 			logLevelFlag(),
 		}, append(serveflags.Flags(), natsFlags()...)...),
 		Action: runServe,
@@ -95,6 +96,7 @@ type serveConfig struct {
 	s3        s3store.Config
 	serveflags.Settings
 	shutdownTimeout time.Duration
+	sweepEvery      time.Duration // 0: no sweep
 	logLevel        slog.Level
 }
 
@@ -132,6 +134,9 @@ func parseServeConfig(c *cli.Context) (*serveConfig, error) {
 	}
 	if cfg.shutdownTimeout, err = config.ParseDuration(c.String("shutdown-timeout")); err != nil {
 		return nil, bad("SHUTDOWN_TIMEOUT", err)
+	}
+	if cfg.sweepEvery, err = config.ParseDuration(c.String("sweep-every")); err != nil {
+		return nil, bad("SWEEP_EVERY", err)
 	}
 	if cfg.logLevel, err = parseLogLevel(c.String("log-level")); err != nil {
 		return nil, bad("LOG_LEVEL", err)
@@ -304,6 +309,11 @@ func runServe(c *cli.Context) error {
 			log.Info("re-embedded references of other models", "users", n, "model", engine.ModelID())
 		}
 	}()
+
+	// Remove what interrupted writes left in the store (central.Sweeper).
+	if cfg.sweepEvery > 0 {
+		go registry.Sweep(ctx, cfg.sweepEvery)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -144,7 +144,12 @@ func TestRequireRole(t *testing.T) {
 	expired, _ := s.Issue("old", auth.RoleAdmin, time.Second, now.Add(-time.Hour))
 	other, _ := auth.SignerFromSecret("some other secret, also long")
 	foreign, _ := other.Issue("ops", auth.RoleAdmin, time.Hour, now)
-	edge := auth.NewVerifier(s.PublicKey()) // public key only
+	revokedTok, _ := s.Issue("lost-door", auth.RoleVerify, time.Hour, now.Add(-time.Minute))
+	reissued, _ := s.Issue("lost-door", auth.RoleVerify, time.Hour, now.Add(2*time.Second))
+	// The public key only, as an edge holds it, and one revoked subject.
+	edge := WithRevocations(auth.NewVerifier(s.PublicKey()), func() auth.Revocations {
+		return auth.Revocations{"lost-door": now}
+	})
 
 	tests := []struct {
 		name   string
@@ -162,6 +167,8 @@ func TestRequireRole(t *testing.T) {
 		{"garbage", "Bearer nope", auth.RoleVerify, 401, "invalid_token"},
 		{"expired", "Bearer " + expired, auth.RoleAdmin, 401, "token_expired"},
 		{"other key", "Bearer " + foreign, auth.RoleAdmin, 401, "invalid_token"},
+		{"revoked", "Bearer " + revokedTok, auth.RoleVerify, 401, "token_revoked"},
+		{"issued after the revocation", "Bearer " + reissued, auth.RoleVerify, 200, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

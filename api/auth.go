@@ -44,3 +44,25 @@ func RequireRole(tc TokenChecker, need auth.Role, log *slog.Logger, next http.Ha
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)))
 	})
 }
+
+// WithRevocations returns a TokenChecker that also refuses the tokens that
+// revoked, called for each check, lists; revoked may return nil.
+func WithRevocations(tc TokenChecker, revoked func() auth.Revocations) TokenChecker {
+	return revoking{tc, revoked}
+}
+
+type revoking struct {
+	tc      TokenChecker
+	revoked func() auth.Revocations
+}
+
+func (r revoking) Check(token string, now time.Time) (*auth.Claims, error) {
+	c, err := r.tc.Check(token, now)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.revoked().Check(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

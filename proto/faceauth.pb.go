@@ -901,6 +901,126 @@ func (x *TokenKey) GetPublicKey() []byte {
 	return nil
 }
 
+// TokenRevocations is central's list of revoked token subjects. Central
+// keeps it whole in the object store and on one subject of the config
+// stream, so that edges refuse revoked tokens offline too.
+type TokenRevocations struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version grows with every change; a reader keeps the highest it saw.
+	Version       uint64             `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Revocations   []*TokenRevocation `protobuf:"bytes,2,rep,name=revocations,proto3" json:"revocations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenRevocations) Reset() {
+	*x = TokenRevocations{}
+	mi := &file_proto_faceauth_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenRevocations) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenRevocations) ProtoMessage() {}
+
+func (x *TokenRevocations) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_faceauth_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenRevocations.ProtoReflect.Descriptor instead.
+func (*TokenRevocations) Descriptor() ([]byte, []int) {
+	return file_proto_faceauth_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *TokenRevocations) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *TokenRevocations) GetRevocations() []*TokenRevocation {
+	if x != nil {
+		return x.Revocations
+	}
+	return nil
+}
+
+// TokenRevocation revokes every token of one subject issued at or before
+// revoked_at (whole seconds, the precision of a token's issue time).
+// Tokens issued for the subject later are valid.
+type TokenRevocation struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Subject   string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`
+	// reason is the operator's note, shown in listings.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TokenRevocation) Reset() {
+	*x = TokenRevocation{}
+	mi := &file_proto_faceauth_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TokenRevocation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TokenRevocation) ProtoMessage() {}
+
+func (x *TokenRevocation) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_faceauth_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TokenRevocation.ProtoReflect.Descriptor instead.
+func (*TokenRevocation) Descriptor() ([]byte, []int) {
+	return file_proto_faceauth_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *TokenRevocation) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *TokenRevocation) GetRevokedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RevokedAt
+	}
+	return nil
+}
+
+func (x *TokenRevocation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_proto_faceauth_proto protoreflect.FileDescriptor
 
 const file_proto_faceauth_proto_rawDesc = "" +
@@ -990,7 +1110,15 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"\bTokenKey\x12\x15\n" +
 	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x1d\n" +
 	"\n" +
-	"public_key\x18\x02 \x01(\fR\tpublicKeyB%Z#github.com/xplore/faceauth/proto;pbb\x06proto3"
+	"public_key\x18\x02 \x01(\fR\tpublicKey\"l\n" +
+	"\x10TokenRevocations\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12>\n" +
+	"\vrevocations\x18\x02 \x03(\v2\x1c.faceauth.v1.TokenRevocationR\vrevocations\"~\n" +
+	"\x0fTokenRevocation\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x129\n" +
+	"\n" +
+	"revoked_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\trevokedAt\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reasonB%Z#github.com/xplore/faceauth/proto;pbb\x06proto3"
 
 var (
 	file_proto_faceauth_proto_rawDescOnce sync.Once
@@ -1004,7 +1132,7 @@ func file_proto_faceauth_proto_rawDescGZIP() []byte {
 	return file_proto_faceauth_proto_rawDescData
 }
 
-var file_proto_faceauth_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_proto_faceauth_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_proto_faceauth_proto_goTypes = []any{
 	(*Embedding)(nil),             // 0: faceauth.v1.Embedding
 	(*Box)(nil),                   // 1: faceauth.v1.Box
@@ -1017,30 +1145,34 @@ var file_proto_faceauth_proto_goTypes = []any{
 	(*EdgeStatus)(nil),            // 8: faceauth.v1.EdgeStatus
 	(*DeleteReceipt)(nil),         // 9: faceauth.v1.DeleteReceipt
 	(*TokenKey)(nil),              // 10: faceauth.v1.TokenKey
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*TokenRevocations)(nil),      // 11: faceauth.v1.TokenRevocations
+	(*TokenRevocation)(nil),       // 12: faceauth.v1.TokenRevocation
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
 }
 var file_proto_faceauth_proto_depIdxs = []int32{
 	0,  // 0: faceauth.v1.Reference.embedding:type_name -> faceauth.v1.Embedding
 	1,  // 1: faceauth.v1.Reference.box:type_name -> faceauth.v1.Box
-	11, // 2: faceauth.v1.Reference.added_at:type_name -> google.protobuf.Timestamp
-	11, // 3: faceauth.v1.UserRecord.created_at:type_name -> google.protobuf.Timestamp
-	11, // 4: faceauth.v1.UserRecord.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 2: faceauth.v1.Reference.added_at:type_name -> google.protobuf.Timestamp
+	13, // 3: faceauth.v1.UserRecord.created_at:type_name -> google.protobuf.Timestamp
+	13, // 4: faceauth.v1.UserRecord.updated_at:type_name -> google.protobuf.Timestamp
 	2,  // 5: faceauth.v1.UserRecord.references:type_name -> faceauth.v1.Reference
-	11, // 6: faceauth.v1.Deletion.deleted_at:type_name -> google.protobuf.Timestamp
+	13, // 6: faceauth.v1.Deletion.deleted_at:type_name -> google.protobuf.Timestamp
 	0,  // 7: faceauth.v1.UserUpsert.embeddings:type_name -> faceauth.v1.Embedding
-	11, // 8: faceauth.v1.UserUpsert.updated_at:type_name -> google.protobuf.Timestamp
-	11, // 9: faceauth.v1.UserDelete.deleted_at:type_name -> google.protobuf.Timestamp
+	13, // 8: faceauth.v1.UserUpsert.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 9: faceauth.v1.UserDelete.deleted_at:type_name -> google.protobuf.Timestamp
 	5,  // 10: faceauth.v1.UserChange.upsert:type_name -> faceauth.v1.UserUpsert
 	6,  // 11: faceauth.v1.UserChange.delete:type_name -> faceauth.v1.UserDelete
-	11, // 12: faceauth.v1.EdgeStatus.last_sync:type_name -> google.protobuf.Timestamp
-	11, // 13: faceauth.v1.EdgeStatus.sent_at:type_name -> google.protobuf.Timestamp
-	11, // 14: faceauth.v1.EdgeStatus.started_at:type_name -> google.protobuf.Timestamp
-	11, // 15: faceauth.v1.DeleteReceipt.purged_at:type_name -> google.protobuf.Timestamp
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	13, // 12: faceauth.v1.EdgeStatus.last_sync:type_name -> google.protobuf.Timestamp
+	13, // 13: faceauth.v1.EdgeStatus.sent_at:type_name -> google.protobuf.Timestamp
+	13, // 14: faceauth.v1.EdgeStatus.started_at:type_name -> google.protobuf.Timestamp
+	13, // 15: faceauth.v1.DeleteReceipt.purged_at:type_name -> google.protobuf.Timestamp
+	12, // 16: faceauth.v1.TokenRevocations.revocations:type_name -> faceauth.v1.TokenRevocation
+	13, // 17: faceauth.v1.TokenRevocation.revoked_at:type_name -> google.protobuf.Timestamp
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_proto_faceauth_proto_init() }
@@ -1058,7 +1190,7 @@ func file_proto_faceauth_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_faceauth_proto_rawDesc), len(file_proto_faceauth_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -31,6 +31,7 @@ type ServerConfig struct {
 	Metrics      *metrics.Registry           // served at /metrics; nil: an empty one
 	HTTPMetrics  *api.Metrics                // nil: made in Metrics with prefix faceauth_central
 	Edges        EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
+	Revocations  *Revocations                // revoked token subjects, refused on every route; nil: /api/revocations answers 503
 	Extra        []Route                     // more routes, e.g. the change feed's
 	Log          *slog.Logger                // nil: slog.Default()
 	Ready        func(context.Context) error // optional extra readiness check
@@ -67,6 +68,9 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = api.DefaultMaxBodyBytes
 	}
+	if cfg.Revocations != nil {
+		cfg.Tokens = api.WithRevocations(cfg.Tokens, cfg.Revocations.Map)
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), m: cfg.HTTPMetrics, log: cfg.Log}
 	s.faces = &api.FaceHandlers{
 		Prober:       cfg.Prober,
@@ -101,6 +105,8 @@ func (s *Server) routes() {
 	s.handle("GET /api/edges", auth.RoleAdmin, s.listEdges)
 	s.handle("DELETE /api/edges/{id}", auth.RoleAdmin, s.forgetEdge)
 	s.handle("GET /api/deletions", auth.RoleAdmin, s.listDeletions)
+	s.handle("GET /api/revocations", auth.RoleAdmin, s.listRevocations)
+	s.handle("POST /api/revocations", auth.RoleAdmin, s.revoke)
 	for _, r := range s.cfg.Extra {
 		s.handle(r.Pattern, r.Role, r.Handler.ServeHTTP)
 	}

@@ -255,3 +255,27 @@ func FetchTokenKey(ctx context.Context, js jetstream.JetStream) (*pb.TokenKey, e
 	}
 	return &k, nil
 }
+
+// FetchRevocations returns the token revocation list on the config stream,
+// or nil when central has published none.
+func FetchRevocations(ctx context.Context, js jetstream.JetStream) (*pb.TokenRevocations, error) {
+	s, err := js.Stream(ctx, ConfigStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("feed: token revocations: %w", err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, RevocationsSubject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("feed: token revocations: %w", err)
+	}
+	list := new(pb.TokenRevocations)
+	if err := proto.Unmarshal(m.Data, list); err != nil {
+		return nil, fmt.Errorf("feed: decode token revocations: %w", err)
+	}
+	return list, nil
+}

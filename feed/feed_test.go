@@ -429,6 +429,63 @@ func TestTokenKey(t *testing.T) {
 	}
 }
 
+// TestRevocations: the publisher keeps the newest revocation list it was
+// given on the config stream, live and through reconciliation, and never
+// replaces a newer list there with an older one.
+func TestRevocations(t *testing.T) {
+	n := startNATS(t)
+	nc, js := connect(t, n.url())
+	if got, err := FetchRevocations(t.Context(), js); err != nil || got != nil {
+		t.Fatalf("FetchRevocations before any: %v %v", got, err)
+	}
+	list := func(version uint64, subjects ...string) *pb.TokenRevocations {
+		l := &pb.TokenRevocations{Version: version}
+		for _, s := range subjects {
+			l.Revocations = append(l.Revocations, &pb.TokenRevocation{Subject: s})
+		}
+		return l
+	}
+	waitVersion := func(want uint64) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got, err := FetchRevocations(t.Context(), js)
+			if err == nil && got.GetVersion() == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("revocations on the stream: %v %v, want version %d", got, err, want)
+			}
+		}
+	}
+	// Given before Run: published by the first reconciliation.
+	p, err := NewPublisher(nc, PublisherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.PublishRevocations(list(1, "door-1"))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx, newSource()) }()
+	waitVersion(1)
+	// Given while running: published at once.
+	p.PublishRevocations(list(2, "door-1", "door-2"))
+	waitVersion(2)
+	p.PublishRevocations(list(1, "door-1")) // older: ignored
+	cancel()
+	<-done
+
+	// A replica holding an older list leaves the newer one in place.
+	old, _ := NewPublisher(nc, PublisherOptions{})
+	old.PublishRevocations(list(1, "door-1"))
+	if _, err := old.Resync(t.Context(), newSource(), ResyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := FetchRevocations(t.Context(), js)
+	if err != nil || got.GetVersion() != 2 || len(got.GetRevocations()) != 2 {
+		t.Fatalf("after an older replica's resync: %v %v", got, err)
+	}
+}
+
 func TestPublishDropsMalformed(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()

@@ -70,6 +70,10 @@ type Publisher struct {
 	queue chan *pb.UserChange
 	kick  chan struct{}
 
+	revsMu   sync.Mutex
+	revs     *pb.TokenRevocations // the newest list given; nil: none
+	revsKick chan struct{}
+
 	// mu serialises everything that writes the users stream, so that an
 	// older state of a user is never published after a newer one.
 	mu      sync.Mutex
@@ -115,6 +119,8 @@ func NewPublisher(nc *nats.Conn, o PublisherOptions) (*Publisher, error) {
 		queue: make(chan *pb.UserChange, o.QueueSize),
 		kick:  make(chan struct{}, 1),
 		last:  make(map[string]uint64),
+
+		revsKick: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -134,6 +140,23 @@ func (p *Publisher) Publish(c *pb.UserChange) {
 		case p.kick <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// PublishRevocations gives the publisher central's token revocation list
+// to keep on RevocationsSubject. It never blocks; a list with a version
+// not above the one given before is ignored.
+func (p *Publisher) PublishRevocations(list *pb.TokenRevocations) {
+	p.revsMu.Lock()
+	if p.revs != nil && list.GetVersion() <= p.revs.GetVersion() {
+		p.revsMu.Unlock()
+		return
+	}
+	p.revs = list
+	p.revsMu.Unlock()
+	select {
+	case p.revsKick <- struct{}{}:
+	default:
 	}
 }
 
@@ -180,6 +203,12 @@ func (p *Publisher) Run(ctx context.Context, src Source) error {
 			retry = nil
 		case <-p.kick:
 			dirty = true
+		case <-p.revsKick:
+			if !dirty && p.nc.IsConnected() {
+				if err := p.publishRevocations(ctx); err != nil {
+					fail("publish the token revocations", err)
+				}
+			}
 		case <-tick.C:
 			if !dirty && p.nc.IsConnected() {
 				if reason, err := p.check(ctx, src); err != nil {
@@ -367,7 +396,7 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	tctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	err := EnsureStreams(tctx, p.js, p.o.Streams)
 	if err == nil {
-		err = p.publishTokenKey(tctx)
+		err = p.publishConfig(tctx)
 	}
 	cancel()
 	if err != nil {
@@ -479,7 +508,7 @@ func (p *Publisher) check(ctx context.Context, src Source) (string, error) {
 	case info.State.Msgs < uint64(len(p.last)):
 		return fmt.Sprintf("the users stream lost messages (%d held, %d expected)", info.State.Msgs, len(p.last)), nil
 	}
-	if err := p.publishTokenKey(ctx); err != nil {
+	if err := p.publishConfig(ctx); err != nil {
 		return "", err
 	}
 	rev, err := src.Revision(ctx)
@@ -495,6 +524,43 @@ func (p *Publisher) check(ctx context.Context, src Source) (string, error) {
 		p.suspect = false
 	}
 	return "", nil
+}
+
+// publishConfig keeps what edges need to check tokens on the config
+// stream: the token key and the revocations.
+func (p *Publisher) publishConfig(ctx context.Context) error {
+	if err := p.publishTokenKey(ctx); err != nil {
+		return err
+	}
+	return p.publishRevocations(ctx)
+}
+
+// publishRevocations puts the revocation list on its subject unless the
+// subject holds the same version or a newer one (from another central
+// replica).
+func (p *Publisher) publishRevocations(ctx context.Context) error {
+	p.revsMu.Lock()
+	list := p.revs
+	p.revsMu.Unlock()
+	if list == nil || list.GetVersion() == 0 {
+		return nil
+	}
+	held, err := FetchRevocations(ctx, p.js)
+	if err != nil {
+		return err
+	}
+	if held.GetVersion() >= list.GetVersion() {
+		return nil
+	}
+	data, err := proto.Marshal(list)
+	if err != nil {
+		return fmt.Errorf("token revocations: %w", err)
+	}
+	if _, err := p.js.Publish(ctx, RevocationsSubject, data); err != nil {
+		return fmt.Errorf("token revocations: %w", err)
+	}
+	p.log.Info("feed: token revocations published", "version", list.GetVersion(), "subjects", len(list.GetRevocations()))
+	return nil
 }
 
 // publishTokenKey puts the token key on its subject unless it is there.
@@ -549,7 +615,7 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 	if err := EnsureStreams(ctx, p.js, p.o.Streams); err != nil {
 		return 0, err
 	}
-	if err := p.publishTokenKey(ctx); err != nil {
+	if err := p.publishConfig(ctx); err != nil {
 		return 0, fmt.Errorf("feed: %w", err)
 	}
 	rev, err := src.Revision(ctx)

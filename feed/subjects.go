@@ -22,12 +22,15 @@ const (
 	usersPrefix = "faceauth.users."
 
 	// ConfigStream holds configuration that edges need offline, one
-	// message per subject: at present only the token public key.
+	// message per subject: the token public key and the token revocations.
 	ConfigStream = "FACEAUTH_CONFIG"
 	// ConfigSubjects is the config stream's subject filter.
 	ConfigSubjects = "faceauth.config.>"
 	// TokenKeySubject carries the pb.TokenKey edges check tokens with.
 	TokenKeySubject = "faceauth.config.tokenkey"
+	// RevocationsSubject carries the pb.TokenRevocations: the token
+	// subjects edges refuse.
+	RevocationsSubject = "faceauth.config.revocations"
 
 	// EdgesStream keeps each edge's last heartbeat (MaxMsgsPerSubject=1),
 	// so that central knows every edge ever seen after its own restart.

@@ -1,0 +1,266 @@
+package central
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/auth"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// revocationsKey is the object holding the pb.TokenRevocations.
+const revocationsKey = "meta/revocations.pb"
+
+// Limits of a revocation.
+const (
+	// MaxSubjectLen is the longest token subject that can be revoked.
+	MaxSubjectLen = 256
+	// MaxReasonLen is the longest note a revocation keeps.
+	MaxReasonLen = 256
+)
+
+// RevocationPublisher sends the revocation list to the edges; the change
+// feed's publisher implements it. Like Publisher, it must not block.
+type RevocationPublisher interface {
+	PublishRevocations(list *pb.TokenRevocations)
+}
+
+// Revocations is the list of revoked token subjects (auth.Revocations).
+// It is one object in the store, written with compare-and-swap, so every
+// central replica refuses the same tokens (each re-reads it every few
+// seconds, Run), and the change feed carries it to the edges, which
+// refuse them offline too. Safe for concurrent use.
+type Revocations struct {
+	store faceauth.Store
+	pub   RevocationPublisher
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu   sync.Mutex
+	list *pb.TokenRevocations // never nil; replaced, never modified
+	m    auth.Revocations     // list as a map; replaced with it
+}
+
+// RevocationsConfig configures Revocations.
+type RevocationsConfig struct {
+	Store     faceauth.Store
+	Publisher RevocationPublisher // nil: the edges are not told
+	Log       *slog.Logger        // nil: slog.Default()
+	Now       func() time.Time    // nil: time.Now
+}
+
+// NewRevocations returns an empty list over cfg.Store; Load reads the
+// stored one.
+func NewRevocations(cfg RevocationsConfig) *Revocations {
+	r := &Revocations{store: cfg.Store, pub: cfg.Publisher, log: cfg.Log, now: cfg.Now, list: &pb.TokenRevocations{}}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
+}
+
+// Map returns the current list in the form api.WithRevocations takes.
+func (r *Revocations) Map() auth.Revocations {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.m
+}
+
+// List returns the current list. The caller must not modify it.
+func (r *Revocations) List() *pb.TokenRevocations {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.list
+}
+
+// Load reads the stored list and uses it when it is newer than the one
+// held (another replica revoked a token).
+func (r *Revocations) Load(ctx context.Context) error {
+	list, _, err := r.read(ctx)
+	if err != nil {
+		return err
+	}
+	r.use(list)
+	return nil
+}
+
+// Run re-reads the stored list every interval until ctx ends, so a
+// revocation made through another central replica applies here too.
+func (r *Revocations) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.Load(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("token revocations not re-read; keeping the list held", "err", err)
+		}
+	}
+}
+
+// Revoke revokes every token of subject issued up to now. Revoking a
+// subject again moves its time forward; tokens issued for it later are
+// valid.
+func (r *Revocations) Revoke(ctx context.Context, subject, reason string) (*pb.TokenRevocation, error) {
+	if err := validateText("subject", subject, MaxSubjectLen, true); err != nil {
+		return nil, err
+	}
+	if err := validateText("reason", reason, MaxReasonLen, false); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		cur, ver, err := r.read(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rv := &pb.TokenRevocation{Subject: subject, RevokedAt: timestamppb.New(r.now()), Reason: reason}
+		next := &pb.TokenRevocations{Version: cur.Version + 1}
+		for _, x := range cur.Revocations {
+			if x.Subject != subject {
+				next.Revocations = append(next.Revocations, x)
+			}
+		}
+		next.Revocations = append(next.Revocations, rv)
+		slices.SortFunc(next.Revocations, func(a, b *pb.TokenRevocation) int { return strings.Compare(a.Subject, b.Subject) })
+		data, err := proto.Marshal(next)
+		if err != nil {
+			return nil, fmt.Errorf("encode token revocations: %w", err)
+		}
+		_, err = r.store.Put(ctx, revocationsKey, data, faceauth.Cond{IfNoneMatch: ver == "", IfMatch: ver})
+		if err == nil {
+			r.use(next)
+			r.log.Info("token subject revoked", "subject", subject, "reason", reason, "version", next.Version)
+			return rv, nil
+		}
+		if !errors.Is(err, faceauth.ErrPrecondition) {
+			return nil, fmt.Errorf("write token revocations: %w", err)
+		}
+		if attempt+1 >= maxAttempts {
+			return nil, faceauth.Wrap(err, faceauth.KindConflict, "contention",
+				"The revocation list is being changed by too many requests at once; try again.")
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// read returns the stored list (empty when there is none) and its version
+// tag ("" when there is none).
+func (r *Revocations) read(ctx context.Context) (*pb.TokenRevocations, string, error) {
+	data, ver, err := r.store.Get(ctx, revocationsKey)
+	if errors.Is(err, faceauth.ErrNotFound) {
+		return &pb.TokenRevocations{}, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read token revocations: %w", err)
+	}
+	list := new(pb.TokenRevocations)
+	if err := proto.Unmarshal(data, list); err != nil {
+		return nil, "", fmt.Errorf("decode token revocations: %w", err)
+	}
+	return list, ver, nil
+}
+
+// use makes list current unless the one held is as new, and hands it to
+// the publisher.
+func (r *Revocations) use(list *pb.TokenRevocations) {
+	r.mu.Lock()
+	if r.m != nil && list.Version <= r.list.Version {
+		r.mu.Unlock()
+		return
+	}
+	r.list, r.m = list, list.RevokedAt()
+	r.mu.Unlock()
+	if r.pub != nil {
+		r.pub.PublishRevocations(list)
+	}
+}
+
+// validateText checks a short free-text field.
+func validateText(field, s string, maxLen int, required bool) error {
+	switch {
+	case required && strings.TrimSpace(s) == "":
+		return faceauth.E(faceauth.KindInvalid, "missing_"+field, "The %s is required.", field)
+	case len(s) > maxLen:
+		return faceauth.E(faceauth.KindInvalid, "invalid_"+field, "The %s is longer than %d bytes.", field, maxLen)
+	case !utf8.ValidString(s) || strings.ContainsFunc(s, func(c rune) bool { return c < 0x20 || c == 0x7f }):
+		return faceauth.E(faceauth.KindInvalid, "invalid_"+field, "The %s must be text without control characters.", field)
+	}
+	return nil
+}
+
+// RevocationInfo is one revoked token subject.
+type RevocationInfo struct {
+	Subject   string    `json:"subject"`
+	RevokedAt time.Time `json:"revoked_at"`
+	Reason    string    `json:"reason,omitempty"`
+}
+
+// RevocationsResponse is the body of GET /api/revocations.
+type RevocationsResponse struct {
+	// Version grows with every revocation; edges report the one they hold.
+	Version     uint64           `json:"version"`
+	Revocations []RevocationInfo `json:"revocations"`
+}
+
+func revocationInfo(x *pb.TokenRevocation) RevocationInfo {
+	return RevocationInfo{Subject: x.Subject, RevokedAt: x.RevokedAt.AsTime(), Reason: x.Reason}
+}
+
+func errNoRevocations() error {
+	return faceauth.E(faceauth.KindUnavailable, "revocations_unavailable",
+		"Token revocation is not configured in this central process.")
+}
+
+func (s *Server) listRevocations(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Revocations == nil {
+		api.WriteError(w, r, s.log, errNoRevocations())
+		return
+	}
+	list := s.cfg.Revocations.List()
+	resp := RevocationsResponse{Version: list.Version, Revocations: make([]RevocationInfo, len(list.Revocations))}
+	for i, x := range list.Revocations {
+		resp.Revocations[i] = revocationInfo(x)
+	}
+	api.WriteJSON(w, http.StatusOK, resp)
+}
+
+// revoke revokes the tokens of the form's subject issued up to now.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Revocations == nil {
+		api.WriteError(w, r, s.log, errNoRevocations())
+		return
+	}
+	form, err := api.ParseForm(w, r, 64<<10)
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
+	}
+	rv, err := s.cfg.Revocations.Revoke(r.Context(), form.Value("subject"), form.Value("reason"))
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
+	}
+	s.log.Info("tokens revoked", "subject", rv.Subject, "reason", rv.Reason, "by", subject(r))
+	api.WriteJSON(w, http.StatusOK, revocationInfo(rv))
+}

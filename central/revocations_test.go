@@ -1,0 +1,182 @@
+package central
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/auth"
+	pb "github.com/xplore/faceauth/proto"
+)
+
+// listRecorder is a RevocationPublisher that keeps the last list.
+type listRecorder struct {
+	mu   sync.Mutex
+	last *pb.TokenRevocations
+}
+
+func (l *listRecorder) PublishRevocations(list *pb.TokenRevocations) {
+	l.mu.Lock()
+	l.last = list
+	l.mu.Unlock()
+}
+
+// TestRevocations: revocations are stored, seen by another replica on
+// Load, survive concurrent writers, and reach the publisher.
+func TestRevocations(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			s := b.open(t)
+			pub := &listRecorder{}
+			now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+			a := NewRevocations(RevocationsConfig{Store: s, Publisher: pub, Log: quiet, Now: func() time.Time { return now }})
+			other := NewRevocations(RevocationsConfig{Store: s, Log: quiet})
+			if err := a.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(a.Map()) != 0 || a.List().Version != 0 {
+				t.Fatalf("empty store: %v", a.List())
+			}
+			rv, err := a.Revoke(ctx, "door-1", "stolen")
+			if err != nil || rv.Subject != "door-1" || !rv.RevokedAt.AsTime().Equal(now) || rv.Reason != "stolen" {
+				t.Fatalf("Revoke: %v %v", rv, err)
+			}
+			if got := a.Map()["door-1"]; !got.Equal(now) {
+				t.Fatalf("Map()[door-1] = %v", got)
+			}
+			if pub.last.GetVersion() != 1 || len(pub.last.GetRevocations()) != 1 {
+				t.Fatalf("published %v", pub.last)
+			}
+			// Another replica sees it once it re-reads the store.
+			if err := other.Load(ctx); err != nil || other.Map()["door-1"].IsZero() {
+				t.Fatalf("other replica: %v %v", other.List(), err)
+			}
+
+			// Concurrent revocations through two replicas all land.
+			var wg sync.WaitGroup
+			for i := range 20 {
+				r := a
+				if i%2 == 1 {
+					r = other
+				}
+				wg.Go(func() {
+					if _, err := r.Revoke(ctx, fmt.Sprintf("s%02d", i), ""); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			check := NewRevocations(RevocationsConfig{Store: s, Log: quiet})
+			if err := check.Load(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if l := check.List(); l.Version != 21 || len(l.Revocations) != 21 {
+				t.Fatalf("after 21 revocations: version %d, %d subjects", l.Version, len(l.Revocations))
+			}
+
+			// Revoking again moves the time forward; the list keeps one entry.
+			now = now.Add(time.Hour)
+			if _, err := a.Revoke(ctx, "door-1", ""); err != nil {
+				t.Fatal(err)
+			}
+			if err := check.Load(ctx); err != nil || !check.Map()["door-1"].Equal(now) || len(check.List().Revocations) != 21 {
+				t.Fatalf("re-revoked: %v %v", check.List(), err)
+			}
+			// An older list never replaces a newer one.
+			a.use(&pb.TokenRevocations{Version: 3})
+			if a.List().Version != 22 {
+				t.Fatalf("an older list replaced the newer: version %d", a.List().Version)
+			}
+		})
+	}
+}
+
+func TestRevokeRefuses(t *testing.T) {
+	r := NewRevocations(RevocationsConfig{Store: backends[0].open(t), Log: quiet})
+	tests := []struct {
+		name, subject, reason, code string
+	}{
+		{"no subject", "", "", "missing_subject"},
+		{"blank subject", "  ", "", "missing_subject"},
+		{"long subject", strings.Repeat("s", MaxSubjectLen+1), "", "invalid_subject"},
+		{"control character", "door\n1", "", "invalid_subject"},
+		{"bad UTF-8", "door\xff", "", "invalid_subject"},
+		{"long reason", "door-1", strings.Repeat("r", MaxReasonLen+1), "invalid_reason"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := r.Revoke(t.Context(), tt.subject, tt.reason)
+			if faceauth.KindOf(err) != faceauth.KindInvalid || !hasCode(err, tt.code) {
+				t.Fatalf("err = %v, want %s", err, tt.code)
+			}
+		})
+	}
+	if l := r.List(); l.Version != 0 {
+		t.Fatalf("a refused revocation was stored: %v", l)
+	}
+}
+
+// TestRevocationAPI: a revoked subject's token is refused on every route,
+// a token issued for it afterwards works, and the list is served.
+func TestRevocationAPI(t *testing.T) {
+	signer, err := auth.SignerFromSecret("central server test secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revs *Revocations
+	ts := newTestServer(t, func(c *ServerConfig) {
+		revs = NewRevocations(RevocationsConfig{Store: c.Registry.store, Log: quiet})
+		c.Revocations = revs
+	})
+	probe := func(token string) response {
+		t.Helper()
+		return ts.do(t, "GET", "/api/users", token)
+	}
+	if r := probe(ts.admin); r.status != 200 {
+		t.Fatalf("before: %d %s", r.status, r.raw)
+	}
+	if r := ts.do(t, "POST", "/api/revocations", ts.verify, part{name: "subject", value: "test-admin"}); r.status != 403 {
+		t.Fatalf("revoke with a verify token: %d %s", r.status, r.raw)
+	}
+	if r := ts.do(t, "POST", "/api/revocations", ts.admin, part{name: "reason", value: "no subject"}); r.status != 400 || r.str("code") != "missing_subject" {
+		t.Fatalf("revoke without a subject: %d %s", r.status, r.raw)
+	}
+	r := ts.do(t, "POST", "/api/revocations", ts.admin, part{name: "subject", value: "test-door"}, part{name: "reason", value: "lost"})
+	if r.status != 200 || r.str("subject") != "test-door" || r.str("reason") != "lost" || r.str("revoked_at") == "" {
+		t.Fatalf("revoke: %d %s", r.status, r.raw)
+	}
+	if r := ts.do(t, "POST", "/api/verify", ts.verify, part{name: "user_id", value: "nobody"}); r.status != 401 || r.str("code") != "token_revoked" {
+		t.Fatalf("verify with the revoked token: %d %s", r.status, r.raw)
+	}
+	// A token issued after the revocation's second is valid.
+	fresh, _ := signer.Issue("test-door", auth.RoleAdmin, time.Hour, time.Now().Add(time.Second))
+	if r := probe(fresh); r.status != 200 {
+		t.Fatalf("token issued after the revocation: %d %s", r.status, r.raw)
+	}
+	var list RevocationsResponse
+	r = ts.do(t, "GET", "/api/revocations", ts.admin)
+	if err := json.Unmarshal(r.raw, &list); err != nil || r.status != 200 || list.Version != 1 || len(list.Revocations) != 1 || list.Revocations[0].Subject != "test-door" {
+		t.Fatalf("list: %d %s", r.status, r.raw)
+	}
+	// An admin may revoke its own subject; its token then stops working.
+	if r := ts.do(t, "POST", "/api/revocations", ts.admin, part{name: "subject", value: "test-admin"}); r.status != 200 {
+		t.Fatalf("revoke own subject: %d %s", r.status, r.raw)
+	}
+	if r := probe(ts.admin); r.status != 401 || r.str("code") != "token_revoked" {
+		t.Fatalf("admin token after revoking its subject: %d %s", r.status, r.raw)
+	}
+	if revs.List().Version != 2 {
+		t.Fatalf("version %d", revs.List().Version)
+	}
+
+	// Without a revocation list the endpoints say so.
+	plain := newTestServer(t, nil)
+	if r := plain.do(t, "GET", "/api/revocations", plain.admin); r.status != 503 || r.str("code") != "revocations_unavailable" {
+		t.Fatalf("no list: %d %s", r.status, r.raw)
+	}
+}

@@ -294,6 +294,34 @@ func TestCentralToEdge(t *testing.T) {
 			return false
 		})
 	})
+
+	t.Run("revoked token", func(t *testing.T) {
+		c = startCentral(t, cdata, natsAddr)
+		e = startEdge(t, "site-1", edata, c.nats)
+		if status, _ := verify(t, e.url, verifyTok, "bob-e2e", bob); status != 200 {
+			t.Fatalf("verify before the revocation: %d", status)
+		}
+		cmd := exec.Command(filepath.Join(binDir, "central"), "token", "revoke", "--reason", "lost door", "--url", c.url, "--token", admin, "e2e-door")
+		if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte(`revoked the tokens of "e2e-door"`)) {
+			t.Fatalf("central token revoke: %v\n%s", err, out)
+		}
+		refused := func(url string) bool {
+			status, m := verify(t, url, verifyTok, "bob-e2e", bob)
+			return status == http.StatusUnauthorized && m["code"] == "token_revoked"
+		}
+		if !refused(c.url) {
+			t.Fatal("central accepts the revoked token")
+		}
+		waitFor(t, 30*time.Second, "the edge to refuse the revoked token", func() bool { return refused(e.url) })
+		// Offline: central gone, the edge restarted; the revocation holds.
+		c.stop()
+		e.stop()
+		e = startEdge(t, "site-1", edata, c.nats)
+		if !refused(e.url) {
+			t.Fatal("the edge accepts the revoked token after an offline restart")
+		}
+		e.stop()
+	})
 }
 
 // TestEdgeNATSPermissions runs central's embedded NATS with per-edge NKeys

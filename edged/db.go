@@ -52,6 +52,7 @@ var (
 	keyDirty    = []byte("dirty")
 	keyEdgeID   = []byte("edge_id")
 	keyTokenKey = []byte("token_key")
+	keyRevoked  = []byte("token_revocations")
 	keySeq      = []byte("seq")
 	keyCreated  = []byte("created")
 	keyRevision = []byte("revision")
@@ -791,30 +792,55 @@ func (d *db) receiptsSent(rs []receipt) error {
 
 // tokenKey returns the cached token public key, or nil.
 func (d *db) tokenKey() (*pb.TokenKey, error) {
-	var k *pb.TokenKey
-	err := d.view(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketMeta).Get(keyTokenKey)
-		if v == nil {
-			return nil
-		}
-		k = &pb.TokenKey{}
-		return proto.Unmarshal(v, k)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read cached token key: %w", err)
+	k := &pb.TokenKey{}
+	ok, err := d.getMeta(keyTokenKey, k)
+	if err != nil || !ok {
+		return nil, err
 	}
 	return k, nil
 }
 
 // setTokenKey caches the token public key.
-func (d *db) setTokenKey(k *pb.TokenKey) error {
-	b, err := proto.Marshal(k)
+func (d *db) setTokenKey(k *pb.TokenKey) error { return d.putMeta(keyTokenKey, k) }
+
+// revocations returns the cached token revocation list, or nil.
+func (d *db) revocations() (*pb.TokenRevocations, error) {
+	l := &pb.TokenRevocations{}
+	ok, err := d.getMeta(keyRevoked, l)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return l, nil
+}
+
+// setRevocations caches the token revocation list.
+func (d *db) setRevocations(l *pb.TokenRevocations) error { return d.putMeta(keyRevoked, l) }
+
+// getMeta decodes the meta value of key into m; false when there is none.
+func (d *db) getMeta(key []byte, m proto.Message) (bool, error) {
+	found := false
+	err := d.view(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get(key)
+		if v == nil {
+			return nil
+		}
+		found = true
+		return proto.Unmarshal(v, m)
+	})
+	if err != nil {
+		return false, fmt.Errorf("read cached %s: %w", key, err)
+	}
+	return found, nil
+}
+
+// putMeta stores m as the meta value of key.
+func (d *db) putMeta(key []byte, m proto.Message) error {
+	b, err := proto.Marshal(m)
 	if err != nil {
 		return err
 	}
-	err = d.update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyTokenKey, b) })
-	if err != nil {
-		return fmt.Errorf("cache token key: %w", err)
+	if err := d.update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(key, b) }); err != nil {
+		return fmt.Errorf("cache %s: %w", key, err)
 	}
 	return nil
 }

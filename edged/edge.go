@@ -224,6 +224,13 @@ func (e *Edge) init() error {
 		}
 		e.tokens.set(e.cfg.TokenPublicKey)
 	}
+	revs, err := e.db.revocations()
+	if err != nil {
+		return err
+	}
+	if revs != nil {
+		e.tokens.revs.Store(&revoked{version: revs.GetVersion(), m: revs.RevokedAt()})
+	}
 	e.log.Info("edge opened", "sequence", st.Seq, "revision", st.Revision,
 		"model", e.model, "token_key", e.tokens.keyID())
 	return nil
@@ -320,9 +327,25 @@ func notify(ch chan struct{}) {
 	}
 }
 
-// tokenKeys holds the key tokens are checked with; it changes when central
-// publishes a new one.
-type tokenKeys struct{ v atomic.Pointer[auth.Verifier] }
+// tokenKeys holds the key tokens are checked with and the revoked token
+// subjects; both change when central publishes new ones.
+type tokenKeys struct {
+	v    atomic.Pointer[auth.Verifier]
+	revs atomic.Pointer[revoked]
+}
+
+// revoked is a token revocation list as tokenKeys uses it.
+type revoked struct {
+	version uint64
+	m       auth.Revocations
+}
+
+func (t *tokenKeys) revocationsVersion() uint64 {
+	if r := t.revs.Load(); r != nil {
+		return r.version
+	}
+	return 0
+}
 
 func (t *tokenKeys) set(pub ed25519.PublicKey) { t.v.Store(auth.NewVerifier(pub)) }
 
@@ -340,7 +363,29 @@ func (t *tokenKeys) Check(token string, now time.Time) (*auth.Claims, error) {
 		return nil, faceauth.E(faceauth.KindUnavailable, "no_token_key",
 			"This edge has no token key yet: connect it to NATS once, or provision the key with --token-public-key.")
 	}
-	return v.Check(token, now)
+	c, err := v.Check(token, now)
+	if err != nil {
+		return nil, err
+	}
+	if r := t.revs.Load(); r != nil {
+		if err := r.m.Check(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// setRevocations caches and uses l, when it is newer than the list held.
+func (e *Edge) setRevocations(l *pb.TokenRevocations) error {
+	if l.GetVersion() <= e.tokens.revocationsVersion() {
+		return nil
+	}
+	if err := e.db.setRevocations(l); err != nil {
+		return err
+	}
+	e.tokens.revs.Store(&revoked{version: l.GetVersion(), m: l.RevokedAt()})
+	e.log.Info("token revocations received", "version", l.GetVersion(), "subjects", len(l.GetRevocations()))
+	return nil
 }
 
 // setTokenKey caches and uses k, when it is new.

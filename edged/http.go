@@ -64,9 +64,12 @@ type Readiness struct {
 	LastSync        *time.Time `json:"last_sync,omitempty"`
 	Model           string     `json:"model"`
 	TokenKeyID      string     `json:"token_key_id,omitempty"`
-	RefusedModels   []string   `json:"refused_models,omitempty"`
-	ReceiptsOwed    int        `json:"receipts_owed"`
-	LastError       string     `json:"last_error,omitempty"`
+	// TokenRevocations is the version of the token revocation list held
+	// (central's GET /api/revocations has the current one).
+	TokenRevocations uint64   `json:"token_revocations"`
+	RefusedModels    []string `json:"refused_models,omitempty"`
+	ReceiptsOwed     int      `json:"receipts_owed"`
+	LastError        string   `json:"last_error,omitempty"`
 }
 
 // Ready reports the edge's readiness.
@@ -75,18 +78,19 @@ func (e *Edge) Ready() Readiness {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := Readiness{
-		Ready:           true,
-		IdentifyReady:   e.identifyReady.Load(),
-		Resyncing:       e.resyncing,
-		NATSConnected:   e.connected,
-		Users:           e.gallery.Len(),
-		AppliedSequence: e.state.Seq,
-		AppliedRevision: e.state.Revision,
-		Model:           e.model,
-		TokenKeyID:      e.tokens.keyID(),
-		RefusedModels:   st.RefusedModels,
-		ReceiptsOwed:    e.owed,
-		LastError:       e.lastErr,
+		Ready:            true,
+		IdentifyReady:    e.identifyReady.Load(),
+		Resyncing:        e.resyncing,
+		NATSConnected:    e.connected,
+		Users:            e.gallery.Len(),
+		AppliedSequence:  e.state.Seq,
+		AppliedRevision:  e.state.Revision,
+		Model:            e.model,
+		TokenKeyID:       e.tokens.keyID(),
+		TokenRevocations: e.tokens.revocationsVersion(),
+		RefusedModels:    st.RefusedModels,
+		ReceiptsOwed:     e.owed,
+		LastError:        e.lastErr,
 	}
 	if !e.lastSync.IsZero() {
 		t := e.lastSync

@@ -19,7 +19,9 @@ type Summary struct {
 	Refused         map[string]int `json:"refused,omitempty"`
 	Tombstones      int            `json:"tombstones"`
 	TokenKeyID      string         `json:"token_key_id,omitempty"`
-	ReceiptsOwed    int            `json:"receipts_owed"`
+	// TokenRevocations is the version of the cached revocation list.
+	TokenRevocations uint64 `json:"token_revocations"`
+	ReceiptsOwed     int    `json:"receipts_owed"`
 	// NeedsCompaction says that erased data may still be in freed pages;
 	// the edge compacts the file when it starts.
 	NeedsCompaction bool `json:"needs_compaction"`
@@ -77,6 +79,9 @@ func Inspect(dataDir string, users bool) (*Summary, error) {
 	}
 	if k, err := d.tokenKey(); err == nil && k != nil {
 		s.TokenKeyID = k.KeyId
+	}
+	if l, err := d.revocations(); err == nil && l != nil {
+		s.TokenRevocations = l.GetVersion()
 	}
 	return s, nil
 }

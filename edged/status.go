@@ -49,8 +49,8 @@ func (e *Edge) heartbeats(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 	}
 }
 
-// poll fetches the token key and compares the stream's end with the
-// applied position.
+// poll fetches the token key and the token revocations, and compares the
+// stream's end with the applied position.
 func (e *Edge) poll(ctx context.Context, js jetstream.JetStream) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -65,6 +65,15 @@ func (e *Edge) poll(ctx context.Context, js jetstream.JetStream) {
 		e.log.Debug("no token key on NATS yet", "err", err)
 	default:
 		e.log.Info("token key not fetched", "err", err)
+	}
+	switch revs, err := feed.FetchRevocations(ctx, js); {
+	case err != nil:
+		e.log.Info("token revocations not fetched", "err", err)
+	case revs != nil:
+		if err := e.setRevocations(revs); err != nil {
+			e.log.Error("token revocations from NATS not used", "err", err)
+			e.setError(err)
+		}
 	}
 	st, err := feed.ReadStreamState(ctx, js)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/auth"
@@ -358,9 +359,9 @@ func TestEdgesConverge(t *testing.T) {
 	}
 }
 
-// TestTokenKeyOffline: the key central publishes is cached, so tokens are
-// checked after a restart without NATS; a provisioned key works before
-// any contact.
+// TestTokenKeyOffline: the key and the revocations central publishes are
+// cached, so tokens are checked, and revoked ones refused, after a
+// restart without NATS; a provisioned key works before any contact.
 func TestTokenKeyOffline(t *testing.T) {
 	signer, err := auth.SignerFromSecret("a test secret of some length")
 	if err != nil {
@@ -372,6 +373,7 @@ func TestTokenKeyOffline(t *testing.T) {
 	}
 	good, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
 	forged, _ := other.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
+	lost, _ := signer.Issue("door-2", auth.RoleVerify, time.Hour, time.Now().Add(-time.Minute))
 
 	n := startNATS(t)
 	js := n.client(t)
@@ -379,9 +381,19 @@ func TestTokenKeyOffline(t *testing.T) {
 	if _, err := js.Publish(context.Background(), feed.TokenKeySubject, data); err != nil {
 		t.Fatal(err)
 	}
+	revs, _ := proto.Marshal(&pb.TokenRevocations{Version: 1, Revocations: []*pb.TokenRevocation{
+		{Subject: "door-2", RevokedAt: timestamppb.Now()},
+	}})
+	if _, err := js.Publish(context.Background(), feed.RevocationsSubject, revs); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	e := startEdge(t, dir, n.url, func(c *Config) { c.TokenPublicKey = other.PublicKey() })
 	waitFor(t, 10*time.Second, "the token key from NATS", func() bool { return e.Ready().TokenKeyID == signer.KeyID() })
+	waitFor(t, 10*time.Second, "the revocations from NATS", func() bool { return e.Ready().TokenRevocations == 1 })
+	if _, err := e.tokens.Check(lost, time.Now()); faceauth.KindOf(err) != faceauth.KindUnauthenticated {
+		t.Fatalf("revoked token while connected: %v", err)
+	}
 	e.stop()
 	n.stop()
 
@@ -401,6 +413,7 @@ func TestTokenKeyOffline(t *testing.T) {
 		{"cached key, good token", e2.tokens, good, faceauth.KindInternal},
 		{"cached key, other key's token", e2.tokens, forged, faceauth.KindUnauthenticated},
 		{"no token", e2.tokens, "", faceauth.KindUnauthenticated},
+		{"cached revocation", e2.tokens, lost, faceauth.KindUnauthenticated},
 		{"no key at all", &tokenKeys{}, good, faceauth.KindUnavailable},
 	}
 	for _, tt := range tests {
@@ -410,6 +423,14 @@ func TestTokenKeyOffline(t *testing.T) {
 				t.Fatalf("Check: %v, want kind %v", err, tt.want)
 			}
 		})
+	}
+
+	// An older list (another replica's, say) never replaces the one held.
+	if err := e2.setRevocations(&pb.TokenRevocations{}); err != nil || e2.tokens.revocationsVersion() != 1 {
+		t.Fatalf("older list: version %d, %v", e2.tokens.revocationsVersion(), err)
+	}
+	if _, err := e2.tokens.Check(lost, time.Now()); err == nil {
+		t.Fatal("an older, empty list un-revoked a token")
 	}
 
 	// A fresh edge with only a provisioned key.

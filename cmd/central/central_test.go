@@ -158,6 +158,7 @@ func TestTokenCreate(t *testing.T) {
 type env struct {
 	url, token string
 	reg        *central.Registry
+	signer     *auth.Signer
 }
 
 var engineOnce struct {
@@ -186,12 +187,13 @@ func newEnv(t *testing.T) *env {
 	}
 	signer, _ := auth.SignerFromSecret("cmd test secret, long enough")
 	reg := central.NewRegistry(central.Config{Store: st, Embedder: engineOnce.eng, Log: slog.New(slog.DiscardHandler)})
+	revs := central.NewRevocations(central.RevocationsConfig{Store: st, Log: slog.New(slog.DiscardHandler)})
 	hs := httptest.NewServer(central.NewServer(central.ServerConfig{
-		Registry: reg, Prober: engineOnce.eng, Tokens: signer, Log: slog.New(slog.DiscardHandler),
+		Registry: reg, Prober: engineOnce.eng, Tokens: signer, Revocations: revs, Log: slog.New(slog.DiscardHandler),
 	}))
 	t.Cleanup(hs.Close)
 	tok, _ := signer.Issue("test", auth.RoleAdmin, time.Hour, time.Now())
-	return &env{url: hs.URL, token: tok, reg: reg}
+	return &env{url: hs.URL, token: tok, reg: reg, signer: signer}
 }
 
 // cropFaces cuts the faces with room around them out of a group photo.
@@ -352,5 +354,37 @@ func TestImport(t *testing.T) {
 	}
 	if _, err := e.reg.Get(t.Context(), "carol"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTokenRevoke revokes a subject with `central token revoke`, lists it
+// with `central token revocations`, and checks that its token is refused.
+func TestTokenRevoke(t *testing.T) {
+	e := newEnv(t)
+	conn := []string{"--url", e.url, "--token", e.token}
+	door, _ := e.signer.Issue("door-9", auth.RoleVerify, time.Hour, time.Now().Add(-time.Minute))
+
+	out, _, err := run(t, append([]string{"token", "revocations"}, conn...)...)
+	if err != nil || !strings.Contains(out, "no revoked tokens") {
+		t.Fatalf("empty list: %q %v", out, err)
+	}
+	out, _, err = run(t, append([]string{"token", "revoke", "--reason", "stolen van"}, append(conn, "door-9")...)...)
+	if err != nil || !strings.HasPrefix(out, `revoked the tokens of "door-9" issued up to `) {
+		t.Fatalf("revoke: %q %v", out, err)
+	}
+	out, _, err = run(t, append([]string{"token", "revocations"}, conn...)...)
+	if err != nil || !strings.Contains(out, "door-9") || !strings.Contains(out, "stolen van") || !strings.Contains(out, "list version 1") {
+		t.Fatalf("list: %q %v", out, err)
+	}
+	out, _, err = run(t, append([]string{"token", "revocations", "--json"}, conn...)...)
+	var list central.RevocationsResponse
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || list.Version != 1 || list.Revocations[0].Subject != "door-9" {
+		t.Fatalf("list --json: %q %v", out, err)
+	}
+	if _, _, err := run(t, "users", "list", "--url", e.url, "--token", door); err == nil || !strings.Contains(err.Error(), "token_revoked") {
+		t.Fatalf("revoked token: %v", err)
+	}
+	if _, _, err := run(t, append([]string{"token", "revoke"}, conn...)...); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Fatalf("no subject: %v", err)
 	}
 }

@@ -192,6 +192,10 @@ func loadSigner(secret, keyFile string, log *slog.Logger) (*auth.Signer, error) 
 	return s, nil
 }
 
+// revocationsRefresh is how often serve re-reads the token revocations,
+// so one made through another central replica applies here within it.
+const revocationsRefresh = 10 * time.Second
+
 func runServe(c *cli.Context) error {
 	cfg, err := parseServeConfig(c)
 	if err != nil {
@@ -250,6 +254,12 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// Revoked token subjects: refused here, re-read from the store for
+	// revocations made through other replicas, and carried to the edges.
+	revocations := central.NewRevocations(central.RevocationsConfig{Store: store, Publisher: publisher, Log: log})
+	if err := revocations.Load(ctx); err != nil {
+		return err
+	}
 	var pub central.Publisher = publisher
 	var extra []central.Route
 	// ------------------------------------------------------------------
@@ -268,6 +278,7 @@ func runServe(c *cli.Context) error {
 	feedDone := make(chan struct{}, 2)
 	go func() { publisher.Run(feedCtx, registry); feedDone <- struct{}{} }()
 	go func() { monitor.Run(feedCtx); feedDone <- struct{}{} }()
+	go revocations.Run(ctx, revocationsRefresh)
 
 	srv := &http.Server{
 		Addr: cfg.listen,
@@ -281,6 +292,7 @@ func runServe(c *cli.Context) error {
 			Metrics:      reg,
 			HTTPMetrics:  httpMetrics,
 			Edges:        monitor,
+			Revocations:  revocations,
 			Extra:        extra,
 			Log:          log,
 		}),

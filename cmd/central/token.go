@@ -1,21 +1,27 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
 	"os"
 	"path/filepath"
+	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/config"
 )
 
 func tokenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "token",
-		Usage: "mint API bearer tokens with the service's signing key (SECRET_KEY or the key file)",
+		Usage: "mint API bearer tokens with the service's signing key (SECRET_KEY or the key file), and revoke them",
 		Subcommands: []*cli.Command{{
 			Name:      "create",
 			Usage:     "print a new bearer token",
@@ -55,11 +61,82 @@ func tokenCommand() *cli.Command {
 				if ttl > 0 {
 					fmt.Fprintf(c.App.ErrWriter, "%s token for %q, valid until %s\n", role, c.String("subject"), now.Add(ttl).UTC().Format(time.RFC3339))
 				} else {
-					fmt.Fprintf(c.App.ErrWriter, "%s token for %q, never expires (rotate the key to revoke it)\n", role, c.String("subject"))
+					fmt.Fprintf(c.App.ErrWriter, "%s token for %q, never expires (`central token revoke %s` revokes it)\n", role, c.String("subject"), c.String("subject"))
 				}
 				fmt.Fprintln(c.App.Writer, tok)
 				return nil
 			},
+		}, {
+			Name:  "revoke",
+			Usage: "revoke every token of SUBJECT issued up to now, at central and at every edge (POST /api/revocations)",
+			Description: `Tokens issued for SUBJECT afterwards are valid, so revoke first, then
+create the replacement. Edges connected to NATS refuse the revoked tokens
+within seconds; an edge offline since refuses them once it reconnects.`,
+			ArgsUsage: "SUBJECT",
+			Flags:     append([]cli.Flag{&cli.StringFlag{Name: "reason", Usage: "a note kept with the revocation"}}, clientFlags()...),
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 1 {
+					return fmt.Errorf("usage: central token revoke SUBJECT")
+				}
+				cl, err := newClient(c)
+				if err != nil {
+					return err
+				}
+				var buf bytes.Buffer
+				mw := multipart.NewWriter(&buf)
+				mw.WriteField("subject", c.Args().First())
+				if r := c.String("reason"); r != "" {
+					mw.WriteField("reason", r)
+				}
+				if err := mw.Close(); err != nil {
+					return err
+				}
+				var rv central.RevocationInfo
+				if err := cl.do(c.Context, http.MethodPost, "/api/revocations", mw.FormDataContentType(), buf.Bytes(), &rv); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.App.Writer, "revoked the tokens of %q issued up to %s; tokens issued from %s on are valid\n",
+					rv.Subject, rv.RevokedAt.UTC().Format(time.RFC3339), rv.RevokedAt.UTC().Truncate(time.Second).Add(time.Second).Format(time.RFC3339))
+				return nil
+			},
+		}, {
+			Name:  "revocations",
+			Usage: "list the revoked token subjects (GET /api/revocations)",
+			Flags: append([]cli.Flag{jsonFlag()}, clientFlags()...),
+			Action: func(c *cli.Context) error {
+				cl, err := newClient(c)
+				if err != nil {
+					return err
+				}
+				var list central.RevocationsResponse
+				if err := cl.do(c.Context, http.MethodGet, "/api/revocations", "", nil, &list); err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(c.App.Writer, list)
+				}
+				printRevocations(c.App.Writer, list)
+				return nil
+			},
 		}},
 	}
+}
+
+// printRevocations writes the revocation list as a table.
+func printRevocations(w io.Writer, list central.RevocationsResponse) {
+	if len(list.Revocations) == 0 {
+		fmt.Fprintln(w, "no revoked tokens")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUBJECT\tREVOKED (tokens issued up to)\tREASON")
+	for _, r := range list.Revocations {
+		reason := r.Reason
+		if reason == "" {
+			reason = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Subject, r.RevokedAt.Local().Format(time.DateTime), reason)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "list version %d (edges report the version they hold in /readyz)\n", list.Version)
 }

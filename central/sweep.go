@@ -106,7 +106,7 @@ func (s *Sweeper) Pass(ctx context.Context) (SweepStats, error) {
 	return st, nil
 }
 
-// sweepUser handles the stored images keys of one user.
+// sweepUser sweeps the stored image keys of one user.
 func (s *Sweeper) sweepUser(ctx context.Context, now time.Time, id string, keys []string, unref map[string]time.Time, st *SweepStats) error {
 	st.Users++
 	st.Images += len(keys)

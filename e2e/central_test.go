@@ -23,6 +23,7 @@ import (
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/edged"
+	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
@@ -313,6 +314,16 @@ func TestCentralToEdge(t *testing.T) {
 			t.Fatal("central accepts the revoked token")
 		}
 		waitFor(t, 30*time.Second, "the edge to refuse the revoked token", func() bool { return refused(e.url) })
+		waitFor(t, 30*time.Second, "central to see the edge hold the revocation", func() bool {
+			req, _ := http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
+			req.Header.Set("Authorization", "Bearer "+admin)
+			status, body := httpDo(t, req)
+			var r central.EdgesResponse
+			if status != 200 || json.Unmarshal(body, &r) != nil {
+				return false
+			}
+			return slices.ContainsFunc(r.Edges, func(es feed.EdgeState) bool { return es.ID == "site-1" && es.TokenRevocations == 1 })
+		})
 		// Offline: central gone, the edge restarted; the revocation holds.
 		c.stop()
 		e.stop()

@@ -295,6 +295,8 @@ func (e *Edge) Status() *pb.EdgeStatus {
 		VerifyRejected:  e.verifies.rejected.Load(),
 		LastError:       e.lastErr,
 		Resyncing:       e.resyncing,
+
+		TokenRevocations: e.tokens.revocationsVersion(),
 	}
 	if !e.lastSync.IsZero() {
 		s.LastSync = timestamppb.New(e.lastSync)

@@ -57,14 +57,17 @@ type EdgeState struct {
 	LastSeen time.Time `json:"last_seen"`
 	// LastSync is when the edge last applied a change or confirmed it was
 	// up to date.
-	LastSync       time.Time `json:"last_sync,omitzero"`
-	StartedAt      time.Time `json:"started_at,omitzero"`
-	Resyncing      bool      `json:"resyncing,omitempty"`
-	RefusedModels  []string  `json:"refused_models,omitempty"`
-	LastError      string    `json:"last_error,omitempty"`
-	VerifyTotal    uint64    `json:"verify_total"`
-	VerifyAccepted uint64    `json:"verify_accepted"`
-	VerifyRejected uint64    `json:"verify_rejected"`
+	LastSync      time.Time `json:"last_sync,omitzero"`
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	Resyncing     bool      `json:"resyncing,omitempty"`
+	RefusedModels []string  `json:"refused_models,omitempty"`
+	// TokenRevocations is the version of the token revocation list the
+	// edge holds; GET /api/revocations has the current one.
+	TokenRevocations uint64 `json:"token_revocations"`
+	LastError        string `json:"last_error,omitempty"`
+	VerifyTotal      uint64 `json:"verify_total"`
+	VerifyAccepted   uint64 `json:"verify_accepted"`
+	VerifyRejected   uint64 `json:"verify_rejected"`
 }
 
 // DeletionState says which edges have confirmed purging an erased user.
@@ -368,9 +371,11 @@ func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, requir
 		Resyncing:       st.GetResyncing(),
 		RefusedModels:   st.GetRefusedModels(),
 		LastError:       st.GetLastError(),
-		VerifyTotal:     st.GetVerifyTotal(),
-		VerifyAccepted:  st.GetVerifyAccepted(),
-		VerifyRejected:  st.GetVerifyRejected(),
+
+		TokenRevocations: st.GetTokenRevocations(),
+		VerifyTotal:      st.GetVerifyTotal(),
+		VerifyAccepted:   st.GetVerifyAccepted(),
+		VerifyRejected:   st.GetVerifyRejected(),
 	}
 	if st.GetLastSync() != nil {
 		es.LastSync = st.GetLastSync().AsTime()

@@ -639,9 +639,11 @@ type EdgeStatus struct {
 	// Models whose embeddings this edge refused because it does not run them.
 	RefusedModels []string `protobuf:"bytes,14,rep,name=refused_models,json=refusedModels,proto3" json:"refused_models,omitempty"`
 	// True while a full resync is being built.
-	Resyncing     bool `protobuf:"varint,15,opt,name=resyncing,proto3" json:"resyncing,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Resyncing bool `protobuf:"varint,15,opt,name=resyncing,proto3" json:"resyncing,omitempty"`
+	// The version of the token revocation list the edge holds.
+	TokenRevocations uint64 `protobuf:"varint,16,opt,name=token_revocations,json=tokenRevocations,proto3" json:"token_revocations,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EdgeStatus) Reset() {
@@ -777,6 +779,13 @@ func (x *EdgeStatus) GetResyncing() bool {
 		return x.Resyncing
 	}
 	return false
+}
+
+func (x *EdgeStatus) GetTokenRevocations() uint64 {
+	if x != nil {
+		return x.TokenRevocations
+	}
+	return 0
 }
 
 // DeleteReceipt acknowledges that an edge has purged an erased user.
@@ -1080,7 +1089,7 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"UserChange\x121\n" +
 	"\x06upsert\x18\x01 \x01(\v2\x17.faceauth.v1.UserUpsertH\x00R\x06upsert\x121\n" +
 	"\x06delete\x18\x02 \x01(\v2\x17.faceauth.v1.UserDeleteH\x00R\x06deleteB\b\n" +
-	"\x06change\"\xcc\x04\n" +
+	"\x06change\"\xf9\x04\n" +
 	"\n" +
 	"EdgeStatus\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x18\n" +
@@ -1101,7 +1110,8 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"\n" +
 	"last_error\x18\r \x01(\tR\tlastError\x12%\n" +
 	"\x0erefused_models\x18\x0e \x03(\tR\rrefusedModels\x12\x1c\n" +
-	"\tresyncing\x18\x0f \x01(\bR\tresyncing\"\x96\x01\n" +
+	"\tresyncing\x18\x0f \x01(\bR\tresyncing\x12+\n" +
+	"\x11token_revocations\x18\x10 \x01(\x04R\x10tokenRevocations\"\x96\x01\n" +
 	"\rDeleteReceipt\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +

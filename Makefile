@@ -9,7 +9,7 @@ export MODELS_DIR
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS    := -X main.version=$(VERSION)
 
-.PHONY: all build models models-testdata tools proto test bench lint clean run e2e help
+.PHONY: all build models models-testdata tools proto test bench dist lint clean run e2e help
 
 all: build
 
@@ -46,6 +46,10 @@ test: models-testdata tools
 bench: models-testdata tools
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 2s -cpu 1 ./...
 
+## dist: the release tarball dist/faceauth-VERSION-linux-amd64.tar.gz (+ .sha256) that deploy/aws/user-data.sh installs
+dist: models
+	VERSION=$(VERSION) scripts/dist.sh
+
 ## lint: go vet and staticcheck
 lint: tools
 	$(GO) vet ./...
@@ -53,7 +57,7 @@ lint: tools
 
 ## clean: remove the binaries and tools (keeps data/ and the model cache)
 clean:
-	rm -rf $(BIN) $(TOOLS)
+	rm -rf $(BIN) $(TOOLS) dist
 
 ## run: start central (local store, embedded NATS) and one edge; Ctrl-C stops both
 run: models

@@ -50,6 +50,21 @@ func modelsCommand() *cli.Command {
 				},
 			},
 			{
+				Name:  "list",
+				Usage: "print the model files a running central or edge needs, one path per line, relative to the models folder",
+				Flags: []cli.Flag{modelsDirFlag()},
+				Action: func(c *cli.Context) error {
+					m, err := models.Load(c.String("models-dir"))
+					if err != nil {
+						return err
+					}
+					for _, name := range m.RuntimeFiles() {
+						fmt.Fprintln(c.App.Writer, name)
+					}
+					return nil
+				},
+			},
+			{
 				Name:  "verify",
 				Usage: "check every model file against its pinned SHA-256",
 				Flags: []cli.Flag{modelsDirFlag()},

@@ -39,9 +39,6 @@ func resyncCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := store.Ping(ctx); err != nil {
-				return err
-			}
 			// Snapshot only reads the store: no face engine is needed.
 			reg := central.NewRegistry(central.Config{Store: store, Log: log})
 			url := natsClientURL(c)

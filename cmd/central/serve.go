@@ -160,21 +160,31 @@ func newLogger(level slog.Level) *slog.Logger {
 }
 
 // openStore returns the S3 store when STORE=s3 or, with STORE=auto, when a
-// bucket is configured; else the local store in the data folder. STORE=s3
-// without a bucket fails with the seed's "S3 is not configured" sentence.
+// bucket is configured; else the local store in the data folder. It pings
+// the store, so a command fails at once with the fix. STORE=s3 without a
+// bucket fails with the seed's "S3 is not configured" sentence.
 func openStore(ctx context.Context, cfg *serveConfig) (faceauth.Store, string, error) {
+	var (
+		s     faceauth.Store
+		where string
+	)
 	if cfg.store == "s3" || (cfg.store == "auto" && cfg.s3.Bucket != "") {
-		s, err := s3store.New(ctx, cfg.s3)
+		s3, err := s3store.New(ctx, cfg.s3)
 		if err != nil {
 			return nil, "", err
 		}
-		return s, "s3://" + cfg.s3.Bucket + "/" + cfg.s3.Prefix, nil
+		s, where = s3, "s3://"+cfg.s3.Bucket+"/"+cfg.s3.Prefix
+	} else {
+		fs, err := filestore.New(filepath.Join(cfg.data, "store"))
+		if err != nil {
+			return nil, "", err
+		}
+		s, where = fs, fs.Dir()
 	}
-	s, err := filestore.New(filepath.Join(cfg.data, "store"))
-	if err != nil {
+	if err := s.Ping(ctx); err != nil {
 		return nil, "", err
 	}
-	return s, s.Dir(), nil
+	return s, where, nil
 }
 
 // loadSigner returns the token signer: from SECRET_KEY, else from the key
@@ -206,9 +216,6 @@ func runServe(c *cli.Context) error {
 
 	store, where, err := openStore(ctx, cfg)
 	if err != nil {
-		return err
-	}
-	if err := store.Ping(ctx); err != nil {
 		return err
 	}
 	signer, err := loadSigner(cfg.secret, cfg.keyFile, log)

@@ -40,9 +40,6 @@ second delete of the user would.`,
 			if err != nil {
 				return err
 			}
-			if err := store.Ping(ctx); err != nil {
-				return err
-			}
 			// The sweep only reads records and deletes: no face engine.
 			reg := central.NewRegistry(central.Config{Store: store, Log: newLogger(cfg.logLevel)})
 			s := reg.NewSweeper(minAge)

@@ -96,7 +96,7 @@ func (r *Revocations) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.use(list)
+	r.use(list, false)
 	return nil
 }
 
@@ -132,8 +132,12 @@ func (r *Revocations) Revoke(ctx context.Context, subject, reason string) (*pb.T
 		if err != nil {
 			return nil, err
 		}
-		rv := &pb.TokenRevocation{Subject: subject, RevokedAt: timestamppb.New(r.now()), Reason: reason}
-		next := &pb.TokenRevocations{Version: cur.Version + 1}
+		now := r.now()
+		rv := &pb.TokenRevocation{Subject: subject, RevokedAt: timestamppb.New(now), Reason: reason}
+		// The version is also a clock, so a list restored from an older
+		// backup of the store still gets versions above those the edges
+		// hold, and its next change reaches them.
+		next := &pb.TokenRevocations{Version: max(cur.Version+1, uint64(now.UnixMicro()))}
 		for _, x := range cur.Revocations {
 			if x.Subject != subject {
 				next.Revocations = append(next.Revocations, x)
@@ -147,7 +151,7 @@ func (r *Revocations) Revoke(ctx context.Context, subject, reason string) (*pb.T
 		}
 		_, err = r.store.Put(ctx, revocationsKey, data, faceauth.Cond{IfNoneMatch: ver == "", IfMatch: ver})
 		if err == nil {
-			r.use(next)
+			r.use(next, true)
 			r.log.Info("token subject revoked", "subject", subject, "reason", reason, "version", next.Version)
 			return rv, nil
 		}
@@ -181,11 +185,12 @@ func (r *Revocations) read(ctx context.Context) (*pb.TokenRevocations, string, e
 	return list, ver, nil
 }
 
-// use makes list current unless the one held is as new, and hands it to
-// the publisher.
-func (r *Revocations) use(list *pb.TokenRevocations) {
+// use makes list current unless the one held is as new (a replica's
+// re-read may race its own write), or always when it was just written,
+// and hands it to the publisher.
+func (r *Revocations) use(list *pb.TokenRevocations, written bool) {
 	r.mu.Lock()
-	if r.m != nil && list.Version <= r.list.Version {
+	if !written && r.m != nil && list.Version <= r.list.Version {
 		r.mu.Unlock()
 		return
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/auth"
 	pb "github.com/xplore/faceauth/proto"
@@ -35,7 +37,7 @@ func TestRevocations(t *testing.T) {
 			pub := &listRecorder{}
 			now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 			a := NewRevocations(RevocationsConfig{Store: s, Publisher: pub, Log: quiet, Now: func() time.Time { return now }})
-			other := NewRevocations(RevocationsConfig{Store: s, Log: quiet})
+			other := NewRevocations(RevocationsConfig{Store: s, Log: quiet, Now: func() time.Time { return now }})
 			if err := a.Load(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -49,7 +51,8 @@ func TestRevocations(t *testing.T) {
 			if got := a.Map()["door-1"]; !got.Equal(now) {
 				t.Fatalf("Map()[door-1] = %v", got)
 			}
-			if pub.last.GetVersion() != 1 || len(pub.last.GetRevocations()) != 1 {
+			v1 := a.List().Version
+			if v1 < uint64(now.UnixMicro()) || pub.last.GetVersion() != v1 || len(pub.last.GetRevocations()) != 1 {
 				t.Fatalf("published %v", pub.last)
 			}
 			// Another replica sees it once it re-reads the store.
@@ -75,11 +78,12 @@ func TestRevocations(t *testing.T) {
 			if err := check.Load(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if l := check.List(); l.Version != 21 || len(l.Revocations) != 21 {
+			if l := check.List(); l.Version < v1+20 || len(l.Revocations) != 21 {
 				t.Fatalf("after 21 revocations: version %d, %d subjects", l.Version, len(l.Revocations))
 			}
 
 			// Revoking again moves the time forward; the list keeps one entry.
+			v21 := check.List().Version
 			now = now.Add(time.Hour)
 			if _, err := a.Revoke(ctx, "door-1", ""); err != nil {
 				t.Fatal(err)
@@ -88,9 +92,27 @@ func TestRevocations(t *testing.T) {
 				t.Fatalf("re-revoked: %v %v", check.List(), err)
 			}
 			// An older list never replaces a newer one.
-			a.use(&pb.TokenRevocations{Version: 3})
-			if a.List().Version != 22 {
+			if v := check.List().Version; v <= v21 {
+				t.Fatalf("version %d after %d", v, v21)
+			}
+			a.use(&pb.TokenRevocations{Version: 3}, false)
+			if a.List().Version != check.List().Version {
 				t.Fatalf("an older list replaced the newer: version %d", a.List().Version)
+			}
+
+			// The store restored from an older backup: the next revocation
+			// still gets a version above every list published since.
+			newest := pub.last.GetVersion()
+			old, _ := proto.Marshal(&pb.TokenRevocations{Version: 5})
+			if _, err := s.Put(ctx, revocationsKey, old, faceauth.Cond{}); err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(time.Second)
+			if _, err := a.Revoke(ctx, "door-3", ""); err != nil {
+				t.Fatal(err)
+			}
+			if v := pub.last.GetVersion(); v <= newest {
+				t.Fatalf("after a restore: published version %d, not above %d", v, newest)
 			}
 		})
 	}
@@ -160,7 +182,7 @@ func TestRevocationAPI(t *testing.T) {
 	}
 	var list RevocationsResponse
 	r = ts.do(t, "GET", "/api/revocations", ts.admin)
-	if err := json.Unmarshal(r.raw, &list); err != nil || r.status != 200 || list.Version != 1 || len(list.Revocations) != 1 || list.Revocations[0].Subject != "test-door" {
+	if err := json.Unmarshal(r.raw, &list); err != nil || r.status != 200 || list.Version == 0 || len(list.Revocations) != 1 || list.Revocations[0].Subject != "test-door" {
 		t.Fatalf("list: %d %s", r.status, r.raw)
 	}
 	// An admin may revoke its own subject; its token then stops working.
@@ -170,8 +192,8 @@ func TestRevocationAPI(t *testing.T) {
 	if r := probe(ts.admin); r.status != 401 || r.str("code") != "token_revoked" {
 		t.Fatalf("admin token after revoking its subject: %d %s", r.status, r.raw)
 	}
-	if revs.List().Version != 2 {
-		t.Fatalf("version %d", revs.List().Version)
+	if revs.List().Version <= list.Version {
+		t.Fatalf("version %d after %d", revs.List().Version, list.Version)
 	}
 
 	// Without a revocation list the endpoints say so.

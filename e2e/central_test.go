@@ -314,15 +314,21 @@ func TestCentralToEdge(t *testing.T) {
 			t.Fatal("central accepts the revoked token")
 		}
 		waitFor(t, 30*time.Second, "the edge to refuse the revoked token", func() bool { return refused(e.url) })
-		waitFor(t, 30*time.Second, "central to see the edge hold the revocation", func() bool {
-			req, _ := http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
+		get := func(path string, out any) {
+			t.Helper()
+			req, _ := http.NewRequest(http.MethodGet, c.url+path, nil)
 			req.Header.Set("Authorization", "Bearer "+admin)
 			status, body := httpDo(t, req)
-			var r central.EdgesResponse
-			if status != 200 || json.Unmarshal(body, &r) != nil {
-				return false
+			if status != 200 || json.Unmarshal(body, out) != nil {
+				t.Fatalf("GET %s: %d %s", path, status, body)
 			}
-			return slices.ContainsFunc(r.Edges, func(es feed.EdgeState) bool { return es.ID == "site-1" && es.TokenRevocations == 1 })
+		}
+		var list central.RevocationsResponse
+		get("/api/revocations", &list)
+		waitFor(t, 30*time.Second, "central to see the edge hold the revocation", func() bool {
+			var r central.EdgesResponse
+			get("/api/edges", &r)
+			return slices.ContainsFunc(r.Edges, func(es feed.EdgeState) bool { return es.ID == "site-1" && es.TokenRevocations == list.Version })
 		})
 		// Offline: central gone, the edge restarted; the revocation holds.
 		c.stop()

@@ -915,7 +915,10 @@ func (x *TokenKey) GetPublicKey() []byte {
 // stream, so that edges refuse revoked tokens offline too.
 type TokenRevocations struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version grows with every change; a reader keeps the highest it saw.
+	// version grows with every change, to at least the time of the change
+	// in microseconds since 1970 (so a list restored from a backup still
+	// gets new versions above any published since); a reader keeps the
+	// highest it saw.
 	Version       uint64             `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	Revocations   []*TokenRevocation `protobuf:"bytes,2,rep,name=revocations,proto3" json:"revocations,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -373,12 +373,12 @@ func TestTokenRevoke(t *testing.T) {
 		t.Fatalf("revoke: %q %v", out, err)
 	}
 	out, _, err = run(t, append([]string{"token", "revocations"}, conn...)...)
-	if err != nil || !strings.Contains(out, "door-9") || !strings.Contains(out, "stolen van") || !strings.Contains(out, "list version 1") {
+	if err != nil || !strings.Contains(out, "door-9") || !strings.Contains(out, "stolen van") || !strings.Contains(out, "list version ") {
 		t.Fatalf("list: %q %v", out, err)
 	}
 	out, _, err = run(t, append([]string{"token", "revocations", "--json"}, conn...)...)
 	var list central.RevocationsResponse
-	if err != nil || json.Unmarshal([]byte(out), &list) != nil || list.Version != 1 || list.Revocations[0].Subject != "door-9" {
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || list.Version == 0 || list.Revocations[0].Subject != "door-9" {
 		t.Fatalf("list --json: %q %v", out, err)
 	}
 	if _, _, err := run(t, "users", "list", "--url", e.url, "--token", door); err == nil || !strings.Contains(err.Error(), "token_revoked") {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -330,6 +331,9 @@ func TestCentralToEdge(t *testing.T) {
 			get("/api/edges", &r)
 			return slices.ContainsFunc(r.Edges, func(es feed.EdgeState) bool { return es.ID == "site-1" && es.TokenRevocations == list.Version })
 		})
+		if v, err := strconv.ParseFloat(e.metric("faceauth_edge_token_revocations_version"), 64); err != nil || v != float64(list.Version) {
+			t.Fatalf("edge metric faceauth_edge_token_revocations_version = %v (%v), want %d", v, err, list.Version)
+		}
 		// Offline: central gone, the edge restarted; the revocation holds.
 		c.stop()
 		e.stop()

@@ -234,4 +234,7 @@ func (e *Edge) registerMetrics() {
 	e.reg.GaugeFunc("faceauth_edge_compactions_total", "File compactions done to remove erased data.", locked(func() float64 { return float64(e.compacts) }))
 	e.reg.GaugeFunc("faceauth_edge_receipts_owed", "Delete receipts waiting to be sent.", locked(func() float64 { return float64(e.owed) }))
 	e.reg.GaugeFunc("faceauth_edge_token_key_loaded", "1 when the edge has a token key.", func() float64 { return b(e.tokens.keyID() != "") })
+	e.reg.GaugeFunc("faceauth_edge_token_revocations_version", "Version of the token revocation list held (0: none).", func() float64 {
+		return float64(e.tokens.revocationsVersion())
+	})
 }

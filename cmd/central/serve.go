@@ -267,6 +267,9 @@ func runServe(c *cli.Context) error {
 	if err := revocations.Load(ctx); err != nil {
 		return err
 	}
+	reg.GaugeFunc("faceauth_central_token_revocations_version", "Version of the token revocation list in force (0: none).", func() float64 {
+		return float64(revocations.List().Version)
+	})
 	var pub central.Publisher = publisher
 	var extra []central.Route
 	// ------------------------------------------------------------------

@@ -205,7 +205,10 @@ func (p *Publisher) Run(ctx context.Context, src Source) error {
 			dirty = true
 		case <-p.revsKick:
 			if !dirty && p.nc.IsConnected() {
-				if err := p.publishRevocations(ctx); err != nil {
+				rctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
+				err := p.publishRevocations(rctx)
+				cancel()
+				if err != nil {
 					fail("publish the token revocations", err)
 				}
 			}

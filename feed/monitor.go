@@ -24,8 +24,9 @@ const (
 	// verifications disagree with central's or fail.
 	StateModelMismatch = "model_mismatch"
 	// StateBehind: at its last heartbeat the edge had not applied a change
-	// that had been on the users stream for a while (see Monitor), or it
-	// is rebuilding its cache.
+	// that had been on the users stream for a while (see Monitor), held an
+	// older token revocation list than the one on the config stream a
+	// heartbeat before, or was rebuilding its cache.
 	StateBehind = "behind"
 	// StateInSync: the edge has applied every change published before its
 	// last heartbeat.
@@ -120,6 +121,15 @@ type Monitor struct {
 	receipts map[string]map[string]uint64 // user id -> edge id -> revision purged
 	heads    []head                       // the users stream's head over time, oldest first
 	base     uint64                       // highest revision of heads dropped from the list
+	revs     []revSample                  // the revocation list's version over time, oldest first
+	cfgSeq   uint64                       // the config stream's last sequence at the last sample
+}
+
+// revSample is the version of the token revocation list on the config
+// stream, as first observed at a time.
+type revSample struct {
+	version uint64
+	at      time.Time
 }
 
 // head is the users stream's last message as observed at a time.
@@ -219,6 +229,7 @@ func (m *Monitor) follow(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		m.sampleHead(ctx)
+		m.sampleRevocations(ctx)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -260,6 +271,53 @@ func (m *Monitor) sampleHead(ctx context.Context) {
 		m.base = max(m.base, m.heads[0].rev)
 		m.heads = slices.Delete(m.heads, 0, 1)
 	}
+}
+
+// sampleRevocations records the revocation list's version when the config
+// stream moved.
+func (m *Monitor) sampleRevocations(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := m.js.Stream(ctx, ConfigStream)
+	if err != nil {
+		return
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	moved := info.State.LastSeq != m.cfgSeq
+	m.mu.Unlock()
+	if !moved {
+		return
+	}
+	list, err := FetchRevocations(ctx, m.js)
+	if err != nil {
+		return // the next sample tries again
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfgSeq = info.State.LastSeq
+	if v := list.GetVersion(); len(m.revs) == 0 || v > m.revs[len(m.revs)-1].version {
+		m.revs = append(m.revs, revSample{version: v, at: time.Now()})
+		if len(m.revs) > maxHeads {
+			m.revs = slices.Delete(m.revs, 0, 1)
+		}
+	}
+}
+
+// requiredRevocations returns the highest revocation list version seen
+// on the config stream before t. m.mu must be held.
+func (m *Monitor) requiredRevocations(t time.Time) uint64 {
+	var v uint64
+	for _, r := range m.revs {
+		if r.at.After(t) {
+			break
+		}
+		v = r.version
+	}
+	return v
 }
 
 // required returns the highest revision published before t: an edge whose
@@ -343,7 +401,9 @@ func (m *Monitor) Edges(now time.Time) []EdgeState {
 	grace := min(time.Second, m.o.HeartbeatInterval/2) + time.Second
 	out := make([]EdgeState, 0, len(m.edges))
 	for id, e := range m.edges {
-		out = append(out, m.state(id, e, now, cur, m.required(e.lastSeen.Add(-grace))))
+		// An edge fetches the revocation list once per heartbeat interval.
+		revs := m.requiredRevocations(e.lastSeen.Add(-grace - m.o.HeartbeatInterval))
+		out = append(out, m.state(id, e, now, cur, m.required(e.lastSeen.Add(-grace)), revs))
 	}
 	slices.SortFunc(out, func(a, b EdgeState) int {
 		switch {
@@ -357,7 +417,7 @@ func (m *Monitor) Edges(now time.Time) []EdgeState {
 	return out
 }
 
-func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, required uint64) EdgeState {
+func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, required, requiredRevs uint64) EdgeState {
 	st := e.status
 	es := EdgeState{
 		ID:              id,
@@ -389,20 +449,21 @@ func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, requir
 	if cur.seq > es.AppliedSequence {
 		es.PendingMessages = cur.seq - es.AppliedSequence
 	}
-	es.State = classify(es, now, MissedHeartbeats*m.o.HeartbeatInterval, m.o.Model, required)
+	es.State = classify(es, now, MissedHeartbeats*m.o.HeartbeatInterval, m.o.Model, required, requiredRevs)
 	return es
 }
 
 // classify gives an edge its state; required is the revision it must have
-// applied by its last heartbeat. Offline wins over everything: what an
-// edge reported long ago says little about it now.
-func classify(es EdgeState, now time.Time, offlineAfter time.Duration, model string, required uint64) string {
+// applied by its last heartbeat, requiredRevs the revocation list version
+// it must have held. Offline wins over everything: what an edge reported
+// long ago says little about it now.
+func classify(es EdgeState, now time.Time, offlineAfter time.Duration, model string, required, requiredRevs uint64) string {
 	switch {
 	case es.LastSeen.IsZero() || now.Sub(es.LastSeen) > offlineAfter:
 		return StateOffline
 	case len(es.RefusedModels) > 0 || (model != "" && es.Model != model):
 		return StateModelMismatch
-	case es.AppliedRevision < required || es.Resyncing:
+	case es.AppliedRevision < required || es.Resyncing || es.TokenRevocations < requiredRevs:
 		return StateBehind
 	}
 	return StateInSync

@@ -40,14 +40,72 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := classify(tc.es, now, offlineAfter, "m1", tc.required); got != tc.want {
+			if got := classify(tc.es, now, offlineAfter, "m1", tc.required, 0); got != tc.want {
 				t.Fatalf("classify = %s, want %s", got, tc.want)
 			}
 		})
 	}
-	if got := classify(EdgeState{LastSeen: now, Model: "anything"}, now, offlineAfter, "", 0); got != StateInSync {
+	if got := classify(EdgeState{LastSeen: now, Model: "anything"}, now, offlineAfter, "", 0, 0); got != StateInSync {
 		t.Fatalf("with no central model: %s", got)
 	}
+	// The token revocation list the edge must hold.
+	for _, tc := range []struct {
+		held, required uint64
+		want           string
+	}{
+		{0, 0, StateInSync},
+		{5, 5, StateInSync},
+		{6, 5, StateInSync}, // a list published after the sample
+		{4, 5, StateBehind},
+		{0, 5, StateBehind}, // an edge that never got one
+	} {
+		es := EdgeState{LastSeen: now, Model: "m1", AppliedRevision: 9, TokenRevocations: tc.held}
+		if got := classify(es, now, offlineAfter, "m1", 9, tc.required); got != tc.want {
+			t.Errorf("holding revocations %d, %d required: %s, want %s", tc.held, tc.required, got, tc.want)
+		}
+	}
+}
+
+// TestMonitorRevocations: an edge that keeps reporting an older token
+// revocation list than the one on the config stream becomes behind; one
+// that holds it stays in sync.
+func TestMonitorRevocations(t *testing.T) {
+	n := startNATS(t)
+	nc, _ := connect(t, n.url())
+	src := newSource()
+	src.upsert("u0", 4)
+	p, err := NewPublisher(nc, PublisherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	hb := 300 * time.Millisecond
+	m, _ := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
+	held := map[string]uint64{"current": 0, "stale": 0}
+	send := func() {
+		for id, v := range held {
+			if err := PublishStatus(nc, status(id, "m1", 1, func(s *pb.EdgeStatus) { s.TokenRevocations = v })); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitEdges(t, m, send, statesAre(map[string]string{"current": StateInSync, "stale": StateInSync}))
+
+	p.PublishRevocations(&pb.TokenRevocations{Version: 7, Revocations: []*pb.TokenRevocation{{Subject: "door-1"}}})
+	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	held["current"] = 7
+	es := waitEdges(t, m, send, statesAre(map[string]string{"current": StateInSync, "stale": StateBehind}))
+	for _, e := range es {
+		if e.ID == "stale" && e.TokenRevocations != 0 || e.ID == "current" && e.TokenRevocations != 7 {
+			t.Fatalf("%s reports revocations %d", e.ID, e.TokenRevocations)
+		}
+	}
+	held["stale"] = 7
+	waitEdges(t, m, send, statesAre(map[string]string{"current": StateInSync, "stale": StateInSync}))
 }
 
 func runMonitor(t *testing.T, nc *nats.Conn, o MonitorOptions) (*Monitor, context.CancelFunc) {

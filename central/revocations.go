@@ -103,6 +103,16 @@ func (r *Revocations) Load(ctx context.Context) error {
 // Run re-reads the stored list every interval until ctx ends, so a
 // revocation made through another central replica applies here too.
 func (r *Revocations) Run(ctx context.Context, every time.Duration) {
+	repeat(ctx, every, func() {
+		if err := r.Load(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("token revocations not re-read; keeping the list held", "err", err)
+		}
+	})
+}
+
+// repeat calls fn every interval, the first time one interval from now,
+// until ctx ends.
+func repeat(ctx context.Context, every time.Duration, fn func()) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -110,9 +120,7 @@ func (r *Revocations) Run(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		}
-		if err := r.Load(ctx); err != nil && ctx.Err() == nil {
-			r.log.Warn("token revocations not re-read; keeping the list held", "err", err)
+			fn()
 		}
 	}
 }

@@ -195,14 +195,7 @@ const sweepMinAge = time.Hour
 // and finishing a delete twice are both harmless.
 func (r *Registry) Sweep(ctx context.Context, every time.Duration) {
 	s := r.NewSweeper(sweepMinAge)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	repeat(ctx, every, func() {
 		start := time.Now()
 		st, err := s.Pass(ctx)
 		switch {
@@ -212,5 +205,5 @@ func (r *Registry) Sweep(ctx context.Context, every time.Duration) {
 			r.log.Info("sweep: pass done", "users", st.Users, "images", st.Images, "deleted", st.Deleted,
 				"waiting", st.Waiting, "finished_deletes", st.Finished, "took", time.Since(start).Round(time.Millisecond))
 		}
-	}
+	})
 }

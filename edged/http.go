@@ -33,9 +33,9 @@ func (e *Edge) Handler() http.Handler {
 		mux.Handle(pattern, e.apiMet.Instrument(name, h))
 	}
 	route("POST /api/verify", "/api/verify",
-		api.RequireRole(e.tokens, auth.RoleVerify, e.log, e.countVerify(http.HandlerFunc(fh.Verify))))
+		api.RequireRole(e.checker, auth.RoleVerify, e.log, e.countVerify(http.HandlerFunc(fh.Verify))))
 	route("POST /api/identify", "/api/identify",
-		api.RequireRole(e.tokens, auth.RoleVerify, e.log, http.HandlerFunc(fh.Identify)))
+		api.RequireRole(e.checker, auth.RoleVerify, e.log, http.HandlerFunc(fh.Identify)))
 	route("GET /healthz", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
 	pb "github.com/xplore/faceauth/proto"
@@ -391,7 +392,7 @@ func TestTokenKeyOffline(t *testing.T) {
 	e := startEdge(t, dir, n.url, func(c *Config) { c.TokenPublicKey = other.PublicKey() })
 	waitFor(t, 10*time.Second, "the token key from NATS", func() bool { return e.Ready().TokenKeyID == signer.KeyID() })
 	waitFor(t, 10*time.Second, "the revocations from NATS", func() bool { return e.Ready().TokenRevocations == 1 })
-	if _, err := e.tokens.Check(lost, time.Now()); faceauth.KindOf(err) != faceauth.KindUnauthenticated {
+	if _, err := e.checker.Check(lost, time.Now()); faceauth.KindOf(err) != faceauth.KindUnauthenticated {
 		t.Fatalf("revoked token while connected: %v", err)
 	}
 	e.stop()
@@ -406,14 +407,14 @@ func TestTokenKeyOffline(t *testing.T) {
 	defer e2.Close()
 	tests := []struct {
 		name  string
-		keys  *tokenKeys
+		keys  api.TokenChecker
 		token string
 		want  faceauth.Kind // KindInternal: accepted
 	}{
-		{"cached key, good token", e2.tokens, good, faceauth.KindInternal},
-		{"cached key, other key's token", e2.tokens, forged, faceauth.KindUnauthenticated},
-		{"no token", e2.tokens, "", faceauth.KindUnauthenticated},
-		{"cached revocation", e2.tokens, lost, faceauth.KindUnauthenticated},
+		{"cached key, good token", e2.checker, good, faceauth.KindInternal},
+		{"cached key, other key's token", e2.checker, forged, faceauth.KindUnauthenticated},
+		{"no token", e2.checker, "", faceauth.KindUnauthenticated},
+		{"cached revocation", e2.checker, lost, faceauth.KindUnauthenticated},
 		{"no key at all", &tokenKeys{}, good, faceauth.KindUnavailable},
 	}
 	for _, tt := range tests {
@@ -429,7 +430,7 @@ func TestTokenKeyOffline(t *testing.T) {
 	if err := e2.setRevocations(&pb.TokenRevocations{}); err != nil || e2.tokens.revocationsVersion() != 1 {
 		t.Fatalf("older list: version %d, %v", e2.tokens.revocationsVersion(), err)
 	}
-	if _, err := e2.tokens.Check(lost, time.Now()); err == nil {
+	if _, err := e2.checker.Check(lost, time.Now()); err == nil {
 		t.Fatal("an older, empty list un-revoked a token")
 	}
 
@@ -439,7 +440,7 @@ func TestTokenKeyOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e3.Close()
-	if _, err := e3.tokens.Check(good, time.Now()); err != nil {
+	if _, err := e3.checker.Check(good, time.Now()); err != nil {
 		t.Fatalf("provisioned key: %v", err)
 	}
 }

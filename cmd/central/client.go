@@ -162,3 +162,21 @@ func (cl *client) deleteUser(ctx context.Context, id string) (*central.DeleteRes
 	err := cl.do(ctx, http.MethodDelete, "/api/users/"+url.PathEscape(id), "", nil, &out)
 	return &out, err
 }
+
+// revoke revokes the tokens of subject issued up to now.
+func (cl *client) revoke(ctx context.Context, subject, reason string) (*central.RevocationInfo, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("subject", subject)
+	if reason != "" {
+		mw.WriteField("reason", reason)
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	var out central.RevocationInfo
+	if err := cl.do(ctx, http.MethodPost, "/api/revocations", mw.FormDataContentType(), buf.Bytes(), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -82,17 +80,8 @@ within seconds; an edge offline since refuses them once it reconnects.`,
 				if err != nil {
 					return err
 				}
-				var buf bytes.Buffer
-				mw := multipart.NewWriter(&buf)
-				mw.WriteField("subject", c.Args().First())
-				if r := c.String("reason"); r != "" {
-					mw.WriteField("reason", r)
-				}
-				if err := mw.Close(); err != nil {
-					return err
-				}
-				var rv central.RevocationInfo
-				if err := cl.do(c.Context, http.MethodPost, "/api/revocations", mw.FormDataContentType(), buf.Bytes(), &rv); err != nil {
+				rv, err := cl.revoke(c.Context, c.Args().First(), c.String("reason"))
+				if err != nil {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "revoked the tokens of %q issued up to %s; tokens issued from %s on are valid\n",

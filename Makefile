@@ -25,14 +25,14 @@ models: build
 models-testdata: build
 	$(BIN)/central models fetch --testdata --models-dir $(MODELS_DIR)
 
-TOOL_BINS := $(TOOLS)/versitygw $(TOOLS)/protoc-gen-go $(TOOLS)/staticcheck $(TOOLS)/nk
+TOOL_BINS := $(TOOLS)/versitygw $(TOOLS)/protoc-gen-go $(TOOLS)/staticcheck $(TOOLS)/nk $(TOOLS)/nats-server $(TOOLS)/ec2-metadata-mock
 
-## tools: build the pinned dev tools into .tools/bin (versitygw, protoc-gen-go, staticcheck, nk)
+## tools: build the pinned dev tools into .tools/bin (versitygw, protoc-gen-go, staticcheck, nk, nats-server, ec2-metadata-mock)
 tools: $(TOOL_BINS)
 
 # Pinned in tools/go.mod; rebuilt only when it changes.
 $(TOOL_BINS) &: tools/go.mod tools/go.sum
-	cd tools && $(GO) build -o ../$(TOOLS)/ github.com/versity/versitygw/cmd/versitygw google.golang.org/protobuf/cmd/protoc-gen-go honnef.co/go/tools/cmd/staticcheck github.com/nats-io/nkeys/nk
+	cd tools && $(GO) build -o ../$(TOOLS)/ github.com/versity/versitygw/cmd/versitygw google.golang.org/protobuf/cmd/protoc-gen-go honnef.co/go/tools/cmd/staticcheck github.com/nats-io/nkeys/nk github.com/nats-io/nats-server/v2 github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock
 
 ## proto: regenerate the Go code of proto/*.proto (needs protoc)
 proto: $(TOOLS)/protoc-gen-go

@@ -94,15 +94,26 @@ type proc struct {
 // (so no stray .env is read) and the extra environment.
 func start(t testing.TB, name, binary string, env []string, args ...string) *proc {
 	t.Helper()
-	work := t.TempDir()
+	return startIn(t, t.TempDir(), name, binary, append(os.Environ(), env...), args...)
+}
+
+// startIn runs binary (bin/central, bin/edged or a tool's absolute path)
+// in the working folder work with exactly the
+// environment env (a test that must leave variables unset filters them).
+func startIn(t testing.TB, work, name, binary string, env []string, args ...string) *proc {
+	t.Helper()
 	logPath := filepath.Join(work, name+".log")
 	lf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(binDir, binary), args...)
+	path := binary // a tool's absolute path, or bin/central, bin/edged
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(binDir, binary)
+	}
+	cmd := exec.Command(path, args...)
 	cmd.Dir = work
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if err := cmd.Start(); err != nil {
 		lf.Close()

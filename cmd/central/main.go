@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/config"
 )
 
@@ -45,7 +46,14 @@ func main() {
 		},
 	}
 	if err := app.RunContext(ctx, os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "central:", err)
+		// A *faceauth.Error is one sentence with its fix; that is the
+		// line, and the cause (the SDK's error with its request id) goes
+		// on the next for whoever digs further.
+		if fe, ok := err.(*faceauth.Error); ok && fe.Err != nil {
+			fmt.Fprintf(os.Stderr, "central: %s\n  cause: %v\n", fe.Msg, fe.Err)
+		} else {
+			fmt.Fprintln(os.Stderr, "central:", err)
+		}
 		os.Exit(1)
 	}
 }

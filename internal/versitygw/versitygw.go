@@ -44,6 +44,10 @@ type Options struct {
 	SecretKey string   // root secret key; default "faceauth-test-secret"
 	Region    string   // default "us-east-1"
 	Buckets   []string // buckets to create once the gateway is up
+	// IAM turns on the gateway's internal IAM (accounts besides root,
+	// managed with CreateUser and DeleteUser, and bucket policies that
+	// decide what a non-admin account may do).
+	IAM bool
 }
 
 // Server is a running gateway.
@@ -54,6 +58,7 @@ type Server struct {
 	SecretKey string
 	Dir       string // the posix root: one folder per bucket
 
+	bin    string
 	client *s3.Client
 }
 
@@ -135,10 +140,14 @@ func start(t testing.TB, bin string, opts Options) (*Server, error) {
 	}
 	dir := t.TempDir()
 	addr := "127.0.0.1:" + port
-	cmd := exec.Command(bin,
-		"--access", opts.AccessKey, "--secret", opts.SecretKey,
-		"--region", opts.Region, "--port", addr, "--quiet",
-		"posix", dir)
+	args := []string{"--access", opts.AccessKey, "--secret", opts.SecretKey,
+		"--region", opts.Region, "--port", addr, "--quiet"}
+	if opts.IAM {
+		// The accounts live beside the buckets' folder, not in it.
+		iamDir := t.TempDir()
+		args = append(args, "--iam-dir", iamDir)
+	}
+	cmd := exec.Command(bin, append(args, "posix", dir)...)
 	// Keep credentials out of the environment the gateway would read them
 	// from, so only the flags count.
 	cmd.Env = filterEnv(os.Environ(), "ROOT_ACCESS_KEY", "ROOT_SECRET_KEY", "ROOT_ACCESS_KEY_ID", "ROOT_SECRET_ACCESS_KEY")
@@ -168,6 +177,7 @@ func start(t testing.TB, bin string, opts Options) (*Server, error) {
 		AccessKey: opts.AccessKey,
 		SecretKey: opts.SecretKey,
 		Dir:       dir,
+		bin:       bin,
 	}
 	if err := waitReady(s.Endpoint, exited); err != nil {
 		stop()
@@ -261,4 +271,38 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// CreateUser adds an account through the gateway's admin API (the gateway
+// must run with Options.IAM). role is "admin" (every bucket), "user" or
+// "userplus" (what the bucket policies allow).
+func (s *Server) CreateUser(t testing.TB, access, secret, role string) {
+	t.Helper()
+	s.admin(t, "create-user", "--access", access, "--secret", secret, "--role", role)
+}
+
+// DeleteUser removes an account: its key is unknown from then on.
+func (s *Server) DeleteUser(t testing.TB, access string) {
+	t.Helper()
+	s.admin(t, "delete-user", "--access", access)
+}
+
+func (s *Server) admin(t testing.TB, args ...string) {
+	t.Helper()
+	cmd := exec.Command(s.bin, append([]string{"admin", "--access", s.AccessKey, "--secret", s.SecretKey,
+		"--region", s.Region, "--endpoint-url", s.Endpoint}, args...)...)
+	cmd.Env = filterEnv(os.Environ(), "ADMIN_ACCESS_KEY_ID", "ADMIN_ACCESS_KEY", "ADMIN_SECRET_ACCESS_KEY", "ADMIN_SECRET_KEY", "ADMIN_ENDPOINT_URL")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("versitygw admin %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// PutBucketPolicy sets a bucket policy (a JSON document as S3 takes it).
+func (s *Server) PutBucketPolicy(t testing.TB, bucket, policy string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := s.client.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(policy)}); err != nil {
+		t.Fatalf("versitygw: put the policy of bucket %q: %v", bucket, err)
+	}
 }

@@ -24,13 +24,21 @@ const (
 	MsgNotConfigured = "S3 is not configured. Set S3_BUCKET (and AWS credentials) in environment."
 	// MsgNoRegion says that no region is set or discoverable.
 	MsgNoRegion = "The AWS region is not set. Set AWS_REGION to the region of the S3 bucket."
-	// MsgNoCredentials says that the default credential chain found nothing.
-	MsgNoCredentials = "No AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, configure a profile (AWS_PROFILE), or attach an IAM instance role to this EC2 instance."
+	// MsgNoCredentials says that the default credential chain found
+	// nothing. It starts with the words of the SDKs' own message (boto3's
+	// "Unable to locate credentials"), which operators search for.
+	MsgNoCredentials = "Unable to locate credentials for S3. Attach the IAM instance role to this EC2 instance (deploy/aws/setup.sh), or elsewhere set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE."
 )
 
 // MsgAccessDenied says that S3 refused the credentials or the request.
 func MsgAccessDenied(bucket string) string {
 	return fmt.Sprintf("Access to S3 bucket %q was denied. Check the credentials and that the IAM policy allows s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on it.", bucket)
+}
+
+// MsgActionDenied says that S3 accepted the credentials but the IAM
+// policy does not allow action (e.g. "s3:PutObject") on the bucket.
+func MsgActionDenied(bucket, action string) string {
+	return fmt.Sprintf("Access to S3 bucket %q was denied for %s. Allow %s on it in the IAM policy of the instance role (deploy/aws/iam-policy.json).", bucket, action, action)
 }
 
 // MsgNoBucket says that the bucket does not exist.

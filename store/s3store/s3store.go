@@ -318,6 +318,21 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// iamAction is the IAM action an operation of classify needs.
+func iamAction(op string) string {
+	switch op {
+	case "get":
+		return "s3:GetObject"
+	case "put":
+		return "s3:PutObject"
+	case "delete":
+		return "s3:DeleteObject"
+	case "list", "check bucket":
+		return "s3:ListBucket"
+	}
+	return ""
+}
+
 // classify turns an SDK error into one that says what to do. ifMatch
 // reports a Put conditional on a version, for which a missing object is a
 // failed condition.
@@ -343,6 +358,10 @@ func (s *Store) classify(ctx context.Context, op, key string, err error, ifMatch
 			return wrap(faceauth.KindUnavailable, CodeNoBucket, MsgNoBucket(s.bucket, s.region))
 		case strings.HasPrefix(code, "KMS.") || (code == "AccessDenied" && s.sse == SSEKMS && strings.Contains(strings.ToLower(ae.ErrorMessage()), "kms")):
 			return wrap(faceauth.KindUnavailable, CodeKMS, MsgKMS(s.bucket, s.kmsKeyID))
+		case (code == "AccessDenied" || code == "Forbidden") && iamAction(op) != "":
+			// Signed by a known identity, refused by its policy: name the
+			// action the policy lacks.
+			return wrap(faceauth.KindUnavailable, CodeAccessDenied, MsgActionDenied(s.bucket, iamAction(op)))
 		case code == "AccessDenied" || code == "Forbidden" || code == "SignatureDoesNotMatch" ||
 			code == "InvalidAccessKeyId" || code == "InvalidToken" || code == "ExpiredToken" ||
 			code == "TokenRefreshRequired" || code == "AllAccessDisabled" || code == "InvalidSecurity" ||

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,6 +192,53 @@ func TestAccessDenied(t *testing.T) {
 	// The right credentials work on the same gateway.
 	if err := newStore(t, config(gw, bucket)).Ping(t.Context()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestActionDenied gives an account a bucket policy with one of the four
+// actions the store needs left out: the operations needing it fail with
+// the sentence naming that action, the others work.
+func TestActionDenied(t *testing.T) {
+	gw := versitygw.Start(t, versitygw.Options{IAM: true})
+	all := []string{"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+	needs := map[string]string{
+		"Get": "s3:GetObject", "Put": "s3:PutObject", "PutIfNoneMatch": "s3:PutObject",
+		"Delete": "s3:DeleteObject", "List": "s3:ListBucket", "Ping": "s3:ListBucket",
+	}
+	for i, missing := range all {
+		t.Run(missing, func(t *testing.T) {
+			bucket := newBucket(t, gw)
+			access := fmt.Sprintf("central%d", i)
+			gw.CreateUser(t, access, "central-secret", "user")
+			var stmts []string
+			for _, a := range all {
+				if a == missing {
+					continue
+				}
+				res := "arn:aws:s3:::" + bucket
+				if a != "s3:ListBucket" {
+					res += "/*"
+				}
+				stmts = append(stmts, fmt.Sprintf(`{"Effect":"Allow","Principal":{"AWS":[%q]},"Action":[%q],"Resource":%q}`, access, a, res))
+			}
+			gw.PutBucketPolicy(t, bucket, `{"Version":"2012-10-17","Statement":[`+strings.Join(stmts, ",")+`]}`)
+			// The object exists, so a Get is refused by the policy and
+			// not for a missing key.
+			if _, err := newStore(t, config(gw, bucket)).Put(t.Context(), "records/alice.pb", []byte("x"), faceauth.Cond{}); err != nil {
+				t.Fatal(err)
+			}
+			cfg := config(gw, bucket)
+			cfg.AccessKeyID, cfg.SecretAccessKey = access, "central-secret"
+			for op, err := range everyOp(t.Context(), newStore(t, cfg)) {
+				if needs[op] != missing {
+					if err != nil && !errors.Is(err, faceauth.ErrPrecondition) {
+						t.Errorf("%s needs only %s, which is allowed: %v", op, needs[op], err)
+					}
+					continue
+				}
+				wantError(t, op, err, faceauth.KindUnavailable, s3store.CodeAccessDenied, s3store.MsgActionDenied(bucket, missing))
+			}
+		})
 	}
 }
 
@@ -382,7 +430,8 @@ func TestSSEHeaders(t *testing.T) {
 func TestMessages(t *testing.T) {
 	for _, tt := range []struct{ got, want string }{
 		{s3store.MsgNotConfigured, "S3 is not configured. Set S3_BUCKET (and AWS credentials) in environment."},
-		{s3store.MsgNoCredentials, "No AWS credentials were found. Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, configure a profile (AWS_PROFILE), or attach an IAM instance role to this EC2 instance."},
+		{s3store.MsgNoCredentials, "Unable to locate credentials for S3. Attach the IAM instance role to this EC2 instance (deploy/aws/setup.sh), or elsewhere set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE."},
+		{s3store.MsgActionDenied("X", "s3:PutObject"), `Access to S3 bucket "X" was denied for s3:PutObject. Allow s3:PutObject on it in the IAM policy of the instance role (deploy/aws/iam-policy.json).`},
 		{s3store.MsgAccessDenied("X"), `Access to S3 bucket "X" was denied. Check the credentials and that the IAM policy allows s3:GetObject, s3:PutObject, s3:DeleteObject and s3:ListBucket on it.`},
 		{s3store.MsgNoBucket("X", "R"), `S3 bucket "X" does not exist in region R. Create it or fix S3_BUCKET/AWS_REGION.`},
 	} {

@@ -289,3 +289,11 @@ func allKeys(t testing.TB, s faceauth.Store, prefix string) []string {
 		after = keys[len(keys)-1]
 	}
 }
+
+// RemoveDebris passes through to a store that leaves temporary files.
+func (f *faultyStore) RemoveDebris(ctx context.Context, prefix string, dryRun bool) ([]string, error) {
+	if d, ok := f.Store.(DebrisRemover); ok {
+		return d.RemoveDebris(ctx, prefix, dryRun)
+	}
+	return nil, nil
+}

@@ -668,10 +668,17 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 }
 
 // finishDelete removes the images and then the tombstone of a user that is
-// invisible already, and publishes the deletion.
+// invisible already, and publishes the deletion. Temporary files that a
+// crashed write of the user's images or record left (a whole photo or
+// record that no listing shows) go with them.
 func (r *Registry) finishDelete(ctx context.Context, d *pb.Deletion) error {
 	if err := r.deleteImages(ctx, d.UserId); err != nil {
 		return err
+	}
+	for _, prefix := range []string{imageDir(d.UserId), recordKey(d.UserId)} {
+		if _, err := r.RemoveDebris(ctx, prefix, false); err != nil {
+			return fmt.Errorf("delete the leftovers of %s: %w", d.UserId, err)
+		}
 	}
 	if err := r.store.Delete(ctx, recordKey(d.UserId)); err != nil {
 		return fmt.Errorf("delete record of %s: %w", d.UserId, err)
@@ -681,6 +688,26 @@ func (r *Registry) finishDelete(ctx context.Context, d *pb.Deletion) error {
 		r.pub.Publish(deleteChange(d))
 	}
 	return nil
+}
+
+// DebrisRemover is a store whose writers leave temporary files behind when
+// they die mid-write; *filestore.Store is one. S3 has no such files.
+type DebrisRemover interface {
+	// RemoveDebris removes (or, with dryRun, lists) the temporary files
+	// that dead writers left under the key prefix and returns them.
+	RemoveDebris(ctx context.Context, prefix string, dryRun bool) ([]string, error)
+}
+
+// RemoveDebris removes what writers that died mid-write left under prefix
+// in the store ("" for all of it), when the store can leave any, and
+// returns it; with dryRun it only lists it. Central runs it at start-up and
+// in every sweep.
+func (r *Registry) RemoveDebris(ctx context.Context, prefix string, dryRun bool) ([]string, error) {
+	d, ok := r.store.(DebrisRemover)
+	if !ok {
+		return nil, nil
+	}
+	return d.RemoveDebris(ctx, prefix, dryRun)
 }
 
 // deleteImages deletes every object under images/<id>/.

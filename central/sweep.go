@@ -32,6 +32,10 @@ type Sweeper struct {
 	// DryRun reports what a pass would delete without deleting it.
 	DryRun bool
 
+	// Debris names the temporary files the last pass removed (or, in a
+	// dry run, would remove).
+	Debris []string
+
 	seen map[string]time.Time // image key -> the pass that first found it unreferenced
 	page int                  // keys per List call; tests make it small
 }
@@ -49,6 +53,7 @@ type SweepStats struct {
 	Deleted    int // unreferenced images deleted (or, in a dry run, deletable)
 	Finished   int // half-way deletes finished (images, record and deletion published)
 	Unfinished int // half-way deletes too recent to finish: a delete may still be running
+	Debris     int // temporary files dead writers left (file store) removed (or, in a dry run, removable); Sweeper.Debris names them
 }
 
 // Pass lists every stored image once, reads the record of each user that
@@ -59,6 +64,14 @@ type SweepStats struct {
 func (s *Sweeper) Pass(ctx context.Context) (SweepStats, error) {
 	now := s.r.now()
 	var st SweepStats
+	debris, err := s.r.RemoveDebris(ctx, "", s.DryRun)
+	if err != nil {
+		return st, fmt.Errorf("sweep: %w", err)
+	}
+	s.Debris, st.Debris = debris, len(debris)
+	if len(debris) > 0 && !s.DryRun {
+		s.r.log.Info("sweep: removed temporary files of writes that died", "files", debris)
+	}
 	unref := map[string]time.Time{}
 	var (
 		user string
@@ -189,13 +202,19 @@ func (s *Sweeper) seenOr(key string, now time.Time) time.Time {
 // leftovers go the same day.
 const sweepMinAge = time.Hour
 
-// Sweep runs a sweeper pass every interval until ctx ends, starting one
-// interval after the call. Each pass is logged; a failed pass is retried
-// at the next interval. Every central replica may run it: deleting twice
-// and finishing a delete twice are both harmless.
-func (r *Registry) Sweep(ctx context.Context, every time.Duration) {
+// SweepFirst is how long after start-up Sweep runs its first pass: long
+// enough for a delete that a crash interrupted to be older than the grace
+// a running delete gets, short enough that a crash's leftovers (a deleted
+// user's photos among them) do not wait for SWEEP_EVERY.
+const SweepFirst = 2 * time.Minute
+
+// Sweep runs a sweeper pass first after first, then every interval until
+// ctx ends. Each pass is logged; a failed pass is retried at the next
+// interval. Every central replica may run it: deleting twice and finishing
+// a delete twice are both harmless.
+func (r *Registry) Sweep(ctx context.Context, first, every time.Duration) {
 	s := r.NewSweeper(sweepMinAge)
-	repeat(ctx, every, func() {
+	pass := func() {
 		start := time.Now()
 		st, err := s.Pass(ctx)
 		switch {
@@ -203,7 +222,16 @@ func (r *Registry) Sweep(ctx context.Context, every time.Duration) {
 			r.log.Warn("sweep: pass failed; retrying at the next one", "err", err, "every", every)
 		case err == nil:
 			r.log.Info("sweep: pass done", "users", st.Users, "images", st.Images, "deleted", st.Deleted,
-				"waiting", st.Waiting, "finished_deletes", st.Finished, "took", time.Since(start).Round(time.Millisecond))
+				"waiting", st.Waiting, "finished_deletes", st.Finished, "debris", st.Debris, "took", time.Since(start).Round(time.Millisecond))
 		}
-	})
+	}
+	t := time.NewTimer(first)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return
+	case <-t.C:
+	}
+	pass()
+	repeat(ctx, every, pass)
 }

@@ -149,7 +149,7 @@ func TestSweepLoop(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
-	go func() { defer close(done); r.Sweep(ctx, 5*time.Millisecond) }()
+	go func() { defer close(done); r.Sweep(ctx, 0, 5*time.Millisecond) }()
 	defer func() { cancel(); <-done }()
 	for deadline := time.Now().Add(10 * time.Second); len(allKeys(t, fs, "images/")) > 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,12 +81,15 @@ type Publisher struct {
 	// older state of a user is never published after a newer one.
 	mu      sync.Mutex
 	last    map[string]uint64 // user id -> the revision the stream holds
+	seqs    map[string]uint64 // user id -> the stream sequence of that revision's message
 	covered uint64            // the registry revision the stream is known to include
 	created time.Time         // creation time of the users stream last seen
 	lastSeq uint64            // highest stream sequence acknowledged
 	suspect bool              // the registry was ahead at the previous check
+	erase   []uint64          // stream sequences of replaced messages still to erase
 
 	published, dropped, reconciles atomic.Uint64
+	erased                         atomic.Uint64 // replaced messages erased
 	statusMu                       sync.Mutex
 	lastErr                        string
 	lastReconcile                  time.Time
@@ -119,6 +125,7 @@ func NewPublisher(nc *nats.Conn, o PublisherOptions) (*Publisher, error) {
 		queue: make(chan *pb.UserChange, o.QueueSize),
 		kick:  make(chan struct{}, 1),
 		last:  make(map[string]uint64),
+		seqs:  make(map[string]uint64),
 
 		revsKick: make(chan struct{}, 1),
 	}, nil
@@ -292,7 +299,57 @@ func (p *Publisher) publishLive(ctx context.Context, batch []*pb.UserChange) err
 			return err
 		}
 	}
-	return ap.wait(ctx)
+	if err := ap.wait(ctx); err != nil {
+		return err
+	}
+	return p.eraseSuperseded(ctx)
+}
+
+// acked records that the stream holds revision rev of user id at stream
+// sequence seq. The message of the revision it replaces is queued for
+// erasure: the stream keeps every message of a user until central erases
+// it (see streamConfigs). p.mu must be held.
+func (p *Publisher) acked(id string, rev, seq uint64) {
+	old, oldSeq := p.last[id], p.seqs[id]
+	switch {
+	case rev > old:
+		p.last[id], p.seqs[id] = rev, seq
+		if oldSeq != 0 && oldSeq != seq {
+			p.erase = append(p.erase, oldSeq)
+		}
+	case rev < old && seq != oldSeq:
+		// Another writer got a newer state there first: this message is
+		// the superseded one.
+		p.erase = append(p.erase, seq)
+	}
+}
+
+// eraseSuperseded erases, with JetStream's secure delete (the message's
+// bytes are overwritten in the stream's block file), every message of the
+// users stream that a newer revision of the same user replaced. Without it
+// the file store would keep a replaced message's bytes (a deleted user's
+// name and embeddings) until it happens to compact the block. A message
+// that is gone already is fine. p.mu must be held.
+func (p *Publisher) eraseSuperseded(ctx context.Context) error {
+	if len(p.erase) == 0 {
+		return nil
+	}
+	s, err := p.js.Stream(ctx, UsersStream)
+	if err != nil {
+		return fmt.Errorf("erase replaced messages: %w", err)
+	}
+	slices.Sort(p.erase)
+	for len(p.erase) > 0 {
+		seq := p.erase[0]
+		// A message already gone (erased by another replica) answers
+		// with the store's "no message found".
+		if err := s.SecureDeleteMsg(ctx, seq); err != nil && !strings.Contains(err.Error(), "no message found") {
+			return fmt.Errorf("erase replaced message %d: %w", seq, err)
+		}
+		p.erased.Add(1)
+		p.erase = p.erase[1:]
+	}
+	return nil
 }
 
 // asyncPub publishes a run of messages with pipelined acks and records
@@ -331,7 +388,7 @@ func (a *asyncPub) wait(ctx context.Context) error {
 	for _, pa := range a.pending {
 		select {
 		case ack := <-pa.f.Ok():
-			a.p.last[pa.id] = max(a.p.last[pa.id], pa.rev)
+			a.p.acked(pa.id, pa.rev, ack.Sequence)
 			a.p.covered = max(a.p.covered, pa.rev)
 			a.p.lastSeq = max(a.p.lastSeq, ack.Sequence)
 			if !ack.Duplicate {
@@ -349,43 +406,69 @@ func (a *asyncPub) wait(ctx context.Context) error {
 // scanUsers returns the revision of every user the users stream holds,
 // reading headers only, and the stream's info from before the scan.
 func scanUsers(ctx context.Context, js jetstream.JetStream) (map[string]uint64, *jetstream.StreamInfo, error) {
-	s, err := js.Stream(ctx, UsersStream)
+	sc, err := scanStream(ctx, js)
 	if err != nil {
 		return nil, nil, err
+	}
+	return sc.revs, sc.info, nil
+}
+
+// streamScan is what the users stream holds, read from headers only.
+type streamScan struct {
+	revs       map[string]uint64 // user id -> the newest revision held
+	seqs       map[string]uint64 // user id -> the sequence of that message
+	superseded []uint64          // sequences of messages a newer revision of their user replaced
+	info       *jetstream.StreamInfo
+}
+
+// scanStream reads the headers of every message of the users stream.
+func scanStream(ctx context.Context, js jetstream.JetStream) (*streamScan, error) {
+	s, err := js.Stream(ctx, UsersStream)
+	if err != nil {
+		return nil, err
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	have := make(map[string]uint64, info.State.Msgs)
+	sc := &streamScan{revs: make(map[string]uint64, info.State.Msgs), seqs: make(map[string]uint64, info.State.Msgs), info: info}
 	if info.State.Msgs == 0 {
-		return have, info, nil
+		return sc, nil
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{HeadersOnly: true})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer it.Stop()
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return nil, nil, fmt.Errorf("read the users stream: %w", err)
+			return nil, fmt.Errorf("read the users stream: %w", err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if id, err := UserIDFromSubject(msg.Subject()); err == nil {
 			if rev, err := headerRevision(msg.Headers()); err == nil {
-				have[id] = rev
+				seq := meta.Sequence.Stream
+				switch old, ok := sc.revs[id]; {
+				case !ok:
+					sc.revs[id], sc.seqs[id] = rev, seq
+				case rev >= old:
+					sc.superseded = append(sc.superseded, sc.seqs[id])
+					sc.revs[id], sc.seqs[id] = rev, seq
+				default:
+					sc.superseded = append(sc.superseded, seq)
+				}
 			}
 		}
 		if meta.NumPending == 0 || meta.Sequence.Stream >= info.State.LastSeq {
-			return have, info, nil
+			return sc, nil
 		}
 	}
 }
@@ -411,13 +494,20 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	}
 	// A scan of 100k users' headers takes about a second; allow plenty.
 	sctx, cancel := context.WithTimeout(ctx, 10*p.o.Timeout)
-	have, info, err := scanUsers(sctx, p.js)
+	sc, err := scanStream(sctx, p.js)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("scan the users stream: %w", err)
 	}
+	have, info := sc.revs, sc.info
+	// Replaced messages a crash or another replica left are erased first.
+	p.erase = append(p.erase, sc.superseded...)
+	if err := p.eraseSuperseded(ctx); err != nil {
+		return err
+	}
 	last := make(map[string]uint64, len(have))
 	p.last = last // acks of the publishes below land here
+	p.seqs = maps.Clone(sc.seqs)
 	byRev := make(map[uint64]string, len(have))
 	for id, rev := range have {
 		byRev[rev] = id
@@ -456,6 +546,9 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 		wctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 		err = ap.wait(wctx)
 		cancel()
+	}
+	if err == nil {
+		err = p.eraseSuperseded(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("republish: %w", err)
@@ -510,6 +603,9 @@ func (p *Publisher) check(ctx context.Context, src Source) (string, error) {
 		return "the users stream was reset", nil
 	case info.State.Msgs < uint64(len(p.last)):
 		return fmt.Sprintf("the users stream lost messages (%d held, %d expected)", info.State.Msgs, len(p.last)), nil
+	case info.State.Msgs > info.State.NumSubjects:
+		// Another replica, or a crash, left replaced messages unerased.
+		return fmt.Sprintf("the users stream holds %d replaced messages to erase", info.State.Msgs-info.State.NumSubjects), nil
 	}
 	if err := p.publishConfig(ctx); err != nil {
 		return "", err
@@ -626,6 +722,7 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 		return 0, fmt.Errorf("feed: registry revision: %w", err)
 	}
 	p.last = make(map[string]uint64)
+	p.seqs = make(map[string]uint64)
 	n := 0
 	ap := p.newAsync()
 	err = src.Snapshot(ctx, nil, func(c *pb.UserChange) error {
@@ -647,14 +744,21 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 	if err != nil {
 		return n, fmt.Errorf("feed: resync: %w", err)
 	}
-	s, err := p.js.Stream(ctx, UsersStream)
+	// Every message held before the resync is replaced now: erase them.
+	sc, err := scanStream(ctx, p.js)
 	if err != nil {
-		return n, fmt.Errorf("feed: %w", err)
+		return n, fmt.Errorf("feed: resync: %w", err)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return n, fmt.Errorf("feed: %w", err)
+	p.erase = append(p.erase, sc.superseded...)
+	if err := p.eraseSuperseded(ctx); err != nil {
+		return n, fmt.Errorf("feed: resync: %w", err)
 	}
+	for id, rev := range sc.revs {
+		if rev >= p.last[id] {
+			p.last[id], p.seqs[id] = rev, sc.seqs[id]
+		}
+	}
+	info := sc.info
 	p.covered = max(p.covered, rev)
 	p.created = info.Created
 	p.lastSeq = info.State.LastSeq
@@ -670,6 +774,7 @@ type PublisherStatus struct {
 	Published     uint64    `json:"published"`
 	Dropped       uint64    `json:"dropped"`
 	Reconciles    uint64    `json:"reconciles"`
+	Erased        uint64    `json:"erased"`
 	LastReconcile time.Time `json:"last_reconcile"`
 	LastError     string    `json:"last_error,omitempty"`
 }
@@ -684,6 +789,7 @@ func (p *Publisher) Status() PublisherStatus {
 		Published:     p.published.Load(),
 		Dropped:       p.dropped.Load(),
 		Reconciles:    p.reconciles.Load(),
+		Erased:        p.erased.Load(),
 		LastReconcile: p.lastReconcile,
 		LastError:     p.lastErr,
 	}

@@ -27,10 +27,15 @@ func streamConfigs(o StreamOptions) []jetstream.StreamConfig {
 	}
 	return []jetstream.StreamConfig{
 		{
-			Name:              UsersStream,
-			Description:       "Xplore Face Auth: the latest state of every user (upsert or tombstone)",
-			Subjects:          []string{UsersSubjects},
-			MaxMsgsPerSubject: 1,
+			Name:        UsersStream,
+			Description: "Xplore Face Auth: the latest state of every user (upsert or tombstone)",
+			Subjects:    []string{UsersSubjects},
+			// Unlimited: a per-subject limit would remove a replaced
+			// message without overwriting its bytes, which the file store
+			// keeps until it compacts the block. Central erases each
+			// replaced message instead (Publisher.eraseSuperseded), so the
+			// stream still holds one message per user.
+			MaxMsgsPerSubject: -1,
 			Storage:           jetstream.FileStorage,
 			Retention:         jetstream.LimitsPolicy,
 			Discard:           jetstream.DiscardOld,

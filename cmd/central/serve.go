@@ -332,9 +332,15 @@ func runServe(c *cli.Context) error {
 		}
 	}()
 
-	// Remove what interrupted writes left in the store (central.Sweeper).
+	// Remove what interrupted writes left in the store (central.Sweeper):
+	// temporary files at once, the rest minutes after start.
+	if debris, err := registry.RemoveDebris(ctx, "", false); err != nil {
+		log.Warn("removing temporary files of writes that died failed; the sweep tries again", "err", err)
+	} else if len(debris) > 0 {
+		log.Info("removed temporary files of writes that died", "files", debris)
+	}
 	if cfg.sweepEvery > 0 {
-		go registry.Sweep(ctx, cfg.sweepEvery)
+		go registry.Sweep(ctx, central.SweepFirst, cfg.sweepEvery)
 	}
 
 	errc := make(chan error, 1)

@@ -21,7 +21,9 @@ register still in flight: sweep looks twice, --min-age apart, and deletes
 only what was unreferenced both times. --min-age 0 deletes at once; use it
 only when no central process is running. Deletes that stopped half-way
 (the user is invisible, its images are not yet gone) are finished, as a
-second delete of the user would.`,
+second delete of the user would. Temporary files that a write killed
+mid-way left (the file store; they may hold a whole photo or record) are
+removed, and listed by --dry-run.`,
 		Flags: append(serveCommand().Flags,
 			&cli.StringFlag{Name: "min-age", Value: "10m", Usage: "how long an image must stay unreferenced before it is deleted"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "only report what would be deleted now"},
@@ -61,22 +63,25 @@ second delete of the user would.`,
 					return err
 				}
 			}
-			printSweep(c.App.Writer, where, st, c.Bool("dry-run"))
+			printSweep(c.App.Writer, where, st, s.Debris, c.Bool("dry-run"))
 			return nil
 		},
 	}
 }
 
 // printSweep writes one line saying what a sweep did.
-func printSweep(w io.Writer, where string, st central.SweepStats, dry bool) {
+func printSweep(w io.Writer, where string, st central.SweepStats, debris []string, dry bool) {
 	verb, finish := "deleted", "finished"
 	if dry {
 		verb, finish = "would delete", "would finish"
 	}
-	fmt.Fprintf(w, "swept %s: %d images of %d users; %s %d images no record names, %s %d stopped deletes",
-		where, st.Images, st.Users, verb, st.Deleted, finish, st.Finished)
+	fmt.Fprintf(w, "swept %s: %d images of %d users; %s %d images no record names, %s %d stopped deletes, %s %d temporary files of writes that died",
+		where, st.Images, st.Users, verb, st.Deleted, finish, st.Finished, verb, st.Debris)
 	if st.Unfinished > 0 {
 		fmt.Fprintf(w, " (%d deletes younger than a minute left to run)", st.Unfinished)
 	}
 	fmt.Fprintln(w)
+	for _, f := range debris {
+		fmt.Fprintf(w, "  temporary file %s\n", f)
+	}
 }

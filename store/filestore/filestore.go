@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -42,6 +43,8 @@ const (
 	lockStripes = 64
 	// tmpPrefix starts the names of temporary files, which List skips.
 	tmpPrefix = ".tmp-"
+	// pingKey names Ping's temporary file.
+	pingKey = "ping"
 
 	dirPerm  = 0o700 // the store holds biometric data: owner only
 	filePerm = 0o600
@@ -194,7 +197,7 @@ func (s *Store) write(key string, data []byte) error {
 	for attempt := 0; ; attempt++ {
 		err = s.mkdirAll(dir)
 		if err == nil {
-			tmp = path.Join(dir, tmpPrefix+rand.Text())
+			tmp = path.Join(dir, tmpName(key))
 			f, err = s.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 		}
 		if !errors.Is(err, fs.ErrNotExist) || attempt >= 100 {
@@ -414,7 +417,13 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	name := tmpPrefix + "ping-" + rand.Text()
+	// Held like a write's, so RemoveDebris never takes the file for debris.
+	unlock, err := s.lock(pingKey)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	name := tmpName(pingKey)
 	f, err := s.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 	if err != nil {
 		return unwritable(s.dir, err)
@@ -456,4 +465,115 @@ func (s *Store) lock(key string) (func(), error) {
 	}
 	// Closing the file releases the lock.
 	return func() { f.Close() }, nil
+}
+
+// tmpName is the name of a temporary file for key: ".tmp-<base>-<random>",
+// so the file names the key whose lock its writer holds.
+func tmpName(key string) string {
+	return tmpPrefix + path.Base(key) + "-" + rand.Text()
+}
+
+// randLen is the length of rand.Text's output.
+var randLen = len(rand.Text())
+
+// tmpKey returns the key a temporary file in folder dir was written for,
+// and false for a name tmpName did not make.
+func tmpKey(dir, name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, tmpPrefix)
+	if !ok || len(rest) < randLen+2 || rest[len(rest)-randLen-1] != '-' {
+		return "", false
+	}
+	key := path.Join(dir, rest[:len(rest)-randLen-1])
+	if store.ValidateKey(key) != nil {
+		return "", false
+	}
+	return key, true
+}
+
+// oldDebrisAge is how old a temporary file must be before RemoveDebris
+// removes it when its name does not say which key's lock its writer would
+// hold (files from versions before tmpName): no write lasts that long.
+const oldDebrisAge = 10 * time.Minute
+
+// RemoveDebris removes the temporary files that writers which died
+// mid-write (kill -9, a power cut) left under prefix ("" for the whole
+// store; "images/alice/" for a folder; "records/alice.pb" for one key), and
+// returns their paths relative to the store. Such a file may hold a whole
+// object (a photo, a record with embeddings) that List never shows. A
+// temporary file is debris when the lock of the key it was written for is
+// free: a live writer holds it from before creating the file until it is
+// renamed or removed, in this process or another. With dryRun it only
+// lists them.
+func (s *Store) RemoveDebris(ctx context.Context, prefix string, dryRun bool) ([]string, error) {
+	dir := "."
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir = prefix[:i]
+	}
+	var found []string
+	err := fs.WalkDir(s.root.FS(), dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if missing(err) {
+				return nil // removed by a concurrent Delete
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p == lockDir {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasPrefix(d.Name(), tmpPrefix) || !d.Type().IsRegular() {
+			return nil
+		}
+		key, named := tmpKey(path.Dir(p), d.Name())
+		if named && !strings.HasPrefix(key, prefix) || !named && !strings.HasPrefix(p, prefix) {
+			return nil
+		}
+		if !named {
+			fi, err := d.Info()
+			if err != nil || time.Since(fi.ModTime()) < oldDebrisAge {
+				return nil
+			}
+			if !dryRun {
+				if err := s.root.Remove(p); err != nil && !missing(err) {
+					return fmt.Errorf("filestore: remove debris %s: %w", p, err)
+				}
+			}
+			found = append(found, p)
+			return nil
+		}
+		unlock, err := s.lock(key)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		if _, err := s.root.Lstat(p); err != nil {
+			return nil // its writer finished meanwhile
+		}
+		if !dryRun {
+			if err := s.root.Remove(p); err != nil && !missing(err) {
+				return fmt.Errorf("filestore: remove debris %s: %w", p, err)
+			}
+		}
+		found = append(found, p)
+		return nil
+	})
+	if err != nil && !missing(err) {
+		return found, fmt.Errorf("filestore: look for debris: %w", err)
+	}
+	if !dryRun {
+		// Folders the debris alone kept alive go, as after a Delete.
+		for _, p := range found {
+			for d := path.Dir(p); d != "."; d = path.Dir(d) {
+				if s.root.Remove(d) != nil {
+					break
+				}
+			}
+		}
+	}
+	return found, nil
 }

@@ -1,0 +1,220 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+		"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/internal/versitygw"
+)
+
+// grepTree returns a line for every file under the folders that holds
+// one of the patterns.
+func grepTree(t testing.TB, dirs []string, patterns map[string][]byte) []string {
+	t.Helper()
+	var found []string
+	for _, dir := range dirs {
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				if os.IsNotExist(err) {
+					return nil // removed while walking
+				}
+				return err
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			b, err := os.ReadFile(path)
+			if os.IsNotExist(err) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			for what, p := range patterns {
+				if bytes.Contains(b, p) {
+					found = append(found, fmt.Sprintf("%s holds %s", path, what))
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(found)
+	return found
+}
+
+// person is a user registered for erasure, with the byte patterns that
+// must be gone afterwards.
+type person struct {
+	id, name string
+	patterns map[string][]byte
+}
+
+func newPerson(t testing.TB, id, name string, photos ...[]byte) *person {
+	p := &person{id: id, name: name, patterns: map[string][]byte{"the name": []byte(name)}}
+	for i, img := range photos {
+		p.patterns[fmt.Sprintf("embedding %d", i)] = vectorBytes(t, img)
+		p.patterns[fmt.Sprintf("photo %d", i)] = img[len(img)/2 : len(img)/2+64]
+	}
+	return p
+}
+
+// enroll registers p with its photos, one request each (the second one
+// replaces the user's message on the feed), and returns the last revision.
+func (p *person) enroll(t testing.TB, c *centralProc, admin string, photos ...[]byte) uint64 {
+	t.Helper()
+	var rev uint64
+	for _, img := range photos {
+		status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": p.id, "name": p.name}, img))
+		var r central.RegisterResponse
+		if status/100 != 2 || json.Unmarshal(body, &r) != nil {
+			t.Fatalf("register %s: %d %s", p.id, status, body)
+		}
+		rev = r.Revision
+	}
+	return rev
+}
+
+func deleteUser(t testing.TB, url, admin, id string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, url+"/api/users/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+admin)
+	status, _ := httpDo(t, req)
+	return status
+}
+
+// waitPurged waits until every known edge confirmed the user's deletion.
+func waitPurged(t testing.TB, url, admin, id string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, "every edge to confirm the deletion of "+id, func() bool {
+		req, _ := http.NewRequest(http.MethodGet, url+"/api/deletions", nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		status, body := httpDo(t, req)
+		var r central.DeletionsResponse
+		if status != http.StatusOK || json.Unmarshal(body, &r) != nil {
+			return false
+		}
+		for _, d := range r.Deletions {
+			if d.UserID == id && len(d.Purged) > 0 && len(d.Pending) == 0 {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// waitGone waits until no file under dirs holds p's data, or fails the
+// test naming the files that still do.
+func waitGone(t testing.TB, dirs []string, p *person) {
+	t.Helper()
+	var left []string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if left = grepTree(t, dirs, p.patterns); len(left) == 0 {
+			return
+		}
+	}
+	t.Fatalf("%s's data is still on disk after every edge confirmed the deletion:\n%s", p.id, strings.Join(left, "\n"))
+}
+
+// TestErasureLeavesNoTrace runs the real bin/central (embedded NATS) and
+// bin/edged, on the local file store and on the real S3 server
+// (versitygw), registers a user with two photos in two requests, deletes
+// it, and once the edge confirmed the purge greps every file under
+// central's data folder (store, NATS JetStream files, keys), the edge's
+// data folder and versitygw's backend folder for the user's name,
+// embeddings and photo bytes. Then a second user is deleted while central
+// is killed with SIGKILL right after the request left (where the kill
+// lands in the delete is not controlled: central/erase_test.go injects
+// the precise points), central is restarted, the delete is repeated as a
+// client whose request failed would, and the same grep must come back
+// empty.
+func TestErasureLeavesNoTrace(t *testing.T) {
+	admin, _ := tokens(t)
+	imgs := [][]byte{frame(t, "sample1.jpg"), frame(t, "sample2.jpg")}
+	for _, onS3 := range []bool{false, true} {
+		t.Run(map[bool]string{false: "filestore", true: "s3"}[onS3], func(t *testing.T) {
+			data, edata := t.TempDir(), t.TempDir()
+			dirs := []string{data, edata}
+			env := []string{"SECRET_KEY=" + secret}
+			if onS3 {
+				gw := versitygw.Start(t, versitygw.Options{Buckets: []string{"faceauth-erase"}})
+				env = append(env, "STORE=s3", "S3_BUCKET=faceauth-erase", "S3_ENDPOINT="+gw.Endpoint,
+					"AWS_REGION="+gw.Region, "AWS_ACCESS_KEY_ID="+gw.AccessKey, "AWS_SECRET_ACCESS_KEY="+gw.SecretKey)
+				dirs = append(dirs, gw.Dir)
+			}
+			natsAddr := freeAddr(t)
+			startC := func() *centralProc {
+				addr := freeAddr(t)
+				p := start(t, "central", "central", env, "serve", "--listen", addr, "--data", data,
+					"--models-dir", testenv.ModelsDir(t), "--nats-listen", natsAddr, "--workers", "1", "--log-level", "debug")
+				c := &centralProc{proc: p, url: "http://" + addr, nats: "nats://" + natsAddr}
+				c.waitReady(c.url, 2*time.Minute)
+				return c
+			}
+			c := startC()
+			e := startEdge(t, "erase-edge", edata, c.nats)
+
+			alice := newPerson(t, "erase.alice", "Alice Erasable Qzv", imgs...)
+			waitApplied(t, e, alice.enroll(t, c, admin, imgs...))
+			if found := grepTree(t, dirs, alice.patterns); len(found) < len(alice.patterns) {
+				t.Fatalf("before the delete the user's data is not all on disk (%q): the test looks in the wrong place", found)
+			}
+			if status := deleteUser(t, c.url, admin, alice.id); status/100 != 2 {
+				t.Fatalf("delete: %d", status)
+			}
+			waitPurged(t, c.url, admin, alice.id)
+			waitGone(t, dirs, alice)
+
+			// A delete interrupted by kill -9, then a restart.
+			bob := newPerson(t, "erase.bob", "Bob Erasable Wvx", imgs[1], imgs[0])
+			waitApplied(t, e, bob.enroll(t, c, admin, imgs[1], imgs[0]))
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				req, _ := http.NewRequest(http.MethodDelete, c.url+"/api/users/"+bob.id, nil)
+				req.Header.Set("Authorization", "Bearer "+admin)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+				}
+			}()
+			time.Sleep(5 * time.Millisecond)
+			c.kill9()
+			<-done
+			c = startC()
+			if status := deleteUser(t, c.url, admin, bob.id); status/100 != 2 && status != http.StatusNotFound {
+				t.Fatalf("delete after the restart: %d", status)
+			}
+			waitPurged(t, c.url, admin, bob.id)
+			waitGone(t, dirs, bob)
+			e.stop()
+			c.stop()
+			if left := grepTree(t, dirs, merge(alice.patterns, bob.patterns)); len(left) > 0 {
+				t.Errorf("after stopping: %q", left)
+			}
+		})
+	}
+}
+
+func merge(a, b map[string][]byte) map[string][]byte {
+	m := map[string][]byte{}
+	for k, v := range a {
+		m["alice's "+k] = v
+	}
+	for k, v := range b {
+		m["bob's "+k] = v
+	}
+	return m
+}

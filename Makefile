@@ -7,7 +7,8 @@ TOOLS      := .tools/bin
 MODELS_DIR ?= models/cache
 export MODELS_DIR
 VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS    := -X main.version=$(VERSION)
+COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 .PHONY: all build models models-testdata tools proto test bench dist lint clean run e2e help
 

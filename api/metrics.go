@@ -3,44 +3,75 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xplore/faceauth/metrics"
 )
 
 // Metrics are the request metrics both services export.
 type Metrics struct {
-	requests *metrics.CounterVec   // route, status
-	latency  *metrics.HistogramVec // route
-	stages   *metrics.HistogramVec // stage
-	outcomes *metrics.CounterVec   // outcome
+	requests *prometheus.CounterVec   // route, status
+	latency  *prometheus.HistogramVec // route
+	stages   *prometheus.HistogramVec // stage
+	outcomes *prometheus.CounterVec   // outcome
 }
+
+// Outcomes are the verify and identify outcomes counted in
+// <prefix>_verify_total. Each starts at 0, so that rate() and the
+// dashboard see a series before the first one happens.
+var Outcomes = []string{"verified", "rejected", "not_live", "matched", "no_match", "no_face", "bad_image", "unknown_user", "locked"}
+
+// Stages are the request stages timed in <prefix>_stage_seconds.
+var Stages = []string{"face", "lookup", "match", "store"}
 
 // NewMetrics registers the request metrics in reg with names starting
 // with prefix (e.g. "faceauth_central").
-func NewMetrics(reg *metrics.Registry, prefix string) *Metrics {
-	return &Metrics{
-		requests: reg.Counter(prefix+"_http_requests_total", "HTTP requests by route and status.", "route", "status"),
-		latency:  reg.Histogram(prefix+"_http_request_seconds", "HTTP request latency by route.", nil, "route"),
-		stages: reg.Histogram(prefix+"_stage_seconds",
-			"Latency of request stages: face (image decode, detection, landmarks, embedding, liveness), lookup (reference embeddings), match, store (writes).", nil, "stage"),
-		outcomes: reg.Counter(prefix+"_verify_total",
-			"Verify and identify outcomes: verified, rejected, not_live, matched, no_match, no_face, bad_image, unknown_user, locked.", "outcome"),
+func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_http_requests_total",
+			Help: "HTTP requests by route and status.",
+		}, []string{"route", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    prefix + "_http_request_seconds",
+			Help:    "HTTP request latency by route.",
+			Buckets: metrics.LatencyBuckets,
+		}, []string{"route"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    prefix + "_stage_seconds",
+			Help:    "Latency of request stages: face (image decode, detection, landmarks, embedding, liveness), lookup (reference embeddings), match, store (writes).",
+			Buckets: metrics.LatencyBuckets,
+		}, []string{"stage"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_verify_total",
+			Help: "Verify and identify outcomes: " + strings.Join(Outcomes, ", ") + ".",
+		}, []string{"outcome"}),
 	}
+	reg.MustRegister(m.requests, m.latency, m.stages, m.outcomes)
+	for _, o := range Outcomes {
+		m.outcomes.WithLabelValues(o)
+	}
+	for _, s := range Stages {
+		m.stages.WithLabelValues(s)
+	}
+	return m
 }
 
 // Stage records the duration of a request stage since start. A nil
 // *Metrics records nothing.
 func (m *Metrics) Stage(stage string, start time.Time) {
 	if m != nil {
-		m.stages.With(stage).Observe(time.Since(start).Seconds())
+		m.stages.WithLabelValues(stage).Observe(time.Since(start).Seconds())
 	}
 }
 
 // Outcome counts a verify or identify outcome.
 func (m *Metrics) Outcome(outcome string) {
 	if m != nil {
-		m.outcomes.With(outcome).Inc()
+		m.outcomes.WithLabelValues(outcome).Inc()
 	}
 }
 
@@ -51,13 +82,13 @@ func (m *Metrics) Instrument(route string, next http.Handler) http.Handler {
 	if m == nil {
 		return next
 	}
-	lat := m.latency.With(route)
+	lat := m.latency.WithLabelValues(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		lat.Observe(time.Since(start).Seconds())
-		m.requests.With(route, strconv.Itoa(sw.status)).Inc()
+		m.requests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
 	})
 }
 

@@ -3,8 +3,10 @@ package central
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,6 +132,33 @@ func TestEdgesAndDeletions(t *testing.T) {
 	}
 	if page.Next != "" {
 		t.Fatalf("one page, yet next = %q", page.Next)
+	}
+
+	// The same view on /metrics, for the dashboard and the alert rules
+	// (deploy/): edges by state, each edge's state, the erasures waiting
+	// for a receipt and when the oldest was made.
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{
+		`faceauth_central_edges{state="in_sync"} 1`,
+		`faceauth_central_edges{state="model_mismatch"} 1`,
+		`faceauth_central_edges{state="offline"} 0`,
+		`faceauth_central_edge_state{edge="site-2",state="model_mismatch"} 1`,
+		`faceauth_central_edge_lag{edge="site-1"} 0`,
+		"faceauth_central_deletions_pending 2",
+		"faceauth_central_store_up 1",
+		"go_goroutines ",
+		"process_resident_memory_bytes ",
+	} {
+		if !strings.Contains(rec.Body.String(), want+"\n") && !strings.Contains(rec.Body.String(), "\n"+want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// The oldest pending is ann's deletion.
+	_, v, _ := strings.Cut(rec.Body.String(), "\nfaceauth_central_deletions_oldest_pending_timestamp_seconds ")
+	v, _, _ = strings.Cut(v, "\n")
+	if ts, err := strconv.ParseFloat(v, 64); err != nil || math.Abs(ts-float64(page.Deletions[0].DeletedAt.UnixNano())/1e9) > 0.01 {
+		t.Errorf("oldest pending deletion at %q, want %s", v, page.Deletions[0].DeletedAt)
 	}
 
 	// Paging: one per page, the cursor leads to the second.

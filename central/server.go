@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
@@ -28,7 +30,7 @@ type ServerConfig struct {
 	// presentation-attack check.
 	Liveness     bool
 	MaxBodyBytes int64                       // <= 0: api.DefaultMaxBodyBytes
-	Metrics      *metrics.Registry           // served at /metrics; nil: an empty one
+	Metrics      *prometheus.Registry        // served at /metrics; nil: metrics.NewRegistry()
 	HTTPMetrics  *api.Metrics                // nil: made in Metrics with prefix faceauth_central
 	Edges        EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
 	Revocations  *Revocations                // revoked token subjects, refused on every route; nil: /api/revocations answers 503
@@ -62,6 +64,7 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewRegistry()
 	}
+	cfg.Metrics.MustRegister(newOpsCollector(cfg.Registry, cfg.Edges, cfg.Log))
 	if cfg.HTTPMetrics == nil {
 		cfg.HTTPMetrics = api.NewMetrics(cfg.Metrics, "faceauth_central")
 	}
@@ -92,7 +95,7 @@ func NewServer(cfg ServerConfig) *Server {
 func (s *Server) routes() {
 	s.handle("GET /healthz", "", s.healthz)
 	s.handle("GET /readyz", "", s.readyz)
-	s.handle("GET /metrics", "", s.cfg.Metrics.Handler().ServeHTTP)
+	s.handle("GET /metrics", "", metrics.Handler(s.cfg.Metrics).ServeHTTP)
 	s.handle("GET /api/openapi.json", "", s.openapi)
 	s.handle("POST /api/register", auth.RoleAdmin, s.register)
 	s.handle("POST /api/verify", auth.RoleVerify, s.faces.Verify)

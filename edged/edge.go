@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
@@ -27,7 +28,6 @@ import (
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/gallery"
-	"github.com/xplore/faceauth/metrics"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -86,7 +86,7 @@ type Edge struct {
 	checker api.TokenChecker // tokens, also refusing revoked ones
 	started time.Time
 
-	reg      *metrics.Registry
+	reg      *prometheus.Registry
 	apiMet   *api.Metrics
 	limiter  *api.Limiter
 	verifies struct{ total, accepted, rejected atomic.Uint64 }

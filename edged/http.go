@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
@@ -42,7 +44,7 @@ func (e *Edge) Handler() http.Handler {
 	route("GET /readyz", "/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusOK, e.Ready())
 	}))
-	mux.Handle("GET /metrics", e.reg.Handler())
+	mux.Handle("GET /metrics", metrics.Handler(e.reg))
 	mux.Handle("/", api.NotFound(e.log))
 	return mux
 }
@@ -194,7 +196,7 @@ func (w *captureWriter) Write(p []byte) (int, error) {
 func (w *captureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // registerMetrics sets up /metrics: the request metrics shared with
-// central and the edge's own state.
+// central and the edge's own state, read when scraped.
 func (e *Edge) registerMetrics() {
 	e.reg = metrics.NewRegistry()
 	e.apiMet = api.NewMetrics(e.reg, "faceauth_edge")
@@ -211,30 +213,36 @@ func (e *Edge) registerMetrics() {
 		}
 		return 0
 	}
-	e.reg.GaugeFunc("faceauth_edge_users", "Users this edge can verify.", func() float64 { return float64(e.gallery.Len()) })
-	e.reg.GaugeFunc("faceauth_edge_applied_sequence", "Users-stream sequence of the last applied change.", locked(func() float64 { return float64(e.state.Seq) }))
-	e.reg.GaugeFunc("faceauth_edge_applied_revision", "Highest change revision applied.", locked(func() float64 { return float64(e.state.Revision) }))
-	e.reg.GaugeFunc("faceauth_edge_last_sync_timestamp_seconds", "When the edge last knew it was caught up with the stream (Unix seconds; 0: never).", locked(func() float64 {
+	gauge := func(name, help string, f func() float64) {
+		e.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	counter := func(name, help string, f func() float64) {
+		e.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+	}
+	gauge("faceauth_edge_users", "Users this edge can verify.", func() float64 { return float64(e.gallery.Len()) })
+	gauge("faceauth_edge_applied_sequence", "Users-stream sequence of the last applied change.", locked(func() float64 { return float64(e.state.Seq) }))
+	gauge("faceauth_edge_applied_revision", "Highest change revision applied.", locked(func() float64 { return float64(e.state.Revision) }))
+	gauge("faceauth_edge_last_sync_timestamp_seconds", "When the edge last knew it was caught up with the stream (Unix seconds; 0: never).", locked(func() float64 {
 		if e.lastSync.IsZero() {
 			return 0
 		}
 		return float64(e.lastSync.UnixNano()) / 1e9
 	}))
-	e.reg.GaugeFunc("faceauth_edge_resyncing", "1 while a full resync is being built.", locked(func() float64 { return b(e.resyncing) }))
-	e.reg.GaugeFunc("faceauth_edge_nats_connected", "1 while connected to NATS.", locked(func() float64 { return b(e.connected) }))
-	e.reg.GaugeFunc("faceauth_edge_refused_users", "Users left out because they carry only embeddings of models this edge does not run.", locked(func() float64 {
+	gauge("faceauth_edge_resyncing", "1 while a full resync is being built.", locked(func() float64 { return b(e.resyncing) }))
+	gauge("faceauth_edge_nats_connected", "1 while connected to NATS.", locked(func() float64 { return b(e.connected) }))
+	gauge("faceauth_edge_refused_users", "Users left out because they carry only embeddings of models this edge does not run.", locked(func() float64 {
 		n := 0
 		for _, c := range e.refused {
 			n += c
 		}
 		return float64(n)
 	}))
-	e.reg.GaugeFunc("faceauth_edge_invalid_changes_total", "Feed changes skipped as unusable.", locked(func() float64 { return float64(e.invalid) }))
-	e.reg.GaugeFunc("faceauth_edge_resyncs_total", "Full resyncs finished since start.", locked(func() float64 { return float64(e.resyncN) }))
-	e.reg.GaugeFunc("faceauth_edge_compactions_total", "File compactions done to remove erased data.", locked(func() float64 { return float64(e.compacts) }))
-	e.reg.GaugeFunc("faceauth_edge_receipts_owed", "Delete receipts waiting to be sent.", locked(func() float64 { return float64(e.owed) }))
-	e.reg.GaugeFunc("faceauth_edge_token_key_loaded", "1 when the edge has a token key.", func() float64 { return b(e.tokens.keyID() != "") })
-	e.reg.GaugeFunc("faceauth_edge_token_revocations_version", "Version of the token revocation list held (0: none).", func() float64 {
+	counter("faceauth_edge_invalid_changes_total", "Feed changes skipped as unusable.", locked(func() float64 { return float64(e.invalid) }))
+	counter("faceauth_edge_resyncs_total", "Full resyncs finished since start.", locked(func() float64 { return float64(e.resyncN) }))
+	counter("faceauth_edge_compactions_total", "File compactions done to remove erased data.", locked(func() float64 { return float64(e.compacts) }))
+	gauge("faceauth_edge_receipts_owed", "Delete receipts waiting to be sent.", locked(func() float64 { return float64(e.owed) }))
+	gauge("faceauth_edge_token_key_loaded", "1 when the edge has a token key.", func() float64 { return b(e.tokens.keyID() != "") })
+	gauge("faceauth_edge_token_revocations_version", "Version of the token revocation list held (0: none).", func() float64 {
 		return float64(e.tokens.revocationsVersion())
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth"
@@ -267,9 +268,25 @@ func runServe(c *cli.Context) error {
 	if err := revocations.Load(ctx); err != nil {
 		return err
 	}
-	reg.GaugeFunc("faceauth_central_token_revocations_version", "Version of the token revocation list in force (0: none).", func() float64 {
-		return float64(revocations.List().Version)
-	})
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "faceauth_central_token_revocations_version",
+			Help: "Version of the token revocation list in force (0: none).",
+		}, func() float64 { return float64(revocations.List().Version) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "faceauth_central_nats_connected",
+			Help: "1 while central is connected to NATS (the change feed to the edges).",
+		}, func() float64 {
+			if publisher.Status().Connected {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "faceauth_central_feed_queued",
+			Help: "User changes waiting to be published to the edges.",
+		}, func() float64 { return float64(publisher.Status().Queued) }),
+	)
 	var pub central.Publisher = publisher
 	var extra []central.Route
 	// ------------------------------------------------------------------

@@ -13,11 +13,16 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xplore/faceauth/cmd/internal/versioncmd"
 	"github.com/xplore/faceauth/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
+// version and commit are set at build time with -ldflags "-X
+// main.version=... -X main.commit=..." (make build does).
+var (
+	version = "dev"
+	commit  = ""
+)
 
 func main() {
 	// Settings come from the environment or a .env file in the working
@@ -37,6 +42,7 @@ func main() {
 			runCommand(),
 			statusCommand(),
 			inspectCommand(),
+			versioncmd.Command(version, commit),
 		},
 	}
 	if err := app.RunContext(ctx, os.Args); err != nil {

@@ -3,11 +3,13 @@ package face
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/models"
 )
 
 // ONNX Runtime keeps one environment per process (onnxruntime_go holds it
@@ -122,3 +124,20 @@ func (p *pool) get(ctx context.Context) (*worker, error) {
 }
 
 func (p *pool) put(w *worker) { p.free <- w }
+
+// RuntimeVersion starts ONNX Runtime from the pinned library in modelsDir,
+// after checking its SHA-256 as New does, and returns the version the
+// library reports (e.g. "1.24.1").
+func RuntimeVersion(modelsDir string) (string, error) {
+	m, err := models.Load(modelsDir)
+	if err != nil {
+		return "", err
+	}
+	if err := m.Verify(modelsDir, m.Runtime); err != nil {
+		return "", err
+	}
+	if err := initRuntime(filepath.Join(modelsDir, m.Runtime)); err != nil {
+		return "", err
+	}
+	return ort.GetVersion(), nil
+}

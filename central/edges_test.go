@@ -144,6 +144,7 @@ func TestEdgesAndDeletions(t *testing.T) {
 		`faceauth_central_edges{state="model_mismatch"} 1`,
 		`faceauth_central_edges{state="offline"} 0`,
 		`faceauth_central_edge_state{edge="site-2",state="model_mismatch"} 1`,
+		`faceauth_central_edge_state{edge="site-2",state="in_sync"} 0`,
 		`faceauth_central_edge_lag{edge="site-1"} 0`,
 		"faceauth_central_deletions_pending 2",
 		"faceauth_central_store_up 1",

@@ -46,7 +46,7 @@ func newOpsCollector(reg *Registry, edges EdgeMonitor, log *slog.Logger) *opsCol
 		edgesByState: prometheus.NewDesc("faceauth_central_edges",
 			"Edges by state (in_sync, behind, offline, model_mismatch).", []string{"state"}, nil),
 		edgeState: prometheus.NewDesc("faceauth_central_edge_state",
-			"1 for each edge's current state.", []string{"edge", "state"}, nil),
+			"Each edge's state: 1 for the one it is in, 0 for the others.", []string{"edge", "state"}, nil),
 		edgeLag: prometheus.NewDesc("faceauth_central_edge_lag",
 			"Revisions published that the edge had not applied at its last heartbeat.", []string{"edge"}, nil),
 		edgeSeen: prometheus.NewDesc("faceauth_central_edge_last_seen_timestamp_seconds",
@@ -84,7 +84,13 @@ func (c *opsCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]int{}
 	for _, e := range c.edges.Edges(now) {
 		counts[e.State]++
-		ch <- prometheus.MustNewConstMetric(c.edgeState, prometheus.GaugeValue, 1, e.ID, e.State)
+		for _, st := range edgeStates {
+			v := 0.0
+			if st == e.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(c.edgeState, prometheus.GaugeValue, v, e.ID, st)
+		}
 		ch <- prometheus.MustNewConstMetric(c.edgeLag, prometheus.GaugeValue, float64(e.Lag), e.ID)
 		ch <- prometheus.MustNewConstMetric(c.edgeSeen, prometheus.GaugeValue, float64(e.LastSeen.UnixNano())/1e9, e.ID)
 	}

@@ -404,3 +404,67 @@ func writeCert(t *testing.T, dir, host string) (certPath, keyPath string) {
 	}
 	return certPath, keyPath
 }
+
+// TestPrometheusRules checks the alert rules with promtool (Debian's
+// prometheus package): they parse, and their unit tests (each alert fires
+// on trouble, after its `for`, and not on a healthy system) pass.
+func TestPrometheusRules(t *testing.T) {
+	promtool := tool(t, "promtool")
+	for _, args := range [][]string{
+		{"check", "rules", "faceauth-alerts.yml"},
+		{"test", "rules", "faceauth-alerts_test.yml"},
+	} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "prometheus"
+		if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("SUCCESS")) {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+}
+
+// TestGrafanaDashboard checks that the dashboard is JSON Grafana imports:
+// unique panel ids, a Prometheus query on every panel but the rows. That
+// each metric it names exists is checked on live processes in
+// e2e/ops_test.go.
+func TestGrafanaDashboard(t *testing.T) {
+	b, err := os.ReadFile("grafana/faceauth.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		UID    string `json:"uid"`
+		Title  string `json:"title"`
+		Panels []struct {
+			ID      int    `json:"id"`
+			Type    string `json:"type"`
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatalf("grafana/faceauth.json: %v", err)
+	}
+	if d.UID == "" || d.Title == "" || len(d.Panels) == 0 {
+		t.Fatalf("the dashboard lacks a uid, a title or panels")
+	}
+	ids := map[int]bool{}
+	for _, p := range d.Panels {
+		if ids[p.ID] {
+			t.Errorf("panel id %d twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.Type == "row" {
+			continue
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, q := range p.Targets {
+			if strings.TrimSpace(q.Expr) == "" {
+				t.Errorf("panel %q has an empty query", p.Title)
+			}
+		}
+	}
+}

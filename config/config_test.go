@@ -26,10 +26,11 @@ func TestParseDotEnv(t *testing.T) {
 		{"equals in value", "K=a=b\n", map[string]string{"K": "a=b"}, ""},
 		{"bom and crlf", "\ufeffA=1\r\nB=2\r\n", map[string]string{"A": "1", "B": "2"}, ""},
 		{"duplicate", "A=1\nA=2\n", map[string]string{"A": "2"}, ""},
-		{"no equals", "A=1\nJUSTTEXT\n", nil, "line 2"},
-		{"bad key", "1A=1\n", nil, "line 1"},
-		{"unclosed", "A=\"abc\n", nil, "closing"},
-		{"junk after quote", "A=\"abc\" def\n", nil, "after the closing quote"},
+		{"reference to an earlier line", "A=1\nB=${A}x\nC='${A}'\n", map[string]string{"A": "1", "B": "1x", "C": "${A}"}, ""},
+		{"multi-line quoted", "A=\"one\ntwo\"\n", map[string]string{"A": "one\ntwo"}, ""},
+		{"no equals", "A=1\nJUSTTEXT\n", nil, "JUSTTEXT"},
+		{"unclosed", "A=\"abc\n", nil, "unterminated"},
+		{"junk after quote", "A=\"abc\" def\n", nil, "def"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,6 +69,33 @@ func TestApplyDotEnv(t *testing.T) {
 	}
 	if applied, err := ApplyDotEnv(filepath.Join(dir, "missing"), lookup, set); err != nil || len(applied) != 0 {
 		t.Fatalf("missing file: %v %v", applied, err)
+	}
+
+	// The same with the process environment, as main calls it: a variable
+	// set, even to "", is kept; only unset ones come from the file.
+	if err := os.WriteFile(path, []byte("FACEAUTH_T_SET=file\nFACEAUTH_T_EMPTY=file\nFACEAUTH_T_UNSET=file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("FACEAUTH_T_SET", "env")
+	t.Setenv("FACEAUTH_T_EMPTY", "")
+	t.Setenv("FACEAUTH_T_UNSET", "")
+	os.Unsetenv("FACEAUTH_T_UNSET")
+	if _, err := ApplyDotEnv(path, os.LookupEnv, os.Setenv); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"FACEAUTH_T_SET": "env", "FACEAUTH_T_EMPTY": "", "FACEAUTH_T_UNSET": "file"} {
+		if got := os.Getenv(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+
+	// A malformed file is an error naming it, and sets nothing.
+	if err := os.WriteFile(path, []byte("GOOD_BEFORE=1\nJUSTTEXT\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clear(env)
+	if _, err := ApplyDotEnv(path, lookup, set); err == nil || !strings.Contains(err.Error(), path) || len(env) != 0 {
+		t.Fatalf("malformed file: err %v, set %v", err, env)
 	}
 }
 

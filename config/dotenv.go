@@ -2,7 +2,8 @@
 // the working directory, which fills in variables the environment does not
 // set, and the value syntaxes of the settings (sizes, durations, switches).
 //
-// The .env syntax is the common subset of the tools that use such files:
+// The .env file is read with github.com/joho/godotenv, whose syntax is the
+// one python-dotenv (the original service's load_dotenv) reads:
 //
 //	# a comment
 //	KEY=value              # an inline comment after whitespace
@@ -10,107 +11,32 @@
 //	KEY="a \"quoted\" value\nwith escapes"
 //	KEY='a literal value, no escapes'
 //	KEY=                   # empty
+//	KEY=${OTHER}/x         # OTHER as set by an earlier line of the file
 //
-// Unquoted values are trimmed. Variable references ($X) are not expanded.
+// As with load_dotenv (override=False), a variable the environment
+// already sets keeps the environment's value.
 package config
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"strings"
+
+	"github.com/joho/godotenv"
 )
 
-// ParseDotEnv reads KEY=VALUE lines. A malformed line is an error naming
-// its line number; a later duplicate key replaces an earlier one.
+// ParseDotEnv reads KEY=VALUE lines; a later duplicate key replaces an
+// earlier one. A malformed line is an error that quotes it.
 func ParseDotEnv(r io.Reader) (map[string]string, error) {
-	env := map[string]string{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if n == 1 {
-			line = strings.TrimPrefix(line, "\ufeff")
-		}
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		line = strings.TrimPrefix(line, "export ")
-		key, raw, ok := strings.Cut(line, "=")
-		key = strings.TrimSpace(key)
-		if !ok || !validKey(key) {
-			return nil, fmt.Errorf("line %d: want KEY=VALUE with a key of letters, digits and '_'", n)
-		}
-		val, err := parseValue(strings.TrimSpace(raw))
-		if err != nil {
-			return nil, fmt.Errorf("line %d (%s): %w", n, key, err)
-		}
-		env[key] = val
-	}
-	if err := sc.Err(); err != nil {
+	b, err := io.ReadAll(r)
+	if err != nil {
 		return nil, err
 	}
-	return env, nil
-}
-
-func validKey(k string) bool {
-	if k == "" || ('0' <= k[0] && k[0] <= '9') {
-		return false
-	}
-	for _, c := range k {
-		if c != '_' && !('a' <= c && c <= 'z') && !('A' <= c && c <= 'Z') && !('0' <= c && c <= '9') {
-			return false
-		}
-	}
-	return true
-}
-
-func parseValue(s string) (string, error) {
-	if s == "" {
-		return "", nil
-	}
-	switch q := s[0]; q {
-	case '\'', '"':
-		var b strings.Builder
-		for i := 1; i < len(s); i++ {
-			c := s[i]
-			switch {
-			case c == q:
-				if rest := strings.TrimSpace(s[i+1:]); rest != "" && rest[0] != '#' {
-					return "", fmt.Errorf("unexpected text after the closing quote")
-				}
-				return b.String(), nil
-			case c == '\\' && q == '"' && i+1 < len(s):
-				i++
-				switch s[i] {
-				case 'n':
-					b.WriteByte('\n')
-				case 't':
-					b.WriteByte('\t')
-				case 'r':
-					b.WriteByte('\r')
-				default: // \" \\ \$ and anything else: the character itself
-					b.WriteByte(s[i])
-				}
-			default:
-				b.WriteByte(c)
-			}
-		}
-		return "", fmt.Errorf("missing closing %c quote (values cannot span lines)", q)
-	}
-	// An unquoted value ends at " #".
-	if i := strings.Index(s, " #"); i >= 0 {
-		s = s[:i]
-	}
-	if i := strings.Index(s, "\t#"); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimSpace(s), nil
+	// A BOM left by a Windows editor is not part of the first key.
+	return godotenv.UnmarshalBytes(bytes.TrimPrefix(b, []byte("\ufeff")))
 }
 
 // LoadDotEnv reads the .env file at path. A missing file gives an empty

@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
-	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
 
@@ -19,44 +18,61 @@ func terminal(w io.Writer) io.Writer {
 	return nil
 }
 
-// progressBar draws "[#####     ] 12/40 files, 1 failed" on one terminal
-// line, at most ten times a second. With a nil writer it draws nothing.
-// It is not safe for concurrent use: callers update it under their lock.
+// progressBar is the one-line bar of import and eval, drawn by
+// schollz/progressbar: " 30% [=========>    ] (12/40, 5 files/s) [2s:6s] files, 1 failed".
+// It redraws on every update, unthrottled, so that the line left by an
+// interrupted run is its real state (the library's throttle can hold back
+// the last update: TestProgressBar/interrupted). With a nil writer it draws
+// nothing. Callers update it under their lock.
 type progressBar struct {
-	w     io.Writer
-	total int
-	unit  string
-	last  time.Time
-	drawn bool
+	w    io.Writer
+	bar  *progressbar.ProgressBar
+	unit string
+	desc string
 }
 
 func newProgressBar(w io.Writer, total int, unit string) *progressBar {
-	return &progressBar{w: w, total: total, unit: unit}
+	p := &progressBar{w: w, unit: unit}
+	if w == nil {
+		return p
+	}
+	p.bar = progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString(unit),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetDescription(unit),
+		progressbar.OptionShowDescriptionAtLineEnd(),
+		progressbar.OptionSetRenderBlankState(false),
+		progressbar.OptionSetTheme(progressbar.Theme{Saucer: "=", SaucerHead: ">", SaucerPadding: " ", BarStart: "[", BarEnd: "]"}),
+	)
+	return p
 }
 
 // update redraws the bar for ok finished and failed items.
 func (p *progressBar) update(ok, failed int) {
-	n := ok + failed
-	if p.w == nil || (n < p.total && time.Since(p.last) < 100*time.Millisecond) {
+	if p.bar == nil {
 		return
 	}
-	p.last = time.Now()
-	const width = 30
-	fill := 0
-	if p.total > 0 {
-		fill = min(n, p.total) * width / p.total
-	}
-	line := fmt.Sprintf("\r[%s%s] %d/%d %s", strings.Repeat("#", fill), strings.Repeat(" ", width-fill), n, p.total, p.unit)
+	desc := p.unit
 	if failed > 0 {
-		line += fmt.Sprintf(", %d failed", failed)
+		desc = fmt.Sprintf("%s, %d failed", p.unit, failed)
 	}
-	io.WriteString(p.w, line)
-	p.drawn = true
+	if desc != p.desc {
+		p.bar.Describe(desc)
+		p.desc = desc
+	}
+	p.bar.Set(ok + failed)
 }
 
-// finish ends the bar's line.
+// finish ends the bar's line, where it stands (an interrupted run is not
+// drawn as complete).
 func (p *progressBar) finish() {
-	if p.drawn {
-		io.WriteString(p.w, "\n")
+	if p.bar == nil {
+		return
 	}
+	p.bar.Exit()
+	io.WriteString(p.w, "\n")
 }

@@ -29,23 +29,39 @@ type FetchOptions struct {
 // already verify are left alone, so a second run does nothing. Each package
 // is fetched with `npm pack`, its tarball checked against the manifest, and
 // only the listed files are extracted, each written atomically and checked.
+// Files with a Build are then converted from their (verified) sources and
+// written only when the result has the pinned digest.
 func Fetch(ctx context.Context, m *Manifest, dir string, opt FetchOptions) error {
 	log := opt.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// Group the files that are missing or wrong by package.
+	// Built files that are missing or wrong, and the sources they need.
+	var builds []*File
+	sources := map[string]bool{}
+	for i := range m.Files {
+		f := &m.Files[i]
+		if f.Build == "" || m.testdata(f) && !opt.Testdata || verifyFile(dir, f) == nil {
+			continue
+		}
+		builds = append(builds, f)
+		for _, src := range f.From {
+			sources[src] = true
+		}
+	}
+	// Group the files that are missing or wrong by package. A file that
+	// only serves to build another is fetched only when that one is built.
 	need := map[string][]*File{}
 	for i := range m.Files {
 		f := &m.Files[i]
 		if f.Package == "" {
-			continue // operator-supplied: verified, never fetched
+			continue // built, or operator-supplied: verified, never fetched
 		}
 		p, ok := m.Package(f.Package)
 		if !ok {
 			return fmt.Errorf("model manifest: file %q names unknown package %q", f.Name, f.Package)
 		}
-		if p.Testdata && !opt.Testdata {
+		if m.testdata(f) && !opt.Testdata || m.isSource(f.Name) && !sources[f.Name] {
 			continue
 		}
 		if verifyFile(dir, f) == nil {
@@ -53,7 +69,7 @@ func Fetch(ctx context.Context, m *Manifest, dir string, opt FetchOptions) error
 		}
 		need[p.Name] = append(need[p.Name], f)
 	}
-	if len(need) == 0 {
+	if len(need) == 0 && len(builds) == 0 {
 		log.Info("all model files verified", "dir", dir)
 		return nil
 	}
@@ -72,6 +88,11 @@ func Fetch(ctx context.Context, m *Manifest, dir string, opt FetchOptions) error
 		}
 		if err := extract(tgz, dir, files); err != nil {
 			return fmt.Errorf("extract %s@%s: %w", p.Name, p.Version, err)
+		}
+	}
+	for _, f := range builds {
+		if err := build(ctx, m, dir, f, log); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -42,6 +42,8 @@ type Manifest struct {
 	// with an operator's model (all fields), as it may add embedders.
 	Liveness  LivenessModel `json:"liveness"`
 	Embedders []Embedder    `json:"embedders"`
+	// Fusions combine embedders' scores; VERIFICATION_MODEL may name one.
+	Fusions []Fusion `json:"fusions,omitempty"`
 	// Face holds the face pipeline's measured settings (models/face).
 	Face FaceParams `json:"face"`
 }
@@ -103,35 +105,78 @@ type Package struct {
 	Testdata bool   `json:"testdata,omitempty"` // only tests need it
 }
 
-// File is one pinned file in the models directory.
+// File is one pinned file in the models directory: extracted from a
+// package, built from other files (Build), or supplied by the operator.
 type File struct {
 	Name    string `json:"name"`              // path relative to the models directory
-	Package string `json:"package,omitempty"` // source package; empty for operator-supplied files
+	Package string `json:"package,omitempty"` // source package; empty for built and operator-supplied files
 	Path    string `json:"path,omitempty"`    // path inside the package tarball
 	SHA256  string `json:"sha256"`
+	// Build names the converter that makes this file from the files in
+	// From (in that order) at fetch time, e.g. BuildFaceRecognitionNet.
+	Build string   `json:"build,omitempty"`
+	From  []string `json:"from,omitempty"`
+	// Testdata marks a file only tests need.
+	Testdata bool `json:"testdata,omitempty"`
+	// License and Provenance say whose work a built file is.
+	License    string `json:"license,omitempty"`
+	Provenance string `json:"provenance,omitempty"`
 }
 
-// Embedder describes an embedding model and how to feed it: an aligned
-// Size x Size face crop, (pixel-Mean)/Std, channels in the given order,
-// NCHW float32, Dims outputs.
+// Embedder describes an embedding model and how to feed it: a Size x Size
+// face chip aligned by the model's Alignment, (pixel-Mean)/Std (or
+// (pixel-MeanRGB[c])/Std), channels in the given order, NCHW float32, Dims
+// outputs.
 type Embedder struct {
-	ID        string  `json:"id"`
-	File      string  `json:"file"`
-	Input     string  `json:"input"`
-	Output    string  `json:"output"`
-	Size      int     `json:"size"`
-	Dims      int     `json:"dims"`
-	Mean      float32 `json:"mean"`
-	Std       float32 `json:"std"`
-	Channels  string  `json:"channels"` // "RGB" or "BGR"
+	ID     string `json:"id"`
+	File   string `json:"file"`
+	Input  string `json:"input"`
+	Output string `json:"output"`
+	Size   int    `json:"size"`
+	Dims   int    `json:"dims"`
+	// Alignment is the chip geometry the model was trained on:
+	// AlignArcFace (the default), AlignDlib or AlignTemplate.
+	Alignment string `json:"alignment,omitempty"`
+	// Padding is dlib's chip padding (get_face_chip_details), for
+	// AlignDlib: the mean face fills 1/(1+2*Padding) of the chip.
+	Padding float64 `json:"padding,omitempty"`
+	// Template is an operator's five reference points (eye on the image's
+	// left, other eye, nose tip, left and right mouth corner) in pixel
+	// index coordinates of the Size x Size input, for AlignTemplate.
+	Template [][2]float64 `json:"template,omitempty"`
+	Mean     float32      `json:"mean"`
+	// MeanRGB, when set, is a per-channel mean in R, G, B order that
+	// replaces Mean (dlib's models subtract the mean colour).
+	MeanRGB   []float32 `json:"mean_rgb,omitempty"`
+	Std       float32   `json:"std"`
+	Channels  string    `json:"channels"` // "RGB" or "BGR"
 	Threshold float32 `json:"threshold"`
 	// TargetFMR is the false-match rate the threshold was chosen for.
 	TargetFMR float64 `json:"target_fmr,omitempty"`
 	// ThresholdNote says on which data the threshold was set.
 	ThresholdNote string `json:"threshold_note,omitempty"`
+	// ChecksBy names the embedder whose embedding length drives the
+	// pipeline's upright and quality checks when this one is chosen;
+	// empty means this one (its lengths behave like ArcFace's, on which
+	// those checks were measured).
+	ChecksBy string `json:"checks_by,omitempty"`
+	Comment  string `json:"comment,omitempty"`
 
 	sha256 string // of File, filled in by Load
 }
+
+// Chip geometries an embedder can be trained on (Embedder.Alignment).
+const (
+	// AlignArcFace is insightface's 112x112 five-point template (eyes,
+	// nose tip, mouth corners), scaled to the input size.
+	AlignArcFace = "arcface"
+	// AlignDlib is dlib's get_face_chip_details: its 68-point mean face
+	// shape (points 27-54 and 60-64: nose, eyes, outer lips and upper
+	// inner lip) padded by Padding and scaled to the input size.
+	AlignDlib = "dlib"
+	// AlignTemplate is an operator's five-point template (Template).
+	AlignTemplate = "template"
+)
 
 // ModelID names the model and the exact weights, so embeddings of a model
 // file replaced under the same name are never compared with old ones.
@@ -161,6 +206,7 @@ func Load(dir string) (*Manifest, error) {
 		}
 		m.Files = append(m.Files, extra.Files...)
 		m.Embedders = append(m.Embedders, extra.Embedders...)
+		m.Fusions = append(m.Fusions, extra.Fusions...)
 		if extra.Liveness.File != "" {
 			m.Liveness = extra.Liveness
 		}
@@ -197,6 +243,23 @@ func (m *Manifest) check() error {
 		}
 		files[f.Name] = f
 	}
+	for _, f := range m.Files {
+		if f.Build == "" {
+			continue
+		}
+		b, ok := builders[f.Build]
+		if !ok || f.Package != "" {
+			return fmt.Errorf("model manifest: file %q: unknown build %q (or it also names a package)", f.Name, f.Build)
+		}
+		if len(f.From) != b.inputs {
+			return fmt.Errorf("model manifest: file %q: build %q takes %d files, from lists %d", f.Name, f.Build, b.inputs, len(f.From))
+		}
+		for _, src := range f.From {
+			if s, ok := files[src]; !ok || s.Build != "" {
+				return fmt.Errorf("model manifest: file %q is built from %q, which is not a listed package or operator file", f.Name, src)
+			}
+		}
+	}
 	ids := map[string]bool{}
 	for i := range m.Embedders {
 		e := &m.Embedders[i]
@@ -211,7 +274,26 @@ func (m *Manifest) check() error {
 		if e.Size <= 0 || e.Dims <= 0 || e.Std == 0 || (e.Channels != "RGB" && e.Channels != "BGR") {
 			return fmt.Errorf("model manifest: embedder %q needs size, dims, std and channels RGB or BGR", e.ID)
 		}
+		if err := e.checkAlignment(); err != nil {
+			return err
+		}
 		e.sha256 = f.SHA256
+	}
+	for i := range m.Embedders {
+		e := &m.Embedders[i]
+		if e.ChecksBy == "" {
+			continue
+		}
+		lead, err := m.Embedder(e.ChecksBy)
+		if err != nil || lead.ChecksBy != "" {
+			return fmt.Errorf("model manifest: embedder %q: checks_by must name an embedder that does its own checks", e.ID)
+		}
+	}
+	for i := range m.Fusions {
+		if err := m.checkFusion(&m.Fusions[i], ids); err != nil {
+			return err
+		}
+		ids[strings.ToLower(m.Fusions[i].ID)] = true
 	}
 	if err := m.Face.check(); err != nil {
 		return err
@@ -225,6 +307,33 @@ func (m *Manifest) check() error {
 	for _, name := range []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness.File} {
 		if _, ok := files[name]; !ok {
 			return fmt.Errorf("model manifest: %q is not listed in files", name)
+		}
+	}
+	return nil
+}
+
+// checkAlignment validates the chip geometry and normalisation fields.
+func (e *Embedder) checkAlignment() error {
+	if e.Alignment == "" {
+		e.Alignment = AlignArcFace
+	}
+	switch {
+	case e.MeanRGB != nil && len(e.MeanRGB) != 3:
+		return fmt.Errorf("model manifest: embedder %q: mean_rgb needs three values (R, G, B)", e.ID)
+	case e.Alignment != AlignArcFace && e.Alignment != AlignDlib && e.Alignment != AlignTemplate:
+		return fmt.Errorf("model manifest: embedder %q: alignment must be %q, %q or %q", e.ID, AlignArcFace, AlignDlib, AlignTemplate)
+	case e.Alignment == AlignDlib && !(e.Padding >= 0 && e.Padding <= 2):
+		return fmt.Errorf("model manifest: embedder %q: padding must be between 0 and 2", e.ID)
+	case e.Alignment != AlignDlib && e.Padding != 0:
+		return fmt.Errorf("model manifest: embedder %q: padding applies only to alignment %q", e.ID, AlignDlib)
+	case e.Alignment == AlignTemplate && len(e.Template) != 5:
+		return fmt.Errorf("model manifest: embedder %q: alignment %q needs a template of five points", e.ID, AlignTemplate)
+	case e.Alignment != AlignTemplate && e.Template != nil:
+		return fmt.Errorf("model manifest: embedder %q: a template needs alignment %q", e.ID, AlignTemplate)
+	}
+	for _, p := range e.Template {
+		if !(p[0] >= 0 && p[0] <= float64(e.Size) && p[1] >= 0 && p[1] <= float64(e.Size)) {
+			return fmt.Errorf("model manifest: embedder %q: template point %v is outside the %dx%d input", e.ID, p, e.Size, e.Size)
 		}
 	}
 	return nil
@@ -267,15 +376,24 @@ func (l *LivenessModel) check() error {
 // Embedder returns the embedding model named id (case-insensitive). An
 // unknown id is an error that lists the choices.
 func (m *Manifest) Embedder(id string) (*Embedder, error) {
-	var names []string
 	for i := range m.Embedders {
 		if strings.EqualFold(m.Embedders[i].ID, id) {
 			return &m.Embedders[i], nil
 		}
+	}
+	return nil, m.unknown(id)
+}
+
+func (m *Manifest) unknown(id string) error {
+	var names []string
+	for i := range m.Embedders {
 		names = append(names, m.Embedders[i].ID)
 	}
+	for i := range m.Fusions {
+		names = append(names, m.Fusions[i].ID)
+	}
 	sort.Strings(names)
-	return nil, fmt.Errorf("unknown VERIFICATION_MODEL %q: choose one of %s", id, strings.Join(names, ", "))
+	return fmt.Errorf("unknown VERIFICATION_MODEL %q: choose one of %s", id, strings.Join(names, ", "))
 }
 
 // File returns the manifest entry for name.

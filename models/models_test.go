@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,9 +33,22 @@ func TestBuiltinManifest(t *testing.T) {
 			t.Errorf("package %s lacks a licence or a pinned digest", p.Name)
 		}
 	}
-	runtime := m.RuntimeFiles()
-	if len(runtime) != 5 || strings.Contains(strings.Join(runtime, " "), "testdata") {
-		t.Errorf("runtime files = %v, want the 4 models and the ONNX Runtime library", runtime)
+	runtime := strings.Join(m.RuntimeFiles(), " ")
+	if want := "fr_detect.onnx fr_landmark.onnx fr_feature.onnx fr_liveness.onnx libonnxruntime.so.1 dlib_resnet.onnx"; runtime != want {
+		t.Errorf("runtime files = %v, want %s (no test data, no conversion sources)", runtime, want)
+	}
+	d, err := m.Embedder("dlib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Size != 150 || d.Dims != 128 || d.Alignment != AlignDlib || d.Padding != 0.25 || d.Std != 256 || len(d.MeanRGB) != 3 || d.Channels != "RGB" {
+		t.Errorf("dlib embedder = %+v", d)
+	}
+	if e.Alignment != AlignArcFace {
+		t.Errorf("ArcFace alignment = %q, want the default %q", e.Alignment, AlignArcFace)
+	}
+	if f, _ := m.File(d.File); f.Build != BuildFaceRecognitionNet || f.License == "" || f.Provenance == "" {
+		t.Errorf("the converted model's entry lacks its build, licence or provenance: %+v", f)
 	}
 }
 
@@ -125,13 +139,20 @@ func TestBadLocalManifest(t *testing.T) {
 		return `{` + file + `, "liveness": {"file": "x.onnx", "input": "i", "output": "o", "size": 80, "channels": "BGR",
 		  "std": 1, "crop_scale": 2.7, "classes": 3` + fields + `}}`
 	}
-	// The base of the liveness cases is valid: each case breaks one thing.
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, LocalManifestName), []byte(live("")), 0o644); err != nil {
-		t.Fatal(err)
+	emb := func(fields string) string {
+		return `{` + file + `, "embedders": [{"id": "X", "file": "x.onnx", "size": 112, "dims": 512, "std": 1, "channels": "RGB"` + fields + `}]}`
 	}
-	if _, err := Load(dir); err != nil {
-		t.Fatalf("the valid liveness model: %v", err)
+	// The bases of the liveness and embedder cases are valid: each case
+	// breaks one thing.
+	for _, valid := range []string{live(""), emb(""), emb(`, "alignment": "dlib", "padding": 0.25, "mean_rgb": [1, 2, 3]`),
+		emb(`, "alignment": "template", "template": [[38,51],[73,51],[56,71],[41,92],[70,92]]`)} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, LocalManifestName), []byte(valid), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Load(dir); err != nil {
+			t.Fatalf("the valid manifest %s: %v", valid, err)
+		}
 	}
 	for name, local := range map[string]string{
 		"syntax":                   `{"files": [`,
@@ -145,6 +166,14 @@ func TestBadLocalManifest(t *testing.T) {
 		"liveness threshold 1":     live(`, "threshold": 1`),
 		"liveness without output":  strings.Replace(live(""), `"output": "o"`, `"output": ""`, 1),
 		"liveness crop below 1":    strings.Replace(live(""), `"crop_scale": 2.7`, `"crop_scale": 0.5`, 1),
+		"unknown alignment":        emb(`, "alignment": "mtcnn"`),
+		"template of 4 points":     emb(`, "alignment": "template", "template": [[1,1],[2,2],[3,3],[4,4]]`),
+		"template outside input":   emb(`, "alignment": "template", "template": [[1,1],[2,2],[3,3],[4,4],[5,200]]`),
+		"template without kind":    emb(`, "template": [[1,1],[2,2],[3,3],[4,4],[5,5]]`),
+		"padding without dlib":     emb(`, "padding": 0.25`),
+		"two-value mean_rgb":       emb(`, "mean_rgb": [1, 2]`),
+		"unknown build":            `{"files": [{"name": "y.onnx", "build": "magic", "sha256": "` + strings.Repeat("a", 64) + `"}]}`,
+		"build from unlisted file": `{"files": [{"name": "y.onnx", "build": "` + BuildFaceRecognitionNet + `", "from": ["a.json", "b.bin"], "sha256": "` + strings.Repeat("a", 64) + `"}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -283,4 +312,124 @@ func TestFetch(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+}
+
+// TestFetchBuilds checks the build step: a built file is made from its
+// fetched sources, written only with its pinned digest, and its sources
+// are fetched only when it must be built.
+func TestFetchBuilds(t *testing.T) {
+	const kind = "test-concat"
+	builders[kind] = builder{inputs: 2, build: func(in [][]byte) ([]byte, error) { return bytes.Join(in, []byte("+")), nil }}
+	defer delete(builders, kind)
+	a, b := []byte("manifest"), []byte("shard")
+	built := []byte("manifest+shard")
+	tgz := tarball(t, map[string][]byte{"package/a.json": a, "package/b.bin": b})
+	manifest := func(builtSum string) *Manifest {
+		m := &Manifest{
+			Packages: []Package{{Name: "pkg", Version: "1.0.0", SHA256: sum(tgz), License: "MIT"}},
+			Files: []File{
+				{Name: "src/a.json", Package: "pkg", Path: "package/a.json", SHA256: sum(a)},
+				{Name: "src/b.bin", Package: "pkg", Path: "package/b.bin", SHA256: sum(b)},
+				{Name: "model.onnx", Build: kind, From: []string{"src/a.json", "src/b.bin"}, SHA256: builtSum},
+			},
+		}
+		return m
+	}
+	ctx := context.Background()
+	npm, calls := fakeNPM(t, tgz)
+	dir := t.TempDir()
+	m := manifest(sum(built))
+	if got := strings.Join(m.RuntimeFiles(), " "); got != "model.onnx" {
+		t.Errorf("runtime files = %q, want only the built file", got)
+	}
+	if err := Fetch(ctx, m, dir, FetchOptions{NPM: npm}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "model.onnx")); err != nil || !bytes.Equal(got, built) {
+		t.Fatalf("model.onnx = %q, %v", got, err)
+	}
+	// With the built file in place and its sources gone, nothing is fetched.
+	os.RemoveAll(filepath.Join(dir, "src"))
+	if err := Fetch(ctx, m, dir, FetchOptions{NPM: npm}); err != nil {
+		t.Fatal(err)
+	}
+	if log, _ := os.ReadFile(calls); strings.Count(string(log), "\n") != 1 {
+		t.Errorf("npm ran %d times, want 1: sources are fetched only to build", strings.Count(string(log), "\n"))
+	}
+	// A converter whose output differs from the pin writes nothing.
+	dir = t.TempDir()
+	err := Fetch(ctx, manifest(strings.Repeat("0", 64)), dir, FetchOptions{NPM: npm})
+	if err == nil || !strings.Contains(err.Error(), "differs from the pinned model") {
+		t.Fatalf("err = %v, want a digest refusal", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "model.onnx")); err == nil {
+		t.Error("a built file with the wrong digest was written")
+	}
+}
+
+// TestFusionChoice selects a fusion declared in models.local.json: its
+// model id covers the parts' weights and the statistics, its embedding is
+// the parts' concatenated, and the weighted score converts back to the
+// sum of z-scores.
+func TestFusionChoice(t *testing.T) {
+	fusion := func(fields string) string {
+		return `{"fusions": [{"id": "ArcFace+dlib", "embedders": ["ArcFace", "dlib"], "threshold": 0.5, "target_fmr": 0.001` + fields + `}]}`
+	}
+	load := func(local string) (*Manifest, error) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, LocalManifestName), []byte(local), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return Load(dir)
+	}
+	m, err := load(fusion(`, "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04, 0.01]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Choose("arcface+DLIB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Fusion == nil || c.Dims() != 640 || len(c.Parts) != 2 || c.Parts[1].ID != "dlib" || c.Threshold != 0.5 {
+		t.Fatalf("fusion choice = %+v", c)
+	}
+	if !strings.HasPrefix(c.ModelID(), "ArcFace+dlib@") || len(c.ModelID()) != len("ArcFace+dlib@")+8 {
+		t.Errorf("model id %q, want ArcFace+dlib@ and 8 hex digits", c.ModelID())
+	}
+	if w := c.Weights; math.Abs(float64(w[0])-5) > 1e-6 || math.Abs(float64(w[1])-10) > 1e-6 {
+		t.Errorf("weights %v, want 1/sqrt(sd) = 5, 10", w)
+	}
+	// Cosines 0.3 and 0.8: weighted score (0.3/0.04 + 0.8/0.01)/(1/0.04 + 1/0.01),
+	// z-sum (0.3-0.1)/0.04 + (0.8-0.7)/0.01 = 15.
+	score := (0.3/0.04 + 0.8/0.01) / (1/0.04 + 1/0.01)
+	if z := c.ZSum(score); math.Abs(z-15) > 1e-9 {
+		t.Errorf("ZSum(%v) = %v, want 15", score, z)
+	}
+	// Other statistics are another model: embeddings are not comparable.
+	m2, err := load(fusion(`, "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04, 0.02]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2, _ := m2.Choose("ArcFace+dlib"); c2.ModelID() == c.ModelID() {
+		t.Error("changed statistics kept the model id")
+	}
+	// A single embedder is a choice of one part.
+	if a, err := m.Choose("ArcFace"); err != nil || a.Fusion != nil || a.Dims() != 512 || a.ModelID() != "ArcFace@87aacdfe" || a.Weights[0] != 1 {
+		t.Errorf("ArcFace choice = %+v, %v", a, err)
+	}
+	if _, err := m.Choose("dlib+ArcFace"); err == nil || !strings.Contains(err.Error(), "ArcFace+dlib") {
+		t.Errorf("unknown choice: err = %v, want one listing the fusion", err)
+	}
+	for name, bad := range map[string]string{
+		"one embedder":     `{"fusions": [{"id": "F", "embedders": ["ArcFace"], "impostor_mean": [0.1], "impostor_sd": [0.04]}]}`,
+		"unknown embedder": `{"fusions": [{"id": "F", "embedders": ["ArcFace", "FaceNet"], "impostor_mean": [0.1, 0.1], "impostor_sd": [0.04, 0.04]}]}`,
+		"missing sd":       `{"fusions": [{"id": "F", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04]}]}`,
+		"zero sd":          `{"fusions": [{"id": "F", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04, 0]}]}`,
+		"twice the same":   `{"fusions": [{"id": "F", "embedders": ["ArcFace", "arcface"], "impostor_mean": [0.1, 0.1], "impostor_sd": [0.04, 0.04]}]}`,
+		"an embedder's id": `{"fusions": [{"id": "dlib", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04, 0.01]}]}`,
+	} {
+		if _, err := load(bad); err == nil {
+			t.Errorf("%s: the fusion was accepted", name)
+		}
+	}
 }

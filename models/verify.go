@@ -56,19 +56,38 @@ func (m *Manifest) Verify(dir string, names ...string) error {
 }
 
 // RuntimeFiles lists the files a running service needs: everything that is
-// not test data and not an operator-supplied model.
+// fetched or built, except test data and the files that are only sources
+// of a built file (operator-supplied models are checked when selected).
 func (m *Manifest) RuntimeFiles() []string {
 	var names []string
 	for _, f := range m.Files {
-		if f.Package == "" {
-			continue
-		}
-		if p, ok := m.Package(f.Package); ok && p.Testdata {
+		if f.Package == "" && f.Build == "" || m.testdata(&f) || m.isSource(f.Name) {
 			continue
 		}
 		names = append(names, f.Name)
 	}
 	return names
+}
+
+// testdata reports whether only tests need f.
+func (m *Manifest) testdata(f *File) bool {
+	if f.Testdata {
+		return true
+	}
+	p, ok := m.Package(f.Package)
+	return ok && p.Testdata
+}
+
+// isSource reports whether a built file is made from the file called name.
+func (m *Manifest) isSource(name string) bool {
+	for _, f := range m.Files {
+		for _, src := range f.From {
+			if src == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func verifyFile(dir string, f *File) error {

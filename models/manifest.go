@@ -150,7 +150,7 @@ type Embedder struct {
 	MeanRGB   []float32 `json:"mean_rgb,omitempty"`
 	Std       float32   `json:"std"`
 	Channels  string    `json:"channels"` // "RGB" or "BGR"
-	Threshold float32 `json:"threshold"`
+	Threshold float32   `json:"threshold"`
 	// TargetFMR is the false-match rate the threshold was chosen for.
 	TargetFMR float64 `json:"target_fmr,omitempty"`
 	// ThresholdNote says on which data the threshold was set.

@@ -242,15 +242,16 @@ func parsePublicKey(s string) (ed25519.PublicKey, error) {
 	return nil, fmt.Errorf("not a %d-byte Ed25519 public key in base64 or hex", ed25519.PublicKeySize)
 }
 
-// modelDims returns the embedding size of the model named model.
+// modelDims returns the embedding size of the model or fusion named model
+// (a fusion's embedding holds all of its parts').
 func modelDims(dir, model string) (int, error) {
 	m, err := models.Load(dir)
 	if err != nil {
 		return 0, err
 	}
-	emb, err := m.Embedder(model)
+	c, err := m.Choose(model)
 	if err != nil {
 		return 0, err
 	}
-	return emb.Dims, nil
+	return c.Dims(), nil
 }

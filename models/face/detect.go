@@ -102,7 +102,7 @@ func newView(r *raster, rot int, padX, padY float64) view {
 // coordinates, highest score first. The result aliases w's buffers.
 func (w *worker) detect(r *raster, v view, p *params) ([]box, error) {
 	m := rectMap(0, 0, v.w, v.h, detW, detH).then(v.toSrc)
-	r.sample(m, detW, detH, detTaps, encoding{bgr: p.detectBGR, mean: 127, norm: 1.0 / 128}, w.det.input())
+	r.sample(m, detW, detH, detTaps, encoding{bgr: p.detectBGR, mean: uniform(127), norm: 1.0 / 128}, w.det.input())
 	if err := w.det.run(); err != nil {
 		return nil, err
 	}

@@ -42,6 +42,7 @@ type Engine struct {
 	cfg      Config
 	log      *slog.Logger
 	p        params
+	ans      answer // which embeddings make the answer
 	modelID  string
 	thresh   float32
 	liveness float32
@@ -79,16 +80,26 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	emb, err := m.Embedder(cfg.Model)
+	choice, err := m.Choose(cfg.Model)
 	if err != nil {
 		return nil, faceauth.Wrap(err, faceauth.KindInvalid, "unknown_model", "%s.", err.Error())
 	}
+	emb, ans, err := plan(m, choice)
+	if err != nil {
+		return nil, err
+	}
 	files := []string{m.Runtime, m.Detector, m.Landmarker, m.Liveness.File, emb.File}
+	for _, x := range ans.extra {
+		files = append(files, x.emb.File)
+	}
 	if err := m.Verify(cfg.ModelsDir, files...); err != nil {
 		return nil, err
 	}
-	p := newParams(m, emb)
-	e := &Engine{cfg: cfg, log: log, p: p, modelID: emb.ModelID(), thresh: emb.Threshold, liveness: m.Liveness.Threshold, liveID: m.Liveness.ModelID()}
+	p, err := newParams(m, emb)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: log, p: p, ans: ans, modelID: choice.ModelID(), thresh: choice.Threshold, liveness: m.Liveness.Threshold, liveID: m.Liveness.ModelID()}
 	if e.thresh == 0 {
 		e.thresh = interimThreshold
 		log.Warn("the model manifest sets no match threshold yet; using an interim value", "model", e.modelID, "threshold", e.thresh)
@@ -130,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			destroyWorkers(ws)
 			return nil, err
 		}
-		w, err := newWorker(blobs, m, emb, &e.p, opts)
+		w, err := newWorker(blobs, m, emb, &e.ans, opts)
 		if err != nil {
 			destroyWorkers(ws)
 			return nil, err
@@ -171,12 +182,13 @@ func (e *Engine) LivenessModelID() string { return e.liveID }
 // uses it at a time.
 type worker struct {
 	det, lm, emb, live *net
+	extra              []*net    // answer.extra's models, in order
 	boxes              []box     // detector candidates
 	bufA, bufB         []found   // faces of two framings of one image
 	scratch            []float32 // an embedding that may be discarded
 }
 
-func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder, p *params, opts *ort.SessionOptions) (w *worker, err error) {
+func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder, ans *answer, opts *ort.SessionOptions) (w *worker, err error) {
 	w = &worker{
 		boxes:   make([]box, 0, detAnchors),
 		bufA:    make([]found, 0, maxFaces),
@@ -204,6 +216,15 @@ func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder
 		tensorSpec{emb.Output, ort.NewShape(1, int64(emb.Dims))}); err != nil {
 		return nil, fmt.Errorf("load %s: %w", emb.File, err)
 	}
+	for _, x := range ans.extra {
+		n, err := newNet(blobs[x.emb.File], opts,
+			tensorSpec{x.emb.Input, ort.NewShape(1, 3, int64(x.emb.Size), int64(x.emb.Size))},
+			tensorSpec{x.emb.Output, ort.NewShape(1, int64(x.emb.Dims))})
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", x.emb.File, err)
+		}
+		w.extra = append(w.extra, n)
+	}
 	l := &m.Liveness
 	if w.live, err = newNet(blobs[l.File], opts,
 		tensorSpec{l.Input, ort.NewShape(1, 3, int64(l.Size), int64(l.Size))},
@@ -214,7 +235,7 @@ func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder
 }
 
 func (w *worker) destroy() {
-	for _, n := range []*net{w.det, w.lm, w.emb, w.live} {
+	for _, n := range append([]*net{w.det, w.lm, w.emb, w.live}, w.extra...) {
 		if n != nil {
 			n.destroy()
 		}

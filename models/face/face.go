@@ -14,8 +14,9 @@
 //     and 180 degrees.
 //  3. Landmarks: 68 points on a 64x64 grey crop of the squared box, reduced
 //     to the five ArcFace points.
-//  4. Align: a least-squares similarity (Umeyama) onto the ArcFace 112x112
-//     template, sampled from the decoded pixels.
+//  4. Align: a least-squares similarity (Umeyama) onto the embedder's chip
+//     geometry (the ArcFace 112x112 template, dlib's 150x150 chip or an
+//     operator's template), sampled from the decoded pixels.
 //  5. Embed, L2-normalise. The embedding's norm before normalising tells an
 //     upright face from a turned one; when it is low the face is also tried
 //     turned by 90, 180 and 270 degrees and the best orientation wins, so a
@@ -148,6 +149,9 @@ func (e *Engine) analyze(ctx context.Context, img []byte, opt Options, enroll bo
 	defer e.pool.put(w)
 	r := &raster{w: im.W, h: im.H, pix: im.Pix}
 	res, err := w.analyze(r, &e.p, enroll, opt.Liveness)
+	if err == nil {
+		res.emb, err = w.answer(r, &res.faces[res.sel], res.emb, &e.ans)
+	}
 	if err != nil {
 		var fe *faceauth.Error
 		if errors.As(err, &fe) {

@@ -13,15 +13,16 @@ type params struct {
 
 	embedSize  int
 	embedDims  int
-	embedMean  float32
-	embedNorm  float32 // 1/std
+	embedMean  [3]float32 // R, G, B
+	embedNorm  float32    // 1/std
 	embedBGR   bool
-	embedTaps  int // supersampling when the face is larger than the input
-	embedTempl [5]pt
+	embedTaps  int      // supersampling when the face is larger than the input
+	embedGeom  geometry // where the landmarks go in the input
+	embedTempl [5]pt    // the five points in the input (embedGeom.five)
 
 	livenessSize  int
 	livenessBGR   bool
-	livenessMean  float32
+	livenessMean  [3]float32
 	livenessNorm  float32 // 1/std
 	livenessClass int     // index of the "live" output
 	livenessScale float64
@@ -43,22 +44,31 @@ type params struct {
 	minEnrollQuality float64 // smallest Quality accepted for enrollment
 }
 
-func newParams(m *models.Manifest, emb *models.Embedder) params {
+func newParams(m *models.Manifest, emb *models.Embedder) (params, error) {
 	f, l := &m.Face, &m.Liveness
+	geom, err := newGeometry(emb)
+	if err != nil {
+		return params{}, err
+	}
+	mean := uniform(emb.Mean)
+	if len(emb.MeanRGB) == 3 {
+		mean = [3]float32(emb.MeanRGB)
+	}
 	return params{
 		detectThreshold:  f.DetectThreshold,
 		nmsIoU:           float64(f.NMSIoU),
 		detectBGR:        f.DetectChannels == "BGR",
 		embedSize:        emb.Size,
 		embedDims:        emb.Dims,
-		embedMean:        emb.Mean,
+		embedMean:        mean,
 		embedNorm:        1 / emb.Std,
 		embedBGR:         emb.Channels == "BGR",
 		embedTaps:        maxTaps,
-		embedTempl:       templatePoints(emb.Size),
+		embedGeom:        geom,
+		embedTempl:       geom.five,
 		livenessSize:     l.Size,
 		livenessBGR:      l.Channels == "BGR",
-		livenessMean:     l.Mean,
+		livenessMean:     uniform(l.Mean),
 		livenessNorm:     1 / l.Std,
 		livenessClass:    l.LiveClass,
 		livenessScale:    l.CropScale,
@@ -76,5 +86,5 @@ func newParams(m *models.Manifest, emb *models.Embedder) params {
 		minEyeDist:       10,
 		dominance:        4,
 		minEnrollQuality: 0.25,
-	}
+	}, nil
 }

@@ -51,7 +51,7 @@ func (f *found) locate(p *params) bool {
 		f.five[i] = pt{x, y}
 	}
 	var ok bool
-	f.sim, f.rms, ok = similarity(f.fiveV[:], p.embedTempl[:])
+	f.sim, f.rms, ok = p.embedGeom.fit(&f.lm)
 	return ok
 }
 

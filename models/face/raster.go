@@ -71,10 +71,14 @@ func rotatedSize(deg, w, h int) (int, int) {
 // Output encodings for sample. Each writes planar float32 (NCHW without
 // the batch axis).
 type encoding struct {
-	grey       bool    // one plane: BT.601 luma
-	bgr        bool    // three planes in B, G, R order (else R, G, B)
-	mean, norm float32 // value = (pixel - mean) * norm
+	grey bool       // one plane: BT.601 luma
+	bgr  bool       // three planes in B, G, R order (else R, G, B)
+	mean [3]float32 // per channel, R, G, B (grey uses mean[0])
+	norm float32    // value = (pixel - mean) * norm
 }
+
+// uniform is the same mean for every channel.
+func uniform(m float32) [3]float32 { return [3]float32{m, m, m} }
 
 // fillValue is what sample reads outside the image: mid grey, which every
 // model here normalises to about zero.
@@ -110,7 +114,8 @@ func (r *raster) sample(m affine, dw, dh, taps int, enc encoding, dst []float32)
 type planes struct {
 	p0, p1, p2 []float32
 	grey       bool
-	mean, norm float32
+	mean       [3]float32 // of the colours in R, G, B order
+	norm       float32
 }
 
 func newPlanes(enc encoding, dst []float32, n int) planes {
@@ -128,13 +133,13 @@ func newPlanes(enc encoding, dst []float32, n int) planes {
 
 func (p *planes) set(o int, r, g, b float32) {
 	if p.grey {
-		p.p0[o] = (0.299*r + 0.587*g + 0.114*b - p.mean) * p.norm
+		p.p0[o] = (0.299*r + 0.587*g + 0.114*b - p.mean[0]) * p.norm
 		return
 	}
 	_, _ = p.p1[o], p.p2[o]
-	p.p0[o] = (r - p.mean) * p.norm
-	p.p1[o] = (g - p.mean) * p.norm
-	p.p2[o] = (b - p.mean) * p.norm
+	p.p0[o] = (r - p.mean[0]) * p.norm
+	p.p1[o] = (g - p.mean[1]) * p.norm
+	p.p2[o] = (b - p.mean[2]) * p.norm
 }
 
 // bilinear writes the bilinear sample at each destination pixel.

@@ -198,7 +198,7 @@ func TestSampleEncodingAndFill(t *testing.T) {
 	r := &raster{w: 2, h: 1, pix: []byte{10, 20, 30, 40, 50, 60}}
 	out := make([]float32, 3*4)
 	// Destination 4x1 over x in [-1, 3): fill, pixel 0, pixel 1, fill.
-	r.sample(rectMap(-1, 0, 3, 1, 4, 1), 4, 1, 1, encoding{bgr: true, mean: 127, norm: 1.0 / 128}, out)
+	r.sample(rectMap(-1, 0, 3, 1, 4, 1), 4, 1, 1, encoding{bgr: true, mean: uniform(127), norm: 1.0 / 128}, out)
 	enc := func(v float64) float32 { return float32((v - 127) / 128) }
 	want := []float32{
 		enc(fillValue), enc(30), enc(60), enc(fillValue), // B plane first

@@ -48,7 +48,7 @@ func TestDecodeTFJSWeights(t *testing.T) {
 // with the tensor's name rather than built into a wrong graph.
 func TestBuildFaceRecognitionNetRefusesOtherWeights(t *testing.T) {
 	for name, manifest := range map[string]string{
-		"missing": `[{"paths": ["m.bin"], "weights": [{"name": "fc", "shape": [256, 128], "dtype": "float32"}]}]`,
+		"missing":          `[{"paths": ["m.bin"], "weights": [{"name": "fc", "shape": [256, 128], "dtype": "float32"}]}]`,
 		"wrong first conv": `[{"paths": ["m.bin"], "weights": [{"name": "conv32_down/conv/filters", "shape": [7, 7, 4, 32], "dtype": "float32"}]}]`,
 	} {
 		n := 256 * 128

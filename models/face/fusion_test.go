@@ -1,0 +1,86 @@
+package face
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models"
+)
+
+// TestDlibAndFusedEmbeddings checks what the engine answers for the
+// second embedder and for a fusion declared in models.local.json: dlib
+// alone answers dlib's 128-d descriptor (with ArcFace still running the
+// upright and quality checks, so the same face is selected); the fusion
+// answers one unit vector whose parts are the ArcFace and dlib embeddings
+// scaled by their weights, so that its dot products are the fused score.
+func TestDlibAndFusedEmbeddings(t *testing.T) {
+	ctx := context.Background()
+	tmp := modelsDirWith(t, "libonnxruntime.so.1", "fr_detect.onnx", "fr_landmark.onnx", "fr_feature.onnx",
+		"fr_liveness.onnx", "dlib_resnet.onnx")
+	const sd0, sd1 = 0.06, 0.03
+	local := `{"fusions": [{"id": "ArcFace+dlib", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0.05, 0.8],
+	  "impostor_sd": [0.06, 0.03], "threshold": 0.5, "target_fmr": 0.001}]}`
+	if err := os.WriteFile(filepath.Join(tmp, models.LocalManifestName), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func(model string) *Engine {
+		e, err := New(ctx, Config{ModelsDir: tmp, Model: model, Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	arc, dlib, fused := testEngine(t, 1), open("dlib"), open("ArcFace+dlib")
+	if fused.Threshold() != 0.5 || dlib.ModelID() != "dlib@fd411160" {
+		t.Errorf("threshold %v, dlib model %s", fused.Threshold(), dlib.ModelID())
+	}
+	probe := func(e *Engine, name string) *Analysis {
+		a, err := e.Probe(ctx, readFile(t, testenv.Sample(t, name)), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	dot := func(a, b []float32) float64 {
+		var s float64
+		for i := range a {
+			s += float64(a[i]) * float64(b[i])
+		}
+		return s
+	}
+	var prev [3]*Analysis
+	for _, name := range []string{"sample1.jpg", "sample2.jpg"} {
+		a, d, f := probe(arc, name), probe(dlib, name), probe(fused, name)
+		if len(d.Embedding) != 128 || len(f.Embedding) != 640 || d.Selected != a.Selected || f.Selected != a.Selected {
+			t.Fatalf("%s: dims %d and %d, selected %d %d %d", name, len(d.Embedding), len(f.Embedding), a.Selected, d.Selected, f.Selected)
+		}
+		if n := dot(d.Embedding, d.Embedding); math.Abs(n-1) > 1e-5 {
+			t.Errorf("%s: dlib embedding has squared length %v", name, n)
+		}
+		if n := dot(f.Embedding, f.Embedding); math.Abs(n-1) > 1e-5 {
+			t.Errorf("%s: fused embedding has squared length %v", name, n)
+		}
+		// Each part is the model's own embedding, scaled.
+		w0, w1 := 1/math.Sqrt(sd0), 1/math.Sqrt(sd1)
+		norm := math.Sqrt(w0*w0 + w1*w1)
+		if c := dot(f.Embedding[:512], a.Embedding); math.Abs(c-w0/norm) > 1e-4 {
+			t.Errorf("%s: ArcFace part %.5f of the fused embedding, want %.5f", name, c, w0/norm)
+		}
+		if c := dot(f.Embedding[512:], d.Embedding); math.Abs(c-w1/norm) > 1e-4 {
+			t.Errorf("%s: dlib part %.5f of the fused embedding, want %.5f", name, c, w1/norm)
+		}
+		if prev[0] != nil {
+			c0, c1 := dot(a.Embedding, prev[0].Embedding), dot(d.Embedding, prev[1].Embedding)
+			want := (c0/sd0 + c1/sd1) / (1/sd0 + 1/sd1)
+			if got := dot(f.Embedding, prev[2].Embedding); math.Abs(got-want) > 1e-4 {
+				t.Errorf("fused score %.5f, want the weighted cosines %.5f (ArcFace %.4f, dlib %.4f)", got, want, c0, c1)
+			}
+		}
+		prev = [3]*Analysis{a, d, f}
+	}
+}

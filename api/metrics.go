@@ -17,12 +17,13 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec // route
 	stages   *prometheus.HistogramVec // stage
 	outcomes *prometheus.CounterVec   // outcome
+	shed     *prometheus.CounterVec   // reason
 }
 
 // Outcomes are the verify and identify outcomes counted in
 // <prefix>_verify_total. Each starts at 0, so that rate() and the
 // dashboard see a series before the first one happens.
-var Outcomes = []string{"verified", "rejected", "not_live", "matched", "no_match", "no_face", "bad_image", "unknown_user", "locked"}
+var Outcomes = []string{"verified", "rejected", "not_live", "matched", "no_match", "no_face", "bad_image", "unknown_user", "locked", "busy"}
 
 // Stages are the request stages timed in <prefix>_stage_seconds.
 var Stages = []string{"face", "lookup", "match", "store"}
@@ -49,10 +50,17 @@ func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
 			Name: prefix + "_verify_total",
 			Help: "Verify and identify outcomes: " + strings.Join(Outcomes, ", ") + ".",
 		}, []string{"outcome"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "_shed_total",
+			Help: "Image requests answered 503 by admission: queue_full (shed on arrival) or wait (no pipeline slot within the wait).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.stages, m.outcomes)
+	reg.MustRegister(m.requests, m.latency, m.stages, m.outcomes, m.shed)
 	for _, o := range Outcomes {
 		m.outcomes.WithLabelValues(o)
+	}
+	for _, r := range []string{"queue_full", "wait"} {
+		m.shed.WithLabelValues(r)
 	}
 	for _, s := range Stages {
 		m.stages.WithLabelValues(s)
@@ -65,6 +73,13 @@ func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
 func (m *Metrics) Stage(stage string, start time.Time) {
 	if m != nil {
 		m.stages.WithLabelValues(stage).Observe(time.Since(start).Seconds())
+	}
+}
+
+// Shed counts a request shed by admission; pass it to Admission.OnShed.
+func (m *Metrics) Shed(reason string) {
+	if m != nil {
+		m.shed.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -106,6 +106,9 @@ type FaceHandlers struct {
 	Gallery  Gallery
 	Searcher Searcher // nil: identify answers 503
 	Limiter  *Limiter // nil: no lockout
+	// Admission bounds the requests held at once and the face pipeline's
+	// queue; nil admits everything.
+	Admission *Admission
 	// Liveness runs the presentation-attack check and refuses faces that
 	// fail it.
 	Liveness     bool
@@ -128,6 +131,11 @@ func (h *FaceHandlers) Verify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyResponse, error) {
+	leave, err := h.Admission.Enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	form, err := ParseForm(w, r, h.MaxBodyBytes)
 	if err != nil {
 		return nil, err
@@ -210,6 +218,11 @@ func (h *FaceHandlers) Identify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*IdentifyResponse, error) {
+	leave, err := h.Admission.Enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	form, err := ParseForm(w, r, h.MaxBodyBytes)
 	if err != nil {
 		return nil, err
@@ -261,8 +274,14 @@ func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*Identi
 	return resp, nil
 }
 
-// probe runs the pipeline and counts refusals.
+// probe runs the pipeline in an admitted slot and counts refusals.
 func (h *FaceHandlers) probe(ctx context.Context, img []byte) (*face.Analysis, error) {
+	release, err := h.Admission.Slot(ctx)
+	if err != nil {
+		h.Metrics.Outcome("busy")
+		return nil, err
+	}
+	defer release()
 	start := time.Now()
 	a, err := h.Prober.Probe(ctx, img, face.Options{Liveness: h.Liveness})
 	h.Metrics.Stage("face", start)

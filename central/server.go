@@ -26,6 +26,9 @@ type ServerConfig struct {
 	Prober   api.Prober // the face engine
 	Tokens   api.TokenChecker
 	Limiter  *api.Limiter // nil: no verify lockout
+	// Admission bounds the image requests (verify, identify, register,
+	// image additions) held at once; nil admits everything.
+	Admission *api.Admission
 	// Liveness makes verify and identify refuse faces that fail the
 	// presentation-attack check.
 	Liveness     bool
@@ -74,12 +77,16 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.Revocations != nil {
 		cfg.Tokens = api.WithRevocations(cfg.Tokens, cfg.Revocations.Map)
 	}
+	if cfg.Admission != nil {
+		cfg.Admission.OnShed(cfg.HTTPMetrics.Shed)
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), m: cfg.HTTPMetrics, log: cfg.Log}
 	s.faces = &api.FaceHandlers{
 		Prober:       cfg.Prober,
 		Gallery:      cfg.Registry,
 		Searcher:     cfg.Registry,
 		Limiter:      cfg.Limiter,
+		Admission:    cfg.Admission,
 		Liveness:     cfg.Liveness,
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Metrics:      cfg.HTTPMetrics,
@@ -195,6 +202,12 @@ type RegisterResponse struct {
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	leave, err := s.cfg.Admission.Enter()
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
+	}
+	defer leave()
 	form, err := api.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		api.WriteError(w, r, s.log, err)
@@ -205,18 +218,39 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, s.log, err)
 		return
 	}
-	res, err := s.cfg.Registry.Register(r.Context(), id, form.Value("name"), images(form))
+	res, err := s.inSlot(r, func() (*Result, error) {
+		return s.cfg.Registry.Register(r.Context(), id, form.Value("name"), images(form))
+	})
 	s.answerChange(w, r, res, err)
 }
 
 func (s *Server) addImages(w http.ResponseWriter, r *http.Request) {
+	leave, err := s.cfg.Admission.Enter()
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
+	}
+	defer leave()
 	form, err := api.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		api.WriteError(w, r, s.log, err)
 		return
 	}
-	res, err := s.cfg.Registry.AddImages(r.Context(), r.PathValue("id"), images(form))
+	res, err := s.inSlot(r, func() (*Result, error) {
+		return s.cfg.Registry.AddImages(r.Context(), r.PathValue("id"), images(form))
+	})
 	s.answerChange(w, r, res, err)
+}
+
+// inSlot runs a change that analyses images in a face pipeline slot; its
+// images are analysed one after the other, so one slot is enough.
+func (s *Server) inSlot(r *http.Request, change func() (*Result, error)) (*Result, error) {
+	release, err := s.cfg.Admission.Slot(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	return change()
 }
 
 func images(form *api.Form) []Image {

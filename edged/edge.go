@@ -69,6 +69,9 @@ type Config struct {
 	Limit api.LimitConfig
 	// MaxBodyBytes bounds request bodies; 0 means api.DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Admit bounds the verify and identify requests held at once; the zero
+	// value means api.DefaultAdmit (slots: GOMAXPROCS).
+	Admit api.AdmitConfig
 	// Log receives the edge's logs; nil means slog.Default().
 	Log *slog.Logger
 }
@@ -89,6 +92,7 @@ type Edge struct {
 	reg      *prometheus.Registry
 	apiMet   *api.Metrics
 	limiter  *api.Limiter
+	admit    *api.Admission
 	verifies struct{ total, accepted, rejected atomic.Uint64 }
 
 	// changed wakes the heartbeat after a change; dirtyCh wakes the
@@ -142,6 +146,9 @@ func Open(cfg Config) (*Edge, error) {
 	if cfg.Limit == (api.LimitConfig{}) {
 		cfg.Limit = api.DefaultLimit
 	}
+	if cfg.Admit == (api.AdmitConfig{}) {
+		cfg.Admit = api.DefaultAdmit
+	}
 	log := cfg.Log
 	if log == nil {
 		log = slog.Default()
@@ -154,6 +161,7 @@ func Open(cfg Config) (*Edge, error) {
 		tokens:  &tokenKeys{},
 		started: time.Now(),
 		limiter: api.NewLimiter(cfg.Limit, nil),
+		admit:   api.NewAdmission(cfg.Admit),
 		changed: make(chan struct{}, 1),
 		dirtyCh: make(chan struct{}, 1),
 		loaded:  make(chan struct{}),

@@ -25,6 +25,7 @@ func (e *Edge) Handler() http.Handler {
 		Gallery:      edgeGallery{e},
 		Searcher:     edgeSearcher{e},
 		Limiter:      e.limiter,
+		Admission:    e.admit,
 		Liveness:     e.cfg.Liveness,
 		MaxBodyBytes: e.cfg.MaxBodyBytes,
 		Metrics:      e.apiMet,
@@ -200,6 +201,7 @@ func (w *captureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (e *Edge) registerMetrics() {
 	e.reg = metrics.NewRegistry()
 	e.apiMet = api.NewMetrics(e.reg, "faceauth_edge")
+	e.admit.OnShed(e.apiMet.Shed)
 	locked := func(f func() float64) func() float64 {
 		return func() float64 {
 			e.mu.Lock()

@@ -314,6 +314,7 @@ func runServe(c *cli.Context) error {
 			Prober:       engine,
 			Tokens:       signer,
 			Limiter:      api.NewLimiter(cfg.Limit, nil),
+			Admission:    api.NewAdmission(cfg.AdmitFor(engine.Workers())),
 			Liveness:     cfg.Liveness,
 			MaxBodyBytes: cfg.MaxBodyBytes,
 			Metrics:      reg,

@@ -135,6 +135,7 @@ func run(c *cli.Context) error {
 		Liveness:       shared.Liveness,
 		Limit:          shared.Limit,
 		MaxBodyBytes:   shared.MaxBodyBytes,
+		Admit:          shared.AdmitFor(engine.Workers()),
 		Log:            log,
 	})
 	if err != nil {

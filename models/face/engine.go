@@ -163,6 +163,10 @@ func (e *Engine) Close() error {
 	return nil
 }
 
+// Workers is how many images the engine processes at once, so callers
+// can admit no more than that into the pipeline.
+func (e *Engine) Workers() int { return len(e.pool.all) }
+
 // ModelID names the embedding model and its exact weights, for example
 // "ArcFace@87aacdfe". Embeddings are comparable only within one ModelID.
 func (e *Engine) ModelID() string { return e.modelID }

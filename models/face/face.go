@@ -120,15 +120,17 @@ func (e *Engine) Probe(ctx context.Context, img []byte, opt Options) (*Analysis,
 // it cannot tell a face turned upside down from an upright one; its
 // landmarks assume the orientation in which a face was found.
 func (e *Engine) Detect(ctx context.Context, img []byte) ([]Face, int, int, error) {
-	im, err := photo.Decode(img, e.cfg.Photo)
-	if err != nil {
-		return nil, 0, 0, err
-	}
+	// Decode inside the worker slot, so at most Workers decoded images
+	// exist at once however many requests wait.
 	w, err := e.pool.get(ctx)
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	defer e.pool.put(w)
+	im, err := photo.Decode(img, e.cfg.Photo)
+	if err != nil {
+		return nil, 0, 0, err
+	}
 	r := &raster{w: im.W, h: im.H, pix: im.Pix}
 	fs, err := w.find(r, &e.p)
 	if err != nil {
@@ -138,15 +140,16 @@ func (e *Engine) Detect(ctx context.Context, img []byte) ([]Face, int, int, erro
 }
 
 func (e *Engine) analyze(ctx context.Context, img []byte, opt Options, enroll bool) (*Analysis, error) {
-	im, err := photo.Decode(img, e.cfg.Photo)
-	if err != nil {
-		return nil, err
-	}
+	// Decode inside the worker slot (see Detect).
 	w, err := e.pool.get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer e.pool.put(w)
+	im, err := photo.Decode(img, e.cfg.Photo)
+	if err != nil {
+		return nil, err
+	}
 	r := &raster{w: im.W, h: im.H, pix: im.Pix}
 	res, err := w.analyze(r, &e.p, enroll, opt.Liveness)
 	if err == nil {

@@ -237,3 +237,32 @@ func TestConcurrentDecode(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxFullDecodePixels checks the full-decode budget: a format decoded
+// at full size is refused above it from the header, a JPEG of the same
+// size (decoded reduced) is not.
+func TestMaxFullDecodePixels(t *testing.T) {
+	img := blocks(100, 50).rgba()
+	png, jpg := encPNG(t, img), encJPEG(t, img, 90)
+	for _, tt := range []struct {
+		name   string
+		data   []byte
+		budget int64
+		ok     bool
+	}{
+		{"png within", png, 5000, true},
+		{"png over", png, 4999, false},
+		{"png default", png, 0, true},
+		{"jpeg over the budget decodes reduced", jpg, 4999, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(tt.data, Options{MaxFullDecodePixels: tt.budget})
+			if tt.ok && err != nil {
+				t.Fatalf("budget %d: %v", tt.budget, err)
+			}
+			if !tt.ok {
+				wantErr(t, err, faceauth.KindTooLarge, "image_too_large")
+			}
+		})
+	}
+}

@@ -36,6 +36,7 @@ package photo
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/xplore/faceauth"
 )
@@ -46,6 +47,13 @@ const (
 	// any phone camera writes (a 200 MP sensor bins to 12-50 MP), far less
 	// than a bomb.
 	DefaultMaxPixels = 50_000_000
+	// DefaultMaxFullDecodePixels is the largest header pixel count decoded
+	// at full size, for the formats without a reduced decode (all but
+	// JPEG): such a decode holds about 7 bytes a pixel at once (the
+	// decoder's RGBA and the packed RGB), so 16 MP cost about 110 MB. Real
+	// PNG, WebP, GIF, BMP and TIFF uploads are screenshots and crops far
+	// below it; phone photos are JPEG.
+	DefaultMaxFullDecodePixels = 16_000_000
 	// DefaultMinSide is the smallest accepted shorter side in pixels; below
 	// it no face is large enough to recognise.
 	DefaultMinSide = 32
@@ -93,6 +101,12 @@ type Options struct {
 	// MaxPixels rejects (KindTooLarge, code "image_too_large") an image whose
 	// header W*H exceeds it, before decoding; <= 0 means DefaultMaxPixels.
 	MaxPixels int64
+	// MaxFullDecodePixels rejects (KindTooLarge, code "image_too_large") an
+	// image of a format that can only be decoded at full size (all but
+	// JPEG, which decodes at reduced size) whose header W*H exceeds it, so
+	// the memory of one decode follows the pixel count the header declares;
+	// <= 0 means DefaultMaxFullDecodePixels.
+	MaxFullDecodePixels int64
 	// MinSide rejects (KindBadImage, code "image_too_small") an image whose
 	// shorter side is below it; 0 means DefaultMinSide, < 0 disables it.
 	MinSide int
@@ -107,6 +121,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.MaxPixels <= 0 {
 		o.MaxPixels = DefaultMaxPixels
+	}
+	if o.MaxFullDecodePixels <= 0 {
+		o.MaxFullDecodePixels = DefaultMaxFullDecodePixels
 	}
 	if o.MinSide == 0 {
 		o.MinSide = DefaultMinSide
@@ -156,6 +173,11 @@ func Decode(data []byte, opt Options) (im *Image, err error) {
 		return nil, faceauth.E(faceauth.KindTooLarge, "image_too_large",
 			"The image is too large (%dx%d pixels): at most %s megapixels are accepted.",
 			ow, oh, megapixels(opt.MaxPixels))
+	}
+	if px := int64(h.w) * int64(h.h); h.format != FormatJPEG && px > opt.MaxFullDecodePixels {
+		return nil, faceauth.E(faceauth.KindTooLarge, "image_too_large",
+			"The image is too large (%dx%d pixels): %s images are decoded at full size, so at most %s megapixels are accepted; send a JPEG or a smaller image.",
+			ow, oh, formatName(h.format), megapixels(opt.MaxFullDecodePixels))
 	}
 	if opt.MinSide > 0 && min(h.w, h.h) < opt.MinSide {
 		return nil, faceauth.E(faceauth.KindBadImage, "image_too_small",
@@ -279,4 +301,15 @@ var errShort = errors.New("data ends inside the header")
 func errTooLargeMemory(cause error) error {
 	return faceauth.Wrap(cause, faceauth.KindTooLarge, "image_too_large",
 		"The image is too large to decode.")
+}
+
+// formatName is a format as people write it, for messages.
+func formatName(format string) string {
+	switch format {
+	case FormatWebP:
+		return "WebP"
+	case FormatPGM:
+		return "PGM/PPM"
+	}
+	return strings.ToUpper(format)
 }

@@ -22,6 +22,9 @@ func Flags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-pixels", Usage: "largest image accepted, in pixels, read from the header before decoding (413 above it)", EnvVars: []string{"MAX_PIXELS"}, Value: photo.DefaultMaxPixels},
 		&cli.IntFlag{Name: "verify-max-failures", Usage: "failed verifications within the window that lock a user (0: no lockout)", EnvVars: []string{"VERIFY_MAX_FAILURES"}, Value: api.DefaultLimit.MaxFailures},
 		&cli.StringFlag{Name: "verify-failure-window", Usage: "window in which failures are counted", EnvVars: []string{"VERIFY_FAILURE_WINDOW"}, Value: api.DefaultLimit.Window.String()},
+		&cli.IntFlag{Name: "pipeline-queue", Usage: "image requests that may wait for a face pipeline slot; more are answered 503 at once", EnvVars: []string{"PIPELINE_QUEUE"}, Value: api.DefaultAdmit.Queue},
+		&cli.StringFlag{Name: "pipeline-wait", Usage: "longest wait for a face pipeline slot before 503", EnvVars: []string{"PIPELINE_WAIT"}, Value: api.DefaultAdmit.Wait.String()},
+		&cli.StringFlag{Name: "memory-release-idle", Usage: "give freed memory back to the system after this long without image requests (0: never)", EnvVars: []string{"MEMORY_RELEASE_IDLE"}, Value: api.DefaultAdmit.IdleRelease.String()},
 		&cli.StringFlag{Name: "verify-lockout", Usage: "how long a locked user gets 429", EnvVars: []string{"VERIFY_LOCKOUT"}, Value: api.DefaultLimit.Lockout.String()},
 	}
 }
@@ -32,6 +35,9 @@ type Settings struct {
 	MaxBodyBytes int64
 	MaxPixels    int64
 	Limit        api.LimitConfig
+	// Admit has the queue, wait and idle release; the caller sets Slots to
+	// the engine's workers.
+	Admit api.AdmitConfig
 }
 
 // Parse reads and checks the shared flags. An error names the variable and
@@ -58,5 +64,22 @@ func Parse(c *cli.Context) (Settings, error) {
 	if s.Limit.Lockout, err = config.ParseDuration(c.String("verify-lockout")); err != nil || s.Limit.Lockout <= 0 {
 		return s, bad("VERIFY_LOCKOUT", "verify-lockout", fmt.Errorf("%q is not a positive duration", c.String("verify-lockout")))
 	}
+	if s.Admit.Queue = c.Int("pipeline-queue"); s.Admit.Queue < 0 {
+		return s, bad("PIPELINE_QUEUE", "pipeline-queue", fmt.Errorf("%d is negative", s.Admit.Queue))
+	}
+	if s.Admit.Wait, err = config.ParseDuration(c.String("pipeline-wait")); err != nil || s.Admit.Wait <= 0 {
+		return s, bad("PIPELINE_WAIT", "pipeline-wait", fmt.Errorf("%q is not a positive duration", c.String("pipeline-wait")))
+	}
+	if s.Admit.IdleRelease, err = config.ParseDuration(c.String("memory-release-idle")); err != nil || s.Admit.IdleRelease < 0 {
+		return s, bad("MEMORY_RELEASE_IDLE", "memory-release-idle", fmt.Errorf("%q is not a duration", c.String("memory-release-idle")))
+	}
 	return s, nil
+}
+
+// AdmitFor returns the admission settings with one pipeline slot per
+// engine worker.
+func (s Settings) AdmitFor(workers int) api.AdmitConfig {
+	cfg := s.Admit
+	cfg.Slots = workers
+	return cfg
 }

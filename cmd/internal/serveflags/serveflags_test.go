@@ -29,7 +29,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Liveness || s.MaxBodyBytes != 10<<20 || s.MaxPixels != photo.DefaultMaxPixels || s.Limit != api.DefaultLimit {
+	if s.Liveness || s.MaxBodyBytes != 10<<20 || s.MaxPixels != photo.DefaultMaxPixels || s.Limit != api.DefaultLimit || s.Admit != api.DefaultAdmit {
 		t.Errorf("defaults = %+v", s)
 	}
 	s, err = parse(t, "--liveness", "on", "--max-body-bytes", "5MiB", "--verify-max-failures", "0", "--verify-lockout", "1h")
@@ -44,6 +44,9 @@ func TestParse(t *testing.T) {
 		{"verify-failure-window", "0s", "VERIFY_FAILURE_WINDOW"},
 		{"verify-lockout", "forever", "VERIFY_LOCKOUT"},
 		{"liveness", "maybe", "LIVENESS"},
+		{"pipeline-queue", "-1", "PIPELINE_QUEUE"},
+		{"pipeline-wait", "0", "PIPELINE_WAIT"},
+		{"memory-release-idle", "never", "MEMORY_RELEASE_IDLE"},
 	} {
 		if _, err := parse(t, "--"+tt.flag, tt.value); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("--%s %s: err = %v, want one naming %s", tt.flag, tt.value, err, tt.want)

@@ -1,0 +1,170 @@
+package api
+
+import (
+	"context"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/xplore/faceauth"
+)
+
+// AdmitConfig bounds the image requests a server holds at once, so memory
+// stays bounded however many arrive: Slots requests in the face pipeline
+// (each decodes one image at a time) and Queue more waiting for a slot,
+// each at most Wait. Everything beyond is answered 503 with Retry-After at
+// once, before its body is read.
+type AdmitConfig struct {
+	// Slots is how many requests run the face pipeline at once; it should
+	// be the engine's worker count. <= 0 means runtime.GOMAXPROCS(0), the
+	// engine's default.
+	Slots int
+	// Queue is how many admitted requests may wait for a slot; < 0 means 0.
+	Queue int
+	// Wait is the longest a request waits for a slot before it is answered
+	// 503; <= 0 means DefaultAdmit.Wait.
+	Wait time.Duration
+	// IdleRelease returns freed memory to the operating system once no
+	// request has been admitted for this long (a burst's decoded images
+	// otherwise stay in the process's RSS); 0 never does.
+	IdleRelease time.Duration
+}
+
+// DefaultAdmit is the admission used when none is configured: 64 waiting
+// requests, each for at most 10 seconds, memory given back after 10
+// seconds idle.
+var DefaultAdmit = AdmitConfig{Queue: 64, Wait: 10 * time.Second, IdleRelease: 10 * time.Second}
+
+// Admission admits image requests in two steps: Enter when a request
+// arrives (before reading its body), Slot when it is about to run the face
+// pipeline. A nil *Admission admits everything.
+type Admission struct {
+	cfg   AdmitConfig
+	slots chan struct{}
+	// held bounds the requests between Enter and their leave: the slots
+	// plus the queue.
+	held chan struct{}
+
+	mu    sync.Mutex
+	idle  *time.Timer
+	shed  func(reason string)
+	relse func()
+}
+
+// NewAdmission returns an admission with cfg's bounds.
+func NewAdmission(cfg AdmitConfig) *Admission {
+	if cfg.Slots <= 0 {
+		cfg.Slots = runtime.GOMAXPROCS(0)
+	}
+	cfg.Queue = max(cfg.Queue, 0)
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultAdmit.Wait
+	}
+	return &Admission{
+		cfg:   cfg,
+		slots: make(chan struct{}, cfg.Slots),
+		held:  make(chan struct{}, cfg.Slots+cfg.Queue),
+		relse: debug.FreeOSMemory,
+	}
+}
+
+// Config returns the admission's settings, defaults applied.
+func (a *Admission) Config() AdmitConfig { return a.cfg }
+
+// OnShed sets a function called with "queue_full" or "wait" for every
+// request shed, e.g. to count it in a metric. Call it before serving.
+func (a *Admission) OnShed(f func(reason string)) { a.shed = f }
+
+// Held returns how many requests are admitted (running or waiting) and how
+// many of them hold a pipeline slot.
+func (a *Admission) Held() (admitted, running int) {
+	if a == nil {
+		return 0, 0
+	}
+	return len(a.held), len(a.slots)
+}
+
+// Enter admits a request that carries an image, or answers at once with a
+// KindUnavailable error carrying Retry-After when Slots+Queue requests are
+// already admitted. The caller must call leave exactly once when done.
+func (a *Admission) Enter() (leave func(), err error) {
+	if a == nil {
+		return func() {}, nil
+	}
+	select {
+	case a.held <- struct{}{}:
+	default:
+		a.shedOne("queue_full")
+		return nil, a.busy()
+	}
+	a.mu.Lock()
+	if a.idle != nil {
+		a.idle.Stop()
+	}
+	a.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(a.leave) }, nil
+}
+
+func (a *Admission) leave() {
+	<-a.held
+	if a.cfg.IdleRelease <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.held) > 0 {
+		return
+	}
+	if a.idle == nil {
+		a.idle = time.AfterFunc(a.cfg.IdleRelease, a.release)
+		return
+	}
+	a.idle.Reset(a.cfg.IdleRelease)
+}
+
+// release gives memory back unless a request arrived meanwhile.
+func (a *Admission) release() {
+	if len(a.held) == 0 {
+		a.relse()
+	}
+}
+
+// Slot waits for a face pipeline slot, at most the configured Wait, and
+// returns its release. When none frees up in time it answers a
+// KindUnavailable error carrying Retry-After; when ctx ends, ctx's error.
+func (a *Admission) Slot(ctx context.Context) (release func(), err error) {
+	if a == nil {
+		return func() {}, nil
+	}
+	select {
+	case a.slots <- struct{}{}:
+	default:
+		t := time.NewTimer(a.cfg.Wait)
+		defer t.Stop()
+		select {
+		case a.slots <- struct{}{}:
+		case <-t.C:
+			a.shedOne("wait")
+			return nil, a.busy()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-a.slots }) }, nil
+}
+
+func (a *Admission) shedOne(reason string) {
+	if a.shed != nil {
+		a.shed(reason)
+	}
+}
+
+// busy is the 503 of a shed request. A client retrying after the wait
+// finds the queue drained if the burst has passed.
+func (a *Admission) busy() error {
+	return WithRetryAfter(faceauth.E(faceauth.KindUnavailable, "busy",
+		"The server is busy with other images; try again in a few seconds."), a.cfg.Wait)
+}

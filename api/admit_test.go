@@ -1,0 +1,163 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models/face"
+)
+
+// gateProber is the real engine behind a gate: each Probe says it has
+// started and waits until the test opens the gate, so the test decides
+// when a slot frees up instead of racing the pipeline.
+type gateProber struct {
+	*face.Engine
+	entered chan struct{}
+	open    chan struct{}
+}
+
+func (p *gateProber) Probe(ctx context.Context, img []byte, opt face.Options) (*face.Analysis, error) {
+	p.entered <- struct{}{}
+	<-p.open
+	return p.Engine.Probe(ctx, img, opt)
+}
+
+// countingReader counts the bytes read from a request body.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestAdmissionSheds checks bounded admission through the verify handler:
+// with the one slot busy and the one queue place taken, the next request
+// is answered 503 with Retry-After at once, before its body is read; the
+// admitted ones finish normally once the slot frees up; and one that
+// waits longer than the configured wait gets 503 as well.
+func TestAdmissionSheds(t *testing.T) {
+	eng := testEngine(t)
+	photo, err := os.ReadFile(testenv.Sample(t, "sample2.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := eng.Probe(t.Context(), photo, face.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, body := multipartBody(t, map[string]string{"user_id": "alice"}, [3]string{"image", "p.jpg", string(photo)})
+	verify := func(h *FaceHandlers, r io.Reader) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "/api/verify", r)
+		req.Header.Set("Content-Type", ct)
+		rec := httptest.NewRecorder()
+		h.Verify(rec, req)
+		return rec
+	}
+	wantBusy := func(t *testing.T, rec *httptest.ResponseRecorder, retryAfter string) {
+		t.Helper()
+		var e ErrorBody
+		json.Unmarshal(rec.Body.Bytes(), &e)
+		if rec.Code != 503 || e.Code != "busy" || rec.Header().Get("Retry-After") != retryAfter {
+			t.Fatalf("got %d %s Retry-After %q, want 503 busy Retry-After %s", rec.Code, rec.Body, rec.Header().Get("Retry-After"), retryAfter)
+		}
+	}
+	newHandlers := func(cfg AdmitConfig) (*FaceHandlers, *gateProber, *Admission) {
+		gp := &gateProber{Engine: eng, entered: make(chan struct{}, 4), open: make(chan struct{})}
+		adm := NewAdmission(cfg)
+		m := newTestMetrics()
+		adm.OnShed(m.Shed)
+		return &FaceHandlers{Prober: gp, Gallery: mapGallery{"alice": {a.Embedding}}, Admission: adm, Metrics: m, Log: quiet}, gp, adm
+	}
+
+	t.Run("queue full", func(t *testing.T) {
+		h, gp, adm := newHandlers(AdmitConfig{Slots: 1, Queue: 1, Wait: time.Hour})
+		done := make(chan *httptest.ResponseRecorder, 2)
+		go func() { done <- verify(h, bytes.NewReader(body)) }()
+		<-gp.entered // the first holds the slot
+		go func() { done <- verify(h, bytes.NewReader(body)) }()
+		waitFor(t, func() bool { n, _ := adm.Held(); return n == 2 }) // the second waits in the queue
+
+		cr := &countingReader{r: bytes.NewReader(body)}
+		shed := make(chan *httptest.ResponseRecorder, 1)
+		go func() { shed <- verify(h, cr) }()
+		select {
+		case rec := <-shed:
+			wantBusy(t, rec, "3600")
+		case <-time.After(time.Minute):
+			close(gp.open)
+			t.Fatal("a request beyond the queue was not answered at once")
+		}
+		if n := cr.n.Load(); n != 0 {
+			t.Errorf("the shed request's body was read (%d bytes)", n)
+		}
+		close(gp.open)
+		for range 2 {
+			if rec := <-done; rec.Code != 200 {
+				t.Errorf("admitted request: %d %s", rec.Code, rec.Body)
+			}
+		}
+		if n, _ := adm.Held(); n != 0 {
+			t.Errorf("%d requests still held", n)
+		}
+	})
+
+	t.Run("wait over", func(t *testing.T) {
+		h, gp, _ := newHandlers(AdmitConfig{Slots: 1, Queue: 1, Wait: time.Millisecond})
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() { done <- verify(h, bytes.NewReader(body)) }()
+		<-gp.entered
+		// The slot stays taken until the gate opens, so this one cannot
+		// get it within its wait.
+		wantBusy(t, verify(h, bytes.NewReader(body)), "1")
+		close(gp.open)
+		if rec := <-done; rec.Code != 200 {
+			t.Errorf("admitted request: %d %s", rec.Code, rec.Body)
+		}
+	})
+}
+
+// TestAdmissionIdleRelease checks that memory is given back once the last
+// admitted request has left and nothing arrived for IdleRelease.
+func TestAdmissionIdleRelease(t *testing.T) {
+	adm := NewAdmission(AdmitConfig{Slots: 1, Queue: 1, IdleRelease: time.Millisecond})
+	released := make(chan struct{}, 8)
+	adm.relse = func() { released <- struct{}{} }
+	leave, err := adm.Enter()
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-released:
+		t.Fatal("released while a request was held")
+	default:
+	}
+	leave()
+	leave() // a second call is harmless
+	select {
+	case <-released:
+	case <-time.After(time.Minute):
+		t.Fatal("memory was not released after the idle period")
+	}
+}
+
+// waitFor polls cond until it holds, failing after a generous minute.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within a minute")
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -152,10 +153,35 @@ func TestSystemdUnits(t *testing.T) {
 // TestNginxSite runs `nginx -t` on the site inside a minimal nginx.conf,
 // with a throw-away certificate in place of the certbot one.
 func TestNginxSite(t *testing.T) {
+	nginxSite(t, "nginx/faceauth.conf")
+}
+
+// TestNginxReplicas checks the site for several central replicas as
+// TestNginxSite does, and that it balances over more than one replica with
+// passive health checks and moves failed requests on.
+func TestNginxReplicas(t *testing.T) {
+	site := nginxSite(t, "nginx/faceauth-replicas.conf")
+	if n := strings.Count(site, "max_fails="); n < 2 {
+		t.Errorf("the upstream has %d replicas with max_fails, want at least 2", n)
+	}
+	for _, must := range []string{"fail_timeout=", "proxy_next_upstream error timeout http_502 http_503", "proxy_connect_timeout"} {
+		if !strings.Contains(site, must) {
+			t.Errorf("the replicas site lacks %s", must)
+		}
+	}
+	if strings.Contains(site, "non_idempotent") {
+		t.Error("the replicas site retries POST and DELETE after they were sent: a change could apply twice")
+	}
+}
+
+// nginxSite runs `nginx -t` on path inside a minimal nginx.conf and
+// returns the site's text.
+func nginxSite(t *testing.T, path string) string {
+	t.Helper()
 	nginx := tool(t, "nginx")
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir, "faceauth.example.com")
-	site, err := os.ReadFile("nginx/faceauth.conf")
+	site, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,9 +202,10 @@ func TestNginxSite(t *testing.T) {
 	}
 	for _, must := range []string{"client_max_body_size", "X-Forwarded-For", "X-Forwarded-Proto", "ssl_certificate"} {
 		if !strings.Contains(string(site), must) {
-			t.Errorf("the nginx site lacks %s", must)
+			t.Errorf("%s lacks %s", path, must)
 		}
 	}
+	return string(site)
 }
 
 // TestNATSConfig generates keys with new-edge.sh, checks that the
@@ -226,7 +253,7 @@ func TestNATSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("nats-server rejects the config: %v", err)
 	}
-	checkPermissions(t, keys, opts)
+	checkPermissions(t, keys, opts, "central", "site-1", "site-2")
 
 	opts.NoSigs = true
 	srv, err := server.NewServer(opts)
@@ -317,15 +344,155 @@ func TestNATSConfig(t *testing.T) {
 	}
 }
 
+// TestNATSClusterConfig loads deploy/nats/nats-cluster.conf into three
+// real servers on loopback (mutual TLS on the routes, client TLS, the
+// NKeys of new-edge.sh), creates the feed's streams with three replicas
+// through one node as central, and reads a user through another node as
+// an edge.
+func TestNATSClusterConfig(t *testing.T) {
+	nk := filepath.Join(testenv.RepoRoot(t), ".tools", "bin", "nk")
+	if _, err := os.Stat(nk); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is missing: run `make tools`", nk)
+		}
+		t.Skipf("skipping: %s is missing (make tools)", nk)
+	}
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	for _, id := range []string{"central", "site-1"} {
+		cmd := exec.Command("bash", "nats/new-edge.sh", id)
+		cmd.Env = append(os.Environ(), "KEYS="+keys, "CONF="+filepath.Join(dir, "users.conf"), "NK="+nk)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("new-edge.sh %s: %v\n%s", id, err, out)
+		}
+	}
+	cert, key := writeCert(t, dir, "127.0.0.1")
+	conf, err := os.ReadFile("nats/nats-cluster.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type node struct{ name, client, route string }
+	var nodes []node
+	for i := 1; i <= 3; i++ {
+		nodes = append(nodes, node{fmt.Sprintf("faceauth-nats-%d", i), freePort(t), freePort(t)})
+	}
+	var servers []*server.Server
+	for i, n := range nodes {
+		r := []string{
+			"/etc/nats/tls/server.pem", cert, "/etc/nats/tls/server-key.pem", key,
+			"/etc/nats/tls/route.pem", cert, "/etc/nats/tls/route-key.pem", key,
+			"/etc/nats/tls/ca.pem", cert,
+			"/var/lib/nats/jetstream", filepath.Join(dir, n.name),
+			"0.0.0.0:4222", "127.0.0.1:" + n.client, "0.0.0.0:6222", "127.0.0.1:" + n.route,
+			"http: 127.0.0.1:8222", "http: 127.0.0.1:" + freePort(t),
+		}
+		for _, m := range nodes {
+			r = append(r, m.name+".internal:6222", "127.0.0.1:"+m.route)
+		}
+		path := filepath.Join(dir, n.name+".conf")
+		if err := os.WriteFile(path, []byte(strings.NewReplacer(r...).Replace(string(conf))), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("NATS_SERVER_NAME", n.name) // the variable the config names the node by
+		opts, err := server.ProcessConfigFile(path)
+		if err != nil {
+			t.Fatalf("nats-server rejects the cluster config: %v", err)
+		}
+		if opts.ServerName != n.name || opts.Cluster.TLSConfig == nil || len(opts.Routes) != 3 {
+			t.Fatalf("node %d: server name %q, route TLS %v, %d routes; want %s, TLS, 3", i+1, opts.ServerName, opts.Cluster.TLSConfig != nil, len(opts.Routes), n.name)
+		}
+		if i == 0 {
+			checkPermissions(t, keys, opts, "central", "site-1")
+		}
+		opts.NoSigs = true
+		srv, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Start()
+		t.Cleanup(srv.Shutdown)
+		servers = append(servers, srv)
+	}
+	for _, srv := range servers {
+		if !srv.ReadyForConnections(10 * time.Second) {
+			t.Fatal("a node did not start")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	connect := func(id, inbox, port string) jetstream.JetStream {
+		nc, err := feed.Connect(ctx, feed.ConnectOptions{
+			URL: "tls://127.0.0.1:" + port, Name: id,
+			NKeySeedFile: filepath.Join(keys, id+".nk"), CAFile: cert, InboxPrefix: inbox,
+		})
+		if err != nil {
+			t.Fatalf("connect as %s: %v", id, err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	cjs := connect("central", "", nodes[0].client)
+	// The routes form and elect a JetStream meta leader first.
+	for {
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		err := feed.EnsureStreams(actx, cjs, feed.StreamOptions{Replicas: 3})
+		acancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("central cannot create R3 streams on the cluster: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	change, _ := proto.Marshal(&pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: "alice", Revision: 1}}})
+	if _, err := cjs.Publish(ctx, feed.UserSubject("alice"), change); err != nil {
+		t.Fatalf("central cannot publish user data: %v", err)
+	}
+	stream, err := cjs.Stream(ctx, feed.UsersStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil || info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("users stream: %+v %v, want three replicas", info, err)
+	}
+
+	ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"), nodes[2].client)
+	got := make(chan string, 1)
+	cctx, stop := context.WithCancel(ctx)
+	go feed.Consume(cctx, ejs, feed.ConsumeOptions{}, func(ds []feed.Delivery) error {
+		for _, d := range ds {
+			if d.Change != nil {
+				got <- feed.ChangeUserID(d.Change)
+				stop()
+			}
+		}
+		return nil
+	})
+	select {
+	case id := <-got:
+		if id != "alice" {
+			t.Fatalf("edge read user %q, want alice", id)
+		}
+	case <-ctx.Done():
+		t.Fatal("the edge could not read the user stream through another node")
+	}
+}
+
 // checkPermissions compares what new-edge.sh granted with what the feed
 // package says central and each edge need.
-func checkPermissions(t *testing.T, keys string, opts *server.Options) {
+func checkPermissions(t *testing.T, keys string, opts *server.Options, ids ...string) {
 	t.Helper()
 	byKey := map[string]*server.Permissions{}
 	for _, u := range opts.Nkeys {
 		byKey[u.Nkey] = u.Permissions
 	}
-	for _, id := range []string{"central", "site-1", "site-2"} {
+	for _, id := range ids {
 		pub, err := os.ReadFile(filepath.Join(keys, id+".pub"))
 		if err != nil {
 			t.Fatal(err)
@@ -380,7 +547,8 @@ func writeCert(t *testing.T, dir, host string) (certPath, keyPath string) {
 		IsCA:                  true,
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		// Client auth too: NATS route connections present it both ways.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	if ip := net.ParseIP(host); ip != nil {
 		tmpl.IPAddresses = []net.IP{ip}

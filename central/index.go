@@ -30,6 +30,7 @@ type index struct {
 	g         *gallery.Gallery // nil until the first vector is known
 	revs      map[string]uint64
 	names     map[string]string
+	dir       *directory // every live user, for listings
 	loaded    bool
 	reloading bool
 	dirty     map[string]bool // users changed while a reload read the store
@@ -39,7 +40,7 @@ type index struct {
 }
 
 func newIndex(r *Registry) *index {
-	return &index{r: r, recheck: recheckEvery, revs: map[string]uint64{}, names: map[string]string{}, dirty: map[string]bool{}}
+	return &index{r: r, recheck: recheckEvery, revs: map[string]uint64{}, names: map[string]string{}, dir: newDirectory(), dirty: map[string]bool{}}
 }
 
 // allocated notes a revision this process allocated.
@@ -84,6 +85,11 @@ func (x *index) applyLocked(id string, rev uint64, rec *pb.UserRecord) {
 		return
 	}
 	x.revs[id] = rev
+	if rec != nil {
+		x.dir.set(rec)
+	} else {
+		x.dir.remove(id)
+	}
 	vecs := x.vectors(rec)
 	if len(vecs) == 0 {
 		delete(x.names, id)
@@ -243,6 +249,7 @@ func (x *index) load(ctx context.Context) error {
 		return err
 	}
 	x.revs, x.names = revs, names
+	x.dir.reset(recs)
 	dirty := x.dirty
 	x.dirty = map[string]bool{}
 	x.loaded, x.base, x.checked = true, base, time.Now()
@@ -265,9 +272,12 @@ func (x *index) load(ctx context.Context) error {
 		x.mu.Lock()
 		if rec != nil {
 			x.applyLocked(id, rec.Revision, rec)
-		} else if g := x.g; g != nil {
-			delete(x.names, id)
-			g.Delete(id)
+		} else {
+			x.dir.remove(id)
+			if g := x.g; g != nil {
+				delete(x.names, id)
+				g.Delete(id)
+			}
 		}
 		x.mu.Unlock()
 	}

@@ -188,37 +188,35 @@ const (
 	MaxPageSize     = 1000
 )
 
+// MaxQueryLen is the longest search text List accepts, in bytes.
+const MaxQueryLen = 256
+
 // List returns up to limit users whose record keys sort after that of
-// user after ("" starts at the beginning), and the cursor for the next
-// page ("" when this was the last).
-func (r *Registry) List(ctx context.Context, after string, limit int) (users []*pb.UserRecord, next string, err error) {
+// user after ("" starts at the beginning) and whose id or name contains q,
+// ignoring case ("" lists all), and the cursor for the next page ("" when
+// this was the last). It reads the in-memory directory, loaded from the
+// store on first use like identify's index, so a page costs no store
+// request however many users there are.
+func (r *Registry) List(ctx context.Context, q, after string, limit int) (users []UserSummary, next string, err error) {
 	if limit <= 0 {
 		limit = DefaultPageSize
 	}
 	limit = min(limit, MaxPageSize)
-	start := ""
 	if after != "" {
 		if err := faceauth.ValidateUserID(after); err != nil {
 			return nil, "", faceauth.E(faceauth.KindInvalid, "invalid_cursor", "The after parameter must be a user id from an earlier page.")
 		}
-		start = recordKey(after)
 	}
-	keys, err := r.store.List(ctx, recordsPrefix, start, limit)
-	if err != nil {
-		return nil, "", fmt.Errorf("list records: %w", err)
+	if err := validateText("q", q, MaxQueryLen, false); err != nil {
+		return nil, "", faceauth.E(faceauth.KindInvalid, "invalid_query",
+			"The search text (q) must be at most %d bytes of text without control characters.", MaxQueryLen)
 	}
-	recs, err := r.readKeys(ctx, keys)
-	if err != nil {
+	if err := r.index.fresh(ctx); err != nil {
 		return nil, "", err
 	}
-	for _, rec := range recs {
-		if rec != nil {
-			users = append(users, rec)
-		}
-	}
-	if len(keys) == limit {
-		next, _ = userOfRecordKey(keys[len(keys)-1])
-	}
+	r.index.mu.Lock()
+	defer r.index.mu.Unlock()
+	users, next = r.index.dir.page(q, after, limit)
 	return users, next, nil
 }
 

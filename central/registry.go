@@ -289,19 +289,26 @@ func (r *Registry) enroll(ctx context.Context, images []Image) ([]pending, error
 	return uniq, nil
 }
 
-func (r *Registry) enrollOne(ctx context.Context, img Image) (pending, error) {
-	f, ok := imageFormats[photo.Sniff(img.Data)]
-	if !ok {
+// Analyse runs the enrolment checks on one photo without storing
+// anything: the analysis a register of it would store, or the error that
+// would refuse it.
+func (r *Registry) Analyse(ctx context.Context, img []byte) (*face.Analysis, error) {
+	if _, ok := imageFormats[photo.Sniff(img)]; !ok {
 		// Let the pipeline say exactly what is wrong with it.
-		if _, err := r.emb.Enroll(ctx, img.Data, face.Options{}); err != nil {
-			return pending{}, err
+		if _, err := r.emb.Enroll(ctx, img, face.Options{}); err != nil {
+			return nil, err
 		}
-		return pending{}, faceauth.E(faceauth.KindBadImage, "unsupported_format", "The image format is not supported; please upload a JPEG or PNG.")
+		return nil, faceauth.E(faceauth.KindBadImage, "unsupported_format", "The image format is not supported; please upload a JPEG or PNG.")
 	}
-	a, err := r.emb.Enroll(ctx, img.Data, face.Options{})
+	return r.emb.Enroll(ctx, img, face.Options{})
+}
+
+func (r *Registry) enrollOne(ctx context.Context, img Image) (pending, error) {
+	a, err := r.Analyse(ctx, img.Data)
 	if err != nil {
 		return pending{}, err
 	}
+	f := imageFormats[photo.Sniff(img.Data)]
 	sum := sha256.Sum256(img.Data)
 	ref := &pb.Reference{
 		ImageId:     hex.EncodeToString(sum[:]),
@@ -382,6 +389,51 @@ func (r *Registry) RemoveImage(ctx context.Context, id, imageID string) (*Result
 		r.log.Warn("delete image object", "user_id", id, "image_id", imageID, "err", err)
 	}
 	return res, nil
+}
+
+// Rename sets the user's display name ("" clears it).
+func (r *Registry) Rename(ctx context.Context, id, name string) (*Result, error) {
+	if err := faceauth.ValidateUserID(id); err != nil {
+		return nil, err
+	}
+	if err := validateName(name); err != nil {
+		return nil, err
+	}
+	return r.update(ctx, id, func(cur *pb.UserRecord) (*pb.UserRecord, error) {
+		if cur == nil {
+			return nil, errUserNotFound(id)
+		}
+		if cur.Name == name {
+			return nil, nil
+		}
+		cur.Name = name
+		return cur, nil
+	})
+}
+
+// Image returns the bytes and content type of one reference image of a
+// user.
+func (r *Registry) Image(ctx context.Context, id, imageID string) ([]byte, string, error) {
+	if !validImageID(imageID) {
+		return nil, "", faceauth.E(faceauth.KindInvalid, "invalid_image_id", "The image id must be the 64 hex digits of the image's SHA-256.")
+	}
+	rec, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	i := slices.IndexFunc(rec.References, func(x *pb.Reference) bool { return x.ImageId == imageID })
+	if i < 0 {
+		return nil, "", faceauth.E(faceauth.KindNotFound, "image_not_found", "User %q has no image %s.", id, imageID)
+	}
+	ct := rec.References[i].ContentType
+	data, _, err := r.store.Get(ctx, imageKey(id, imageID, extOf(ct)))
+	if errors.Is(err, faceauth.ErrNotFound) {
+		return nil, "", faceauth.E(faceauth.KindNotFound, "image_not_found", "The stored image %s of user %q is missing.", imageID, id)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read image %s of %s: %w", imageID, id, err)
+	}
+	return data, ct, nil
 }
 
 func validImageID(s string) bool {

@@ -16,6 +16,7 @@ import (
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/central/console"
 	"github.com/xplore/faceauth/metrics"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -37,6 +38,7 @@ type ServerConfig struct {
 	HTTPMetrics  *api.Metrics                // nil: made in Metrics with prefix faceauth_central
 	Edges        EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
 	Revocations  *Revocations                // revoked token subjects, refused on every route; nil: /api/revocations answers 503
+	Issuer       TokenIssuer                 // mints tokens for POST /api/tokens; nil: it answers 503
 	Extra        []Route                     // more routes, e.g. the change feed's
 	Log          *slog.Logger                // nil: slog.Default()
 	Ready        func(context.Context) error // optional extra readiness check
@@ -93,6 +95,11 @@ func NewServer(cfg ServerConfig) *Server {
 		Log:          cfg.Log,
 	}
 	s.routes()
+	// The web console is pages, not API: outside Routes and the OpenAPI
+	// document, and public, since every datum it shows needs a token.
+	con := console.Handler()
+	s.mux.Handle("GET /{$}", con)
+	s.mux.Handle("GET "+console.Prefix, con)
 	s.mux.Handle("/", api.NotFound(cfg.Log))
 	return s
 }
@@ -117,6 +124,11 @@ func (s *Server) routes() {
 	s.handle("GET /api/deletions", auth.RoleAdmin, s.listDeletions)
 	s.handle("GET /api/revocations", auth.RoleAdmin, s.listRevocations)
 	s.handle("POST /api/revocations", auth.RoleAdmin, s.revoke)
+	s.handle("POST /api/analyse", auth.RoleAdmin, s.analyse)
+	s.handle("GET /api/users/{id}/images/{image_id}", auth.RoleAdmin, s.userImage)
+	s.handle("PATCH /api/users/{id}", auth.RoleAdmin, s.renameUser)
+	s.handle("GET /api/whoami", auth.RoleVerify, s.whoami)
+	s.handle("POST /api/tokens", auth.RoleAdmin, s.mintToken)
 	for _, r := range s.cfg.Extra {
 		s.handle(r.Pattern, r.Role, r.Handler.ServeHTTP)
 	}
@@ -354,16 +366,12 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, s.log, err)
 		return
 	}
-	users, next, err := s.cfg.Registry.List(r.Context(), q.Get("after"), limit)
+	users, next, err := s.cfg.Registry.List(r.Context(), q.Get("q"), q.Get("after"), limit)
 	if err != nil {
 		api.WriteError(w, r, s.log, err)
 		return
 	}
-	resp := ListResponse{Users: make([]UserSummary, len(users)), Next: next}
-	for i, u := range users {
-		resp.Users[i] = summary(u)
-	}
-	api.WriteJSON(w, http.StatusOK, resp)
+	api.WriteJSON(w, http.StatusOK, ListResponse{Users: users, Next: next})
 }
 
 func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {

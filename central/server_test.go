@@ -44,6 +44,7 @@ func newTestServer(t testing.TB, change func(*ServerConfig)) *testServer {
 		Registry: reg,
 		Prober:   eng,
 		Tokens:   signer,
+		Issuer:   signer,
 		Limiter:  api.NewLimiter(api.DefaultLimit, nil),
 		Log:      quiet,
 	}

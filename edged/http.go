@@ -17,8 +17,9 @@ import (
 
 // Handler serves the edge's HTTP API: POST /api/verify and POST
 // /api/identify (package api's handlers, the same contract as central's,
-// over the edge's own copy of the users), GET /healthz, GET /readyz and
-// GET /metrics. Nothing in it needs NATS or central.
+// over the edge's own copy of the users), GET /healthz, GET /readyz,
+// GET /metrics and the read-only status page at GET /. Nothing in it
+// needs NATS or central.
 func (e *Edge) Handler() http.Handler {
 	fh := &api.FaceHandlers{
 		Prober:       e.cfg.Prober,
@@ -46,6 +47,8 @@ func (e *Edge) Handler() http.Handler {
 		api.WriteJSON(w, http.StatusOK, e.Ready())
 	}))
 	mux.Handle("GET /metrics", metrics.Handler(e.reg))
+	route("GET /{$}", "/", http.HandlerFunc(e.statusPage))
+	route("GET /status.css", "/status.css", http.HandlerFunc(statusStyle))
 	mux.Handle("/", api.NotFound(e.log))
 	return mux
 }

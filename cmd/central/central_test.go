@@ -331,7 +331,7 @@ func TestImport(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	if users, _, _ := e.reg.List(t.Context(), "", 10); len(users) != 2 {
+	if users, _, _ := e.reg.List(t.Context(), "", "", 10); len(users) != 2 {
 		t.Fatalf("%d users after import", len(users))
 	}
 	// Run again: the done photos are skipped, the failed ones tried again.

@@ -321,6 +321,7 @@ func runServe(c *cli.Context) error {
 			HTTPMetrics:  httpMetrics,
 			Edges:        monitor,
 			Revocations:  revocations,
+			Issuer:       signer,
 			Extra:        extra,
 			Log:          log,
 		}),

@@ -51,6 +51,8 @@
     for (const c of children) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
     return el;
   }
+  // put appends to the page, skipping the empty parts of a conditional.
+  function put(...nodes) { main.append(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false)); }
   function msg(kind, text) { return h('div', { class: 'msg ' + kind, role: kind === 'error' ? 'alert' : 'status' }, text); }
   function fmtTime(t) {
     if (!t) return '—';
@@ -144,10 +146,10 @@
       a.classList.toggle('active', a.getAttribute('href') === '#/' + (name === 'user' ? 'users' : name));
     }
     document.body.dataset.page = name;
-    if (notice) main.append(msg('info', notice));
+    if (notice) put(msg('info', notice));
     if (page.role === 'admin' && session.role !== 'admin') {
       // The server refuses anyway; say so before asking it.
-      main.append(msg('error', 'This page needs an admin token; yours has the ' + session.role + ' role.'));
+      put(msg('error', 'This page needs an admin token; yours has the ' + session.role + ' role.'));
     }
     page.render(decodeURIComponent(parts.slice(1).join('/')));
   }
@@ -156,7 +158,7 @@
 
   // ---- sign in ---------------------------------------------------------
   function signinPage(notice) {
-    const input = h('input', { type: 'password', id: 'token', name: 'token', class: 'wide', autocomplete: 'off', required: true, placeholder: 'fa1.…' });
+    const input = h('input', { type: 'password', id: 'token', class: 'wide', autocomplete: 'off', required: true, placeholder: 'fa1.…' });
     const out = h('div');
     const f = h('form', { class: 'row', id: 'signin', onsubmit: async (ev) => {
       ev.preventDefault();
@@ -169,8 +171,8 @@
       } catch (e) {
         out.append(msg('error', 'Sign-in refused: ' + e.message));
       }
-    } }, h('label', {}, 'Bearer token', input), h('button', { class: 'primary', type: 'submit' }, 'Sign in'));
-    main.append(
+    } }, h('label', {}, 'Bearer token', input), h('button', { class: 'primary', type: 'submit', id: 'signin-submit' }, 'Sign in'));
+    put(
       h('h1', {}, 'Sign in'),
       notice ? msg('info', notice) : null,
       h('section', { class: 'card' },
@@ -217,7 +219,7 @@
     q.addEventListener('input', () => { clearTimeout(debounce); debounce = setTimeout(() => { cursors = ['']; load(); }, 250); });
     next.addEventListener('click', () => { cursors.push(nextCursor); load(); });
     prev.addEventListener('click', () => { cursors.pop(); load(); });
-    main.append(h('h1', {}, 'Users'),
+    put(h('h1', {}, 'Users'),
       h('div', { class: 'row' }, h('label', {}, 'Search', q), h('a', { href: '#/register' }, h('button', { type: 'button', class: 'primary' }, 'Register a user'))),
       err,
       h('table', { id: 'users' }, h('thead', {}, h('tr', {}, h('th', {}, 'User id'), h('th', {}, 'Name'), h('th', { class: 'num' }, 'Photos'), h('th', { class: 'num' }, 'Revision'), h('th', {}, 'Updated'))), body),
@@ -227,7 +229,7 @@
 
   async function userPage(id) {
     const out = h('div');
-    main.append(h('h1', {}, 'User ', h('span', { id: 'user-id' }, id)), out);
+    put(h('h1', {}, 'User ', h('span', { id: 'user-id' }, id)), out);
     let user;
     try { user = await api('GET', '/api/users/' + encodeURIComponent(id)); } catch (e) { out.append(msg('error', e.message)); return; }
     const urls = [];
@@ -302,7 +304,7 @@
     const video = h('video', { class: 'camera', autoplay: true, muted: true, playsInline: true, hidden: true });
     const err = h('div');
     let stream = null;
-    const capture = h('button', { type: 'button', disabled: true, onclick: () => {
+    const capture = h('button', { type: 'button', id: 'cam-capture', disabled: true, onclick: () => {
       const c = document.createElement('canvas');
       c.width = video.videoWidth;
       c.height = video.videoHeight;
@@ -311,7 +313,7 @@
     } }, 'Capture frame');
     const stop = () => { if (stream) stream.getTracks().forEach((t) => t.stop()); stream = null; };
     onLeave(stop);
-    const start = h('button', { type: 'button', onclick: async () => {
+    const start = h('button', { type: 'button', id: 'cam-start', onclick: async () => {
       err.replaceChildren();
       if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
         err.append(msg('error', 'This browser offers no camera here (the console must be opened over https or on localhost).'));
@@ -408,7 +410,7 @@
       h('p', { class: 'muted' }, 'Each photo is analysed as registration would (nothing is stored yet): the box marks the face that would be enrolled.'),
       h('div', { class: 'row' }, h('label', {}, 'From files', files)), cam, previews),
     h('div', { class: 'row' }, save), out);
-    main.append(h('h1', {}, 'Register a user'), f);
+    put(h('h1', {}, 'Register a user'), f);
   }
 
   // ---- try it ----------------------------------------------------------
@@ -450,7 +452,7 @@
       }
     }
     file.addEventListener('change', () => { if (file.files[0]) run(file.files[0]); file.value = ''; });
-    main.append(h('h1', {}, 'Try it'),
+    put(h('h1', {}, 'Try it'),
       h('section', { class: 'card' },
         h('div', { class: 'row' }, h('label', {}, 'Mode', mode), uidLabel, h('label', {}, 'Photo', file)),
         camera((b) => run(b))),
@@ -491,7 +493,7 @@
         updated.textContent = 'Updated ' + new Date(now).toLocaleTimeString() + '; refreshes every 2 s.';
       } catch (e) { err.replaceChildren(msg('error', e.message)); }
     }
-    main.append(h('h1', {}, 'Edges'), err,
+    put(h('h1', {}, 'Edges'), err,
       h('table', { id: 'edges' }, h('thead', {}, h('tr', {},
         h('th', {}, 'Edge'), h('th', {}, 'State'), h('th', { class: 'num' }, 'Applied revision'), h('th', { class: 'num' }, 'Lag'),
         h('th', {}, 'Last heartbeat'), h('th', {}, 'Model'), h('th', { class: 'num' }, 'Revocations version'),
@@ -505,8 +507,9 @@
   function drawLag(svg, legend, now) {
     const W = 800, H = 220, L = 40, B = 20, T = 10, R = 10;
     const span = 10 * 60 * 1000;
-    let maxLag = 1;
+    let maxLag = 4; // whole-number ticks at 0, max/2 and max
     for (const hist of lagHistory.values()) for (const p of hist) maxLag = Math.max(maxLag, p.lag);
+    maxLag = Math.ceil(maxLag / 2) * 2;
     const x = (t) => L + (W - L - R) * (1 - (now - t) / span);
     const y = (v) => H - B - (H - B - T) * (v / maxLag);
     const kids = [];
@@ -556,7 +559,7 @@
         if (!p.deletions.length) body.append(h('tr', {}, h('td', { colSpan: 5, class: 'muted' }, 'No deletion is waiting for an edge.')));
       } catch (e) { err.replaceChildren(msg('error', e.message)); }
     }
-    main.append(h('h1', {}, 'Erasure'), err,
+    put(h('h1', {}, 'Erasure'), err,
       last ? h('section', { class: 'card' }, h('h2', {}, 'Your last deletion'), receipt) : null,
       h('h2', {}, 'Deletions still pending at some edge'),
       h('table', { id: 'pending' }, h('thead', {}, h('tr', {}, h('th', {}, 'User id'), h('th', { class: 'num' }, 'Revision'), h('th', {}, 'Deleted'), h('th', {}, 'Waiting for'), h('th', {}, 'Purged at'))), body));
@@ -580,7 +583,7 @@
         if (!r.revocations.length) body.append(h('tr', {}, h('td', { colSpan: 3, class: 'muted' }, 'No token is revoked.')));
       } catch (e) { revoked.replaceChildren(msg('error', e.message)); }
     }
-    main.append(h('h1', {}, 'Tokens'),
+    put(h('h1', {}, 'Tokens'),
       h('section', { class: 'card' }, h('h2', {}, 'Mint a token'),
         h('form', { class: 'row', onsubmit: async (ev) => {
           ev.preventDefault();
@@ -590,7 +593,7 @@
             minted.append(msg('success', r.role + ' token for ' + r.subject + (r.expires_at ? ', valid until ' + fmtTime(r.expires_at) : ', never expires') + '. Copy it now: it is not shown again.'),
               h('div', { class: 'token', id: 'minted-token' }, r.token));
           } catch (e) { minted.append(msg('error', e.message)); }
-        } }, h('label', {}, 'Subject', sub), h('label', {}, 'Role', role), h('label', {}, 'Valid for', ttl), h('button', { type: 'submit', class: 'primary' }, 'Mint')),
+        } }, h('label', {}, 'Subject', sub), h('label', {}, 'Role', role), h('label', {}, 'Valid for', ttl), h('button', { type: 'submit', class: 'primary', id: 'tok-mint' }, 'Mint')),
         minted),
       h('section', { class: 'card' }, h('h2', {}, 'Revoke by subject'),
         h('p', { class: 'muted' }, 'Every token of the subject issued up to now stops working at central and, within seconds, at every connected edge.'),

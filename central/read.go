@@ -188,6 +188,11 @@ const (
 	MaxPageSize     = 1000
 )
 
+// WarmIndex loads the in-memory index of users (identify's gallery and
+// the listing directory) now, so the first identify or console page after
+// a start does not wait for it. central serve runs it in the background.
+func (r *Registry) WarmIndex(ctx context.Context) error { return r.index.fresh(ctx) }
+
 // MaxQueryLen is the longest search text List accepts, in bytes.
 const MaxQueryLen = 256
 

@@ -351,6 +351,17 @@ func runServe(c *cli.Context) error {
 		}
 	}()
 
+	// Load the users into memory now rather than on the first identify or
+	// users listing (the console's first page).
+	go func() {
+		start := time.Now()
+		if err := registry.WarmIndex(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("users not loaded into memory; the first identify or listing will try again", "err", err)
+			return
+		}
+		log.Debug("users loaded into memory", "took", time.Since(start).Round(time.Millisecond))
+	}()
+
 	// Remove what interrupted writes left in the store (central.Sweeper):
 	// temporary files at once, the rest minutes after start.
 	if debris, err := registry.RemoveDebris(ctx, "", false); err != nil {

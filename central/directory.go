@@ -95,6 +95,3 @@ func (d *directory) page(q, after string, limit int) ([]UserSummary, string) {
 	}
 	return out, ""
 }
-
-// len returns the number of users.
-func (d *directory) len() int { return len(d.sorted) }

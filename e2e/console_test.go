@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -110,6 +112,12 @@ func TestConsoleInBrowser(t *testing.T) {
 				v, _ := ev.Response.Headers["Content-Security-Policy"].(string)
 				csp = append(csp, v)
 			}
+		case *cdplog.EventEntryAdded:
+			// CSP violations are reported here, as security errors.
+			e := ev.Entry
+			if e.Source == cdplog.SourceSecurity || e.Source == cdplog.SourceJavascript || strings.Contains(e.Text, "Content Security Policy") {
+				problems = append(problems, fmt.Sprintf("browser %s %s: %s", e.Source, e.Level, e.Text))
+			}
 		case *runtime.EventExceptionThrown:
 			problems = append(problems, "script exception: "+ev.ExceptionDetails.Error())
 		case *runtime.EventConsoleAPICalled:
@@ -147,7 +155,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		return chromedp.Poll(expr, nil, chromedp.WithPollingInterval(100*time.Millisecond))
 	}
 
-	step("sign in page", network.Enable(), chromedp.Navigate(c.url+"/"), visible("#signin"), shot("1-signin"))
+	step("sign in page", network.Enable(), cdplog.Enable(), chromedp.Navigate(c.url+"/"), visible("#signin"), shot("1-signin"))
 	step("sign in as admin",
 		chromedp.SendKeys("#token", admin, chromedp.ByQuery),
 		chromedp.Click("#signin-submit", chromedp.ByQuery),
@@ -285,7 +293,9 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Errorf("the browser requested %s, outside central and the edge", r)
 		}
 	}
-	t.Logf("the browser made %d requests, all to central (%s) or the edge (%s)", len(requests), c.url, e.url)
+	if !t.Failed() {
+		t.Logf("the browser made %d requests, all to central (%s) or the edge (%s)", len(requests), c.url, e.url)
+	}
 	for _, p := range problems {
 		t.Error(p)
 	}

@@ -211,6 +211,24 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("verify showed %q", result)
 	}
 
+	var matches string
+	step("try it: identify",
+		chromedp.SetValue("#try-mode", "identify", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('#try-mode').dispatchEvent(new Event('change'))`, nil),
+		chromedp.SetUploadFiles("#try-file", []string{tryPhoto}, chromedp.ByQuery),
+		poll(`(document.querySelector('#try-verdict') || {}).textContent?.includes('ada (Ada Lovelace)')`),
+		chromedp.Text("#try-verdict", &matches, chromedp.ByQuery),
+		shot("7b-identify"))
+	if !strings.HasPrefix(matches, "ada (Ada Lovelace) 0.") {
+		t.Errorf("identify showed %q", matches)
+	}
+
+	step("user: rename",
+		chromedp.Navigate(c.url+"/#/users/ada"), visible("#rename"),
+		chromedp.SetValue("#rename", "Augusta Ada King", chromedp.ByQuery),
+		chromedp.Click("#rename-submit", chromedp.ByQuery),
+		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.includes('Augusta Ada King'))`))
+
 	step("edges: the edge reaches in_sync",
 		chromedp.Navigate(c.url+"/#/edges"),
 		visible(`#edges tr[data-edge="console-edge"][data-state="in_sync"]`),

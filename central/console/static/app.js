@@ -243,7 +243,7 @@
         const r = await api('PATCH', '/api/users/' + encodeURIComponent(id), form({ name: name.value }));
         note.append(msg('success', 'Renamed to “' + (r.name || '') + '” (revision ' + r.revision + ').'));
       } catch (e) { note.append(msg('error', e.message)); }
-    } }, h('label', {}, 'Display name', name), h('button', { type: 'submit' }, 'Rename'));
+    } }, h('label', {}, 'Display name', name), h('button', { type: 'submit', id: 'rename-submit' }, 'Rename'));
 
     const thumbs = h('div', { class: 'thumbs', id: 'thumbs' });
     for (const img of user.images) {
@@ -480,7 +480,9 @@
           h('td', {}, ago(e.last_seen)),
           h('td', {}, e.model || '—'),
           h('td', { class: 'num' }, e.token_revocations),
-          h('td', { class: 'num' }, e.rejected_changes !== undefined ? e.rejected_changes : '—'),
+          // Feed messages the edge refused (the signed feed); the title
+          // says when the last was and why.
+          h('td', { class: 'num', title: e.last_reject ? fmtTime(e.last_reject_at) + ': ' + e.last_reject : '' }, e.feed_rejected !== undefined ? e.feed_rejected : '—'),
           h('td', { class: 'num' }, e.user_count))));
         if (!r.edges.length) body.append(h('tr', {}, h('td', { colSpan: 9, class: 'muted' }, 'No edge has reported yet.')));
         for (const e of r.edges) {

@@ -287,6 +287,11 @@ func TestUsersCommands(t *testing.T) {
 	if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[1], "alice") || !strings.Contains(lines[1], "Alice") || !strings.HasPrefix(lines[2], "bob") {
 		t.Fatalf("list: %q %v", out, err)
 	}
+	out, _, err = run(t, append([]string{"users", "list", "--search", "ALI"}, conn...)...)
+	lines = strings.Split(strings.TrimSpace(out), "\n")
+	if err != nil || len(lines) != 2 || !strings.HasPrefix(lines[1], "alice") {
+		t.Fatalf("list --search: %q %v", out, err)
+	}
 	out, _, err = run(t, append([]string{"users", "show"}, append(conn, "alice")...)...)
 	var detail central.UserDetail
 	if err != nil || json.Unmarshal([]byte(out), &detail) != nil || detail.UserID != "alice" || len(detail.Images) != 1 {

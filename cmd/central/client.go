@@ -141,8 +141,11 @@ func (cl *client) register(ctx context.Context, userID, name string, files []str
 	return &out, nil
 }
 
-func (cl *client) listUsers(ctx context.Context, after string, limit int) (*central.ListResponse, error) {
+func (cl *client) listUsers(ctx context.Context, search, after string, limit int) (*central.ListResponse, error) {
 	q := url.Values{"limit": {fmt.Sprint(limit)}}
+	if search != "" {
+		q.Set("q", search)
+	}
 	if after != "" {
 		q.Set("after", after)
 	}

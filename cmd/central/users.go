@@ -17,9 +17,10 @@ func usersCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
-				Usage: "list every user",
+				Usage: "list every user, or those whose id or name contains --search",
 				Flags: append([]cli.Flag{
 					&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
+					&cli.StringFlag{Name: "search", Usage: "only users whose id or name contains this text, ignoring case"},
 					&cli.IntFlag{Name: "page", Usage: "users fetched per request", Value: 500},
 				}, clientFlags()...),
 				Action: func(c *cli.Context) error {
@@ -34,7 +35,7 @@ func usersCommand() *cli.Command {
 					}
 					after := ""
 					for {
-						page, err := cl.listUsers(c.Context, after, c.Int("page"))
+						page, err := cl.listUsers(c.Context, c.String("search"), after, c.Int("page"))
 						if err != nil {
 							return err
 						}

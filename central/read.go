@@ -122,21 +122,40 @@ func (r *Registry) reembed(ctx context.Context, rec *pb.UserRecord) (*pb.UserRec
 // model change so that the edges receive current embeddings without
 // waiting for each user to verify. It returns the number of users updated.
 func (r *Registry) Reembed(ctx context.Context) (int, error) {
+	// The revision index says which users have references of another
+	// model: after a restart without a model change, none is read.
+	users, err := r.revisions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for id, e := range users {
+		if e.Model != r.emb.ModelID() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
 	n := 0
-	err := r.eachRecord(ctx, func(rec *pb.UserRecord) error {
+	for _, id := range ids {
+		rec, err := r.Get(ctx, id)
+		if faceauth.KindOf(err) == faceauth.KindNotFound {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return n, err
+		}
 		if stale(rec, r.emb.ModelID()) == 0 {
-			return nil
+			continue
 		}
 		if _, err := r.reembed(ctx, rec); err != nil {
 			if faceauth.KindOf(err) == faceauth.KindNotFound {
-				return nil // deleted meanwhile
+				continue // deleted meanwhile
 			}
-			return err
+			return n, err
 		}
 		n++
-		return nil
-	})
-	return n, err
+	}
+	return n, nil
 }
 
 // eachRecord calls fn with every live user record, in key order, reading
@@ -241,14 +260,29 @@ func (r *Registry) Snapshot(ctx context.Context, known func(rev uint64) bool, fn
 	}
 	var entries []entry
 	live := map[string]uint64{}
-	// First pass: only ids and revisions, so memory holds no embeddings.
-	err := r.eachRecord(ctx, func(rec *pb.UserRecord) error {
-		live[rec.Id] = rec.Revision
-		entries = append(entries, entry{rev: rec.Revision, id: rec.Id})
-		return nil
-	})
-	if err != nil {
-		return err
+	if known == nil {
+		// A full republication reads every record anyway; it does not
+		// trust the index either, so it repairs what the index may miss.
+		err := r.eachRecord(ctx, func(rec *pb.UserRecord) error {
+			live[rec.Id] = rec.Revision
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		// The revision index: only users changed since its last fold are
+		// read, so a restart with nothing missed reads O(changes).
+		users, err := r.revisions(ctx)
+		if err != nil {
+			return err
+		}
+		for id, e := range users {
+			live[id] = e.Rev
+		}
+	}
+	for id, rev := range live {
+		entries = append(entries, entry{rev: rev, id: id})
 	}
 	after := ""
 	for {

@@ -528,6 +528,9 @@ func (r *Registry) update(ctx context.Context, id string, fn func(cur *pb.UserRe
 		if err != nil {
 			return nil, err
 		}
+		if err := r.noteChange(ctx, rev, id); err != nil {
+			return nil, err
+		}
 		next.Id = id
 		next.Revision = rev
 		next.UpdatedAt = timestamppb.New(r.now())
@@ -681,6 +684,9 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		}
 		rev, err := r.nextRevision(ctx)
 		if err != nil {
+			return nil, err
+		}
+		if err := r.noteChange(ctx, rev, id); err != nil {
 			return nil, err
 		}
 		d = &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now())}

@@ -36,7 +36,8 @@ type Sweeper struct {
 	// dry run, would remove).
 	Debris []string
 
-	seen map[string]time.Time // image key -> the pass that first found it unreferenced
+	seen  map[string]time.Time // image key -> the pass that first found it unreferenced
+	users map[string]userEntry // the revision index as the pass began
 	page int                  // keys per List call; tests make it small
 }
 
@@ -69,6 +70,12 @@ func (s *Sweeper) Pass(ctx context.Context) (SweepStats, error) {
 		return st, fmt.Errorf("sweep: %w", err)
 	}
 	s.Debris, st.Debris = debris, len(debris)
+	// A user whose stored images are exactly those the index names needs
+	// no record read: a pass reads only users changed since the index
+	// was folded and users with leftovers.
+	if s.users, err = s.r.revisions(ctx); err != nil {
+		return st, fmt.Errorf("sweep: %w", err)
+	}
 	if len(debris) > 0 && !s.DryRun {
 		s.r.log.Info("sweep: removed temporary files of writes that died", "files", debris)
 	}
@@ -123,6 +130,15 @@ func (s *Sweeper) Pass(ctx context.Context) (SweepStats, error) {
 func (s *Sweeper) sweepUser(ctx context.Context, now time.Time, id string, keys []string, unref map[string]time.Time, st *SweepStats) error {
 	st.Users++
 	st.Images += len(keys)
+	if e, ok := s.users[id]; ok {
+		ids := make([]string, len(keys))
+		for i, k := range keys {
+			ids[i] = imageIDOfKey(k)
+		}
+		if e.Images == imagesFingerprint(ids) {
+			return nil // every stored image is named; nothing waits
+		}
+	}
 	// The record is read after the listing, so an image written before
 	// the listing by a register that has since finished is seen named.
 	rec, _, tomb, err := s.r.read(ctx, id)

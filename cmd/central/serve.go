@@ -73,7 +73,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "s3-sse", Usage: "server-side encryption: AES256 or aws:kms", EnvVars: []string{"S3_SSE"}},
 			&cli.StringFlag{Name: "s3-kms-key-id", Usage: "KMS key for S3_SSE=aws:kms", EnvVars: []string{"S3_KMS_KEY_ID"}},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "30s"},
-			&cli.StringFlag{Name: "sweep-every", Usage: "how often to sweep images no record names from the store (0: never)", EnvVars: []string{"SWEEP_EVERY"}, Value: "24h"},
+			&cli.StringFlag{Name: "sweep-every", Usage: "how often to sweep images no record names from the store (0: never)", EnvVars: []string{"SWEEP_EVERY"}, Value: "1h"},
 			logLevelFlag(),
 		}, append(serveflags.Flags(), natsFlags()...)...),
 		Action: runServe,

@@ -66,7 +66,7 @@ func TestServeConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		if cfg.listen != "127.0.0.1:5000" || cfg.data != "./data" || cfg.MaxBodyBytes != 10<<20 || cfg.Limit != api.DefaultLimit ||
-			cfg.Liveness || cfg.keyFile != filepath.Join("data", auth.KeyFileName) || cfg.s3.Bucket != "" || cfg.logLevel != slog.LevelInfo || cfg.sweepEvery != 24*time.Hour {
+			cfg.Liveness || cfg.keyFile != filepath.Join("data", auth.KeyFileName) || cfg.s3.Bucket != "" || cfg.logLevel != slog.LevelInfo || cfg.sweepEvery != time.Hour {
 			t.Fatalf("defaults: %+v", cfg)
 		}
 	})

@@ -93,7 +93,7 @@ type Resume struct {
 //     away),
 //
 // in which case it rebuilds its cache from the stream's first message.
-// Compaction by MaxMsgsPerSubject=1 alone removes only messages superseded
+// Central's erasure of replaced messages removes only messages superseded
 // by a newer one of the same user, which the edge reads later, so resuming
 // past a removed message is safe as long as the stream still starts at or
 // before pos.Seq+1; the rule is cautious in the last case, where it cannot

@@ -13,8 +13,8 @@ import (
 // permissions an operator writes, so they never change.
 const (
 	// UsersStream holds the latest change of every user, one message per
-	// user subject (MaxMsgsPerSubject=1): an upsert, or a tombstone for an
-	// erased user. A new edge bootstraps from it alone.
+	// user subject (central erases every replaced one): an upsert, or a
+	// tombstone for an erased user. A new edge bootstraps from it alone.
 	UsersStream = "FACEAUTH_USERS"
 	// UsersSubjects is the users stream's subject filter.
 	UsersSubjects = "faceauth.users.>"

@@ -183,3 +183,56 @@ func TestReconcileErasesReplacedMessages(t *testing.T) {
 		t.Fatalf("alice's message is revision %d, want the newest, %d", rev, ChangeRevision(newer))
 	}
 }
+
+// TestEraseChecksTheMessage: after the stream was re-created behind the
+// publisher's back, the sequence it remembers for a user numbers another
+// user's message, which must survive the erasure of the replaced one.
+func TestEraseChecksTheMessage(t *testing.T) {
+	n := startNATS(t)
+	src := newSource()
+	nc, js := connect(t, n.url())
+	p, _ := runPublisher(t, nc, src, PublisherOptions{CheckEvery: time.Hour})
+	p.Publish(src.upsert("alice", 8)) // sequence 1
+	waitStream(t, js, src)
+
+	// An operator re-creates the stream; bob lands at sequence 1.
+	if err := js.DeleteStream(t.Context(), UsersStream); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(t.Context(), js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	bob := src.upsert("bob", 8)
+	m, err := changeMsg(bob, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := js.PublishMsg(t.Context(), m); err != nil || ack.Sequence != 1 {
+		t.Fatalf("bob's message: %v %v, want sequence 1", ack, err)
+	}
+	p.Publish(src.upsert("alice", 8)) // replaces what the publisher thinks is at 1
+	s, err := js.Stream(t.Context(), UsersStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSubject := func(id string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, err := s.GetLastMsgForSubject(t.Context(), UserSubject(id)); err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's state never reached the stream", id)
+			}
+		}
+	}
+	waitSubject("alice")
+	// The publisher erases after a batch's acks, before the next batch:
+	// once a later change is on the stream, alice's erasure is done.
+	p.Publish(src.upsert("carol", 8))
+	waitSubject("carol")
+	if _, err := s.GetMsg(t.Context(), 1); err != nil {
+		t.Fatalf("bob's message at sequence 1 was erased for alice's replaced one: %v", err)
+	}
+
+}

@@ -2,6 +2,7 @@ package feed
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,7 +87,7 @@ type Publisher struct {
 	created time.Time         // creation time of the users stream last seen
 	lastSeq uint64            // highest stream sequence acknowledged
 	suspect bool              // the registry was ahead at the previous check
-	erase   []uint64          // stream sequences of replaced messages still to erase
+	erase   []replaced        // replaced messages still to erase
 
 	published, dropped, reconciles atomic.Uint64
 	erased                         atomic.Uint64 // replaced messages erased
@@ -315,12 +316,12 @@ func (p *Publisher) acked(id string, rev, seq uint64) {
 	case rev > old:
 		p.last[id], p.seqs[id] = rev, seq
 		if oldSeq != 0 && oldSeq != seq {
-			p.erase = append(p.erase, oldSeq)
+			p.erase = append(p.erase, replaced{seq: oldSeq, id: id, rev: old})
 		}
 	case rev < old && seq != oldSeq:
 		// Another writer got a newer state there first: this message is
 		// the superseded one.
-		p.erase = append(p.erase, seq)
+		p.erase = append(p.erase, replaced{seq: seq, id: id, rev: rev})
 	}
 }
 
@@ -338,18 +339,40 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("erase replaced messages: %w", err)
 	}
-	slices.Sort(p.erase)
+	slices.SortFunc(p.erase, func(a, b replaced) int { return cmp.Compare(a.seq, b.seq) })
 	for len(p.erase) > 0 {
-		seq := p.erase[0]
-		// A message already gone (erased by another replica) answers
-		// with the store's "no message found".
-		if err := s.SecureDeleteMsg(ctx, seq); err != nil && !strings.Contains(err.Error(), "no message found") {
-			return fmt.Errorf("erase replaced message %d: %w", seq, err)
+		e := p.erase[0]
+		// The sequence is checked to still hold that user's replaced
+		// revision: a stream re-created behind the publisher's back
+		// numbers other messages with it.
+		m, err := s.GetMsg(ctx, e.seq)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Erased already (by another replica) or never there.
+		case err != nil:
+			return fmt.Errorf("erase replaced message %d: %w", e.seq, err)
+		case m.Subject != UserSubject(e.id):
+		default:
+			if rev, err := headerRevision(m.Header); err != nil || rev != e.rev {
+				break
+			}
+			// Gone meanwhile answers with the store's "no message found".
+			if err := s.SecureDeleteMsg(ctx, e.seq); err != nil && !strings.Contains(err.Error(), "no message found") {
+				return fmt.Errorf("erase replaced message %d: %w", e.seq, err)
+			}
+			p.erased.Add(1)
 		}
-		p.erased.Add(1)
 		p.erase = p.erase[1:]
 	}
 	return nil
+}
+
+// replaced is a users-stream message that a newer revision of its user
+// replaced: sequence seq should hold revision rev of user id.
+type replaced struct {
+	seq uint64
+	id  string
+	rev uint64
 }
 
 // asyncPub publishes a run of messages with pipelined acks and records
@@ -417,7 +440,7 @@ func scanUsers(ctx context.Context, js jetstream.JetStream) (map[string]uint64, 
 type streamScan struct {
 	revs       map[string]uint64 // user id -> the newest revision held
 	seqs       map[string]uint64 // user id -> the sequence of that message
-	superseded []uint64          // sequences of messages a newer revision of their user replaced
+	superseded []replaced        // messages a newer revision of their user replaced
 	info       *jetstream.StreamInfo
 }
 
@@ -460,10 +483,10 @@ func scanStream(ctx context.Context, js jetstream.JetStream) (*streamScan, error
 				case !ok:
 					sc.revs[id], sc.seqs[id] = rev, seq
 				case rev >= old:
-					sc.superseded = append(sc.superseded, sc.seqs[id])
+					sc.superseded = append(sc.superseded, replaced{seq: sc.seqs[id], id: id, rev: old})
 					sc.revs[id], sc.seqs[id] = rev, seq
 				default:
-					sc.superseded = append(sc.superseded, seq)
+					sc.superseded = append(sc.superseded, replaced{seq: seq, id: id, rev: rev})
 				}
 			}
 		}

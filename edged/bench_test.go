@@ -10,6 +10,8 @@ import (
 
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/gallery"
+	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models/face"
 )
 
 // Speed targets (docs/benchmarks.md): a 100k bootstrap within 10 s, a warm
@@ -145,15 +147,34 @@ func BenchmarkSyncLatency(b *testing.B) {
 
 // BenchmarkVerifyHTTP measures POST /api/verify of a 640x480 JPEG on the
 // edge, token check, decode, detection, embedding and match included.
-func BenchmarkVerifyHTTP(b *testing.B) {
+func BenchmarkVerifyHTTP(b *testing.B) { benchVerifyHTTP(b, testEngine(b), edgeDims) }
+
+// BenchmarkVerifyHTTPFused is BenchmarkVerifyHTTP with the fusion
+// ArcFace+dlib as the verification model.
+func BenchmarkVerifyHTTPFused(b *testing.B) {
+	fused, err := face.New(context.Background(), face.Config{ModelsDir: testenv.ModelsDir(b), Model: "ArcFace+dlib", Workers: 1, Log: quietLog()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fused.Close()
+	benchVerifyHTTP(b, fused, 512+128)
+}
+
+func benchVerifyHTTP(b *testing.B, eng *face.Engine, dims int) {
 	signer, _ := auth.SignerFromSecret("edge benchmark secret")
 	tok, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
 	img := faceJPEG(b, "sample1.jpg", 640, 480)
-	model := testEngine(b).ModelID()
+	embedWith := func() []float32 {
+		a, err := eng.Probe(context.Background(), img, face.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return a.Embedding
+	}
 	nats := startNATS(b)
 	js := nats.client(b)
-	publish(b, js, upsert("alice", 1, model, embed(b, img)))
-	e := startEdge(b, b.TempDir(), nats.url, func(c *Config) { c.TokenPublicKey = signer.PublicKey() })
+	publish(b, js, upsert("alice", 1, eng.ModelID(), embedWith()))
+	e := startEdge(b, b.TempDir(), nats.url, func(c *Config) { c.TokenPublicKey, c.Prober, c.Dims = signer.PublicKey(), eng, dims })
 	for e.Users() != 1 {
 		time.Sleep(time.Millisecond)
 	}
@@ -177,40 +198,43 @@ func BenchmarkVerifyHTTP(b *testing.B) {
 	var probe []time.Duration
 	for range min(b.N, 100) {
 		start := time.Now()
-		embed(b, img)
+		embedWith()
 		probe = append(probe, time.Since(start))
 	}
 	b.ReportMetric(ms(percentile(probe, 0.5)), "pipeline-median-ms")
 }
 
 // BenchmarkIdentify measures 1:N search on the edge (top 5 at the match
-// threshold) over synthetic users.
+// threshold) over synthetic users, with ArcFace's 512-d embeddings and the
+// fusion ArcFace+dlib's 640-d ones.
 func BenchmarkIdentify(b *testing.B) {
-	for _, n := range []int{10_000, 100_000} {
-		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
-			e := &Edge{model: "m"}
-			e.gallery = newTestGallery(b, n)
-			e.identifyReady.Store(true)
-			s := edgeSearcher{e}
-			q := vec(edgeDims, uint64(n/2))
-			b.ResetTimer()
-			for range b.N {
-				ms, err := s.Search(context.Background(), q, "m", 0.4, 5)
-				if err != nil || len(ms) != 1 {
-					b.Fatalf("%v %v", ms, err)
+	for _, dims := range []int{edgeDims, 512 + 128} {
+		for _, n := range []int{10_000, 100_000} {
+			b.Run(fmt.Sprintf("dims=%d/users=%d", dims, n), func(b *testing.B) {
+				e := &Edge{model: "m"}
+				e.gallery = newTestGallery(b, n, dims)
+				e.identifyReady.Store(true)
+				s := edgeSearcher{e}
+				q := vec(dims, uint64(n/2))
+				b.ResetTimer()
+				for range b.N {
+					ms, err := s.Search(context.Background(), q, "m", 0.4, 5)
+					if err != nil || len(ms) != 1 {
+						b.Fatalf("%v %v", ms, err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 
 // newTestGallery returns a gallery of n synthetic users "i<n>" with the
-// vectors vec(edgeDims, n).
-func newTestGallery(b *testing.B, n int) *gallery.Gallery {
-	g := gallery.New(edgeDims)
+// vectors vec(dims, n).
+func newTestGallery(b *testing.B, n, dims int) *gallery.Gallery {
+	g := gallery.New(dims)
 	err := g.Reset(func(add func(string, [][]float32) error) error {
 		for i := range n {
-			if err := add(fmt.Sprintf("i%06d", i), [][]float32{vec(edgeDims, uint64(i))}); err != nil {
+			if err := add(fmt.Sprintf("i%06d", i), [][]float32{vec(dims, uint64(i))}); err != nil {
 				return err
 			}
 		}

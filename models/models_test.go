@@ -50,6 +50,13 @@ func TestBuiltinManifest(t *testing.T) {
 	if f, _ := m.File(d.File); f.Build != BuildFaceRecognitionNet || f.License == "" || f.Provenance == "" {
 		t.Errorf("the converted model's entry lacks its build, licence or provenance: %+v", f)
 	}
+	fu, err := m.Choose("ArcFace+dlib")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fu.Fusion == nil || fu.Dims() != 640 || fu.Threshold <= 0 || fu.TargetFMR != 1e-3 || len(fu.Fusion.ImpostorSD) != 2 || !strings.HasPrefix(fu.ModelID(), "ArcFace+dlib@") {
+		t.Errorf("shipped fusion = %+v (%s)", fu, fu.ModelID())
+	}
 }
 
 func TestUnknownModelListsChoices(t *testing.T) {
@@ -373,7 +380,7 @@ func TestFetchBuilds(t *testing.T) {
 // sum of z-scores.
 func TestFusionChoice(t *testing.T) {
 	fusion := func(fields string) string {
-		return `{"fusions": [{"id": "ArcFace+dlib", "embedders": ["ArcFace", "dlib"], "threshold": 0.5, "target_fmr": 0.001` + fields + `}]}`
+		return `{"fusions": [{"id": "Mix", "embedders": ["ArcFace", "dlib"], "threshold": 0.5, "target_fmr": 0.001` + fields + `}]}`
 	}
 	load := func(local string) (*Manifest, error) {
 		dir := t.TempDir()
@@ -386,15 +393,15 @@ func TestFusionChoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := m.Choose("arcface+DLIB")
+	c, err := m.Choose("mix")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Fusion == nil || c.Dims() != 640 || len(c.Parts) != 2 || c.Parts[1].ID != "dlib" || c.Threshold != 0.5 {
 		t.Fatalf("fusion choice = %+v", c)
 	}
-	if !strings.HasPrefix(c.ModelID(), "ArcFace+dlib@") || len(c.ModelID()) != len("ArcFace+dlib@")+8 {
-		t.Errorf("model id %q, want ArcFace+dlib@ and 8 hex digits", c.ModelID())
+	if !strings.HasPrefix(c.ModelID(), "Mix@") || len(c.ModelID()) != len("Mix@")+8 {
+		t.Errorf("model id %q, want Mix@ and 8 hex digits", c.ModelID())
 	}
 	if w := c.Weights; math.Abs(float64(w[0])-5) > 1e-6 || math.Abs(float64(w[1])-10) > 1e-6 {
 		t.Errorf("weights %v, want 1/sqrt(sd) = 5, 10", w)
@@ -410,14 +417,14 @@ func TestFusionChoice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c2, _ := m2.Choose("ArcFace+dlib"); c2.ModelID() == c.ModelID() {
+	if c2, _ := m2.Choose("Mix"); c2.ModelID() == c.ModelID() {
 		t.Error("changed statistics kept the model id")
 	}
 	// A single embedder is a choice of one part.
 	if a, err := m.Choose("ArcFace"); err != nil || a.Fusion != nil || a.Dims() != 512 || a.ModelID() != "ArcFace@87aacdfe" || a.Weights[0] != 1 {
 		t.Errorf("ArcFace choice = %+v, %v", a, err)
 	}
-	if _, err := m.Choose("dlib+ArcFace"); err == nil || !strings.Contains(err.Error(), "ArcFace+dlib") {
+	if _, err := m.Choose("dlib+ArcFace"); err == nil || !strings.Contains(err.Error(), "ArcFace+dlib, Mix, dlib") {
 		t.Errorf("unknown choice: err = %v, want one listing the fusion", err)
 	}
 	for name, bad := range map[string]string{
@@ -426,6 +433,7 @@ func TestFusionChoice(t *testing.T) {
 		"missing sd":       `{"fusions": [{"id": "F", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04]}]}`,
 		"zero sd":          `{"fusions": [{"id": "F", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04, 0]}]}`,
 		"twice the same":   `{"fusions": [{"id": "F", "embedders": ["ArcFace", "arcface"], "impostor_mean": [0.1, 0.1], "impostor_sd": [0.04, 0.04]}]}`,
+		"the shipped id":   `{"fusions": [{"id": "ArcFace+dlib", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04, 0.01]}]}`,
 		"an embedder's id": `{"fusions": [{"id": "dlib", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0.1, 0.7], "impostor_sd": [0.04, 0.01]}]}`,
 	} {
 		if _, err := load(bad); err == nil {

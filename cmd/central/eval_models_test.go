@@ -29,7 +29,7 @@ func TestShippedThresholdsOtherModels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"dlib"} {
+	for _, id := range []string{"dlib", "ArcFace+dlib"} {
 		t.Run(id, func(t *testing.T) {
 			c, err := m.Choose(id)
 			if err != nil {

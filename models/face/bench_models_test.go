@@ -1,0 +1,107 @@
+package face
+
+import (
+	"context"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xplore/faceauth/internal/testenv"
+)
+
+// Engines of the other model choices, one worker each, shared by the
+// benchmarks below (closed by TestMain with the others).
+var (
+	choiceMu      sync.Mutex
+	choiceEngines = map[string]*Engine{}
+)
+
+func choiceEngine(b testing.TB, model string) *Engine {
+	b.Helper()
+	choiceMu.Lock()
+	defer choiceMu.Unlock()
+	if e, ok := choiceEngines[model]; ok {
+		return e
+	}
+	e, err := New(context.Background(), Config{ModelsDir: testenv.ModelsDir(b), Model: model, Workers: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	choiceEngines[model] = e
+	enginesMu.Lock()
+	engines[-len(choiceEngines)] = e // closed by TestMain
+	enginesMu.Unlock()
+	return e
+}
+
+// cpuTime is the process's user and system CPU time: on a shared machine
+// it varies less than wall time with the other processes' load.
+func cpuTime(b testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkEmbedDlib is the dlib stage alone on the first face of
+// sample1.jpg: its chip (68-point fit, 150x150 warp) and inference.
+func BenchmarkEmbedDlib(b *testing.B) {
+	s := newStageBench(b)
+	e := choiceEngine(b, "dlib")
+	w, err := e.pool.get(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.pool.put(w)
+	start := cpuTime(b)
+	for b.Loop() {
+		if _, err := w.answer(s.r, &s.f, nil, &e.ans); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime(b)-start)/1e6/float64(b.N), "cpu-ms/op")
+}
+
+// BenchmarkProbe640JPEGModels is BenchmarkProbe640JPEG for each model
+// choice, measured side by side (with CPU time per probe).
+func BenchmarkProbe640JPEGModels(b *testing.B) {
+	r := decodeRaster(b, testenv.Sample(b, "sample1.jpg"))
+	cut := float64(r.w) - float64(r.h)*4/3
+	img := resizedJPEG(b, r, cut/2, 0, float64(r.w)-cut/2, float64(r.h), 640, 480)
+	for _, model := range []string{"ArcFace", "dlib", "ArcFace+dlib"} {
+		b.Run(model, func(b *testing.B) {
+			e := choiceEngine(b, model)
+			ctx := context.Background()
+			start := cpuTime(b)
+			for b.Loop() {
+				if _, err := e.Probe(ctx, img, Options{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime(b)-start)/1e6/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
+
+// BenchmarkEmbeddings250Models is BenchmarkEmbeddings250 for each model
+// choice, measured side by side (with CPU time per probe).
+func BenchmarkEmbeddings250Models(b *testing.B) {
+	photos := faces250(b, testEngine(b, 1))
+	for _, model := range []string{"ArcFace", "dlib", "ArcFace+dlib"} {
+		b.Run(model, func(b *testing.B) {
+			e := choiceEngine(b, model)
+			ctx := context.Background()
+			i := 0
+			start := cpuTime(b)
+			for b.Loop() {
+				e.Probe(ctx, photos[i%len(photos)], Options{})
+				i++
+			}
+			cpu := cpuTime(b) - start
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "embeddings/s")
+			b.ReportMetric(float64(b.N)/cpu.Seconds(), "embeddings/cpu-s")
+		})
+	}
+}

@@ -77,11 +77,13 @@ func BenchmarkEmbed(b *testing.B) {
 	p := &s.e.p
 	s.r.sample(s.f.sim.invert().then(s.f.v.toSrc), p.embedSize, p.embedSize, p.embedTaps,
 		encoding{bgr: p.embedBGR, mean: p.embedMean, norm: p.embedNorm}, s.w.emb.input())
+	start := cpuTime(b)
 	for b.Loop() {
 		if err := s.w.emb.run(); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(cpuTime(b)-start)/1e6/float64(b.N), "cpu-ms/op")
 }
 
 // BenchmarkLiveness is the 128x128 context crop and the liveness model.

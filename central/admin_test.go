@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/internal/testenv"
 	pb "github.com/xplore/faceauth/proto"
@@ -332,5 +335,57 @@ func TestDirectoryPage(t *testing.T) {
 	}
 	if u, _ := d.page("david", "", 1); u[0].References != 2 || u[0].Revision != 2 {
 		t.Errorf("dave after the update: %+v", u[0])
+	}
+}
+
+// TestListReadsNoRecords: once the users are in memory, paging and
+// searching the listing read no user record from the store, so a page
+// costs the same with 100 users or 100,000 (BenchmarkListUsers100k has the
+// times). Reading the store for each page, as the listing did before, fails.
+func TestListReadsNoRecords(t *testing.T) {
+	ctx := t.Context()
+	st := &countingStore{Store: backends[0].open(t), gets: map[string]int{}}
+	reg := NewRegistry(Config{Store: st, Embedder: testEngine(t), Log: quiet})
+	const n = 300
+	now := timestamppb.Now()
+	for i := range n {
+		rec := &pb.UserRecord{Id: fmt.Sprintf("u%05d", i), Name: fmt.Sprintf("Person %d", i), Revision: uint64(i + 1), CreatedAt: now, UpdatedAt: now,
+			References: []*pb.Reference{{ImageId: strings.Repeat("a", 64), Embedding: &pb.Embedding{Model: "Other@00000000", Vector: []float32{1, 0}}}}}
+		data, err := proto.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Put(ctx, recordKey(rec.Id), data, faceauth.Cond{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := reg.WarmIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	clear(st.gets)
+	st.mu.Unlock()
+	seen, after := 0, ""
+	for {
+		users, next, err := reg.List(ctx, "", after, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen += len(users)
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if seen != n {
+		t.Fatalf("paged through %d users, want %d", seen, n)
+	}
+	for _, q := range []string{"person 7", "u0119", "nobody"} {
+		if _, _, err := reg.List(ctx, q, "", 50); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := st.count(recordsPrefix); got != 0 {
+		t.Fatalf("paging and searching %d users read the store's records %d times, want 0", n, got)
 	}
 }

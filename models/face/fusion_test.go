@@ -86,3 +86,46 @@ func TestDlibAndFusedEmbeddings(t *testing.T) {
 		prev = [3]*Analysis{a, d, f}
 	}
 }
+
+// TestOperatorGeometries declares operator embedders in models.local.json
+// over the bundled model files, one with its own five-point template (the
+// ArcFace points written out) and one on dlib's chip: each must give the
+// same embedding as the shipped embedder it copies, so an operator's model
+// gets exactly the alignment and normalisation its entry names.
+func TestOperatorGeometries(t *testing.T) {
+	ctx := context.Background()
+	tmp := modelsDirWith(t, "libonnxruntime.so.1", "fr_detect.onnx", "fr_landmark.onnx", "fr_feature.onnx",
+		"fr_liveness.onnx", "dlib_resnet.onnx")
+	local := `{"files": [],
+	  "embedders": [
+	    {"id": "MyArc", "file": "fr_feature.onnx", "input": "input", "output": "output", "size": 112, "dims": 512,
+	     "alignment": "template", "template": [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+	     "mean": 127, "std": 128, "channels": "BGR", "threshold": 0.4},
+	    {"id": "MyDlib", "file": "dlib_resnet.onnx", "input": "input", "output": "output", "size": 150, "dims": 128,
+	     "alignment": "dlib", "padding": 0.25, "mean_rgb": [122.782, 117.001, 104.298], "std": 256, "channels": "RGB",
+	     "checks_by": "ArcFace", "threshold": 0.945}]}`
+	if err := os.WriteFile(filepath.Join(tmp, models.LocalManifestName), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := readFile(t, testenv.Sample(t, "sample3.jpg"))
+	for _, c := range []struct{ operator, shipped string }{{"MyArc", "ArcFace"}, {"MyDlib", "dlib"}} {
+		op, err := New(ctx, Config{ModelsDir: tmp, Model: c.operator, Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := New(ctx, Config{ModelsDir: tmp, Model: c.shipped, Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, errA := op.Probe(ctx, img, Options{})
+		b, errB := ref.Probe(ctx, img, Options{})
+		op.Close()
+		ref.Close()
+		if errA != nil || errB != nil {
+			t.Fatal(errA, errB)
+		}
+		if s := Similarity(a.Embedding, b.Embedding); s < 0.99999 || a.Model == b.Model {
+			t.Errorf("%s: similarity %.6f to %s (models %s, %s), want the same embedding under another model id", c.operator, s, c.shipped, a.Model, b.Model)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -45,10 +46,19 @@ func TestSweepCommand(t *testing.T) {
 		return k
 	}
 	all := keys()
+	// A register killed while writing a photo leaves its temporary file.
+	debris := filepath.Join("images", "ann", ".tmp-"+strings.Repeat("c", 64)+".jpg-ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+	if err := os.WriteFile(filepath.Join(data, "store", debris), engineOnce.faces[0], 0o600); err != nil {
+		t.Fatal(err)
+	}
 
-	out, _, err := run(t, "sweep", "--data", data, "--dry-run", "--log-level", "error")
-	if err != nil || !strings.Contains(out, "3 images of 2 users; would delete 2 images no record names") {
+	out, _, err := run(t, "sweep", "--data", data, "--dry-run", "--min-age", "0", "--log-level", "error")
+	if err != nil || !strings.Contains(out, "3 images of 2 users; would delete 2 images no record names") ||
+		!strings.Contains(out, "would delete 1 temporary files of writes that died") || !strings.Contains(out, "temporary file "+debris) {
 		t.Fatalf("dry run: %q %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "store", debris)); err != nil {
+		t.Fatalf("a dry run removed the temporary file: %v", err)
 	}
 	if got := keys(); !slices.Equal(got, all) {
 		t.Fatalf("a dry run deleted: %v, had %v", got, all)
@@ -60,6 +70,9 @@ func TestSweepCommand(t *testing.T) {
 	}
 	if got := keys(); !slices.Equal(got, []string{kept}) {
 		t.Fatalf("after the sweep: %v, want only %s", got, kept)
+	}
+	if _, err := os.Stat(filepath.Join(data, "store", debris)); !os.IsNotExist(err) {
+		t.Fatalf("the temporary file survived the sweep: %v", err)
 	}
 	if _, err := reg.Get(ctx, "ann"); err != nil {
 		t.Fatalf("ann after the sweep: %v", err)

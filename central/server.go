@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"strconv"
@@ -32,16 +33,19 @@ type ServerConfig struct {
 	Admission *api.Admission
 	// Liveness makes verify and identify refuse faces that fail the
 	// presentation-attack check.
-	Liveness     bool
-	MaxBodyBytes int64                       // <= 0: api.DefaultMaxBodyBytes
-	Metrics      *prometheus.Registry        // served at /metrics; nil: metrics.NewRegistry()
-	HTTPMetrics  *api.Metrics                // nil: made in Metrics with prefix faceauth_central
-	Edges        EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
-	Revocations  *Revocations                // revoked token subjects, refused on every route; nil: /api/revocations answers 503
-	Issuer       TokenIssuer                 // mints tokens for POST /api/tokens; nil: it answers 503
-	Extra        []Route                     // more routes, e.g. the change feed's
-	Log          *slog.Logger                // nil: slog.Default()
-	Ready        func(context.Context) error // optional extra readiness check
+	Liveness bool
+	// TokenlessVerify are the networks whose door controllers may call
+	// POST /api/verify without a token (api.AllowWithoutToken); nil: none.
+	TokenlessVerify []netip.Prefix
+	MaxBodyBytes    int64                       // <= 0: api.DefaultMaxBodyBytes
+	Metrics         *prometheus.Registry        // served at /metrics; nil: metrics.NewRegistry()
+	HTTPMetrics     *api.Metrics                // nil: made in Metrics with prefix faceauth_central
+	Edges           EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
+	Revocations     *Revocations                // revoked token subjects, refused on every route; nil: /api/revocations answers 503
+	Issuer          TokenIssuer                 // mints tokens for POST /api/tokens; nil: it answers 503
+	Extra           []Route                     // more routes, e.g. the change feed's
+	Log             *slog.Logger                // nil: slog.Default()
+	Ready           func(context.Context) error // optional extra readiness check
 }
 
 // Route is one endpoint.
@@ -140,6 +144,9 @@ func (s *Server) handle(pattern string, role auth.Role, h http.HandlerFunc) {
 	var next http.Handler = h
 	if role != "" {
 		next = api.RequireRole(s.cfg.Tokens, role, s.log, next)
+	}
+	if pattern == "POST /api/verify" {
+		next = api.AllowWithoutToken(s.cfg.TokenlessVerify, s.log, next, h)
 	}
 	next = s.m.Instrument(pattern, next)
 	next = s.recoverPanics(next)

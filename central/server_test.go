@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/netip"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -382,6 +383,29 @@ func TestLimits(t *testing.T) {
 		}
 		if live := lv["live"] == true; r.body["verified"] == true && !live {
 			t.Fatalf("verified a face that is not live: %s", r.raw)
+		}
+	})
+
+	t.Run("verify without a token from a listed network", func(t *testing.T) {
+		// The test client is on loopback, which ParseNetworks refuses in
+		// the real settings (a proxy's address); here it stands for a
+		// door controllers' network.
+		ts := newTestServer(t, func(c *ServerConfig) { c.TokenlessVerify = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
+		ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0]))
+		if r := ts.do(t, "POST", "/api/verify", "", uid("alice"), img(crops[0])); r.status != 200 || r.body["verified"] != true {
+			t.Fatalf("verify without a token: %d %s", r.status, r.raw)
+		}
+		// Verify only, and a token sent is still checked.
+		if r := ts.do(t, "POST", "/api/identify", "", img(crops[0])); r.status != 401 {
+			t.Fatalf("identify without a token: %d %s", r.status, r.raw)
+		}
+		if r := ts.do(t, "POST", "/api/verify", "not-a-token", uid("alice"), img(crops[0])); r.status != 401 {
+			t.Fatalf("verify with a bad token: %d %s", r.status, r.raw)
+		}
+		// Off by default.
+		off := newTestServer(t, nil)
+		if r := off.do(t, "POST", "/api/verify", "", uid("alice"), img(crops[0])); r.status != 401 {
+			t.Fatalf("verify without a token, default settings: %d %s", r.status, r.raw)
 		}
 	})
 

@@ -305,3 +305,25 @@ func TestSelectors(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenlessVerifyOptIn starts central with door-controller networks
+// allowed to verify without a token: the start is logged with the
+// networks, loopback (not listed) still needs a token, and a setting that
+// would include loopback stops the edge at start with the variable named.
+func TestTokenlessVerifyOptIn(t *testing.T) {
+	c := startCentral(t, t.TempDir(), freeAddr(t), "--verify-without-token-from", "192.0.2.0/24")
+	if !c.logHas("without a token") || !c.logHas("192.0.2.0/24") {
+		t.Errorf("central's start does not log the tokenless networks:\n%s", c.tail(20))
+	}
+	status, body := httpDo(t, request(t, c.url+"/api/verify", "", map[string]string{"user_id": "alice"}, frame(t, "sample1.jpg")))
+	if status != http.StatusUnauthorized || !strings.Contains(string(body), "missing_token") {
+		t.Errorf("verify without a token from an unlisted address: %d %s", status, body)
+	}
+	cmd := exec.Command(filepath.Join(binDir, "edged"), "run", "--data", t.TempDir(), "--listen", freeAddr(t),
+		"--models-dir", testenv.ModelsDir(t), "--verify-without-token-from", "127.0.0.1")
+	cmd.Dir = t.TempDir()
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "VERIFY_WITHOUT_TOKEN_FROM") || !strings.Contains(string(out), "loopback") {
+		t.Errorf("edged with loopback listed: %v\n%s", err, out)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -64,6 +65,9 @@ type Config struct {
 	CompactDelay time.Duration
 	// Liveness runs the presentation-attack check on verify and identify.
 	Liveness bool
+	// TokenlessVerify are the networks whose door controllers may call
+	// POST /api/verify without a token (api.AllowWithoutToken); nil: none.
+	TokenlessVerify []netip.Prefix
 	// Limit is the per-user verify lockout; the zero value means
 	// api.DefaultLimit.
 	Limit api.LimitConfig

@@ -36,8 +36,9 @@ func (e *Edge) Handler() http.Handler {
 	route := func(pattern, name string, h http.Handler) {
 		mux.Handle(pattern, e.apiMet.Instrument(name, h))
 	}
+	verify := e.countVerify(http.HandlerFunc(fh.Verify))
 	route("POST /api/verify", "/api/verify",
-		api.RequireRole(e.checker, auth.RoleVerify, e.log, e.countVerify(http.HandlerFunc(fh.Verify))))
+		api.AllowWithoutToken(e.cfg.TokenlessVerify, e.log, api.RequireRole(e.checker, auth.RoleVerify, e.log, verify), verify))
 	route("POST /api/identify", "/api/identify",
 		api.RequireRole(e.checker, auth.RoleVerify, e.log, http.HandlerFunc(fh.Identify)))
 	route("GET /healthz", "/healthz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

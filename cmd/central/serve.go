@@ -310,20 +310,21 @@ func runServe(c *cli.Context) error {
 	srv := &http.Server{
 		Addr: cfg.listen,
 		Handler: central.NewServer(central.ServerConfig{
-			Registry:     registry,
-			Prober:       engine,
-			Tokens:       signer,
-			Limiter:      api.NewLimiter(cfg.Limit, nil),
-			Admission:    api.NewAdmission(cfg.AdmitFor(engine.Workers())),
-			Liveness:     cfg.Liveness,
-			MaxBodyBytes: cfg.MaxBodyBytes,
-			Metrics:      reg,
-			HTTPMetrics:  httpMetrics,
-			Edges:        monitor,
-			Revocations:  revocations,
-			Issuer:       signer,
-			Extra:        extra,
-			Log:          log,
+			Registry:        registry,
+			Prober:          engine,
+			Tokens:          signer,
+			Limiter:         api.NewLimiter(cfg.Limit, nil),
+			Admission:       api.NewAdmission(cfg.AdmitFor(engine.Workers())),
+			Liveness:        cfg.Liveness,
+			TokenlessVerify: cfg.TokenlessVerify,
+			MaxBodyBytes:    cfg.MaxBodyBytes,
+			Metrics:         reg,
+			HTTPMetrics:     httpMetrics,
+			Edges:           monitor,
+			Revocations:     revocations,
+			Issuer:          signer,
+			Extra:           extra,
+			Log:             log,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
@@ -335,6 +336,9 @@ func runServe(c *cli.Context) error {
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	if len(cfg.TokenlessVerify) > 0 {
+		log.Warn("POST /api/verify accepts requests without a token from these networks (VERIFY_WITHOUT_TOKEN_FROM)", "networks", cfg.TokenlessVerify)
 	}
 	log.Info("central serving", "addr", ln.Addr().String(), "store", where, "model", engine.ModelID(),
 		"threshold", engine.Threshold(), "liveness", cfg.Liveness, "version", version)

@@ -124,24 +124,28 @@ func run(c *cli.Context) error {
 	defer engine.Close()
 
 	e, err := edged.Open(edged.Config{
-		EdgeID:         edgeID,
-		DataDir:        c.String("data"),
-		Version:        c.App.Version,
-		Prober:         engine,
-		Dims:           dims,
-		TokenPublicKey: pub,
-		Heartbeat:      heartbeat,
-		CompactDelay:   compactDelay,
-		Liveness:       shared.Liveness,
-		Limit:          shared.Limit,
-		MaxBodyBytes:   shared.MaxBodyBytes,
-		Admit:          shared.AdmitFor(engine.Workers()),
-		Log:            log,
+		EdgeID:          edgeID,
+		DataDir:         c.String("data"),
+		Version:         c.App.Version,
+		Prober:          engine,
+		Dims:            dims,
+		TokenPublicKey:  pub,
+		Heartbeat:       heartbeat,
+		CompactDelay:    compactDelay,
+		Liveness:        shared.Liveness,
+		TokenlessVerify: shared.TokenlessVerify,
+		Limit:           shared.Limit,
+		MaxBodyBytes:    shared.MaxBodyBytes,
+		Admit:           shared.AdmitFor(engine.Workers()),
+		Log:             log,
 	})
 	if err != nil {
 		return err
 	}
 	defer e.Close()
+	if len(shared.TokenlessVerify) > 0 {
+		log.Warn("POST /api/verify accepts requests without a token from these networks (VERIFY_WITHOUT_TOKEN_FROM)", "networks", shared.TokenlessVerify)
+	}
 
 	inbox := c.String("nats-inbox-prefix")
 	if inbox == "" {

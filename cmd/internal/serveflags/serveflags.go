@@ -5,6 +5,7 @@ package serveflags
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,6 +26,7 @@ func Flags() []cli.Flag {
 		&cli.IntFlag{Name: "pipeline-queue", Usage: "image requests that may wait for a face pipeline slot; more are answered 503 at once", EnvVars: []string{"PIPELINE_QUEUE"}, Value: api.DefaultAdmit.Queue},
 		&cli.StringFlag{Name: "pipeline-wait", Usage: "longest wait for a face pipeline slot before 503", EnvVars: []string{"PIPELINE_WAIT"}, Value: api.DefaultAdmit.Wait.String()},
 		&cli.StringFlag{Name: "memory-release-idle", Usage: "give freed memory back to the system after this long without image requests (0: never)", EnvVars: []string{"MEMORY_RELEASE_IDLE"}, Value: api.DefaultAdmit.IdleRelease.String()},
+		&cli.StringFlag{Name: "verify-without-token-from", Usage: "networks (CIDRs, comma-separated) whose door controllers may call POST /api/verify without a token; off by default", EnvVars: []string{"VERIFY_WITHOUT_TOKEN_FROM"}},
 		&cli.StringFlag{Name: "verify-lockout", Usage: "how long a locked user gets 429", EnvVars: []string{"VERIFY_LOCKOUT"}, Value: api.DefaultLimit.Lockout.String()},
 	}
 }
@@ -38,6 +40,9 @@ type Settings struct {
 	// Admit has the queue, wait and idle release; the caller sets Slots to
 	// the engine's workers.
 	Admit api.AdmitConfig
+	// TokenlessVerify are the networks that may verify without a token
+	// (api.AllowWithoutToken); none by default.
+	TokenlessVerify []netip.Prefix
 }
 
 // Parse reads and checks the shared flags. An error names the variable and
@@ -72,6 +77,9 @@ func Parse(c *cli.Context) (Settings, error) {
 	}
 	if s.Admit.IdleRelease, err = config.ParseDuration(c.String("memory-release-idle")); err != nil || s.Admit.IdleRelease < 0 {
 		return s, bad("MEMORY_RELEASE_IDLE", "memory-release-idle", fmt.Errorf("%q is not a duration", c.String("memory-release-idle")))
+	}
+	if s.TokenlessVerify, err = api.ParseNetworks(c.String("verify-without-token-from")); err != nil {
+		return s, bad("VERIFY_WITHOUT_TOKEN_FROM", "verify-without-token-from", err)
 	}
 	return s, nil
 }

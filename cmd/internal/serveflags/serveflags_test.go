@@ -29,13 +29,18 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Liveness || s.MaxBodyBytes != 10<<20 || s.MaxPixels != photo.DefaultMaxPixels || s.Limit != api.DefaultLimit || s.Admit != api.DefaultAdmit {
+	if s.Liveness || len(s.TokenlessVerify) != 0 || s.MaxBodyBytes != 10<<20 || s.MaxPixels != photo.DefaultMaxPixels || s.Limit != api.DefaultLimit || s.Admit != api.DefaultAdmit {
 		t.Errorf("defaults = %+v", s)
 	}
 	s, err = parse(t, "--liveness", "on", "--max-body-bytes", "5MiB", "--verify-max-failures", "0", "--verify-lockout", "1h")
 	if err != nil || !s.Liveness || s.MaxBodyBytes != 5<<20 || s.Limit.MaxFailures != 0 || s.Limit.Lockout != time.Hour {
 		t.Errorf("set = %+v, %v", s, err)
 	}
+	t.Setenv("VERIFY_WITHOUT_TOKEN_FROM", "10.20.0.0/24,192.0.2.7")
+	if s, err = parse(t); err != nil || len(s.TokenlessVerify) != 2 || s.TokenlessVerify[1].String() != "192.0.2.7/32" {
+		t.Errorf("VERIFY_WITHOUT_TOKEN_FROM: %v, %v", s.TokenlessVerify, err)
+	}
+	t.Setenv("VERIFY_WITHOUT_TOKEN_FROM", "")
 	for _, tt := range []struct{ flag, value, want string }{
 		{"max-body-bytes", "lots", "MAX_BODY_BYTES (--max-body-bytes)"},
 		{"max-body-bytes", "0", "MAX_BODY_BYTES"},
@@ -47,6 +52,7 @@ func TestParse(t *testing.T) {
 		{"pipeline-queue", "-1", "PIPELINE_QUEUE"},
 		{"pipeline-wait", "0", "PIPELINE_WAIT"},
 		{"memory-release-idle", "never", "MEMORY_RELEASE_IDLE"},
+		{"verify-without-token-from", "127.0.0.0/8", "VERIFY_WITHOUT_TOKEN_FROM (--verify-without-token-from): 127.0.0.0/8 includes loopback"},
 	} {
 		if _, err := parse(t, "--"+tt.flag, tt.value); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("--%s %s: err = %v, want one naming %s", tt.flag, tt.value, err, tt.want)

@@ -39,9 +39,9 @@ $(TOOL_BINS) &: tools/go.mod tools/go.sum
 proto: $(TOOLS)/protoc-gen-go
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" protoc --go_out=. --go_opt=module=github.com/xplore/faceauth proto/*.proto models/onnxgraph/onnx.proto
 
-## test: every test (what .ci/run runs; needs nginx, protoc and systemd-analyze for deploy/ and proto)
+## test: every test (what .ci/run runs; needs nginx, protoc, systemd-analyze and promtool for deploy/ and proto), then a summary of what was skipped and why
 test: models-testdata tools
-	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -p 2 -timeout 20m ./...
+	set -o pipefail; PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -json -p 2 -timeout 20m ./... | $(GO) run ./scripts/testsummary
 
 ## bench: every Go benchmark
 bench: models-testdata tools

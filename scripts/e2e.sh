@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # make e2e: the newcomer test. Clones the repository's HEAD commit into a
 # temporary folder, runs the README's quick start there (`make run`, in the
-# background, on free ports chosen here through its environment overrides),
-# then runs the README's API examples -- the ```sh blocks between
-# <!-- e2e:begin NAME --> and <!-- e2e:end --> -- and checks their answers:
-# register, verify at central and at the edge (once synced), identify, the
-# user admin endpoints, delete, the edge's purge and central's receipt.
-# Finally it stops `make run` with SIGTERM and checks that no process of
-# the clone is left.
+# background, on the README's own ports 5000, 5001 and 4222, which must be
+# free), then runs every block of README.md marked
+#   <!-- e2e:begin NAME [eventually] -->  ```sh ... ```  [``` answer ```]  <!-- e2e:end -->
+# in README order, exactly as written (each in bash from the clone's root,
+# with the variables the blocks before it set), and compares what it
+# prints with the answer the README prints under it: a first line with the
+# HTTP status of the block's last curl, then the output, where "..." stands
+# for any text. A block without an answer must print nothing. Blocks
+# marked "eventually" (the edge follows central asynchronously) are rerun
+# until they give the answer, for up to a minute. Any other difference
+# fails. Finally it stops `make run` with SIGTERM and checks that no
+# process of the clone is left.
 #
 # Only committed work is tested (a clone of HEAD). To save time the clone
 # uses this checkout's model cache (MODELS_DIR, verified by `make models`
 # in the clone as usual) and the machine's Go build cache.
 #
-# Needs git, curl and jq. E2E_KEEP=1 keeps the temporary folder.
+# Needs git, curl and jq. E2E_KEEP=1 keeps the temporary folder;
+# E2E_SHOW=1 prints every block's actual answer.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -98,33 +104,19 @@ fi
 git clone -q "$repo" "$clone"
 git -C "$clone" checkout -q --detach "$head"
 
-# --- 2. make run on free ports --------------------------------------------
-# free_port prints a port nothing listens on (checked by connecting).
-taken=" "
-free_port() {
-  local p
-  for _ in $(seq 200); do
-    p=$((20000 + RANDOM % 40000))
-    case $taken in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      taken="$taken$p "
-      echo "$p"
-      return 0
-    fi
-  done
-  fail "no free port found"
-}
-central_port=$(free_port); taken="$taken$central_port "
-edge_port=$(free_port); taken="$taken$edge_port "
-nats_port=$(free_port)
-
-step "make run in the clone: central :$central_port, edge :$edge_port, NATS :$nats_port, MODELS_DIR=$MODELS_DIR (log $work/run.log)"
+# --- 2. make run on the README's ports ------------------------------------
+for port in 5000 5001 4222; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    fail "port $port is in use (another make run?): the README's examples use 5000, 5001 and 4222"
+  fi
+done
+step "make run in the clone, MODELS_DIR=$MODELS_DIR (log $work/run.log)"
 (
   cd "$clone"
-  # A newcomer's shell: no make state from the outer `make e2e`.
-  unset MAKEFLAGS MAKELEVEL MFLAGS NATS_URL
-  export LISTEN_ADDR=127.0.0.1:$central_port EDGE_LISTEN_ADDR=127.0.0.1:$edge_port \
-    NATS_LISTEN=127.0.0.1:$nats_port MODELS_DIR
+  # A newcomer's shell: no make state from the outer `make e2e`, none of
+  # the overrides of the README's defaults.
+  unset MAKEFLAGS MAKELEVEL MFLAGS NATS_URL LISTEN_ADDR EDGE_LISTEN_ADDR NATS_LISTEN CENTRAL_DATA EDGE_DATA EDGE_ID LOG_DIR
+  export MODELS_DIR
   # Its own session, so that only the SIGTERM below stops it.
   exec setsid make run >"$work/run.log" 2>&1
 ) &
@@ -138,118 +130,100 @@ until grep -q '^Xplore Face Auth is running' "$work/run.log" 2>/dev/null; do
 done
 step "make run is ready (after ${SECONDS}s)"
 
-# --- 3. the README's examples ---------------------------------------------
+# --- 3. the README's examples, in order -----------------------------------
+unset MAKEFLAGS MAKELEVEL MFLAGS NATS_URL LISTEN_ADDR EDGE_LISTEN_ADDR NATS_LISTEN
 blocks=$work/blocks
 mkdir -p "$blocks"
 awk -v dir="$blocks" '
-  /^<!-- e2e:begin [A-Za-z0-9_-]+ -->$/ { name = $3; n++; next }
-  /^<!-- e2e:end -->$/                  { name = ""; next }
-  name != "" && /^```sh$/               { file = dir "/" name ".sh"; inblock = 1; next }
-  inblock && /^```$/                    { inblock = 0; next }
-  inblock                               { print > file }
+  match($0, /^<!-- e2e:begin [A-Za-z0-9_-]+( eventually)? -->$/) {
+    n++; split($0, w, " "); base = sprintf("%s/%02d-%s", dir, n, w[3])
+    printf "" > (base ".sh")
+    if (w[4] == "eventually") printf "" > (base ".eventually")
+    region = 1; part = 0; next
+  }
+  /^<!-- e2e:end -->$/ { region = 0; next }
+  region && part == 0 && /^```sh$/ { part = 1; next }
+  region && part == 1 && /^```$/   { part = 2; next }
+  region && part == 2 && /^```$/   { part = 3; printf "" > (base ".answer"); next }
+  region && part == 3 && /^```$/   { part = 4; next }
+  region && part == 1 { print > (base ".sh"); next }
+  region && part == 3 { print > (base ".answer"); next }
 ' "$clone/README.md"
-
-# The photos: single faces cut from the pinned sample group photos (the
-# examples need one face per photo); person1 is "alice", person2 "bob".
-step "cutting single-face photos from the sample photos"
-(cd "$clone" && go run ./scripts/facecrop -models-dir "$MODELS_DIR" -out "$work" -n 2 "$MODELS_DIR"/testdata/sample{1,2,3,4,5,6}.jpg) >/dev/null
-
-export CENTRAL=http://127.0.0.1:$central_port EDGE=http://127.0.0.1:$edge_port
-export PHOTO_A=$work/person1.jpg PHOTO_A2=$work/person1-wide.jpg PHOTO_B=$work/person2.jpg
-export TOKEN= VERIFY_TOKEN= IMAGE_ID=
+ls "$blocks"/*.sh >/dev/null 2>&1 || fail "README.md has no block marked e2e:begin"
 
 # The status of every curl goes to stderr as "HTTP nnn".
 curl() { command curl --write-out '%{stderr}HTTP %{http_code}\n' "$@"; }
 export -f curl
 
-used=" "
-body= status=
-# example NAME runs a README block in the clone: its stdout becomes $body,
-# the status of its last request $status, and the variables it sets
-# (TOKEN, VERIFY_TOKEN, IMAGE_ID) are taken over.
-example() {
-  local name=$1 f=$blocks/$1.sh
-  [ -f "$f" ] || fail "README.md has no example block \"$name\" (<!-- e2e:begin $name -->)"
-  used="$used$name "
+# pattern turns an answer into a bash pattern: "..." matches any text, the
+# rest itself.
+pattern() {
+  local s=$1 out= part
+  while [[ $s == *...* ]]; do
+    part=${s%%...*}
+    out+=$(glob_escape "$part"; printf x); out=${out%x}'*'
+    s=${s#*...}
+  done
+  out+=$(glob_escape "$s"; printf x); out=${out%x}
+  printf '%s' "$out"
+}
+glob_escape() {
+  local s=$1
+  s=${s//\\/\\\\}; s=${s//\*/\\*}; s=${s//\?/\\?}; s=${s//\[/\\[}; s=${s//\]/\\]}
+  printf '%s' "$s"
+}
+
+# run_block FILE runs one block in the clone with the variables of the
+# blocks before it, and sets $got: the status of its last curl (if any) on
+# the first line, then its output.
+state=$work/state
+: >"$state"
+run_block() {
+  local f=$1 status
   if ! (cd "$clone" && bash -c '
       set -euo pipefail
       source "$1"
-      for v in TOKEN VERIFY_TOKEN IMAGE_ID; do printf "%s=%q\n" "$v" "${!v:-}"; done >"$2"
-    ' _ "$f" "$work/vars") >"$work/out" 2>"$work/err"; then
-    fail "example \"$name\" failed: $(cat "$work/err")"
+      set -a
+      source "$2"
+      set +a
+      export -p | grep -v "^declare -[a-z]*r" >"$1.new"
+    ' _ "$state" "$f") >"$work/out" 2>"$work/err"; then
+    got=
+    return 1
   fi
-  # shellcheck disable=SC1091
-  source "$work/vars"
-  export TOKEN VERIFY_TOKEN IMAGE_ID
-  body=$(cat "$work/out")
+  mv "$state.new" "$state"
+  got=$(cat "$work/out"; printf x); got=${got%x}
+  got=${got%$'\n'}
   status=$(grep -E '^HTTP [0-9]{3}$' "$work/err" | tail -n 1 | cut -d' ' -f2 || true)
+  [ -z "$status" ] || got="$status"$'\n'"$got"
+  got=${got%$'\n'}
+  return 0
 }
 
-# expect NAME STATUS JQ runs example NAME and checks its status and that
-# the jq expression is true of its answer.
-expect() {
-  local name=$1 want=$2 check=$3
-  example "$name"
-  [ "$status" = "$want" ] || fail "example \"$name\": status $status, want $want; answer: $body"
-  if [ -n "$check" ] && ! jq -e "$check" >/dev/null 2>&1 <<<"$body"; then
-    fail "example \"$name\": answer does not satisfy $check: $body"
-  fi
-  step "ok  $name -> $status"
-}
-
-# eventually NAME STATUS JQ retries expect until it holds (for the edge,
-# which follows central asynchronously), up to 60 s.
-eventually() {
-  local name=$1 want=$2 check=$3 deadline=$((SECONDS + 60))
-  while :; do
-    example "$name"
-    if [ "$status" = "$want" ] && { [ -z "$check" ] || jq -e "$check" >/dev/null 2>&1 <<<"$body"; }; then
-      step "ok  $name -> $status"
-      return 0
-    fi
-    [ $SECONDS -lt $deadline ] || fail "example \"$name\": still status $status after 60s, want $want with $check; answer: $body"
-    sleep 0.5
-  done
-}
-
-expect healthz 200 '.status == "ok"'
-expect readyz 200 '.status == "ready"'
-expect openapi 200 '.openapi | startswith("3.")'
-example metrics
-[ "$status" = 200 ] && grep -q '^# TYPE faceauth_central_' <<<"$body" || fail "example \"metrics\": status $status, no faceauth_central_ metrics"
-step "ok  metrics -> 200"
-example token
-[[ $TOKEN == fa1.* ]] || fail "example \"token\" did not set TOKEN to a token: ${TOKEN:0:40}"
-[[ $VERIFY_TOKEN == fa1.* ]] || fail "example \"token\" did not set VERIFY_TOKEN to a token"
-step "ok  token (admin and verify tokens)"
-
-expect register 201 '.user_id == "alice" and .created == true and .references == 1'
-expect register-bob 201 '.user_id == "bob" and .created == true'
-expect verify 200 '.verified == true and .user_id == "alice"'
-expect verify-other 200 '.verified == false'
-expect identify 200 '.matches[0].user_id == "alice"'
-eventually edge-readyz 200 '.synced == true and .users == 2'
-eventually edge-verify 200 '.verified == true and .user_id == "alice"'
-expect edge-identify 200 '.matches[0].user_id == "alice"'
-eventually edges 200 '[.edges[] | select(.id == "local-edge" and .state == "in_sync")] | length == 1'
-example admin-cli
-grep -q '^bob ' <<<"$body" && grep -q '^local-edge ' <<<"$body" || fail "example \"admin-cli\" does not list bob and local-edge: $body"
-step "ok  admin-cli (central users list, central edges)"
-
-expect users-list 200 '[.users[].user_id] == ["alice", "bob"]'
-expect add-image 201 '.references == 2 and .created == false'
-expect user-show 200 '.user_id == "alice" and (.images | length) == 2'
-[ -n "$IMAGE_ID" ] || fail "example \"user-show\" did not set IMAGE_ID"
-expect delete-image 200 '.user_id == "alice" and .references == 1'
-
-expect delete-user 200 '.deleted == true and .user_id == "alice"'
-eventually edge-verify 404 '.code == "user_not_found"'
-eventually deletions 200 '[.deletions[] | select(.user_id == "alice" and any((.purged // [])[]; . == "local-edge"))] | length == 1'
-
+passed=0
 for f in "$blocks"/*.sh; do
-  name=$(basename "$f" .sh)
-  case $used in *" $name "*) ;; *) fail "README.md example \"$name\" is marked for e2e but not checked here" ;; esac
+  base=${f%.sh}; name=${base##*/}; name=${name#*-}
+  want=
+  [ -f "$base.answer" ] && { want=$(cat "$base.answer"; printf x); want=${want%x}; want=${want%$'\n'}; }
+  pat=$(pattern "$want"; printf x); pat=${pat%x}
+  deadline=$((SECONDS + 60))
+  while :; do
+    if ! run_block "$f"; then
+      fail "example \"$name\" failed:"$'\n'"$(cat "$work/err")"
+    fi
+    # shellcheck disable=SC2053
+    [[ $got == $pat ]] && break
+    if [ -f "$base.eventually" ] && [ $SECONDS -lt $deadline ]; then
+      sleep 0.5
+      continue
+    fi
+    fail "example \"$name\" answered"$'\n'"$got"$'\n'"but README.md prints"$'\n'"$want"
+  done
+  [ -z "${E2E_SHOW:-}" ] || printf -- '--- %s\n%s\n' "$name" "$got"
+  step "ok  $name"
+  passed=$((passed + 1))
 done
+step "$passed README examples gave the printed answers"
 
 # --- 4. stop --------------------------------------------------------------
 shutdown || fail "make run did not stop cleanly"

@@ -29,7 +29,7 @@ import (
 // register a user from a photo (and look at a camera frame), find them,
 // verify, watch the edge reach in_sync, erase them and watch the edge's
 // purge receipt arrive, mint a verify token and see it refused on an admin
-// page. Each page is saved as a screenshot under test-output/console/.
+// page, revoke its subject and see it refused at sign-in. Each page is saved as a screenshot under test-output/console/.
 // Every request the browser makes must go to central or the edge, and no
 // script may break the Content-Security-Policy.
 func TestConsoleInBrowser(t *testing.T) {
@@ -275,11 +275,31 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the users page with a verify token says %q", refusal)
 	}
 
+	var refused string
+	step("tokens: revoke the minted token's subject; it can no longer sign in",
+		chromedp.Click("#signout", chromedp.ByQuery), visible("#signin"),
+		chromedp.SendKeys("#token", admin, chromedp.ByQuery),
+		chromedp.Click("#signin-submit", chromedp.ByQuery), visible("#users"),
+		chromedp.Navigate(c.url+"/#/tokens"), visible("#rev-subject"),
+		chromedp.SendKeys("#rev-subject", "door-7", chromedp.ByQuery),
+		chromedp.SendKeys("#rev-reason", "console test", chromedp.ByQuery),
+		chromedp.Click("#rev-submit", chromedp.ByQuery),
+		poll(`[...document.querySelectorAll('#revocations td')].some((td) => td.textContent === 'door-7')`),
+		shot("12-revoked"),
+		chromedp.Click("#signout", chromedp.ByQuery), visible("#signin"),
+		chromedp.SendKeys("#token", minted, chromedp.ByQuery),
+		chromedp.Click("#signin-submit", chromedp.ByQuery),
+		visible("main .msg.error"),
+		chromedp.Text("main .msg.error", &refused, chromedp.ByQuery))
+	if !strings.HasPrefix(refused, "Sign-in refused: ") || !strings.Contains(refused, "revoked") {
+		t.Errorf("signing in with the revoked token says %q", refused)
+	}
+
 	var status string
 	step("edge status page",
 		chromedp.Navigate(e.url+"/"), visible("#state"),
 		chromedp.Text("main", &status, chromedp.ByQuery),
-		shot("12-edge-status"))
+		shot("13-edge-status"))
 	if !strings.Contains(status, "in sync") || !strings.Contains(status, "Users this edge can verify") {
 		t.Errorf("the edge status page says %q", status)
 	}

@@ -607,7 +607,7 @@
             revoked.append(msg('success', 'Revoked the tokens of ' + r.subject + ' issued up to ' + fmtTime(r.revoked_at) + '.'));
             list();
           } catch (e) { revoked.append(msg('error', e.message)); }
-        } }, h('label', {}, 'Subject', rsub), h('label', {}, 'Reason', reason), h('button', { type: 'submit', class: 'danger' }, 'Revoke')),
+        } }, h('label', {}, 'Subject', rsub), h('label', {}, 'Reason', reason), h('button', { type: 'submit', class: 'danger', id: 'rev-submit' }, 'Revoke')),
         revoked),
       h('h2', {}, 'Revoked subjects'),
       h('table', { id: 'revocations' }, h('thead', {}, h('tr', {}, h('th', {}, 'Subject'), h('th', {}, 'Revoked (tokens issued up to)'), h('th', {}, 'Reason'))), body));

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"image/jpeg"
 	"io/fs"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
-		"slices"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -135,12 +137,12 @@ func waitGone(t testing.TB, dirs []string, p *person) {
 // it, and once the edge confirmed the purge greps every file under
 // central's data folder (store, NATS JetStream files, keys), the edge's
 // data folder and versitygw's backend folder for the user's name,
-// embeddings and photo bytes. Then a second user is deleted while central
-// is killed with SIGKILL right after the request left (where the kill
-// lands in the delete is not controlled: central/erase_test.go injects
-// the precise points), central is restarted, the delete is repeated as a
-// client whose request failed would, and the same grep must come back
-// empty.
+// embeddings and photo bytes. Then a second user, with 40 photos, is
+// deleted and central is killed with SIGKILL as soon as the first photo
+// left the store's folder (the middle of the delete; the log says how many
+// were left), central is restarted, the delete is repeated as a client
+// whose request failed would, and the same grep must come back empty.
+// central/erase_test.go injects the other crash points precisely.
 func TestErasureLeavesNoTrace(t *testing.T) {
 	admin, _ := tokens(t)
 	imgs := [][]byte{frame(t, "sample1.jpg"), frame(t, "sample2.jpg")}
@@ -178,9 +180,31 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 			waitPurged(t, c.url, admin, alice.id)
 			waitGone(t, dirs, alice)
 
-			// A delete interrupted by kill -9, then a restart.
-			bob := newPerson(t, "erase.bob", "Bob Erasable Wvx", imgs[1], imgs[0])
-			waitApplied(t, e, bob.enroll(t, c, admin, imgs[1], imgs[0]))
+			// A delete interrupted by kill -9, then a restart. Bob has many
+			// photos, so his delete spends some milliseconds deleting them;
+			// the test watches his image folder on disk and kills central
+			// as soon as the first photo is gone: the middle of the delete.
+			photos := [][]byte{imgs[1]}
+			for q := 60; len(photos) < 40; q++ {
+				photos = append(photos, reencode(t, imgs[0], q))
+			}
+			bob := newPerson(t, "erase.bob", "Bob Erasable Wvx", photos[:3]...)
+			for i, img := range photos[3:] {
+				bob.patterns[fmt.Sprintf("photo %d", i+3)] = img[len(img)/2 : len(img)/2+64]
+			}
+			status, body := httpDo(t, multiRequest(t, c.url+"/api/register", admin, map[string]string{"user_id": bob.id, "name": bob.name}, photos))
+			var reg central.RegisterResponse
+			if status != http.StatusCreated || json.Unmarshal(body, &reg) != nil {
+				t.Fatalf("register %s: %d %s", bob.id, status, body)
+			}
+			waitApplied(t, e, reg.Revision)
+			folder := filepath.Join(data, "store", "images", bob.id)
+			if onS3 {
+				folder = filepath.Join(dirs[2], "faceauth-erase", "images", bob.id)
+			}
+			if n := countFiles(folder); n != len(photos) {
+				t.Fatalf("%s holds %d photos, want %d: the test watches the wrong folder", folder, n, len(photos))
+			}
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -190,9 +214,11 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 					resp.Body.Close()
 				}
 			}()
-			time.Sleep(5 * time.Millisecond)
+			for deadline := time.Now().Add(30 * time.Second); countFiles(folder) == len(photos) && time.Now().Before(deadline); {
+			}
 			c.kill9()
 			<-done
+			t.Logf("central was killed with %d of %d photos left in the store", countFiles(folder), len(photos))
 			c = startC()
 			if status := deleteUser(t, c.url, admin, bob.id); status/100 != 2 && status != http.StatusNotFound {
 				t.Fatalf("delete after the restart: %d", status)
@@ -217,4 +243,56 @@ func merge(a, b map[string][]byte) map[string][]byte {
 		m["bob's "+k] = v
 	}
 	return m
+}
+
+// reencode returns img re-encoded as a JPEG of quality q: the same face,
+// other bytes, so another reference image.
+func reencode(t testing.TB, img []byte, q int) []byte {
+	t.Helper()
+	m, err := jpeg.Decode(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, m, &jpeg.Options{Quality: q}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// multiRequest builds a multipart POST with several images.
+func multiRequest(t testing.TB, url, token string, fields map[string]string, imgs [][]byte) *http.Request {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for k, v := range fields {
+		mw.WriteField(k, v)
+	}
+	for i, img := range imgs {
+		fw, _ := mw.CreateFormFile("image", fmt.Sprintf("photo%d.jpg", i))
+		fw.Write(img)
+	}
+	mw.Close()
+	req, err := http.NewRequest(http.MethodPost, url, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Authorization", "Bearer "+token)
+	return req
+}
+
+// countFiles counts the objects in a folder (0 when it is gone).
+func countFiles(dir string) int {
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range es {
+		if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			n++
+		}
+	}
+	return n
 }

@@ -50,7 +50,8 @@ func Fetch(ctx context.Context, m *Manifest, dir string, opt FetchOptions) error
 		}
 	}
 	// Group the files that are missing or wrong by package. A file that
-	// only serves to build another is fetched only when that one is built.
+	// only serves to build another is fetched only when that one is built,
+	// or with the test data (tests rebuild the model to check the pin).
 	need := map[string][]*File{}
 	for i := range m.Files {
 		f := &m.Files[i]
@@ -61,7 +62,7 @@ func Fetch(ctx context.Context, m *Manifest, dir string, opt FetchOptions) error
 		if !ok {
 			return fmt.Errorf("model manifest: file %q names unknown package %q", f.Name, f.Package)
 		}
-		if m.testdata(f) && !opt.Testdata || m.isSource(f.Name) && !sources[f.Name] {
+		if m.testdata(f) && !opt.Testdata || m.isSource(f.Name) && !sources[f.Name] && !opt.Testdata {
 			continue
 		}
 		if verifyFile(dir, f) == nil {

@@ -363,6 +363,13 @@ func TestFetchBuilds(t *testing.T) {
 	if log, _ := os.ReadFile(calls); strings.Count(string(log), "\n") != 1 {
 		t.Errorf("npm ran %d times, want 1: sources are fetched only to build", strings.Count(string(log), "\n"))
 	}
+	// With the test data they are fetched too: tests rebuild the model.
+	if err := Fetch(ctx, m, dir, FetchOptions{NPM: npm, Testdata: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dir, "src", "b.bin")); err != nil || !bytes.Equal(got, b) {
+		t.Errorf("with the test data the sources were not fetched: %q, %v", got, err)
+	}
 	// A converter whose output differs from the pin writes nothing.
 	dir = t.TempDir()
 	err := Fetch(ctx, manifest(strings.Repeat("0", 64)), dir, FetchOptions{NPM: npm})

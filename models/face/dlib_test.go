@@ -89,7 +89,7 @@ func TestDlibConversionIsPinned(t *testing.T) {
 	for _, src := range f.From {
 		data, err := os.ReadFile(filepath.Join(dir, src))
 		if err != nil {
-			t.Fatalf("%v: run `make models` (it fetches the TF.js weights when it builds the model)", err)
+			t.Fatalf("%v: run `make models-testdata` (it fetches the TF.js weights the model is built from)", err)
 		}
 		in = append(in, data)
 	}

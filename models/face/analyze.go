@@ -238,25 +238,36 @@ func (w *worker) upright(r *raster, f *found, norm float64, p *params) (bool, er
 }
 
 // reorient handles a face that upright was not sure of. It detects the
-// faces again in the image turned by 180, 90 and 270 degrees and embeds
-// the dominant face of each whose landmarks are not grossly inconsistent
-// (the others are turned faces; this saves most of the embeddings), and
-// keeps the orientation whose embedding is strongest. On the labelled
-// sets that is always the upright one (docs/face-pipeline.md), while a
-// face seen in a single orientation cannot always be told from its
-// turned copy. Two cases are refused as too poor to tell which way up the
-// face is: every orientation weak without a clear winner, and the original
-// orientation kept with grossly inconsistent landmarks and a norm that
-// turned faces reach.
+// faces again in the image turned by 180, 90 and 270 degrees, embeds the
+// dominant face of every orientation that has one, and keeps the
+// orientation whose face is strongest: the longest embedding, less
+// mirrorWeight times the mirror inconsistency of its landmarks. On the
+// labelled sets and their LFW-style crops the strongest is the upright one
+// (docs/face-pipeline.md), while a face seen in a single orientation
+// cannot always be told from its turned copy.
+//
+// Landmark consistency only weighs in the comparison: it vetoes no
+// orientation, because the landmark model also loses track of upright
+// faces (profiles, faces cut off by the frame, blurred or low-resolution
+// faces), and a veto then either refused a clearly strongest upright face
+// or, worse, kept a weak turned face because the upright one had been
+// vetoed.
+//
+// Two cases are refused as too poor to tell which way up the face is: the
+// best orientation weak (below clearNorm) without a clear lead
+// (orientMargin) over the next, and a face found in no other orientation
+// whose landmarks are grossly inconsistent and whose embedding is no
+// stronger than turned faces often give (soleNorm).
 func (w *worker) reorient(r *raster, p *params, res *result, enroll bool) error {
 	cur := res.faces[res.sel]
-	shift, flip, err := w.consistency(r, &cur, 2*p.shiftTol)
+	shift, flip, err := w.consistency(r, &cur, math.Inf(1))
 	if err != nil {
 		return err
 	}
 	curGross := shift > 2*p.shiftTol || flip > 2*p.flipTol
 	var best []found
-	bestJ, bestNorm, second := -1, res.norm, 0.0
+	bestJ, bestNorm := -1, res.norm
+	bestScore, second := res.norm-p.mirrorWeight*flip, math.Inf(-1)
 	for _, extra := range [...]int{180, 90, 270} {
 		fs, err := w.findIn(r, (cur.v.rot+extra)%360, p)
 		if err != nil {
@@ -266,27 +277,25 @@ func (w *worker) reorient(r *raster, p *params, res *result, enroll bool) error 
 		if err != nil {
 			continue // no usable face that way up
 		}
-		shift, flip, err := w.consistency(r, &fs[j], 2*p.shiftTol)
+		_, flip, err := w.consistency(r, &fs[j], math.Inf(1))
 		if err != nil {
 			return err
-		}
-		if shift > 2*p.shiftTol || flip > 2*p.flipTol {
-			continue
 		}
 		n, err := w.embed(r, &fs[j], p, w.scratch)
 		if err != nil {
 			return err
 		}
-		if n > bestNorm {
+		if s := n - p.mirrorWeight*flip; s > bestScore {
 			// findIn reuses its buffers on the next turn.
-			best, bestJ, bestNorm, second = slices.Clone(fs), j, n, bestNorm
+			best, bestJ, bestNorm, bestScore, second = slices.Clone(fs), j, n, s, bestScore
 			copy(res.emb, w.scratch)
 		} else {
-			second = max(second, n)
+			second = max(second, s)
 		}
 	}
-	if bestNorm < p.clearNorm && bestNorm-second < p.orientMargin ||
-		bestJ < 0 && curGross && res.norm < p.turnedNormMax {
+	sole := math.IsInf(second, -1)
+	if !sole && bestNorm < p.clearNorm && bestScore-second < p.orientMargin ||
+		sole && curGross && res.norm < p.soleNorm {
 		return faceauth.E(faceauth.KindNoFace, CodeFaceLowQuality,
 			"The face could not be analysed reliably (blurred, covered, turned sideways or upside down); please use a sharp photo of an upright face.")
 	}

@@ -39,6 +39,8 @@ type params struct {
 	clearNorm        float64 // below it, the best orientation must lead by orientMargin
 	turnedNormMax    float64 // about the highest norm a turned face gives
 	orientMargin     float64
+	mirrorWeight     float64 // norm units per unit of mirror inconsistency, when orientations are compared
+	soleNorm         float64 // a face found in one orientation only, with gross landmarks, needs this norm
 	minEyeDist       float64 // smallest usable eye distance, in decoded pixels
 	dominance        float64 // box area ratio by which one face dominates another
 	minEnrollQuality float64 // smallest Quality accepted for enrollment
@@ -81,8 +83,10 @@ func newParams(m *models.Manifest, emb *models.Embedder) (params, error) {
 		strictShift:      0.02,
 		strictFlip:       0.012,
 		clearNorm:        3.0,
-		turnedNormMax:    3.4,
+		turnedNormMax:    3.6,
 		orientMargin:     0.3,
+		mirrorWeight:     5,
+		soleNorm:         2.5,
 		minEyeDist:       10,
 		dominance:        4,
 		minEnrollQuality: 0.25,

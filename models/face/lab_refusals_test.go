@@ -12,8 +12,7 @@ import (
 )
 
 // refusals probes every image of the identity sets as it is and as a
-// 250x250 LFW-style portrait (the face's box 2/5 of the side, background
-// replicated from the photo's edges; "lfwlow" also went through 100x100),
+// 250x250 LFW-style portrait (lfwLike; "lfwlow" through 100x100 first),
 // and prints every refusal with the upright test's signals.
 func TestLabRefusals(t *testing.T) {
 	labOn(t, "refusals")
@@ -32,8 +31,8 @@ func TestLabRefusals(t *testing.T) {
 			if fs, err := w.find(r0, p); err == nil {
 				if sel, err := choose(fs, p, false); err == nil && fs[sel].v.rot == 0 {
 					b := fs[sel].rasterBox()
-					variants["lfw"] = lfwLike(t, r0, b, 250)
-					variants["lfwlow"] = lfwLike(t, lfwLikeRaw(r0, b, 100), box{x1: 30, y1: 30, x2: 70, y2: 70}, 250)
+					variants["lfw"] = lfwLike(t, r0, b, false)
+					variants["lfwlow"] = lfwLike(t, r0, b, true)
 				}
 			}
 			for _, name := range []string{"orig", "lfw", "lfwlow"} {
@@ -148,8 +147,8 @@ func TestLabOrientFeatures(t *testing.T) {
 			if fs, err := w.find(r0, p); err == nil {
 				if sel, err := choose(fs, p, false); err == nil && fs[sel].v.rot == 0 {
 					b := fs[sel].rasterBox()
-					row(set, rel, "lfw", lfwLike(t, r0, b, 250))
-					row(set, rel, "lfwlow", lfwLike(t, lfwLikeRaw(r0, b, 100), box{x1: 30, y1: 30, x2: 70, y2: 70}, 250))
+					row(set, rel, "lfw", lfwLike(t, r0, b, false))
+					row(set, rel, "lfwlow", lfwLike(t, r0, b, true))
 				}
 			}
 		}
@@ -164,9 +163,8 @@ func TestLabOrientFeatures(t *testing.T) {
 }
 
 // TestLabLFWSets writes LFW-style copies of the identity sets to the
-// folder $LAB_OUT: every image as a 250x250 JPEG portrait (the face's box
-// 2/5 of the side, edges replicated; the whole image resized when no face
-// is found upright), under the same paths, with the sets' pairs.csv and
+// folder $LAB_OUT: every image as a 250x250 JPEG portrait (lfwLikeRaw, around the
+// centre when no face is found upright), under the same paths, with the sets' pairs.csv and
 // manifest.csv, so that central eval can run on them.
 func TestLabLFWSets(t *testing.T) {
 	labOn(t, "lfwsets")

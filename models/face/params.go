@@ -86,7 +86,7 @@ func newParams(m *models.Manifest, emb *models.Embedder) (params, error) {
 		turnedNormMax:    3.6,
 		orientMargin:     0.3,
 		mirrorWeight:     5,
-		soleNorm:         2.5,
+		soleNorm:         2.0,
 		minEyeDist:       10,
 		dominance:        4,
 		minEnrollQuality: 0.25,

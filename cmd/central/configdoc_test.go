@@ -11,9 +11,9 @@ import (
 )
 
 // envOnly are the settings central reads from the environment without a
-// flag: the token root secret (serve.go, token.go), kept off the command
-// line where ps would show it.
-var envOnly = []string{"SECRET_KEY"}
+// flag: the token root secret (serve.go, token.go) and its previous value
+// during a rotation, kept off the command line where ps would show them.
+var envOnly = []string{"SECRET_KEY", "PREVIOUS_SECRET_KEY"}
 
 // TestConfigurationDocs checks that README.md's `central serve` table
 // names exactly serve's flags and variables, and that every setting in

@@ -356,8 +356,14 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 			if rev, err := headerRevision(m.Header); err != nil || rev != e.rev {
 				break
 			}
+			// A tombstone holds no name and no embedding: removing it
+			// from the index is enough, and spares rewriting the block.
+			del := s.SecureDeleteMsg
+			if m.Header.Get(OpHeader) == OpDelete {
+				del = s.DeleteMsg
+			}
 			// Gone meanwhile answers with the store's "no message found".
-			if err := s.SecureDeleteMsg(ctx, e.seq); err != nil && !strings.Contains(err.Error(), "no message found") {
+			if err := del(ctx, e.seq); err != nil && !strings.Contains(err.Error(), "no message found") {
 				return fmt.Errorf("erase replaced message %d: %w", e.seq, err)
 			}
 			p.erased.Add(1)

@@ -131,3 +131,16 @@ func LoadSigner(cfg KeyConfig) (s *Signer, created bool, err error) {
 		return s, false, err
 	}
 }
+
+// DeriveSeed derives a 32-byte seed for another key from the signing key
+// with HKDF-SHA256 under info, a label naming that key's one use. Central
+// derives its feed key this way, so replicas that share SECRET_KEY (or the
+// key file) share it too, and the derived key reveals nothing about the
+// token key.
+func (s *Signer) DeriveSeed(info string) ([]byte, error) {
+	seed, err := hkdf.Key(sha256.New, s.priv.Seed(), nil, info, ed25519.SeedSize)
+	if err != nil {
+		return nil, fmt.Errorf("auth: derive key: %w", err)
+	}
+	return seed, nil
+}

@@ -35,7 +35,7 @@ func TestEdgesAndDeletions(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	pub, err := feed.NewPublisher(nc, feed.PublisherOptions{Log: quiet})
+	pub, err := feed.NewPublisher(nc, feed.PublisherOptions{Log: quiet, Signer: testFeedSigner(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,6 +219,25 @@ func TestEdgesAndDeletions(t *testing.T) {
 		}
 	}
 
+	// An edge that refused forged feed messages is not in sync, whatever
+	// it has applied, until an hour after the last one.
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-3", Model: reg.Model(), AppliedRevision: rev, SentAt: timestamppb.Now(),
+			FeedRejected: 2, LastRejectAt: timestamppb.Now(), LastReject: "feed message rejected: not signed"})
+		get("/api/edges", &edges)
+		if len(edges.Edges) == 2 && edges.Edges[1].ID == "site-3" && edges.Edges[1].State == feed.StateRejecting {
+			if e := edges.Edges[1]; e.FeedRejected != 2 || e.LastReject == "" || e.LastRejectAt.IsZero() {
+				t.Fatalf("site-3: %+v", e)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("edges with site-3: %+v", edges.Edges)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
 	// Without the feed the endpoints say so.
 	off := NewServer(ServerConfig{Registry: reg, Log: quiet})
 	for _, h := range []func(*httptest.ResponseRecorder){
@@ -244,4 +263,13 @@ func TestEdgesAndDeletions(t *testing.T) {
 			t.Errorf("%s has role %q", r.Pattern, r.Role)
 		}
 	}
+}
+
+// testFeedSigner is a feed key for tests that run a publisher.
+func testFeedSigner(t testing.TB) *feed.Signer {
+	s, err := feed.SignerFromSecret([]byte("central tests' feed secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

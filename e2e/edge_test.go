@@ -52,11 +52,13 @@ func del(id string, rev uint64) *pb.UserChange {
 }
 
 // feedServer is a real NATS server in the test process with the feed's
-// streams, standing in for central's.
+// streams, standing in for central's: it signs what it publishes with a
+// feed key it announces, which the edges pin on first contact.
 type feedServer struct {
 	srv *natsd.Server
 	url string
 	js  jetstream.JetStream
+	key *feed.Signer
 }
 
 func startFeed(t testing.TB) *feedServer {
@@ -80,7 +82,18 @@ func startFeed(t testing.TB) *feedServer {
 	if err := feed.EnsureStreams(ctx, js, feed.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return &feedServer{srv: srv, url: srv.ClientURL(), js: js}
+	key, err := feed.SignerFromSecret([]byte("the e2e feed server's secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := proto.Marshal(&pb.TokenKey{KeyId: key.KeyID(), PublicKey: key.PublicKey()})
+	m := nats.NewMsg(feed.FeedKeySubject)
+	m.Data = data
+	key.Sign(m, feed.KindFeedKey, "", 1)
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	return &feedServer{srv: srv, url: srv.ClientURL(), js: js, key: key}
 }
 
 // publish puts changes on the users stream and waits for the acks.
@@ -108,7 +121,15 @@ func (f *feedServer) send(cs []*pb.UserChange) error {
 		if err != nil {
 			return err
 		}
-		fut, err := f.js.PublishAsync(feed.UserSubject(feed.ChangeUserID(c)), data)
+		op := feed.OpUpsert
+		if c.GetDelete() != nil {
+			op = feed.OpDelete
+		}
+		m := nats.NewMsg(feed.UserSubject(feed.ChangeUserID(c)))
+		m.Data = data
+		m.Header.Set(feed.OpHeader, op)
+		f.key.Sign(m, op, feed.ChangeUserID(c), feed.ChangeRevision(c))
+		fut, err := f.js.PublishMsgAsync(m)
 		if err != nil {
 			return err
 		}

@@ -20,6 +20,8 @@ import (
 	bberrors "go.etcd.io/bbolt/errors"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/feed"
 	pb "github.com/xplore/faceauth/proto"
 	"google.golang.org/protobuf/proto"
 )
@@ -53,6 +55,8 @@ var (
 	keyEdgeID   = []byte("edge_id")
 	keyTokenKey = []byte("token_key")
 	keyRevoked  = []byte("token_revocations")
+	keyFeedKey  = []byte("feed_key")      // the trusted feed key (pb.TokenKey)
+	keyFeedRoot = []byte("feed_key_root") // the feed key last provisioned
 	keySeq      = []byte("seq")
 	keyCreated  = []byte("created")
 	keyRevision = []byte("revision")
@@ -511,8 +515,12 @@ func (a *applier) upsert(u *pb.UserUpsert, buf *[]byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if u.Revision <= cur {
-		a.out.Ignored++
+	if u.Revision < cur {
+		a.out.Invalid = append(a.out.Invalid, staleChange(u.UserId, u.Revision, cur))
+		return u.Revision, nil
+	}
+	if u.Revision == cur {
+		a.out.Ignored++ // a redelivery
 		return u.Revision, nil
 	}
 	r := record{Revision: u.Revision, Model: a.db.model}
@@ -573,8 +581,12 @@ func (a *applier) delete(d *pb.UserDelete) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if d.Revision < cur || (old == nil && d.Revision == cur) {
-		a.out.Ignored++
+	if d.Revision < cur {
+		a.out.Invalid = append(a.out.Invalid, staleChange(d.UserId, d.Revision, cur))
+		return d.Revision, nil
+	}
+	if old == nil && d.Revision == cur {
+		a.out.Ignored++ // a redelivery
 		return d.Revision, nil
 	}
 	if err := a.users.Delete([]byte(d.UserId)); err != nil {
@@ -593,6 +605,14 @@ func (a *applier) delete(d *pb.UserDelete) (uint64, error) {
 		a.out.Ops = append(a.out.Ops, galleryOp{ID: d.UserId})
 	}
 	return d.Revision, nil
+}
+
+// staleChange is the error of a change older than what the edge holds for
+// its user. Central publishes a user's revisions in order and the stream
+// keeps only the latest, so this is a genuine old message replayed by
+// someone with publish rights on NATS: a reject, never applied.
+func staleChange(id string, rev, held uint64) error {
+	return fmt.Errorf("%w: change for user %q has revision %d, older than the %d held (replayed)", feed.ErrRejected, id, rev, held)
 }
 
 // unitTolerance is how far from 1 a stored vector's norm may be: half the
@@ -790,18 +810,98 @@ func (d *db) receiptsSent(rs []receipt) error {
 	return nil
 }
 
-// tokenKey returns the cached token public key, or nil.
-func (d *db) tokenKey() (*pb.TokenKey, error) {
+// tokenKey returns the cached token public key and the revision of the
+// message it came in (0: unknown), or nil.
+func (d *db) tokenKey() (*pb.TokenKey, uint64, error) {
 	k := &pb.TokenKey{}
-	ok, err := d.getMeta(keyTokenKey, k)
+	ok, rev, err := d.getMetaRev(keyTokenKey, k)
 	if err != nil || !ok {
-		return nil, err
+		return nil, 0, err
 	}
-	return k, nil
+	return k, rev, nil
 }
 
-// setTokenKey caches the token public key.
-func (d *db) setTokenKey(k *pb.TokenKey) error { return d.putMeta(keyTokenKey, k) }
+// setTokenKey caches the token public key and its message's revision.
+func (d *db) setTokenKey(k *pb.TokenKey, rev uint64) error {
+	return d.putMetaRev(keyTokenKey, k, rev, nil)
+}
+
+// feedKey returns the trusted feed key, the revision of the announcement
+// it came from, and the key last provisioned (nil: none).
+func (d *db) feedKey() (k *pb.TokenKey, rev uint64, root []byte, err error) {
+	k = &pb.TokenKey{}
+	ok, rev, err := d.getMetaRev(keyFeedKey, k)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if !ok {
+		k = nil
+	}
+	err = d.view(func(tx *bbolt.Tx) error {
+		root = bytes.Clone(tx.Bucket(bucketMeta).Get(keyFeedRoot))
+		return nil
+	})
+	return k, rev, root, err
+}
+
+// setFeedKey stores the trusted feed key; root, when set, records it as
+// the key provisioned.
+func (d *db) setFeedKey(pub []byte, rev uint64, root []byte) error {
+	k := &pb.TokenKey{KeyId: auth.KeyIDOf(pub), PublicKey: pub}
+	return d.putMetaRev(keyFeedKey, k, rev, func(meta *bbolt.Bucket) error {
+		if root == nil {
+			return nil
+		}
+		return meta.Put(keyFeedRoot, bytes.Clone(root))
+	})
+}
+
+// revKey is the meta key of the revision stored beside key.
+func revKey(key []byte) []byte { return append(bytes.Clone(key), "_rev"...) }
+
+// getMetaRev is getMeta with the revision stored beside the value.
+func (d *db) getMetaRev(key []byte, m proto.Message) (bool, uint64, error) {
+	found, rev := false, uint64(0)
+	err := d.view(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		v := meta.Get(key)
+		if v == nil {
+			return nil
+		}
+		found, rev = true, getUint(meta, revKey(key))
+		return proto.Unmarshal(v, m)
+	})
+	if err != nil {
+		return false, 0, fmt.Errorf("read cached %s: %w", key, err)
+	}
+	return found, rev, nil
+}
+
+// putMetaRev stores m and its revision under key in one transaction, with
+// more done in the same transaction when it is set.
+func (d *db) putMetaRev(key []byte, m proto.Message, rev uint64, more func(*bbolt.Bucket) error) error {
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	err = d.update(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Put(key, b); err != nil {
+			return err
+		}
+		if err := putUint(meta, revKey(key), rev); err != nil {
+			return err
+		}
+		if more != nil {
+			return more(meta)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cache %s: %w", key, err)
+	}
+	return nil
+}
 
 // revocations returns the cached token revocation list, or nil.
 func (d *db) revocations() (*pb.TokenRevocations, error) {

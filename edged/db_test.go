@@ -116,16 +116,17 @@ func TestApply(t *testing.T) {
 			want: map[string]float32{"alice": a1[0], "bob": b1[0]}},
 		{name: "newer replaces", changes: []*pb.UserChange{upsert("alice", 1, testModel, a1), upsert("alice", 3, testModel, a2)},
 			want: map[string]float32{"alice": a2[0]}},
-		{name: "older ignored", changes: []*pb.UserChange{upsert("alice", 3, testModel, a2), upsert("alice", 1, testModel, a1)},
-			want: map[string]float32{"alice": a2[0]}, ignored: 1},
+		// An older revision is a replay: refused (a reject), not applied.
+		{name: "older refused", changes: []*pb.UserChange{upsert("alice", 3, testModel, a2), upsert("alice", 1, testModel, a1)},
+			want: map[string]float32{"alice": a2[0]}, invalid: 1},
 		{name: "same revision ignored", changes: []*pb.UserChange{upsert("alice", 3, testModel, a2), upsert("alice", 3, testModel, a1)},
 			want: map[string]float32{"alice": a2[0]}, ignored: 1},
 		{name: "delete", changes: []*pb.UserChange{upsert("alice", 1, testModel, a1), upsert("bob", 2, testModel, b1), del("alice", 3)},
 			want: map[string]float32{"bob": b1[0]}, deletes: 1},
-		{name: "older than delete ignored", changes: []*pb.UserChange{upsert("alice", 1, testModel, a1), del("alice", 3), upsert("alice", 2, testModel, a2)},
-			want: map[string]float32{}, deletes: 1, ignored: 1},
-		{name: "older delete ignored", changes: []*pb.UserChange{upsert("alice", 5, testModel, a1), del("alice", 3)},
-			want: map[string]float32{"alice": a1[0]}, ignored: 1},
+		{name: "older than delete refused", changes: []*pb.UserChange{upsert("alice", 1, testModel, a1), del("alice", 3), upsert("alice", 2, testModel, a2)},
+			want: map[string]float32{}, deletes: 1, invalid: 1},
+		{name: "older delete refused", changes: []*pb.UserChange{upsert("alice", 5, testModel, a1), del("alice", 3)},
+			want: map[string]float32{"alice": a1[0]}, invalid: 1},
 		{name: "re-register after delete", changes: []*pb.UserChange{upsert("alice", 1, testModel, a1), del("alice", 2), upsert("alice", 4, testModel, a2)},
 			want: map[string]float32{"alice": a2[0]}, deletes: 1},
 		{name: "other model refused", changes: []*pb.UserChange{upsert("alice", 1, "other", a1), upsert("bob", 2, testModel, b1)},
@@ -229,7 +230,7 @@ func TestReopen(t *testing.T) {
 	if _, err := d.apply(0, []entry{{Seq: 1, Change: upsert("alice", 7, testModel, v)}}, 4); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.setTokenKey(&pb.TokenKey{KeyId: "k1", PublicKey: []byte{1, 2, 3}}); err != nil {
+	if err := d.setTokenKey(&pb.TokenKey{KeyId: "k1", PublicKey: []byte{1, 2, 3}}, 5); err != nil {
 		t.Fatal(err)
 	}
 	d.close()
@@ -242,8 +243,8 @@ func TestReopen(t *testing.T) {
 	if err != nil || r == nil || r.Revision != 7 || !slices.Equal(r.Vecs[0], v) {
 		t.Fatalf("after reopen: %+v, %v", r, err)
 	}
-	k, err := d.tokenKey()
-	if err != nil || k.GetKeyId() != "k1" {
+	k, rev, err := d.tokenKey()
+	if err != nil || k.GetKeyId() != "k1" || rev != 5 {
 		t.Fatalf("token key after reopen: %v, %v", k, err)
 	}
 	st, _ := d.state()
@@ -264,7 +265,7 @@ func TestReopen(t *testing.T) {
 	if st, _ := d2.state(); st.Seq != 0 {
 		t.Fatalf("state kept after a model change: %+v", st)
 	}
-	if k, _ := d2.tokenKey(); k.GetKeyId() != "k1" {
+	if k, _, _ := d2.tokenKey(); k.GetKeyId() != "k1" {
 		t.Fatal("token key lost")
 	}
 	if dirty, _ := d2.dirty(); !dirty {

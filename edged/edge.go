@@ -54,6 +54,12 @@ type Config struct {
 	Prober api.Prober
 	// Dims is the length of the Prober model's embeddings.
 	Dims int
+	// FeedPublicKey is the trust root: central's feed key (`central
+	// feed-key` prints it). Every feed message must be signed by it, or by
+	// a key it announced in a rotation. Unset, the edge pins the key central
+	// announces on its first contact (trust on first use) and keeps it in
+	// its file.
+	FeedPublicKey ed25519.PublicKey
 	// TokenPublicKey, when set, checks tokens until the edge has a key
 	// from NATS. A key received from NATS, cached in the file, wins.
 	TokenPublicKey ed25519.PublicKey
@@ -91,7 +97,11 @@ type Edge struct {
 	gallery *gallery.Gallery
 	tokens  *tokenKeys
 	checker api.TokenChecker // tokens, also refusing revoked ones
-	started time.Time
+	trust   feedTrust        // the feed key messages must be signed by
+	// tokenRev is the revision of the token key message last applied, so
+	// that an older one replayed on NATS is refused.
+	tokenRev atomic.Uint64
+	started  time.Time
 
 	reg      *prometheus.Registry
 	apiMet   *api.Metrics
@@ -126,6 +136,7 @@ type Edge struct {
 	compacts  uint64
 	resyncN   uint64
 	owed      int
+	rejected  rejects
 }
 
 // Open opens the edge's file in cfg.DataDir and loads its users into
@@ -218,10 +229,14 @@ func (e *Edge) init() error {
 		return err
 	}
 	e.state = st
-	cached, err := e.db.tokenKey()
+	if err := e.initTrust(); err != nil {
+		return err
+	}
+	cached, tokenRev, err := e.db.tokenKey()
 	if err != nil {
 		return err
 	}
+	e.tokenRev.Store(tokenRev)
 	switch {
 	case cached != nil:
 		if len(cached.PublicKey) != ed25519.PublicKeySize {
@@ -246,7 +261,7 @@ func (e *Edge) init() error {
 		e.tokens.useRevocations(revs)
 	}
 	e.log.Info("edge opened", "sequence", st.Seq, "revision", st.Revision,
-		"model", e.model, "token_key", e.tokens.keyID())
+		"model", e.model, "token_key", e.tokens.keyID(), "feed_key", e.trust.keyID())
 	return nil
 }
 
@@ -311,6 +326,12 @@ func (e *Edge) Status() *pb.EdgeStatus {
 		Resyncing:       e.resyncing,
 
 		TokenRevocations: e.tokens.revocationsVersion(),
+		FeedKeyId:        e.trust.keyID(),
+		FeedRejected:     e.rejected.n,
+		LastReject:       e.rejected.last,
+	}
+	if !e.rejected.lastAt.IsZero() {
+		s.LastRejectAt = timestamppb.New(e.rejected.lastAt)
 	}
 	if !e.lastSync.IsZero() {
 		s.LastSync = timestamppb.New(e.lastSync)
@@ -397,8 +418,12 @@ func (t *tokenKeys) Check(token string, now time.Time) (*auth.Claims, error) {
 }
 
 // setRevocations caches and uses l, when it is newer than the list held.
+// An older one is a replay (central's versions only grow) and is refused.
 func (e *Edge) setRevocations(l *pb.TokenRevocations) error {
-	if l.GetVersion() <= e.tokens.revocationsVersion() {
+	switch held := e.tokens.revocationsVersion(); {
+	case l.GetVersion() < held:
+		return fmt.Errorf("%w: token revocations version %d is older than the %d held (replayed)", feed.ErrRejected, l.GetVersion(), held)
+	case l.GetVersion() == held:
 		return nil
 	}
 	if err := e.db.setRevocations(l); err != nil {
@@ -409,18 +434,24 @@ func (e *Edge) setRevocations(l *pb.TokenRevocations) error {
 	return nil
 }
 
-// setTokenKey caches and uses k, when it is new.
-func (e *Edge) setTokenKey(k *pb.TokenKey) error {
+// setTokenKey caches and uses k, the verified token key of a message of
+// revision rev, when it is new. A different key in an older message is a
+// replay and is refused.
+func (e *Edge) setTokenKey(k *pb.TokenKey, rev uint64) error {
 	if len(k.GetPublicKey()) != ed25519.PublicKeySize {
-		return fmt.Errorf("the token key from NATS has %d bytes, not %d", len(k.GetPublicKey()), ed25519.PublicKeySize)
+		return fmt.Errorf("%w: the token key from NATS has %d bytes, not %d", feed.ErrRejected, len(k.GetPublicKey()), ed25519.PublicKeySize)
 	}
 	pub := ed25519.PublicKey(k.PublicKey)
 	if v := e.tokens.v.Load(); v != nil && v.PublicKey().Equal(pub) {
 		return nil
 	}
-	if err := e.db.setTokenKey(k); err != nil {
+	if held := e.tokenRev.Load(); rev <= held {
+		return fmt.Errorf("%w: a token key message of revision %d, not newer than the %d held (replayed)", feed.ErrRejected, rev, held)
+	}
+	if err := e.db.setTokenKey(k, rev); err != nil {
 		return err
 	}
+	e.tokenRev.Store(rev)
 	e.tokens.set(pub)
 	e.log.Info("token key received", "key_id", auth.KeyIDOf(pub))
 	return nil

@@ -129,11 +129,7 @@ func publish(t testing.TB, js jetstream.JetStream, cs ...*pb.UserChange) uint64 
 				t.Fatal("publishing timed out")
 			}
 		}
-		data, err := proto.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := js.PublishAsync(feed.UserSubject(feed.ChangeUserID(c)), data)
+		f, err := js.PublishMsgAsync(signedChange(t, c))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,6 +152,50 @@ func publish(t testing.TB, js jetstream.JetStream, cs ...*pb.UserChange) uint64 
 	return last
 }
 
+// testFeed signs what the tests publish as central; edges started by
+// startEdge trust it.
+var testFeed = func() *feed.Signer {
+	s, err := feed.SignerFromSecret([]byte("the edge tests' feed secret"))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// signedChange is the users-stream message central publishes for c.
+func signedChange(t testing.TB, c *pb.UserChange) *nats.Msg {
+	t.Helper()
+	data, err := proto.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := feed.OpUpsert
+	if c.GetDelete() != nil {
+		op = feed.OpDelete
+	}
+	m := nats.NewMsg(feed.UserSubject(feed.ChangeUserID(c)))
+	m.Data = data
+	m.Header.Set(feed.OpHeader, op)
+	testFeed.Sign(m, op, feed.ChangeUserID(c), feed.ChangeRevision(c))
+	return m
+}
+
+// publishConfig puts a config message on subject signed as central does,
+// with revision rev.
+func publishConfig(t testing.TB, js jetstream.JetStream, subject, kind string, v proto.Message, rev uint64) {
+	t.Helper()
+	data, err := proto.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(subject)
+	m.Data = data
+	testFeed.Sign(m, kind, "", rev)
+	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // runningEdge is an Edge with its Run loop.
 type runningEdge struct {
 	*Edge
@@ -175,6 +215,8 @@ func startEdge(t testing.TB, dir, url string, mods ...func(*Config)) *runningEdg
 		Heartbeat:    200 * time.Millisecond,
 		CompactDelay: 50 * time.Millisecond,
 		Log:          quietLog(),
+
+		FeedPublicKey: testFeed.PublicKey(),
 	}
 	for _, m := range mods {
 		m(&cfg)

@@ -244,6 +244,7 @@ func (e *Edge) registerMetrics() {
 		return float64(n)
 	}))
 	counter("faceauth_edge_invalid_changes_total", "Feed changes skipped as unusable.", locked(func() float64 { return float64(e.invalid) }))
+	counter("faceauth_edge_feed_rejected_total", "Feed messages refused since start: unsigned, not signed by the trusted feed key, badly signed, or replayed older ones.", locked(func() float64 { return float64(e.rejected.n) }))
 	counter("faceauth_edge_resyncs_total", "Full resyncs finished since start.", locked(func() float64 { return float64(e.resyncN) }))
 	counter("faceauth_edge_compactions_total", "File compactions done to remove erased data.", locked(func() float64 { return float64(e.compacts) }))
 	gauge("faceauth_edge_receipts_owed", "Delete receipts waiting to be sent.", locked(func() float64 { return float64(e.owed) }))

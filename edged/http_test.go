@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
@@ -101,10 +99,7 @@ func TestHTTPOffline(t *testing.T) {
 
 	n := startNATS(t)
 	js := n.client(t)
-	key, _ := proto.Marshal(&pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()})
-	if _, err := js.Publish(context.Background(), feed.TokenKeySubject, key); err != nil {
-		t.Fatal(err)
-	}
+	publishConfig(t, js, feed.TokenKeySubject, feed.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
 	publish(t, js, upsert("alice@example.org", 1, model, embed(t, alice)), upsert("carol", 2, "Other@00000000", vec(edgeDims, 2)))
 	e := startEdge(t, t.TempDir(), n.url)
 	waitFor(t, 20*time.Second, "the edge to sync", func() bool {

@@ -77,7 +77,7 @@ func Inspect(dataDir string, users bool) (*Summary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inspect %s: %w", d.path, err)
 	}
-	if k, err := d.tokenKey(); err == nil && k != nil {
+	if k, _, err := d.tokenKey(); err == nil && k != nil {
 		s.TokenKeyID = k.KeyId
 	}
 	if l, err := d.revocations(); err == nil && l != nil {

@@ -2,6 +2,7 @@ package edged
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,26 +55,42 @@ func (e *Edge) heartbeats(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 func (e *Edge) poll(ctx context.Context, js jetstream.JetStream) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	k, err := feed.FetchTokenKey(ctx, js)
+	if err := e.ensureTrust(ctx, js); err != nil {
+		e.log.Debug("no feed key yet", "err", err)
+	}
+	e.refreshFeedKey(ctx, js)
+	k, err := feed.FetchTokenKey(ctx, js, &e.trust)
 	switch {
 	case err == nil:
-		if err := e.setTokenKey(k); err != nil {
+		err = e.setTokenKey(k.Value, k.Revision)
+		if errors.Is(err, feed.ErrRejected) {
+			e.noteRejectMsg(feed.TokenKeySubject, k.Seq, err)
+		} else if err != nil {
 			e.log.Error("token key from NATS not used", "err", err)
 			e.setError(err)
 		}
+	case errors.Is(err, feed.ErrRejected):
+		e.noteRejectMsg(feed.TokenKeySubject, seqOf(k), err)
 	case faceauth.KindOf(err) == faceauth.KindUnavailable:
 		e.log.Debug("no token key on NATS yet", "err", err)
 	default:
 		e.log.Info("token key not fetched", "err", err)
 	}
-	switch revs, err := feed.FetchRevocations(ctx, js); {
-	case err != nil:
-		e.log.Info("token revocations not fetched", "err", err)
-	case revs != nil:
-		if err := e.setRevocations(revs); err != nil {
+	revs, err := feed.FetchRevocationsMsg(ctx, js, &e.trust)
+	switch {
+	case err == nil:
+		err = e.setRevocations(revs.Value)
+		if errors.Is(err, feed.ErrRejected) {
+			e.noteRejectMsg(feed.RevocationsSubject, revs.Seq, err)
+		} else if err != nil {
 			e.log.Error("token revocations from NATS not used", "err", err)
 			e.setError(err)
 		}
+	case errors.Is(err, feed.ErrRejected):
+		e.noteRejectMsg(feed.RevocationsSubject, seqOf(revs), err)
+	case faceauth.KindOf(err) == faceauth.KindUnavailable:
+	default:
+		e.log.Info("token revocations not fetched", "err", err)
 	}
 	st, err := feed.ReadStreamState(ctx, js)
 	if err != nil {

@@ -60,6 +60,9 @@ func (e *Edge) syncLoop(ctx context.Context, js jetstream.JetStream) {
 			e.log.Info("the users stream was re-created or reset; planning again")
 			wait = 0
 			continue
+		case errors.Is(err, errKeyRotated):
+			wait = 0
+			continue
 		case progressed:
 			wait = minWait
 		default:
@@ -72,6 +75,24 @@ func (e *Edge) syncLoop(ctx context.Context, js jetstream.JetStream) {
 		}
 		e.setError(err)
 	}
+}
+
+// errKeyRotated stops a consumer whose batch held messages signed by a
+// key the edge learnt only then (a rotation): they are read again.
+var errKeyRotated = errors.New("edged: the feed key was rotated")
+
+// unknownKey reports whether a batch holds a message signed by a key the
+// edge does not trust and, reading central's feed key announcement, the
+// edge has now moved to that key.
+func (e *Edge) unknownKey(ctx context.Context, js jetstream.JetStream, ds []feed.Delivery) bool {
+	for _, d := range ds {
+		if errors.Is(d.Err, feed.ErrUnknownKey) {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			return e.refreshFeedKey(rctx, js)
+		}
+	}
+	return false
 }
 
 // sleep waits d or until ctx ends, reporting whether ctx is still live.
@@ -124,6 +145,9 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 			return false, err
 		}
 		e.needReload = false
+	}
+	if err := e.ensureTrust(ctx, js); err != nil {
+		return false, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	st, err := feed.ReadStreamState(rctx, js)
@@ -179,6 +203,7 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 			StreamCreated: st.Created,
 			MaxBatch:      maxBatch,
 			CheckEvery:    e.cfg.Heartbeat,
+			Keys:          &e.trust,
 		}, func(ds []feed.Delivery) error {
 			b := batch{ds: ds, done: make(chan error, 1)}
 			select {
@@ -232,6 +257,11 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 			}
 			progressed = true
 		case b := <-batches:
+			if e.unknownKey(ctx, js, b.ds) {
+				// The feed key was rotated: consume these again with it.
+				b.done <- errKeyRotated
+				return stop(errKeyRotated)
+			}
 			err := e.applyBatch(b.ds, &rs, quiet)
 			if err == nil {
 				progressed = true
@@ -372,21 +402,30 @@ func (e *Edge) applyOutcome(out *outcome, caughtUp bool) {
 	}
 }
 
-// noteInvalid logs and counts changes that could not be used.
+// noteInvalid logs and counts changes that could not be used, and counts
+// those refused by verification (feed.ErrRejected) as rejects.
 func (e *Edge) noteInvalid(out *outcome) {
-	if len(out.Invalid) == 0 {
+	var invalid []error
+	for _, err := range out.Invalid {
+		if errors.Is(err, feed.ErrRejected) {
+			e.noteReject(err)
+		} else {
+			invalid = append(invalid, err)
+		}
+	}
+	if len(invalid) == 0 {
 		return
 	}
-	for i, err := range out.Invalid {
+	for i, err := range invalid {
 		if i == 5 {
-			e.log.Warn("more unusable changes", "count", len(out.Invalid)-i)
+			e.log.Warn("more unusable changes", "count", len(invalid)-i)
 			break
 		}
 		e.log.Warn("skipping an unusable change", "err", err)
 	}
 	e.mu.Lock()
-	e.invalid += uint64(len(out.Invalid))
-	e.lastErr = out.Invalid[len(out.Invalid)-1].Error()
+	e.invalid += uint64(len(invalid))
+	e.lastErr = invalid[len(invalid)-1].Error()
 	e.mu.Unlock()
 }
 

@@ -40,7 +40,7 @@ func BenchmarkPublishToConsume(b *testing.B) {
 	n := startNATS(b)
 	src := newSource()
 	nc, js := connect(b, n.url())
-	p, _ := runPublisher(b, nc, src, PublisherOptions{})
+	p, _ := runPublisher(b, nc, src, PublisherOptions{Signer: testSigner})
 	// Warm up: the first change also creates the stream.
 	p.Publish(src.upsert("warm", 512))
 	waitStream(b, js, src)
@@ -48,7 +48,7 @@ func BenchmarkPublishToConsume(b *testing.B) {
 	defer cancel()
 	got := make(chan uint64, 1)
 	go func() {
-		err := Consume(ctx, js, ConsumeOptions{}, func(ds []Delivery) error {
+		err := Consume(ctx, js, ConsumeOptions{Keys: testKeys}, func(ds []Delivery) error {
 			for _, d := range ds {
 				got <- ChangeRevision(d.Change)
 			}
@@ -88,7 +88,7 @@ func BenchmarkBootstrap100k(b *testing.B) {
 	n := startNATS(b)
 	src := bigSource(users)
 	nc, js := connect(b, n.url())
-	p, err := NewPublisher(nc, PublisherOptions{Timeout: time.Minute})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner, Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func BenchmarkBootstrap100k(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		count := 0
-		err := Consume(b.Context(), js, ConsumeOptions{}, func(ds []Delivery) error {
+		err := Consume(b.Context(), js, ConsumeOptions{Keys: testKeys}, func(ds []Delivery) error {
 			count += len(ds)
 			if ds[len(ds)-1].Pending == 0 {
 				return caught
@@ -120,7 +120,7 @@ func BenchmarkResync100k(b *testing.B) {
 	n := startNATS(b)
 	src := bigSource(users)
 	nc, _ := connect(b, n.url())
-	p, err := NewPublisher(nc, PublisherOptions{Timeout: time.Minute})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner, Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -53,11 +53,11 @@ func ChangeUserID(c *pb.UserChange) string {
 	return c.GetDelete().GetUserId()
 }
 
-// changeMsg encodes a change as a users-stream message. With dedupe, the
+// changeMsg encodes a change as a users-stream message signed by s. With dedupe, the
 // message carries Nats-Msg-Id "<user>-<revision>" so that JetStream drops
 // a copy sent again after a lost ack. The id is unique because a revision
 // belongs to a single change.
-func changeMsg(c *pb.UserChange, dedupe bool) (*nats.Msg, error) {
+func changeMsg(s *Signer, c *pb.UserChange, dedupe bool) (*nats.Msg, error) {
 	id, rev, op, err := changeKey(c)
 	if err != nil {
 		return nil, err
@@ -68,8 +68,8 @@ func changeMsg(c *pb.UserChange, dedupe bool) (*nats.Msg, error) {
 	}
 	m := nats.NewMsg(UserSubject(id))
 	m.Data = data
-	m.Header.Set(RevisionHeader, strconv.FormatUint(rev, 10))
 	m.Header.Set(OpHeader, op)
+	s.Sign(m, op, id, rev)
 	if dedupe {
 		m.Header.Set(nats.MsgIdHdr, id+"-"+strconv.FormatUint(rev, 10))
 	}

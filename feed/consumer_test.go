@@ -135,14 +135,14 @@ func TestConsume(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, _ := runPublisher(t, nc, src, PublisherOptions{})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	for _, id := range trickyIDs {
 		p.Publish(src.upsert(id, 512))
 	}
 	p.Publish(src.del("a.b"))
 	waitStream(t, js, src)
 
-	got := collect(t, js, ConsumeOptions{}, len(trickyIDs))
+	got := collect(t, js, ConsumeOptions{Keys: testKeys}, len(trickyIDs))
 	want := src.want()
 	var prev uint64
 	for _, d := range got {
@@ -178,7 +178,7 @@ func TestConsume(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		p.Publish(src.upsert("late.comer", 8))
 	}()
-	live := collect(t, js, ConsumeOptions{From: st.LastSeq + 1, StreamCreated: st.Created}, 1)
+	live := collect(t, js, ConsumeOptions{Keys: testKeys, From: st.LastSeq + 1, StreamCreated: st.Created}, 1)
 	if id := ChangeUserID(live[0].Change); id != "late.comer" || live[0].Seq != st.LastSeq+1 {
 		t.Fatalf("live delivery %q at %d", id, live[0].Seq)
 	}
@@ -188,7 +188,7 @@ func TestConsumeUndecodable(t *testing.T) {
 	n := startNATS(t)
 	nc, js := connect(t, n.url())
 	src := newSource()
-	p, err := NewPublisher(nc, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,16 +199,16 @@ func TestConsumeUndecodable(t *testing.T) {
 	if _, err := js.Publish(t.Context(), UserSubject("x"), []byte{0xff, 0x01}); err != nil {
 		t.Fatal(err)
 	}
-	wrong, _ := changeMsg(newSource().upsert("y", 4), false)
+	wrong, _ := changeMsg(testSigner, newSource().upsert("y", 4), false)
 	wrong.Subject = UserSubject("z")
 	if _, err := js.PublishMsg(t.Context(), wrong); err != nil {
 		t.Fatal(err)
 	}
-	good, _ := changeMsg(newSource().upsert("ok", 4), false)
+	good, _ := changeMsg(testSigner, newSource().upsert("ok", 4), false)
 	if _, err := js.PublishMsg(t.Context(), good); err != nil {
 		t.Fatal(err)
 	}
-	got := collect(t, js, ConsumeOptions{}, 3)
+	got := collect(t, js, ConsumeOptions{Keys: testKeys}, 3)
 	if got[0].Err == nil || got[1].Err == nil || got[2].Err != nil || got[2].Seq != 3 {
 		t.Fatalf("deliveries: %+v", got)
 	}
@@ -218,7 +218,7 @@ func TestGapRuleAfterPurge(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, err := NewPublisher(nc, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestGapRuleAfterPurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The edge applies everything and saves its position.
-	got := collect(t, js, ConsumeOptions{}, 3)
+	got := collect(t, js, ConsumeOptions{Keys: testKeys}, 3)
 	st := streamInfo(t, js)
 	saved := Position{Seq: got[2].Seq, StreamCreated: st.Created}
 	if r := Plan(saved, st); r.Full || r.From != saved.Seq+1 {
@@ -256,7 +256,7 @@ func TestGapRuleAfterPurge(t *testing.T) {
 		t.Fatalf("after a purge of unseen messages Plan = %+v (saved %d, stream %+v)", r, saved.Seq, st)
 	}
 	// The full resync sees the registry's whole state.
-	full := collect(t, js, ConsumeOptions{From: r.From}, len(src.want()))
+	full := collect(t, js, ConsumeOptions{Keys: testKeys, From: r.From}, len(src.want()))
 	seen := map[string]uint64{}
 	for _, d := range full {
 		seen[ChangeUserID(d.Change)] = ChangeRevision(d.Change)
@@ -272,7 +272,7 @@ func TestConsumeNoticesRecreation(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, err := NewPublisher(nc, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestConsumeNoticesRecreation(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		errc <- Consume(ctx, js, ConsumeOptions{From: 1, StreamCreated: st.Created, CheckEvery: 50 * time.Millisecond},
+		errc <- Consume(ctx, js, ConsumeOptions{Keys: testKeys, From: 1, StreamCreated: st.Created, CheckEvery: 50 * time.Millisecond},
 			func([]Delivery) error { return nil })
 	}()
 	time.Sleep(200 * time.Millisecond)
@@ -304,8 +304,8 @@ func TestReadStreamStateMissing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "central creates it") {
 		t.Fatalf("err = %v", err)
 	}
-	var r *pb.TokenKey
-	if r, err = FetchTokenKey(t.Context(), js); err == nil {
+	var r *ConfigMsg[*pb.TokenKey]
+	if r, err = FetchTokenKey(t.Context(), js, testKeys); err == nil {
 		t.Fatalf("FetchTokenKey = %v without a config stream", r)
 	}
 }

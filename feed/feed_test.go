@@ -220,7 +220,7 @@ func TestPublishWhileNATSDown(t *testing.T) {
 	n := newNATS(t) // not started: NATS is down
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, _ := runPublisher(t, nc, src, PublisherOptions{})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	for _, id := range trickyIDs {
 		p.Publish(src.upsert(id, 8))
 	}
@@ -236,7 +236,7 @@ func TestRestartReconciles(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, stop := runPublisher(t, nc, src, PublisherOptions{})
+	p, stop := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	for i := range 20 {
 		p.Publish(src.upsert(fmt.Sprintf("u%02d", i), 8))
 	}
@@ -252,7 +252,7 @@ func TestRestartReconciles(t *testing.T) {
 	src.del("u04")
 	src.upsert("new", 8)
 
-	p2, _ := runPublisher(t, nc, src, PublisherOptions{})
+	p2, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	waitStream(t, js, src)
 	after := streamInfo(t, js)
 	// Only what was missing was republished.
@@ -274,7 +274,7 @@ func TestNATSOutageReconciles(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, _ := runPublisher(t, nc, src, PublisherOptions{})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	for i := range 10 {
 		p.Publish(src.upsert(fmt.Sprintf("u%d", i), 8))
 	}
@@ -294,7 +294,7 @@ func TestOutOfOrderPublishKeepsNewest(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, _ := runPublisher(t, nc, src, PublisherOptions{})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	old := src.upsert("alice", 8)
 	newer := src.upsert("alice", 8)
 	// Two requests finish in the other order.
@@ -308,7 +308,7 @@ func TestStreamPurgeRepublished(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, _ := runPublisher(t, nc, src, PublisherOptions{CheckEvery: 100 * time.Millisecond})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner, CheckEvery: 100 * time.Millisecond})
 	for _, id := range trickyIDs {
 		p.Publish(src.upsert(id, 8))
 	}
@@ -333,7 +333,7 @@ func TestRegistryAheadIsReconciled(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	runPublisher(t, nc, src, PublisherOptions{CheckEvery: 50 * time.Millisecond})
+	runPublisher(t, nc, src, PublisherOptions{Signer: testSigner, CheckEvery: 50 * time.Millisecond})
 	// Another central process writes to the shared store; this one never
 	// gets Publish calls for it.
 	src.upsert("written-elsewhere", 8)
@@ -348,7 +348,7 @@ func TestResync(t *testing.T) {
 		src.upsert(fmt.Sprintf("u%d", i), 8)
 	}
 	src.del("u7")
-	p, err := NewPublisher(nc, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestResync(t *testing.T) {
 
 	// A stray user the registry does not know survives a plain resync but
 	// not a re-creation.
-	stray, _ := changeMsg(newSource().upsert("stray", 8), false)
+	stray, _ := changeMsg(testSigner, newSource().upsert("stray", 8), false)
 	if _, err := js.PublishMsg(t.Context(), stray); err != nil {
 		t.Fatal(err)
 	}
@@ -390,16 +390,16 @@ func TestResync(t *testing.T) {
 func TestTokenKey(t *testing.T) {
 	n := startNATS(t)
 	nc, js := connect(t, n.url())
-	if _, err := FetchTokenKey(t.Context(), js); err == nil {
+	if _, err := FetchTokenKey(t.Context(), js, testKeys); err == nil {
 		t.Fatal("FetchTokenKey before central published one succeeded")
 	}
 	key := &pb.TokenKey{KeyId: "k1", PublicKey: []byte("0123456789abcdef0123456789abcdef")}
-	_, stop := runPublisher(t, nc, newSource(), PublisherOptions{TokenKey: key})
+	_, stop := runPublisher(t, nc, newSource(), PublisherOptions{Signer: testSigner, TokenKey: key})
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got, err := FetchTokenKey(t.Context(), js)
+		got, err := FetchTokenKey(t.Context(), js, testKeys)
 		if err == nil {
-			if got.GetKeyId() != "k1" || string(got.GetPublicKey()) != string(key.PublicKey) {
+			if got.Value.GetKeyId() != "k1" || string(got.Value.GetPublicKey()) != string(key.PublicKey) {
 				t.Fatalf("token key = %v", got)
 			}
 			break
@@ -412,20 +412,20 @@ func TestTokenKey(t *testing.T) {
 	stop()
 	// A rotated key replaces the old one.
 	key2 := &pb.TokenKey{KeyId: "k2", PublicKey: []byte("fedcba9876543210fedcba9876543210")}
-	p, err := NewPublisher(nc, PublisherOptions{TokenKey: key2})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner, TokenKey: key2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Resync(t.Context(), newSource(), ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := FetchTokenKey(t.Context(), js)
-	if err != nil || got.GetKeyId() != "k2" {
+	got, err := FetchTokenKey(t.Context(), js, testKeys)
+	if err != nil || got.Value.GetKeyId() != "k2" {
 		t.Fatalf("after rotation: %v, %v", got, err)
 	}
 	s, _ := js.Stream(t.Context(), ConfigStream)
-	if info, _ := s.Info(t.Context()); info.State.Msgs != 1 {
-		t.Fatalf("config stream holds %d messages, want 1", info.State.Msgs)
+	if info, _ := s.Info(t.Context()); info.State.Msgs != 2 {
+		t.Fatalf("config stream holds %d messages, want 2 (feed key, token key)", info.State.Msgs)
 	}
 }
 
@@ -435,7 +435,7 @@ func TestTokenKey(t *testing.T) {
 func TestRevocations(t *testing.T) {
 	n := startNATS(t)
 	nc, js := connect(t, n.url())
-	if got, err := FetchRevocations(t.Context(), js); err != nil || got != nil {
+	if got, err := FetchRevocations(t.Context(), js, testKeys); err != nil || got != nil {
 		t.Fatalf("FetchRevocations before any: %v %v", got, err)
 	}
 	list := func(version uint64, subjects ...string) *pb.TokenRevocations {
@@ -448,7 +448,7 @@ func TestRevocations(t *testing.T) {
 	waitVersion := func(want uint64) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			got, err := FetchRevocations(t.Context(), js)
+			got, err := FetchRevocations(t.Context(), js, testKeys)
 			if err == nil && got.GetVersion() == want {
 				return
 			}
@@ -458,7 +458,7 @@ func TestRevocations(t *testing.T) {
 		}
 	}
 	// Given before Run: published by the first reconciliation.
-	p, err := NewPublisher(nc, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,12 +475,12 @@ func TestRevocations(t *testing.T) {
 	<-done
 
 	// A replica holding an older list leaves the newer one in place.
-	old, _ := NewPublisher(nc, PublisherOptions{})
+	old, _ := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	old.PublishRevocations(list(1, "door-1"))
 	if _, err := old.Resync(t.Context(), newSource(), ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := FetchRevocations(t.Context(), js)
+	got, err := FetchRevocations(t.Context(), js, testKeys)
 	if err != nil || got.GetVersion() != 2 || len(got.GetRevocations()) != 2 {
 		t.Fatalf("after an older replica's resync: %v %v", got, err)
 	}
@@ -490,7 +490,7 @@ func TestPublishDropsMalformed(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, _ := runPublisher(t, nc, src, PublisherOptions{})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	for _, c := range []*pb.UserChange{
 		{},
 		{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: "no-revision"}}},
@@ -506,7 +506,7 @@ func TestQueueOverflowReconciles(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, err := NewPublisher(nc, PublisherOptions{QueueSize: 2})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner, QueueSize: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +527,7 @@ func TestStopFlushesQueue(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, err := NewPublisher(nc, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,3 +551,15 @@ func TestStopFlushesQueue(t *testing.T) {
 		t.Fatalf("after stop the stream has %d users, want %d", len(have), len(src.want()))
 	}
 }
+
+// testSigner signs what the tests' publishers write; testKeys trusts it.
+var (
+	testSigner = func() *Signer {
+		s, err := SignerFromSecret([]byte("the feed tests' secret of some length"))
+		if err != nil {
+			panic(err)
+		}
+		return s
+	}()
+	testKeys = TrustKey(testSigner.PublicKey())
+)

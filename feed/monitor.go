@@ -19,6 +19,13 @@ import (
 const (
 	// StateOffline: no heartbeat for MissedHeartbeats intervals.
 	StateOffline = "offline"
+	// StateRejecting: within RejectWindow before its last heartbeat the
+	// edge refused feed messages (unsigned, not signed by the feed key it
+	// trusts, badly signed, or replayed older ones). Someone with publish
+	// rights on NATS is sending forged changes, or the edge was left
+	// behind by a feed key rotation. The edge applied none of them, but
+	// it may lack the genuine changes they displaced: see docs/sync.md.
+	StateRejecting = "rejecting"
 	// StateModelMismatch: the edge runs another verification model than
 	// central, or refused embeddings of a model it does not run. Its
 	// verifications disagree with central's or fail.
@@ -32,6 +39,10 @@ const (
 	// last heartbeat.
 	StateInSync = "in_sync"
 )
+
+// RejectWindow is how long an edge shows StateRejecting after it refused
+// a feed message.
+const RejectWindow = time.Hour
 
 // EdgeState is what central knows about one edge, from its last heartbeat.
 type EdgeState struct {
@@ -66,9 +77,16 @@ type EdgeState struct {
 	// edge holds; GET /api/revocations has the current one.
 	TokenRevocations uint64 `json:"token_revocations"`
 	LastError        string `json:"last_error,omitempty"`
-	VerifyTotal      uint64 `json:"verify_total"`
-	VerifyAccepted   uint64 `json:"verify_accepted"`
-	VerifyRejected   uint64 `json:"verify_rejected"`
+	// FeedKeyID is the feed key the edge verifies messages with.
+	FeedKeyID string `json:"feed_key_id,omitempty"`
+	// FeedRejected counts the feed messages the edge refused since it
+	// started; LastReject says when the last was, and why.
+	FeedRejected   uint64    `json:"feed_rejected"`
+	LastRejectAt   time.Time `json:"last_reject_at,omitzero"`
+	LastReject     string    `json:"last_reject,omitempty"`
+	VerifyTotal    uint64    `json:"verify_total"`
+	VerifyAccepted uint64    `json:"verify_accepted"`
+	VerifyRejected uint64    `json:"verify_rejected"`
 }
 
 // DeletionState says which edges have confirmed purging an erased user.
@@ -292,7 +310,7 @@ func (m *Monitor) sampleRevocations(ctx context.Context) {
 	if !moved {
 		return
 	}
-	list, err := FetchRevocations(ctx, m.js)
+	list, err := readRevocations(ctx, m.js)
 	if err != nil {
 		return // the next sample tries again
 	}
@@ -436,6 +454,12 @@ func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, requir
 		VerifyTotal:      st.GetVerifyTotal(),
 		VerifyAccepted:   st.GetVerifyAccepted(),
 		VerifyRejected:   st.GetVerifyRejected(),
+		FeedKeyID:        st.GetFeedKeyId(),
+		FeedRejected:     st.GetFeedRejected(),
+		LastReject:       st.GetLastReject(),
+	}
+	if st.GetLastRejectAt() != nil {
+		es.LastRejectAt = st.GetLastRejectAt().AsTime()
 	}
 	if st.GetLastSync() != nil {
 		es.LastSync = st.GetLastSync().AsTime()
@@ -461,6 +485,8 @@ func classify(es EdgeState, now time.Time, offlineAfter time.Duration, model str
 	switch {
 	case es.LastSeen.IsZero() || now.Sub(es.LastSeen) > offlineAfter:
 		return StateOffline
+	case es.FeedRejected > 0 && !es.LastRejectAt.IsZero() && es.LastSeen.Sub(es.LastRejectAt) < RejectWindow:
+		return StateRejecting
 	case len(es.RefusedModels) > 0 || (model != "" && es.Model != model):
 		return StateModelMismatch
 	case es.AppliedRevision < required || es.Resyncing || es.TokenRevocations < requiredRevs:

@@ -74,7 +74,7 @@ func TestMonitorRevocations(t *testing.T) {
 	nc, _ := connect(t, n.url())
 	src := newSource()
 	src.upsert("u0", 4)
-	p, err := NewPublisher(nc, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestMonitor(t *testing.T) {
 	for i := range 10 {
 		src.upsert(fmt.Sprintf("u%d", i), 4)
 	}
-	p, err := NewPublisher(nc, PublisherOptions{})
+	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ func TestPermissions(t *testing.T) {
 	defer cnc.Close()
 	src := newSource()
 	src.upsert("a.b@c", 8)
-	p, _ := runPublisher(t, cnc, src, PublisherOptions{TokenKey: &pb.TokenKey{KeyId: "k", PublicKey: []byte("pk")}})
+	p, _ := runPublisher(t, cnc, src, PublisherOptions{Signer: testSigner, TokenKey: &pb.TokenKey{KeyId: "k", PublicKey: []byte("pk")}})
 	m, _ := runMonitor(t, cnc, MonitorOptions{Model: "m1"})
 
 	asyncErrs := make(chan error, 16)
@@ -390,11 +390,11 @@ func TestPermissions(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	got := collect(t, ejs, ConsumeOptions{}, 1)
+	got := collect(t, ejs, ConsumeOptions{Keys: testKeys}, 1)
 	if ChangeUserID(got[0].Change) != "a.b@c" {
 		t.Fatalf("edge consumed %v", got[0].Change)
 	}
-	if k, err := FetchTokenKey(ctx, ejs); err != nil || k.GetKeyId() != "k" {
+	if k, err := FetchTokenKey(ctx, ejs, testKeys); err != nil || k.Value.GetKeyId() != "k" {
 		t.Fatalf("edge token key: %v, %v", k, err)
 	}
 	if err := PublishStatus(enc, status("site-1", "m1", 1, nil)); err != nil {
@@ -409,7 +409,7 @@ func TestPermissions(t *testing.T) {
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }
 	c1, cancel := short()
 	defer cancel()
-	evil, _ := changeMsg(newSource().upsert("a.b@c", 8), false)
+	evil, _ := changeMsg(testSigner, newSource().upsert("a.b@c", 8), false)
 	if _, err := ejs.PublishMsg(c1, evil); err == nil {
 		t.Error("an edge published user data")
 	}

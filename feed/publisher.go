@@ -41,6 +41,14 @@ type Source interface {
 type PublisherOptions struct {
 	// Log receives what the publisher does; nil discards it.
 	Log *slog.Logger
+	// Signer signs every message the publisher writes (required): edges
+	// apply only what the feed key they trust has signed.
+	Signer *Signer
+	// PreviousSigner, when set, is the feed key being rotated away from:
+	// it signs the announcement of Signer's key on FeedKeySubject, so
+	// edges that trust it move to the new key (docs/sync.md, "Rotating
+	// the feed key").
+	PreviousSigner *Signer
 	// TokenKey, when set, is kept on TokenKeySubject for edges.
 	TokenKey *pb.TokenKey
 	// Streams configure the streams the publisher creates.
@@ -99,6 +107,9 @@ type Publisher struct {
 // NewPublisher returns a publisher on nc. Start its loop with Run; until
 // then Publish queues.
 func NewPublisher(nc *nats.Conn, o PublisherOptions) (*Publisher, error) {
+	if o.Signer == nil {
+		return nil, errors.New("feed: a publisher needs the feed signing key")
+	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 1024
 	}
@@ -292,7 +303,7 @@ func (p *Publisher) publishLive(ctx context.Context, batch []*pb.UserChange) err
 		if p.last[id] >= rev {
 			continue
 		}
-		m, err := changeMsg(c, true)
+		m, err := changeMsg(p.o.Signer, c, true)
 		if err != nil {
 			return err
 		}
@@ -564,7 +575,7 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 			last[id] = max(last[id], hrev)
 			return nil
 		}
-		m, err := changeMsg(c, false)
+		m, err := changeMsg(p.o.Signer, c, false)
 		if err != nil {
 			return err
 		}
@@ -654,9 +665,12 @@ func (p *Publisher) check(ctx context.Context, src Source) (string, error) {
 	return "", nil
 }
 
-// publishConfig keeps what edges need to check tokens on the config
-// stream: the token key and the revocations.
+// publishConfig keeps what edges need on the config stream: the feed key
+// announcement, the token key and the revocations.
 func (p *Publisher) publishConfig(ctx context.Context) error {
+	if err := p.publishFeedKey(ctx); err != nil {
+		return err
+	}
 	if err := p.publishTokenKey(ctx); err != nil {
 		return err
 	}
@@ -665,7 +679,8 @@ func (p *Publisher) publishConfig(ctx context.Context) error {
 
 // publishRevocations puts the revocation list on its subject unless the
 // subject holds the same version or a newer one (from another central
-// replica).
+// replica), signed by this publisher's key: a list that does not verify
+// (forged, or signed by a rotated-away key) is replaced.
 func (p *Publisher) publishRevocations(ctx context.Context) error {
 	p.revsMu.Lock()
 	list := p.revs
@@ -673,46 +688,77 @@ func (p *Publisher) publishRevocations(ctx context.Context) error {
 	if list == nil || list.GetVersion() == 0 {
 		return nil
 	}
-	held, err := FetchRevocations(ctx, p.js)
-	if err != nil {
+	held, err := FetchRevocations(ctx, p.js, TrustKey(p.o.Signer.PublicKey()))
+	if err != nil && !errors.Is(err, ErrRejected) {
 		return err
 	}
-	if held.GetVersion() >= list.GetVersion() {
+	if err == nil && held.GetVersion() >= list.GetVersion() {
 		return nil
 	}
 	data, err := proto.Marshal(list)
 	if err != nil {
 		return fmt.Errorf("token revocations: %w", err)
 	}
-	if _, err := p.js.Publish(ctx, RevocationsSubject, data); err != nil {
+	m := nats.NewMsg(RevocationsSubject)
+	m.Data = data
+	p.o.Signer.Sign(m, KindRevocations, "", list.GetVersion())
+	if _, err := p.js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("token revocations: %w", err)
 	}
 	p.log.Info("feed: token revocations published", "version", list.GetVersion(), "subjects", len(list.GetRevocations()))
 	return nil
 }
 
-// publishTokenKey puts the token key on its subject unless it is there.
+// publishTokenKey puts the token key on its subject unless it is there,
+// signed by this publisher's key. Its revision is the time of publication
+// in microseconds, so that an edge never goes back to an older token key.
 func (p *Publisher) publishTokenKey(ctx context.Context) error {
 	if p.o.TokenKey == nil {
 		return nil
 	}
-	data, err := proto.Marshal(p.o.TokenKey)
+	return p.publishSigned(ctx, TokenKeySubject, KindTokenKey, p.o.TokenKey, p.o.Signer)
+}
+
+// publishFeedKey announces the feed key on FeedKeySubject: signed by the
+// previous key during a rotation, else by itself (what an edge pins on
+// first use when no trust root was provisioned).
+func (p *Publisher) publishFeedKey(ctx context.Context) error {
+	by := p.o.Signer
+	if p.o.PreviousSigner != nil {
+		by = p.o.PreviousSigner
+	}
+	k := &pb.TokenKey{KeyId: p.o.Signer.KeyID(), PublicKey: p.o.Signer.PublicKey()}
+	return p.publishSigned(ctx, FeedKeySubject, KindFeedKey, k, by)
+}
+
+// publishSigned puts msg on a config subject, signed by s with the current
+// time as its revision, unless the subject already holds the same payload
+// signed by s.
+func (p *Publisher) publishSigned(ctx context.Context, subject, kind string, msg proto.Message, s *Signer) error {
+	data, err := proto.Marshal(msg)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", kind, err)
 	}
-	s, err := p.js.Stream(ctx, ConfigStream)
+	st, err := p.js.Stream(ctx, ConfigStream)
 	if err != nil {
-		return fmt.Errorf("token key: %w", err)
+		return fmt.Errorf("%s: %w", kind, err)
 	}
-	if m, err := s.GetLastMsgForSubject(ctx, TokenKeySubject); err == nil && bytes.Equal(m.Data, data) {
-		return nil
-	} else if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("token key: %w", err)
+	held, err := st.GetLastMsgForSubject(ctx, subject)
+	if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("%s: %w", kind, err)
 	}
-	if _, err := p.js.Publish(ctx, TokenKeySubject, data); err != nil {
-		return fmt.Errorf("token key: %w", err)
+	if err == nil && bytes.Equal(held.Data, data) {
+		if _, _, verr := verifyMsg(TrustKey(s.PublicKey()), subject, held.Header, kind, "", held.Data); verr == nil {
+			return nil
+		}
 	}
-	p.log.Info("feed: token key published", "key_id", p.o.TokenKey.GetKeyId())
+	m := nats.NewMsg(subject)
+	m.Data = data
+	s.Sign(m, kind, "", uint64(time.Now().UnixMicro()))
+	if _, err := p.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	p.log.Info("feed: "+kind+" published", "signed_by", s.KeyID())
 	return nil
 }
 
@@ -760,7 +806,7 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
 			return nil
 		}
-		m, err := changeMsg(c, false)
+		m, err := changeMsg(p.o.Signer, c, false)
 		if err != nil {
 			return err
 		}

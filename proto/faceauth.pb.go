@@ -642,8 +642,16 @@ type EdgeStatus struct {
 	Resyncing bool `protobuf:"varint,15,opt,name=resyncing,proto3" json:"resyncing,omitempty"`
 	// The version of the token revocation list the edge holds.
 	TokenRevocations uint64 `protobuf:"varint,16,opt,name=token_revocations,json=tokenRevocations,proto3" json:"token_revocations,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The id of the feed key the edge verifies messages with.
+	FeedKeyId string `protobuf:"bytes,17,opt,name=feed_key_id,json=feedKeyId,proto3" json:"feed_key_id,omitempty"`
+	// Feed messages refused since the edge started: unsigned, signed by a
+	// key it does not trust, badly signed, or older than what it holds.
+	FeedRejected uint64 `protobuf:"varint,18,opt,name=feed_rejected,json=feedRejected,proto3" json:"feed_rejected,omitempty"`
+	// When the last one was refused, and why.
+	LastRejectAt  *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=last_reject_at,json=lastRejectAt,proto3" json:"last_reject_at,omitempty"`
+	LastReject    string                 `protobuf:"bytes,20,opt,name=last_reject,json=lastReject,proto3" json:"last_reject,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EdgeStatus) Reset() {
@@ -788,6 +796,34 @@ func (x *EdgeStatus) GetTokenRevocations() uint64 {
 	return 0
 }
 
+func (x *EdgeStatus) GetFeedKeyId() string {
+	if x != nil {
+		return x.FeedKeyId
+	}
+	return ""
+}
+
+func (x *EdgeStatus) GetFeedRejected() uint64 {
+	if x != nil {
+		return x.FeedRejected
+	}
+	return 0
+}
+
+func (x *EdgeStatus) GetLastRejectAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastRejectAt
+	}
+	return nil
+}
+
+func (x *EdgeStatus) GetLastReject() string {
+	if x != nil {
+		return x.LastReject
+	}
+	return ""
+}
+
 // DeleteReceipt acknowledges that an edge has purged an erased user.
 type DeleteReceipt struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -857,7 +893,9 @@ func (x *DeleteReceipt) GetPurgedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// TokenKey is the public key that edges use to check tokens offline.
+// TokenKey is an Ed25519 public key and its id. On faceauth.config.tokenkey
+// it is the key edges check tokens with offline; on faceauth.config.feedkey
+// it announces central's feed signing key (docs/sync.md).
 type TokenKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
@@ -1092,7 +1130,7 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"UserChange\x121\n" +
 	"\x06upsert\x18\x01 \x01(\v2\x17.faceauth.v1.UserUpsertH\x00R\x06upsert\x121\n" +
 	"\x06delete\x18\x02 \x01(\v2\x17.faceauth.v1.UserDeleteH\x00R\x06deleteB\b\n" +
-	"\x06change\"\xf9\x04\n" +
+	"\x06change\"\xa1\x06\n" +
 	"\n" +
 	"EdgeStatus\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x18\n" +
@@ -1114,7 +1152,12 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"last_error\x18\r \x01(\tR\tlastError\x12%\n" +
 	"\x0erefused_models\x18\x0e \x03(\tR\rrefusedModels\x12\x1c\n" +
 	"\tresyncing\x18\x0f \x01(\bR\tresyncing\x12+\n" +
-	"\x11token_revocations\x18\x10 \x01(\x04R\x10tokenRevocations\"\x96\x01\n" +
+	"\x11token_revocations\x18\x10 \x01(\x04R\x10tokenRevocations\x12\x1e\n" +
+	"\vfeed_key_id\x18\x11 \x01(\tR\tfeedKeyId\x12#\n" +
+	"\rfeed_rejected\x18\x12 \x01(\x04R\ffeedRejected\x12@\n" +
+	"\x0elast_reject_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\flastRejectAt\x12\x1f\n" +
+	"\vlast_reject\x18\x14 \x01(\tR\n" +
+	"lastReject\"\x96\x01\n" +
 	"\rDeleteReceipt\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +
@@ -1178,14 +1221,15 @@ var file_proto_faceauth_proto_depIdxs = []int32{
 	13, // 12: faceauth.v1.EdgeStatus.last_sync:type_name -> google.protobuf.Timestamp
 	13, // 13: faceauth.v1.EdgeStatus.sent_at:type_name -> google.protobuf.Timestamp
 	13, // 14: faceauth.v1.EdgeStatus.started_at:type_name -> google.protobuf.Timestamp
-	13, // 15: faceauth.v1.DeleteReceipt.purged_at:type_name -> google.protobuf.Timestamp
-	12, // 16: faceauth.v1.TokenRevocations.revocations:type_name -> faceauth.v1.TokenRevocation
-	13, // 17: faceauth.v1.TokenRevocation.revoked_at:type_name -> google.protobuf.Timestamp
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	13, // 15: faceauth.v1.EdgeStatus.last_reject_at:type_name -> google.protobuf.Timestamp
+	13, // 16: faceauth.v1.DeleteReceipt.purged_at:type_name -> google.protobuf.Timestamp
+	12, // 17: faceauth.v1.TokenRevocations.revocations:type_name -> faceauth.v1.TokenRevocation
+	13, // 18: faceauth.v1.TokenRevocation.revoked_at:type_name -> google.protobuf.Timestamp
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_proto_faceauth_proto_init() }

@@ -28,7 +28,8 @@ func edgesCommand() *cli.Command {
 		Name:  "edges",
 		Usage: "list every edge with its state, lag and last heartbeat (GET /api/edges)",
 		Description: "States: in_sync, behind (a change older than its last heartbeat is not applied), " +
-			"offline (no heartbeat for 30 s), model_mismatch (another verification model). See docs/sync.md.",
+			"offline (no heartbeat for 30 s), model_mismatch (another verification model), " +
+			"rejecting (the edge refused forged or replayed feed messages within the hour). See docs/sync.md.",
 		Flags: append([]cli.Flag{jsonFlag(),
 			&cli.BoolFlag{Name: "check", Usage: "exit with status 1 when an edge is not in_sync (for monitoring)"},
 		}, clientFlags()...),
@@ -111,8 +112,13 @@ func printEdges(w io.Writer, edges []feed.EdgeState, now time.Time) {
 		if len(e.RefusedModels) > 0 {
 			state += " (refuses " + strings.Join(e.RefusedModels, ",") + ")"
 		}
+		lastErr := e.LastError
+		if e.State == feed.StateRejecting {
+			state += fmt.Sprintf(" (%d refused)", e.FeedRejected)
+			lastErr = e.LastReject
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n",
-			e.ID, state, e.Lag, e.PendingMessages, ago(now, e.LastSeen), e.UserCount, e.Version, e.Model, oneLine(e.LastError))
+			e.ID, state, e.Lag, e.PendingMessages, ago(now, e.LastSeen), e.UserCount, e.Version, e.Model, oneLine(lastErr))
 	}
 	tw.Flush()
 }

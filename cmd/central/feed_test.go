@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -32,7 +34,7 @@ func runFeedCmd(t *testing.T, args ...string) (string, error) {
 		Name:           "central",
 		Writer:         &out,
 		ErrWriter:      &out,
-		Commands:       []*cli.Command{resyncCommand(), edgesCommand(), deletionsCommand()},
+		Commands:       []*cli.Command{resyncCommand(), edgesCommand(), deletionsCommand(), feedKeyCommand()},
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
 	err := app.RunContext(t.Context(), append([]string{"central"}, args...))
@@ -86,8 +88,21 @@ func TestFeedCommands(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	stop := errors.New("stop")
-	feed.Consume(cctx, js, feed.ConsumeOptions{}, func(ds []feed.Delivery) error {
+	// What resync published verifies with the key `central feed-key` prints.
+	pubB64, err := runFeedCmd(t, "feed-key", "--data", data)
+	if err != nil {
+		t.Fatalf("feed-key: %q %v", pubB64, err)
+	}
+	feedPub, err := base64.StdEncoding.DecodeString(strings.TrimSpace(pubB64))
+	if err != nil || len(feedPub) != ed25519.PublicKeySize {
+		t.Fatalf("feed-key printed %q: %v", pubB64, err)
+	}
+	feed.Consume(cctx, js, feed.ConsumeOptions{Keys: feed.TrustKey(feedPub)}, func(ds []feed.Delivery) error {
 		for _, d := range ds {
+			if d.Err != nil {
+				t.Errorf("message %d: %v", d.Seq, d.Err)
+				return stop
+			}
 			got[feed.ChangeUserID(d.Change)] = d.Change
 		}
 		if len(got) == 2 {

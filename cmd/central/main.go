@@ -41,6 +41,7 @@ func main() {
 			modelsCommand(),
 			serveCommand(),
 			tokenCommand(),
+			feedKeyCommand(),
 			usersCommand(),
 			importCommand(),
 			evalCommand(),

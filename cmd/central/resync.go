@@ -41,13 +41,21 @@ func resyncCommand() *cli.Command {
 			}
 			// Snapshot only reads the store: no face engine is needed.
 			reg := central.NewRegistry(central.Config{Store: store, Log: log})
+			signer, err := loadSigner(cfg.secret, cfg.keyFile, log)
+			if err != nil {
+				return err
+			}
+			feedKey, err := feedSigner(signer)
+			if err != nil {
+				return err
+			}
 			url := natsClientURL(c)
 			nc, err := feed.Connect(ctx, clientOptions(c, url, log))
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			pub, err := feed.NewPublisher(nc, feed.PublisherOptions{Log: log, Streams: streamOptions(c), Timeout: time.Minute})
+			pub, err := feed.NewPublisher(nc, feed.PublisherOptions{Log: log, Streams: streamOptions(c), Signer: feedKey, Timeout: time.Minute})
 			if err != nil {
 				return err
 			}

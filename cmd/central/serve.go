@@ -73,6 +73,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "s3-sse", Usage: "server-side encryption: AES256 or aws:kms", EnvVars: []string{"S3_SSE"}},
 			&cli.StringFlag{Name: "s3-kms-key-id", Usage: "KMS key for S3_SSE=aws:kms", EnvVars: []string{"S3_KMS_KEY_ID"}},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "30s"},
+			&cli.StringFlag{Name: "previous-token-key-file", Usage: "during a key rotation: the previous token key file, whose feed key signs the announcement of the new one (or PREVIOUS_SECRET_KEY)", EnvVars: []string{"PREVIOUS_TOKEN_KEY_FILE"}},
 			&cli.StringFlag{Name: "sweep-every", Usage: "how often to sweep images no record names from the store (0: never)", EnvVars: []string{"SWEEP_EVERY"}, Value: "1h"},
 			logLevelFlag(),
 		}, append(serveflags.Flags(), natsFlags()...)...),
@@ -245,15 +246,27 @@ func runServe(c *cli.Context) error {
 	// monitor of edge heartbeats and receipts behind GET /api/edges and
 	// GET /api/deletions. NATS being down does not stop central: the
 	// publisher reconciles when it is back.
+	// Every message is signed with the feed key, derived from the token
+	// key, which edges verify before they apply anything.
+	feedKey, err := feedSigner(signer)
+	if err != nil {
+		return err
+	}
+	prevFeedKey, err := previousFeedSigner(c, log)
+	if err != nil {
+		return err
+	}
 	feedConn, err := openNATS(ctx, c, cfg.data, log)
 	if err != nil {
 		return err
 	}
 	defer feedConn.Close()
 	publisher, err := feed.NewPublisher(feedConn.nc, feed.PublisherOptions{
-		Log:      log,
-		Streams:  streamOptions(c),
-		TokenKey: &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()},
+		Log:            log,
+		Streams:        streamOptions(c),
+		Signer:         feedKey,
+		PreviousSigner: prevFeedKey,
+		TokenKey:       &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()},
 	})
 	if err != nil {
 		return err
@@ -340,7 +353,7 @@ func runServe(c *cli.Context) error {
 	if len(cfg.TokenlessVerify) > 0 {
 		log.Warn("POST /api/verify accepts requests without a token from these networks (VERIFY_WITHOUT_TOKEN_FROM)", "networks", cfg.TokenlessVerify)
 	}
-	log.Info("central serving", "addr", ln.Addr().String(), "store", where, "model", engine.ModelID(),
+	log.Info("central serving", "addr", ln.Addr().String(), "store", where, "model", engine.ModelID(), "feed_key", feedKey.KeyID(),
 		"threshold", engine.Threshold(), "liveness", cfg.Liveness, "version", version)
 
 	// Move references of another model to the current one in the

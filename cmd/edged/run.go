@@ -45,6 +45,7 @@ func runCommand() *cli.Command {
 			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "10s"},
 			&cli.StringFlag{Name: "token-public-key", Usage: "central's token public key (base64 or hex), used until one arrives over NATS", EnvVars: []string{"TOKEN_PUBLIC_KEY"}},
+			&cli.StringFlag{Name: "feed-public-key", Usage: "central's feed key (base64 or hex, as `central feed-key` prints it): every change must be signed by it; unset, the key central announces is pinned on first contact", EnvVars: []string{"FEED_PUBLIC_KEY"}},
 			&cli.StringFlag{Name: "heartbeat", Usage: "interval of status messages", EnvVars: []string{"EDGE_HEARTBEAT"}, Value: edged.DefaultHeartbeat.String()},
 			&cli.StringFlag{Name: "compact-delay", Usage: "wait after a delete before the erasing compaction, to gather a burst", EnvVars: []string{"EDGE_COMPACT_DELAY"}, Value: edged.DefaultCompactDelay.String()},
 			&cli.StringFlag{Name: "nats", Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"NATS_URL"}, Value: defaultNATS},
@@ -101,6 +102,12 @@ func run(c *cli.Context) error {
 			return fmt.Errorf("--token-public-key: %w", err)
 		}
 	}
+	var feedPub ed25519.PublicKey
+	if s := c.String("feed-public-key"); s != "" {
+		if feedPub, err = parsePublicKey(s); err != nil {
+			return fmt.Errorf("--feed-public-key: %w", err)
+		}
+	}
 	dims, err := modelDims(c.String("models-dir"), c.String("model"))
 	if err != nil {
 		return err
@@ -130,6 +137,7 @@ func run(c *cli.Context) error {
 		Prober:          engine,
 		Dims:            dims,
 		TokenPublicKey:  pub,
+		FeedPublicKey:   feedPub,
 		Heartbeat:       heartbeat,
 		CompactDelay:    compactDelay,
 		Liveness:        shared.Liveness,

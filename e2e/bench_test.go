@@ -24,7 +24,7 @@ func BenchmarkRegisterToEdge(b *testing.B) {
 	img := frame(b, "sample1.jpg")
 	natsAddr := freeAddr(b)
 	c := startCentral(b, b.TempDir(), natsAddr)
-	e := startEdge(b, "bench-1", b.TempDir(), c.nats, "--heartbeat", "5s")
+	e := startEdge(b, "bench-1", b.TempDir(), c.nats, append(c.edgeAuth("bench-1"), "--heartbeat", "5s")...)
 	var reg, sync []time.Duration
 	b.ResetTimer()
 	for i := range b.N {

@@ -38,15 +38,26 @@ type centralProc struct {
 	*proc
 	url  string
 	nats string // nats:// URL of the embedded server
+	data string
+}
+
+// localEdges are the edge ids central generates NATS credentials for in
+// these tests (--nats-local-edges).
+const localEdges = "site-1,bench-1"
+
+// edgeAuth returns the flags an edge on this host signs in to central's
+// embedded NATS with: the NKey seed central generated for edge id.
+func (c *centralProc) edgeAuth(id string) []string {
+	return []string{"--nats-nkey", filepath.Join(c.data, "nats-auth", id+".nk")}
 }
 
 func startCentral(t testing.TB, data, natsAddr string, extra ...string) *centralProc {
 	t.Helper()
 	addr := freeAddr(t)
 	args := append([]string{"serve", "--listen", addr, "--data", data, "--models-dir", testenv.ModelsDir(t),
-		"--nats-listen", natsAddr, "--workers", "1", "--log-level", "debug"}, extra...)
+		"--nats-listen", natsAddr, "--nats-local-edges", localEdges, "--workers", "1", "--log-level", "debug"}, extra...)
 	p := start(t, "central", "central", []string{"SECRET_KEY=" + secret}, args...)
-	c := &centralProc{proc: p, url: "http://" + addr, nats: "nats://" + natsAddr}
+	c := &centralProc{proc: p, url: "http://" + addr, nats: "nats://" + natsAddr, data: data}
 	c.waitReady(c.url, 2*time.Minute)
 	return c
 }
@@ -173,7 +184,7 @@ func TestCentralToEdge(t *testing.T) {
 	cdata, edata := t.TempDir(), t.TempDir()
 	natsAddr := freeAddr(t)
 	c := startCentral(t, cdata, natsAddr)
-	e := startEdge(t, "site-1", edata, c.nats)
+	e := startEdge(t, "site-1", edata, c.nats, c.edgeAuth("site-1")...)
 
 	rev := register(t, c, admin, aliceID, alice)
 	waitApplied(t, e, rev)
@@ -228,7 +239,7 @@ func TestCentralToEdge(t *testing.T) {
 			t.Fatalf("verify with central down: %d %v", status, m)
 		}
 		e.stop()
-		e = startEdge(t, "site-1", edata, c.nats)
+		e = startEdge(t, "site-1", edata, c.nats, c.edgeAuth("site-1")...)
 		if status, m := verify(t, e.url, verifyTok, aliceID, alice); status != 200 || m["verified"] != true {
 			t.Fatalf("verify after a restart with central down: %d %v", status, m)
 		}
@@ -250,7 +261,7 @@ func TestCentralToEdge(t *testing.T) {
 		if status != 200 || json.Unmarshal(body, &del) != nil {
 			t.Fatalf("delete: %d %s", status, body)
 		}
-		e = startEdge(t, "site-1", edata, c.nats)
+		e = startEdge(t, "site-1", edata, c.nats, c.edgeAuth("site-1")...)
 		waitApplied(t, e, max(bobRev, del.Revision))
 		if status, m := verify(t, e.url, verifyTok, "bob-e2e", bob); status != 200 || m["verified"] != true {
 			t.Fatalf("bob at the edge: %d %v", status, m)
@@ -299,7 +310,7 @@ func TestCentralToEdge(t *testing.T) {
 
 	t.Run("revoked token", func(t *testing.T) {
 		c = startCentral(t, cdata, natsAddr)
-		e = startEdge(t, "site-1", edata, c.nats)
+		e = startEdge(t, "site-1", edata, c.nats, c.edgeAuth("site-1")...)
 		if status, _ := verify(t, e.url, verifyTok, "bob-e2e", bob); status != 200 {
 			t.Fatalf("verify before the revocation: %d", status)
 		}
@@ -337,7 +348,7 @@ func TestCentralToEdge(t *testing.T) {
 		// Offline: central gone, the edge restarted; the revocation holds.
 		c.stop()
 		e.stop()
-		e = startEdge(t, "site-1", edata, c.nats)
+		e = startEdge(t, "site-1", edata, c.nats, c.edgeAuth("site-1")...)
 		if !refused(e.url) {
 			t.Fatal("the edge accepts the revoked token after an offline restart")
 		}

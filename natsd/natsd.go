@@ -34,8 +34,8 @@ type Options struct {
 	// StoreDir is the folder for JetStream's file storage. It is created
 	// when missing. Required: the feed's streams must survive a restart.
 	StoreDir string
-	// Users may connect. With none, the server accepts any client, which is
-	// only fit for the loopback interface.
+	// Users may connect. With none, the server accepts any client, which
+	// Start allows only on the loopback interface (tests).
 	Users []User
 	// TLSCert and TLSKey are PEM files of the server's certificate and key.
 	// With them, clients must connect with TLS.
@@ -124,6 +124,11 @@ func serverOptions(opts Options) (*server.Options, error) {
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	}
+	if len(opts.Users) == 0 {
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return nil, fmt.Errorf("natsd: refusing to listen on %s, beyond this host, without authentication: set NATS_EDGE_KEYS to a folder of <edge-id>.pub NKey public keys (deploy/nats/new-edge.sh makes them)", listenOrDefault(opts.Listen))
+		}
 	}
 	sopts := &server.Options{
 		ServerName: "faceauth-embedded",

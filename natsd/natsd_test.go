@@ -175,6 +175,8 @@ func TestBadOptions(t *testing.T) {
 		{"bad port", Options{Listen: "127.0.0.1:99999", StoreDir: "x"}, "bad port"},
 		{"cert without key", Options{StoreDir: "x", TLSCert: "c.pem"}, "certificate and a key"},
 		{"user with both", Options{StoreDir: "x", Users: []User{{Name: "a", NKey: "U"}}}, "either"},
+		{"open beyond loopback", Options{Listen: "0.0.0.0:0", StoreDir: "x"}, "without authentication: set NATS_EDGE_KEYS"},
+		{"open on every interface", Options{Listen: ":0", StoreDir: "x"}, "without authentication"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

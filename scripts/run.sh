@@ -99,13 +99,22 @@ nats_url=${NATS_URL:-nats://$NATS_LISTEN}
 
 say "starting central on http://$LISTEN_ADDR (data $CENTRAL_DATA, log $LOG_DIR/central.log)"
 "$root/bin/central" serve --listen "$LISTEN_ADDR" --data "$CENTRAL_DATA" --models-dir "$MODELS_DIR" \
-  --nats-listen "$NATS_LISTEN" >>"$LOG_DIR/central.log" 2>&1 &
+  --nats-listen "$NATS_LISTEN" --nats-local-edges "$EDGE_ID" >>"$LOG_DIR/central.log" 2>&1 &
 central_pid=$!
 wait_ready "http://$LISTEN_ADDR/readyz" "$central_pid" central "$LOG_DIR/central.log"
 
+# The edge trusts only changes signed by central's feed key, provisioned
+# here; on the embedded NATS it signs in with the NKey seed central
+# generated for it in its data folder (mode 0600). An external NATS_URL
+# takes the edge's own NATS_NKEY_SEED/NATS_CREDS from the environment.
+edge_auth=(--feed-public-key "$("$root/bin/central" feed-key --data "$CENTRAL_DATA")")
+if [ -z "${NATS_URL:-}" ]; then
+  edge_auth+=(--nats-nkey "$CENTRAL_DATA/nats-auth/$EDGE_ID.nk")
+fi
+
 say "starting edge $EDGE_ID on http://$EDGE_LISTEN_ADDR (data $EDGE_DATA, log $LOG_DIR/edge.log)"
 "$root/bin/edged" run --listen "$EDGE_LISTEN_ADDR" --data "$EDGE_DATA" --edge-id "$EDGE_ID" \
-  --models-dir "$MODELS_DIR" --nats "$nats_url" >>"$LOG_DIR/edge.log" 2>&1 &
+  --models-dir "$MODELS_DIR" --nats "$nats_url" "${edge_auth[@]}" >>"$LOG_DIR/edge.log" 2>&1 &
 edge_pid=$!
 wait_ready "http://$EDGE_LISTEN_ADDR/readyz" "$edge_pid" edged "$LOG_DIR/edge.log"
 

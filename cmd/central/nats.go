@@ -1,10 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -35,7 +36,8 @@ func natsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "nats-replicas", EnvVars: []string{"NATS_REPLICAS"}, Value: 1, Usage: "stream replicas on a NATS cluster"},
 		&cli.StringFlag{Name: "nats-listen", EnvVars: []string{"NATS_LISTEN"}, Value: natsd.DefaultListen, Usage: "embedded NATS: listen address"},
 		&cli.StringFlag{Name: "nats-store", EnvVars: []string{"NATS_STORE_DIR"}, Usage: "embedded NATS: JetStream folder (default <data>/nats)"},
-		&cli.StringFlag{Name: "nats-edge-keys", EnvVars: []string{"NATS_EDGE_KEYS"}, Usage: "embedded NATS: folder of <edge-id>.pub NKey public keys; turns on authentication with per-edge permissions"},
+		&cli.StringFlag{Name: "nats-edge-keys", EnvVars: []string{"NATS_EDGE_KEYS"}, Usage: "embedded NATS: folder of <edge-id>.pub NKey public keys of the edges, each with its own permissions; required to listen beyond loopback"},
+		&cli.StringFlag{Name: "nats-local-edges", EnvVars: []string{"NATS_LOCAL_EDGES"}, Value: "local-edge", Usage: "embedded NATS: comma-separated ids of edges on this host; each gets a generated NKey seed <data>/" + localCredsDir + "/<edge-id>.nk (mode 0600) with its edge permissions"},
 		&cli.StringFlag{Name: "nats-tls-cert", EnvVars: []string{"NATS_TLS_CERT"}, Usage: "embedded NATS: server certificate file (clients must use TLS)"},
 		&cli.StringFlag{Name: "nats-tls-key", EnvVars: []string{"NATS_TLS_KEY"}, Usage: "embedded NATS: server key file"},
 		&cli.StringFlag{Name: "nats-tls-ca", EnvVars: []string{"NATS_TLS_CA"}, Usage: "embedded NATS: CA of client certificates (clients must present one)"},
@@ -62,9 +64,11 @@ func streamOptions(c *cli.Context) feed.StreamOptions {
 	return feed.StreamOptions{Replicas: c.Int("nats-replicas")}
 }
 
-// clientOptions returns the client settings from the flags.
+// clientOptions returns the client settings from the flags. Without
+// credentials of its own, an admin command reaching the embedded server
+// uses central's generated NKey in the data folder.
 func clientOptions(c *cli.Context, url string, log *slog.Logger) feed.ConnectOptions {
-	return feed.ConnectOptions{
+	o := feed.ConnectOptions{
 		URL:          url,
 		Name:         "central",
 		User:         c.String("nats-user"),
@@ -76,6 +80,27 @@ func clientOptions(c *cli.Context, url string, log *slog.Logger) feed.ConnectOpt
 		KeyFile:      c.String("nats-key"),
 		Log:          log,
 	}
+	if o.User == "" && o.NKeySeedFile == "" && o.CredsFile == "" && c.String("nats-url") == "" {
+		if seed := centralSeedFile(c.String("data")); fileExists(seed) {
+			o.NKeySeedFile = seed
+		}
+	}
+	return o
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// localCredsDir is the folder of central's data folder that holds the
+// NATS credentials serve generates for the embedded server: central's own
+// NKey seed and one per local edge (--nats-local-edges).
+const localCredsDir = "nats-auth"
+
+// centralSeedFile is the generated NKey seed of central's own NATS user.
+func centralSeedFile(dataDir string) string {
+	return filepath.Join(dataDir, localCredsDir, "central.nk")
 }
 
 // openNATS connects to the NATS server named by --nats-url, or starts the
@@ -98,21 +123,24 @@ func openNATS(ctx context.Context, c *cli.Context, dataDir string, log *slog.Log
 		return nil, faceauth.Wrap(err, faceauth.KindUnavailable, "nats_start",
 			"The embedded NATS server did not start on %s; set NATS_LISTEN to a free address or NATS_URL to an external server.", opts.Listen)
 	}
-	co := feed.ConnectOptions{URL: srv.ClientURL(), Name: "central", InProcess: srv, Log: log}
-	if len(opts.Users) > 0 {
-		// The first user is central's own (see embeddedOptions).
-		co.User, co.Password = opts.Users[0].Name, opts.Users[0].Password
-	}
+	// Central's own in-process connection uses its generated NKey.
+	co := feed.ConnectOptions{URL: srv.ClientURL(), Name: "central", InProcess: srv, NKeySeedFile: centralSeedFile(dataDir), Log: log}
 	nc, err := feed.Connect(ctx, co)
 	if err != nil {
 		srv.Shutdown()
 		return nil, err
 	}
-	log.Info("embedded NATS started", "url", srv.ClientURL(), "store", opts.StoreDir, "auth", len(opts.Users) > 0, "tls", opts.TLSCert != "")
+	log.Info("embedded NATS started", "url", srv.ClientURL(), "store", opts.StoreDir, "users", len(opts.Users),
+		"credentials", filepath.Join(dataDir, localCredsDir), "tls", opts.TLSCert != "")
 	return &natsConn{nc: nc, srv: srv}, nil
 }
 
-// embeddedOptions turns the flags into the embedded server's options.
+// embeddedOptions turns the flags into the embedded server's options. The
+// server always requires authentication: central's own NKey and one per
+// local edge are generated in dataDir on first start, so a local setup
+// needs no configuration and a process without those files can neither
+// read nor write the feed. Listening beyond loopback also needs the
+// remote edges' keys (NATS_EDGE_KEYS) or a NATS_USER.
 func embeddedOptions(c *cli.Context, dataDir string, log *slog.Logger) (natsd.Options, error) {
 	o := natsd.Options{
 		Listen:   c.String("nats-listen"),
@@ -130,22 +158,94 @@ func embeddedOptions(c *cli.Context, dataDir string, log *slog.Logger) (natsd.Op
 		return o, err
 	}
 	user, pass := c.String("nats-user"), c.String("nats-password")
-	if len(edges) > 0 || user != "" {
-		if user == "" {
-			// Only central's own in-process connection uses it.
-			b := make([]byte, 24)
-			rand.Read(b)
-			user, pass = "central", hex.EncodeToString(b)
-		}
-		cp := feed.CentralPermissions()
-		// Central's user manages the streams and is what `central resync`
-		// and the nats CLI use, so it is not restricted beyond the feed.
-		o.Users = append(o.Users, natsd.User{Name: user, Password: pass, Publish: append(cp.Publish, "faceauth.>"), Subscribe: append(cp.Subscribe, "faceauth.>")})
-		o.Users = append(o.Users, edges...)
-	} else if !isLoopback(o.Listen) {
-		log.Warn("the embedded NATS server listens beyond this host without authentication; set NATS_EDGE_KEYS (and NATS_TLS_CERT/NATS_TLS_KEY)", "listen", o.Listen)
+	if !isLoopback(o.Listen) && len(edges) == 0 && user == "" {
+		return o, faceauth.E(faceauth.KindInvalid, "nats_open",
+			"The embedded NATS server will not listen on %s, beyond this host, with only the local credentials: set NATS_EDGE_KEYS to a folder of <edge-id>.pub NKey public keys (deploy/nats/new-edge.sh makes one per edge), or keep NATS_LISTEN on 127.0.0.1.", o.Listen)
 	}
+	cp := feed.CentralPermissions()
+	// Central's users manage the streams and are what `central resync`
+	// and the nats CLI use, so they are not restricted beyond the feed.
+	cperm := natsd.User{Publish: append(cp.Publish, "faceauth.>"), Subscribe: append(cp.Subscribe, "faceauth.>")}
+	if user != "" {
+		u := cperm
+		u.Name, u.Password = user, pass
+		o.Users = append(o.Users, u)
+	}
+	kp, err := loadOrCreateSeed(centralSeedFile(dataDir))
+	if err != nil {
+		return o, err
+	}
+	u := cperm
+	if u.NKey, err = kp.PublicKey(); err != nil {
+		return o, err
+	}
+	o.Users = append(o.Users, u)
+	for id := range strings.SplitSeq(c.String("nats-local-edges"), ",") {
+		id = strings.TrimSpace(id)
+		if id == "" {
+			continue
+		}
+		if err := feed.ValidateEdgeID(id); err != nil {
+			return o, fmt.Errorf("NATS_LOCAL_EDGES: %w", err)
+		}
+		kp, err := loadOrCreateSeed(filepath.Join(dataDir, localCredsDir, id+".nk"))
+		if err != nil {
+			return o, err
+		}
+		pub, err := kp.PublicKey()
+		if err != nil {
+			return o, err
+		}
+		p := feed.EdgePermissions(id)
+		o.Users = append(o.Users, natsd.User{NKey: pub, Publish: p.Publish, Subscribe: p.Subscribe})
+	}
+	o.Users = append(o.Users, edges...)
 	return o, nil
+}
+
+// loadOrCreateSeed reads the NKey user seed at path, or writes a new one
+// there (mode 0600, its folder 0700) when there is none.
+func loadOrCreateSeed(path string) (nkeys.KeyPair, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		kp, err := nkeys.FromSeed(bytes.TrimSpace(b))
+		if err != nil {
+			return nil, fmt.Errorf("%s does not hold an NKey user seed (SU...); delete it to generate a new one: %w", path, err)
+		}
+		return kp, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read NATS credentials: %w", err)
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create NATS credentials folder: %w", err)
+	}
+	// O_EXCL: when two processes start at once, one writes and the other
+	// reads what it wrote.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return loadOrCreateSeed(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write NATS credentials: %w", err)
+	}
+	_, err = f.Write(append(seed, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("write NATS credentials: %w", err)
+	}
+	return kp, nil
 }
 
 // readEdgeKeys reads <edge-id>.pub NKey public keys from dir and gives each

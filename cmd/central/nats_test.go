@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -107,21 +109,30 @@ func TestEmbeddedOptions(t *testing.T) {
 	os.WriteFile(filepath.Join(badKeys, "site-1.pub"), []byte("not a key"), 0o644)
 	badID := t.TempDir()
 	writeEdgeKey(t, badID, "bad.id")
+	goodKeys := t.TempDir()
+	writeEdgeKey(t, goodKeys, "site-1")
 	tests := []struct {
 		name    string
 		args    []string
-		users   int
+		users   int // central's NKey and the local edge's always
 		wantErr string
 	}{
-		{"loopback without auth", nil, 0, ""},
-		{"user and password", []string{"--nats-user", "c", "--nats-password", "p"}, 1, ""},
+		{"loopback, zero configuration", nil, 2, ""},
+		{"user and password", []string{"--nats-user", "c", "--nats-password", "p"}, 3, ""},
+		{"two local edges", []string{"--nats-local-edges", "a, b"}, 3, ""},
+		{"no local edge", []string{"--nats-local-edges", ""}, 1, ""},
+		{"edge keys", []string{"--nats-edge-keys", goodKeys}, 3, ""},
+		{"beyond loopback with edge keys", []string{"--nats-listen", "0.0.0.0:4222", "--nats-edge-keys", goodKeys}, 3, ""},
+		{"beyond loopback without edge keys", []string{"--nats-listen", "0.0.0.0:4222"}, 0, "set NATS_EDGE_KEYS"},
+		{"bad local edge id", []string{"--nats-local-edges", "a.b"}, 0, "NATS_LOCAL_EDGES"},
 		{"empty key folder", []string{"--nats-edge-keys", t.TempDir()}, 0, "no <edge-id>.pub"},
 		{"bad key", []string{"--nats-edge-keys", badKeys}, 0, "NKey user public key"},
 		{"bad edge id", []string{"--nats-edge-keys", badID}, 0, "edge id"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := embeddedOptions(natsContext(t, tc.args...), "/data", log)
+			data := t.TempDir()
+			o, err := embeddedOptions(natsContext(t, tc.args...), data, log)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
@@ -131,10 +142,88 @@ func TestEmbeddedOptions(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(o.Users) != tc.users || o.StoreDir != "/data/nats" || o.Listen != "127.0.0.1:4222" {
+			if len(o.Users) != tc.users || o.StoreDir != filepath.Join(data, "nats") {
 				t.Fatalf("options %+v", o)
 			}
+			// The generated credentials are the owner's alone, and the
+			// same on the next start.
+			fi, err := os.Stat(centralSeedFile(data))
+			if err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("central's seed: %v %v", fi, err)
+			}
+			o2, err := embeddedOptions(natsContext(t, tc.args...), data, log)
+			if err != nil || o2.Users[len(o2.Users)-1].NKey != o.Users[len(o.Users)-1].NKey {
+				t.Fatalf("credentials changed on the second start: %v", err)
+			}
 		})
+	}
+}
+
+// TestEmbeddedNATSAuthByDefault starts the embedded server as a default
+// `central serve` does: the server announces that authentication is
+// required, a client without credentials is refused, and the generated
+// local edge credentials read the feed but cannot write it.
+func TestEmbeddedNATSAuthByDefault(t *testing.T) {
+	data := t.TempDir()
+	c := natsContext(t, "--nats-listen", "127.0.0.1:0")
+	n, err := openNATS(t.Context(), c, data, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	js, _ := jetstream.New(n.nc)
+	if err := feed.EnsureStreams(t.Context(), js, feed.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	url := n.srv.ClientURL()
+
+	// The server's INFO, the first line it sends, says auth is required.
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(url, "nats://"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	info, err := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if err != nil || !strings.HasPrefix(info, "INFO ") || !strings.Contains(info, `"auth_required":true`) {
+		t.Fatalf("INFO = %q, %v", info, err)
+	}
+	if nc, err := nats.Connect(url); err == nil {
+		nc.Close()
+		t.Fatal("a client without credentials was accepted")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("anonymous connect: %v", err)
+	}
+
+	// The local edge's generated seed, as `make run` passes it.
+	seed := filepath.Join(data, localCredsDir, "local-edge.nk")
+	if fi, err := os.Stat(seed); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("local edge seed: %v %v", fi, err)
+	}
+	asyncErrs := make(chan error, 4)
+	enc, err := feed.Connect(t.Context(), feed.ConnectOptions{URL: url, NKeySeedFile: seed, InboxPrefix: feed.EdgeInboxPrefix("local-edge")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	enc.SetErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { asyncErrs <- err })
+	ejs, _ := jetstream.New(enc)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := feed.ReadStreamState(ctx, ejs); err != nil {
+		t.Fatalf("the local edge cannot read the feed: %v", err)
+	}
+	if err := enc.Publish(feed.UserSubject("mallory"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	enc.Flush()
+	select {
+	case err := <-asyncErrs:
+		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			t.Fatalf("publish on the feed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the local edge published on the feed without a permissions violation")
 	}
 }
 

@@ -10,7 +10,7 @@ VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build models models-testdata tools proto test bench dist lint clean run e2e help
+.PHONY: all build models models-testdata tools proto test fuzz bench dist lint clean run e2e help
 
 all: build
 
@@ -39,9 +39,25 @@ $(TOOL_BINS) &: tools/go.mod tools/go.sum
 proto: $(TOOLS)/protoc-gen-go
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" protoc --go_out=. --go_opt=module=github.com/xplore/faceauth proto/*.proto models/onnxgraph/onnx.proto
 
-## test: every test (what .ci/run runs; needs nginx, protoc, systemd-analyze and promtool for deploy/ and proto), then a summary of what was skipped and why
+## test: every test (what .ci/run runs; needs nginx, protoc, systemd-analyze and promtool for deploy/ and proto), then a summary of what was skipped and why, then each fuzz target briefly
 test: models-testdata tools
 	set -o pipefail; PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -json -p 2 -timeout 20m ./... | $(GO) run ./scripts/testsummary
+	$(MAKE) --no-print-directory fuzz
+
+# The fuzz targets (Go native fuzzing), as ./package:FuzzName. Each one's
+# committed seeds (testdata/fuzz/FuzzName) also run in every `go test`.
+FUZZ_TARGETS := \
+	./feed:FuzzDecodeChange \
+	./edged:FuzzDecodeRecord
+FUZZ_TIME ?= 5s
+
+## fuzz: run each of FUZZ_TARGETS for FUZZ_TIME (5s)
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t#*:}; \
+	  echo "fuzz $$name ($$pkg, $(FUZZ_TIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZ_TIME) $$pkg; \
+	done
 
 ## bench: every Go benchmark
 bench: models-testdata tools

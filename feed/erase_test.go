@@ -80,7 +80,7 @@ func TestErasedUserLeavesNoBytesInStream(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, _ := runPublisher(t, nc, src, PublisherOptions{})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 
 	const dims = 512
 	name1, name2 := "Erasable Firstname Zqx", "Erasable Renamed Wvy"
@@ -142,7 +142,7 @@ func TestReconcileErasesReplacedMessages(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	_, stop := runPublisher(t, nc, src, PublisherOptions{})
+	_, stop := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	waitStream(t, js, src) // the streams exist
 	stop()
 
@@ -151,7 +151,7 @@ func TestReconcileErasesReplacedMessages(t *testing.T) {
 	bob := src.upsert("bob", 8)
 	// The newer state first, then the older one: a slow replica.
 	for _, c := range []*pb.UserChange{newer, old, bob} {
-		m, err := changeMsg(c, false)
+		m, err := changeMsg(testSigner, c, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +162,7 @@ func TestReconcileErasesReplacedMessages(t *testing.T) {
 	if st := streamInfo(t, js); st.Msgs != 3 {
 		t.Fatalf("the stream holds %d messages before the reconciliation, want 3", st.Msgs)
 	}
-	p, _ := runPublisher(t, nc, src, PublisherOptions{})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
 	waitStream(t, js, src)
 	waitFor := time.Now().Add(30 * time.Second)
 	for p.Status().Erased < 1 && time.Now().Before(waitFor) {

@@ -176,7 +176,7 @@ func waitStream(t testing.TB, js jetstream.JetStream, src *memSource) {
 	var err error
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		have, _, err = scanUsers(ctx, js)
+		have, _, err = scanUsers(ctx, js, "")
 		cancel()
 		if err == nil && maps.Equal(have, src.want()) {
 			return
@@ -543,7 +543,7 @@ func TestStopFlushesQueue(t *testing.T) {
 	}
 	cancel()
 	<-done
-	have, _, err := scanUsers(t.Context(), js)
+	have, _, err := scanUsers(t.Context(), js, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,3 +563,45 @@ var (
 	}()
 	testKeys = TrustKey(testSigner.PublicKey())
 )
+
+// TestReconcileReplacesForeignMessages: a message on a user's subject that
+// central's current key did not sign (a forgery with a high revision, or
+// one signed before a key rotation) is replaced by the registry's state at
+// the next reconciliation, signed with the current key.
+func TestReconcileReplacesForeignMessages(t *testing.T) {
+	n := startNATS(t)
+	src := newSource()
+	nc, js := connect(t, n.url())
+	src.upsert("alice", 4)
+	src.upsert("bob", 4)
+	_, stop := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner})
+	waitStream(t, js, src)
+	stop()
+	forged, _ := changeMsg(testSigner, &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: "alice", Revision: 10_000_000}}}, false)
+	forged.Header.Del(KeyIDHeader)
+	forged.Header.Del(SignatureHeader)
+	if _, err := js.PublishMsg(t.Context(), forged); err != nil {
+		t.Fatal(err)
+	}
+	// After a rotation every message names the old key: all go again.
+	next, _ := SignerFromSecret([]byte("the rotated feed key of this test"))
+	runPublisher(t, nc, src, PublisherOptions{Signer: next})
+	keys := TrustKey(next.PublicKey())
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := collect(t, js, ConsumeOptions{Keys: keys}, 2)
+		ok := map[string]uint64{}
+		for _, d := range got {
+			if d.Err == nil {
+				ok[ChangeUserID(d.Change)] = ChangeRevision(d.Change)
+			}
+		}
+		if maps.Equal(ok, src.want()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verified with the new key: %v, want %v", ok, src.want())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -444,9 +444,11 @@ func (a *asyncPub) wait(ctx context.Context) error {
 }
 
 // scanUsers returns the revision of every user the users stream holds,
-// reading headers only, and the stream's info from before the scan.
-func scanUsers(ctx context.Context, js jetstream.JetStream) (map[string]uint64, *jetstream.StreamInfo, error) {
-	sc, err := scanStream(ctx, js)
+// reading headers only, and the stream's info from before the scan. With
+// keyID set, a message that does not name that feed key counts as missing
+// (see scanStream).
+func scanUsers(ctx context.Context, js jetstream.JetStream, keyID string) (map[string]uint64, *jetstream.StreamInfo, error) {
+	sc, err := scanStream(ctx, js, keyID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -461,8 +463,12 @@ type streamScan struct {
 	info       *jetstream.StreamInfo
 }
 
-// scanStream reads the headers of every message of the users stream.
-func scanStream(ctx context.Context, js jetstream.JetStream) (*streamScan, error) {
+// scanStream reads the headers of every message of the users stream. With
+// keyID set, a message that does not name that feed key (one signed before
+// a key rotation, or not by central at all: a forgery edges refuse) counts
+// as superseded, so that reconciliation erases it and publishes the user
+// again under the current key.
+func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*streamScan, error) {
 	s, err := js.Stream(ctx, UsersStream)
 	if err != nil {
 		return nil, err
@@ -493,7 +499,9 @@ func scanStream(ctx context.Context, js jetstream.JetStream) (*streamScan, error
 		if err != nil {
 			return nil, err
 		}
-		if id, err := UserIDFromSubject(msg.Subject()); err == nil {
+		if keyID != "" && msg.Headers().Get(KeyIDHeader) != keyID {
+			sc.superseded = append(sc.superseded, meta.Sequence.Stream)
+		} else if id, err := UserIDFromSubject(msg.Subject()); err == nil {
 			if rev, err := headerRevision(msg.Headers()); err == nil {
 				seq := meta.Sequence.Stream
 				switch old, ok := sc.revs[id]; {
@@ -534,7 +542,7 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	}
 	// A scan of 100k users' headers takes about a second; allow plenty.
 	sctx, cancel := context.WithTimeout(ctx, 10*p.o.Timeout)
-	sc, err := scanStream(sctx, p.js)
+	sc, err := scanStream(sctx, p.js, p.o.Signer.KeyID())
 	cancel()
 	if err != nil {
 		return fmt.Errorf("scan the users stream: %w", err)
@@ -820,7 +828,7 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 		return n, fmt.Errorf("feed: resync: %w", err)
 	}
 	// Every message held before the resync is replaced now: erase them.
-	sc, err := scanStream(ctx, p.js)
+	sc, err := scanStream(ctx, p.js, p.o.Signer.KeyID())
 	if err != nil {
 		return n, fmt.Errorf("feed: resync: %w", err)
 	}

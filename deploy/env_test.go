@@ -14,7 +14,7 @@ import (
 
 // envOnly are variables read from the environment directly rather than
 // through a flag, so they do not show in --help.
-var envOnly = map[string]bool{"SECRET_KEY": true}
+var envOnly = map[string]bool{"SECRET_KEY": true, "PREVIOUS_SECRET_KEY": true}
 
 // TestEnvTemplates checks that every variable the environment templates
 // set is one the binary they are for actually reads: a misspelt or

@@ -17,7 +17,7 @@ func TestPrintEdges(t *testing.T) {
 		{ID: "site-2", State: feed.StateBehind, Lag: 12, PendingMessages: 3, Resyncing: true, LastSeen: now.Add(-90 * time.Second), LastError: "line one\nline two"},
 		{ID: "site-3", State: feed.StateModelMismatch, RefusedModels: []string{"m0"}, LastSeen: now.Add(-3 * time.Hour)},
 		{ID: "site-4", State: feed.StateOffline},
-		{ID: "site-5", State: feed.StateRejecting, FeedRejected: 3, LastSeen: now, LastReject: "feed message rejected: upsert message on faceauth.users.Ym9i is not signed"},
+		{ID: "site-5", State: feed.StateRejecting, FeedRejected: 3, LastSeen: now, LastReject: "feed message rejected: upsert is not signed"},
 	}, now)
 	out := buf.String()
 	for _, want := range []string{
@@ -25,7 +25,7 @@ func TestPrintEdges(t *testing.T) {
 		"behind (resyncing)", "1m ago", "line one line two",
 		"model_mismatch (refuses m0)", "3h ago",
 		"site-4  offline", "never",
-		"rejecting (3 refused)", "is not signed",
+		"rejecting (3 refused)", "upsert is not signed",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

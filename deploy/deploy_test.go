@@ -288,7 +288,14 @@ func TestNATSConfig(t *testing.T) {
 		t.Fatalf("central cannot create the streams: %v", err)
 	}
 	change, _ := proto.Marshal(&pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: "alice", Revision: 1}}})
-	if _, err := cjs.Publish(ctx, feed.UserSubject("alice"), change); err != nil {
+	feedKey, err := feed.SignerFromSecret([]byte("the deploy test's feed secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := nats.NewMsg(feed.UserSubject("alice"))
+	signed.Data = change
+	feedKey.Sign(signed, feed.OpUpsert, "alice", 1)
+	if _, err := cjs.PublishMsg(ctx, signed); err != nil {
 		t.Fatalf("central cannot publish user data: %v", err)
 	}
 	status, err := central.SubscribeSync(feed.EdgeStatusSubject("*"))
@@ -302,7 +309,7 @@ func TestNATSConfig(t *testing.T) {
 	edge, ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"))
 	got := make(chan string, 1)
 	cctx, stop := context.WithCancel(ctx)
-	go feed.Consume(cctx, ejs, feed.ConsumeOptions{}, func(ds []feed.Delivery) error {
+	go feed.Consume(cctx, ejs, feed.ConsumeOptions{Keys: feed.TrustKey(feedKey.PublicKey())}, func(ds []feed.Delivery) error {
 		for _, d := range ds {
 			if d.Change != nil {
 				got <- feed.ChangeUserID(d.Change)

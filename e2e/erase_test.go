@@ -161,13 +161,13 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 			startC := func() *centralProc {
 				addr := freeAddr(t)
 				p := start(t, "central", "central", env, "serve", "--listen", addr, "--data", data,
-					"--models-dir", testenv.ModelsDir(t), "--nats-listen", natsAddr, "--workers", "1", "--log-level", "debug")
-				c := &centralProc{proc: p, url: "http://" + addr, nats: "nats://" + natsAddr}
+					"--models-dir", testenv.ModelsDir(t), "--nats-listen", natsAddr, "--nats-local-edges", "erase-edge", "--workers", "1", "--log-level", "debug")
+				c := &centralProc{proc: p, url: "http://" + addr, nats: "nats://" + natsAddr, data: data}
 				c.waitReady(c.url, 2*time.Minute)
 				return c
 			}
 			c := startC()
-			e := startEdge(t, "erase-edge", edata, c.nats)
+			e := startEdge(t, "erase-edge", edata, c.nats, c.edgeAuth("erase-edge")...)
 
 			alice := newPerson(t, "erase.alice", "Alice Erasable Qzv", imgs...)
 			waitApplied(t, e, alice.enroll(t, c, admin, imgs...))

@@ -65,7 +65,7 @@ func TestDashboardAndAlertsMetricsExist(t *testing.T) {
 	admin, verifyTok := tokens(t)
 	alice, bob := frame(t, "sample1.jpg"), frame(t, "sample2.jpg")
 	c := startCentral(t, t.TempDir(), freeAddr(t))
-	e := startEdge(t, "site-1", t.TempDir(), c.nats)
+	e := startEdge(t, "site-1", t.TempDir(), c.nats, c.edgeAuth("site-1")...)
 	rev := register(t, c, admin, "alice", alice)
 	waitApplied(t, e, rev)
 	for _, url := range []string{c.url, e.url} {

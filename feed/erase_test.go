@@ -191,7 +191,7 @@ func TestEraseChecksTheMessage(t *testing.T) {
 	n := startNATS(t)
 	src := newSource()
 	nc, js := connect(t, n.url())
-	p, _ := runPublisher(t, nc, src, PublisherOptions{CheckEvery: time.Hour})
+	p, _ := runPublisher(t, nc, src, PublisherOptions{Signer: testSigner, CheckEvery: time.Hour})
 	p.Publish(src.upsert("alice", 8)) // sequence 1
 	waitStream(t, js, src)
 
@@ -203,7 +203,7 @@ func TestEraseChecksTheMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := src.upsert("bob", 8)
-	m, err := changeMsg(bob, false)
+	m, err := changeMsg(testSigner, bob, false)
 	if err != nil {
 		t.Fatal(err)
 	}

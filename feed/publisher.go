@@ -364,7 +364,9 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 			return fmt.Errorf("erase replaced message %d: %w", e.seq, err)
 		case m.Subject != UserSubject(e.id):
 		default:
-			if rev, err := headerRevision(m.Header); err != nil || rev != e.rev {
+			// (A message without a revision is one the current key did
+			// not sign, recorded with revision 0.)
+			if rev, _ := headerRevision(m.Header); rev != e.rev {
 				break
 			}
 			// A tombstone holds no name and no embedding: removing it
@@ -500,7 +502,10 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 			return nil, err
 		}
 		if keyID != "" && msg.Headers().Get(KeyIDHeader) != keyID {
-			sc.superseded = append(sc.superseded, meta.Sequence.Stream)
+			if id, err := UserIDFromSubject(msg.Subject()); err == nil {
+				rev, _ := headerRevision(msg.Headers()) // 0 when missing: so the erasure checks it
+				sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: id, rev: rev})
+			}
 		} else if id, err := UserIDFromSubject(msg.Subject()); err == nil {
 			if rev, err := headerRevision(msg.Headers()); err == nil {
 				seq := meta.Sequence.Stream

@@ -288,14 +288,7 @@ func TestNATSConfig(t *testing.T) {
 		t.Fatalf("central cannot create the streams: %v", err)
 	}
 	change, _ := proto.Marshal(&pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: "alice", Revision: 1}}})
-	feedKey, err := feed.SignerFromSecret([]byte("the deploy test's feed secret"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	signed := nats.NewMsg(feed.UserSubject("alice"))
-	signed.Data = change
-	feedKey.Sign(signed, feed.OpUpsert, "alice", 1)
-	if _, err := cjs.PublishMsg(ctx, signed); err != nil {
+	if _, err := cjs.PublishMsg(ctx, signedUpsert(change, "alice", 1)); err != nil {
 		t.Fatalf("central cannot publish user data: %v", err)
 	}
 	status, err := central.SubscribeSync(feed.EdgeStatusSubject("*"))
@@ -309,7 +302,7 @@ func TestNATSConfig(t *testing.T) {
 	edge, ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"))
 	got := make(chan string, 1)
 	cctx, stop := context.WithCancel(ctx)
-	go feed.Consume(cctx, ejs, feed.ConsumeOptions{Keys: feed.TrustKey(feedKey.PublicKey())}, func(ds []feed.Delivery) error {
+	go feed.Consume(cctx, ejs, feed.ConsumeOptions{Keys: feed.TrustKey(testFeedKey.PublicKey())}, func(ds []feed.Delivery) error {
 		for _, d := range ds {
 			if d.Change != nil {
 				got <- feed.ChangeUserID(d.Change)
@@ -457,7 +450,7 @@ func TestNATSClusterConfig(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	change, _ := proto.Marshal(&pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: "alice", Revision: 1}}})
-	if _, err := cjs.Publish(ctx, feed.UserSubject("alice"), change); err != nil {
+	if _, err := cjs.PublishMsg(ctx, signedUpsert(change, "alice", 1)); err != nil {
 		t.Fatalf("central cannot publish user data: %v", err)
 	}
 	stream, err := cjs.Stream(ctx, feed.UsersStream)
@@ -472,7 +465,7 @@ func TestNATSClusterConfig(t *testing.T) {
 	ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"), nodes[2].client)
 	got := make(chan string, 1)
 	cctx, stop := context.WithCancel(ctx)
-	go feed.Consume(cctx, ejs, feed.ConsumeOptions{}, func(ds []feed.Delivery) error {
+	go feed.Consume(cctx, ejs, feed.ConsumeOptions{Keys: feed.TrustKey(testFeedKey.PublicKey())}, func(ds []feed.Delivery) error {
 		for _, d := range ds {
 			if d.Change != nil {
 				got <- feed.ChangeUserID(d.Change)
@@ -489,6 +482,24 @@ func TestNATSClusterConfig(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the edge could not read the user stream through another node")
 	}
+}
+
+// testFeedKey signs the user changes these tests publish as central.
+var testFeedKey = func() *feed.Signer {
+	s, err := feed.SignerFromSecret([]byte("the deploy test's feed secret"))
+	if err != nil {
+		panic(err)
+	}
+	return s
+}()
+
+// signedUpsert is the users-stream message of an encoded upsert, signed
+// as central signs it.
+func signedUpsert(data []byte, id string, rev uint64) *nats.Msg {
+	m := nats.NewMsg(feed.UserSubject(id))
+	m.Data = data
+	testFeedKey.Sign(m, feed.OpUpsert, id, rev)
+	return m
 }
 
 // checkPermissions compares what new-edge.sh granted with what the feed

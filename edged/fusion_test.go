@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
@@ -45,10 +43,7 @@ func TestFusedModelEdge(t *testing.T) {
 
 	n := startNATS(t)
 	js := n.client(t)
-	key, _ := proto.Marshal(&pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()})
-	if _, err := js.Publish(context.Background(), feed.TokenKeySubject, key); err != nil {
-		t.Fatal(err)
-	}
+	publishConfig(t, js, feed.TokenKeySubject, feed.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
 	publish(t, js, upsert("alice", 1, fused.ModelID(), embedFused(alice)),
 		upsert("dave", 2, testEngine(t).ModelID(), embed(t, bob)))
 	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.Prober, c.Dims = fused, 512+128 })

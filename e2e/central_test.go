@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"math"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
 	"github.com/xplore/faceauth/auth"
@@ -184,6 +187,7 @@ func TestCentralToEdge(t *testing.T) {
 	cdata, edata := t.TempDir(), t.TempDir()
 	natsAddr := freeAddr(t)
 	c := startCentral(t, cdata, natsAddr)
+	requiresNATSAuth(t, natsAddr)
 	e := startEdge(t, "site-1", edata, c.nats, c.edgeAuth("site-1")...)
 
 	rev := register(t, c, admin, aliceID, alice)
@@ -354,6 +358,27 @@ func TestCentralToEdge(t *testing.T) {
 		}
 		e.stop()
 	})
+}
+
+// requiresNATSAuth checks that the NATS server at addr, a default
+// `central serve`'s embedded one, says in its INFO that authentication is
+// required and refuses a client without credentials.
+func requiresNATSAuth(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	info, err := bufio.NewReader(conn).ReadString('\n')
+	conn.Close()
+	if err != nil || !strings.HasPrefix(info, "INFO ") || !strings.Contains(info, `"auth_required":true`) {
+		t.Fatalf("the embedded NATS server's INFO: %q, %v", info, err)
+	}
+	if nc, err := nats.Connect("nats://" + addr); err == nil {
+		nc.Close()
+		t.Fatal("the embedded NATS server accepted a client without credentials")
+	}
 }
 
 // TestEdgeNATSPermissions runs central's embedded NATS with per-edge NKeys

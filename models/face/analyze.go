@@ -200,13 +200,17 @@ func choose(fs []found, p *params, enroll bool) (int, error) {
 //     reached it) and the landmarks are not grossly inconsistent (twice
 //     the tolerance: a strongly tilted head mirrors less exactly), or
 //   - norm is at least uprightNorm and the landmarks are very consistent
-//     (strict tolerances, tighter than any turned face gave).
+//     (strict tolerances, tighter than any turned face gave), or
+//   - norm is at least clearNorm, the landmarks are consistent and the
+//     embedding is stronger than that of its aligned crop turned upside
+//     down (an upside-down face that fooled the landmark model looks
+//     upright then).
 //
-// Any other face is compared with its turned copies (reorient). Faces with
-// merely consistent landmarks used to be accepted when their aligned crop
-// turned upside down embedded weaker; that let a sideways face through
-// (bbt sheldon_6 as a 250x250 portrait turned 90: length 2.89, consistent
-// landmarks, the half turn 1.95), which the comparison catches.
+// Any other face is compared with its turned copies (reorient). The last
+// rule used to start at uprightNorm; below clearNorm it let a sideways
+// face through (bbt sheldon_6 as a 250x250 portrait turned 90: length
+// 2.89, consistent landmarks, the half turn 1.95), which the comparison
+// catches.
 func (w *worker) upright(r *raster, f *found, norm float64, p *params) (bool, error) {
 	if norm < p.uprightNorm {
 		return false, nil
@@ -217,8 +221,22 @@ func (w *worker) upright(r *raster, f *found, norm float64, p *params) (bool, er
 		return false, err
 	case norm >= p.turnedNormMax:
 		return shift <= 2*p.shiftTol && flip <= 2*p.flipTol, nil
+	case shift <= p.strictShift && flip <= p.strictFlip:
+		return true, nil
+	case norm < p.clearNorm || shift > p.shiftTol || flip > p.flipTol:
+		return false, nil
 	}
-	return shift <= p.strictShift && flip <= p.strictFlip, nil
+	// The crop's centre is the template's, so the half turn keeps the
+	// face in frame.
+	es := float64(p.embedSize)
+	half := affine{a: -1, c: es, e: -1, f: es}
+	r.sample(half.then(f.sim.invert()).then(f.v.toSrc), p.embedSize, p.embedSize, p.embedTaps,
+		encoding{bgr: p.embedBGR, mean: p.embedMean, norm: p.embedNorm}, w.emb.input())
+	if err := w.emb.run(); err != nil {
+		return false, err
+	}
+	copy(w.scratch, w.emb.output(0))
+	return normalize(w.scratch) < norm, nil
 }
 
 // reorient handles a face that upright was not sure of. It detects the

@@ -77,6 +77,12 @@ type Readiness struct {
 	RefusedModels    []string `json:"refused_models,omitempty"`
 	ReceiptsOwed     int      `json:"receipts_owed"`
 	LastError        string   `json:"last_error,omitempty"`
+	// FeedKeyID is the feed key changes must be signed by; FeedRejected
+	// counts the feed messages refused since start, LastReject says why
+	// the last one was (docs/sync.md, "Signed feed").
+	FeedKeyID    string `json:"feed_key_id,omitempty"`
+	FeedRejected uint64 `json:"feed_rejected"`
+	LastReject   string `json:"last_reject,omitempty"`
 }
 
 // Ready reports the edge's readiness.
@@ -98,6 +104,9 @@ func (e *Edge) Ready() Readiness {
 		RefusedModels:    st.RefusedModels,
 		ReceiptsOwed:     e.owed,
 		LastError:        e.lastErr,
+		FeedKeyID:        e.trust.keyID(),
+		FeedRejected:     e.rejected.n,
+		LastReject:       e.rejected.last,
 	}
 	if !e.lastSync.IsZero() {
 		t := e.lastSync

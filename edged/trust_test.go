@@ -161,6 +161,9 @@ func TestForgedFeed(t *testing.T) {
 	if !strings.Contains(string(metrics), "faceauth_edge_feed_rejected_total 4") {
 		t.Errorf("metrics lack 4 rejects:\n%s", metrics)
 	}
+	if r := e.Ready(); r.FeedRejected != 4 || r.LastReject == "" || r.FeedKeyID != testFeed.KeyID() {
+		t.Errorf("readyz: %+v", r)
+	}
 	waitFor(t, 20*time.Second, "central to see the rejects", func() bool {
 		es := state()
 		return es.State == feed.StateRejecting && es.FeedRejected == 4 && es.LastReject != ""

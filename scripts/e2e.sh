@@ -104,6 +104,24 @@ fi
 git clone -q "$repo" "$clone"
 git -C "$clone" checkout -q --detach "$head"
 
+# pattern turns an answer into a bash pattern: "..." matches any text, the
+# rest itself.
+pattern() {
+  local s=$1 out= part
+  while [[ $s == *...* ]]; do
+    part=${s%%...*}
+    out+=$(glob_escape "$part"; printf x); out=${out%x}'*'
+    s=${s#*...}
+  done
+  out+=$(glob_escape "$s"; printf x); out=${out%x}
+  printf '%s' "$out"
+}
+glob_escape() {
+  local s=$1
+  s=${s//\\/\\\\}; s=${s//\*/\\*}; s=${s//\?/\\?}; s=${s//\[/\\[}; s=${s//\]/\\]}
+  printf '%s' "$s"
+}
+
 # --- 2. make run on the README's ports ------------------------------------
 for port in 5000 5001 4222; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -130,6 +148,16 @@ until grep -q '^Xplore Face Auth is running' "$work/run.log" 2>/dev/null; do
 done
 step "make run is ready (after ${SECONDS}s)"
 
+# What README.md says `make run` prints (the fenced block after
+# <!-- e2e:make-run -->) must be in its output, "..." standing for any text.
+printed=$(awk '/^<!-- e2e:make-run -->$/ { on = 1; next } on && /^```$/ { if (inb) exit; inb = 1; next } inb { print }' "$clone/README.md")
+[ -n "$printed" ] || fail "README.md has no <!-- e2e:make-run --> block with what make run prints"
+ran=$(cat "$work/run.log")
+want_pat='*'$'\n'"$(pattern "$printed"; printf x)"; want_pat=${want_pat%x}'*'
+# shellcheck disable=SC2053
+[[ $'\n'$ran == $want_pat ]] || fail "make run printed"$'\n'"$ran"$'\n'"but README.md says it prints"$'\n'"$printed"
+step "ok  make run printed what README.md shows"
+
 # --- 3. the README's examples, in order -----------------------------------
 unset MAKEFLAGS MAKELEVEL MFLAGS NATS_URL LISTEN_ADDR EDGE_LISTEN_ADDR NATS_LISTEN
 blocks=$work/blocks
@@ -154,24 +182,6 @@ ls "$blocks"/*.sh >/dev/null 2>&1 || fail "README.md has no block marked e2e:beg
 # The status of every curl goes to stderr as "HTTP nnn".
 curl() { command curl --write-out '%{stderr}HTTP %{http_code}\n' "$@"; }
 export -f curl
-
-# pattern turns an answer into a bash pattern: "..." matches any text, the
-# rest itself.
-pattern() {
-  local s=$1 out= part
-  while [[ $s == *...* ]]; do
-    part=${s%%...*}
-    out+=$(glob_escape "$part"; printf x); out=${out%x}'*'
-    s=${s#*...}
-  done
-  out+=$(glob_escape "$s"; printf x); out=${out%x}
-  printf '%s' "$out"
-}
-glob_escape() {
-  local s=$1
-  s=${s//\\/\\\\}; s=${s//\*/\\*}; s=${s//\?/\\?}; s=${s//\[/\\[}; s=${s//\]/\\]}
-  printf '%s' "$s"
-}
 
 # run_block FILE runs one block in the clone with the variables of the
 # blocks before it, and sets $got: the status of its last curl (if any) on

@@ -46,7 +46,7 @@ type centralProc struct {
 
 // localEdges are the edge ids central generates NATS credentials for in
 // these tests (--nats-local-edges).
-const localEdges = "site-1,bench-1"
+const localEdges = "site-1,bench-1,console-edge"
 
 // edgeAuth returns the flags an edge on this host signs in to central's
 // embedded NATS with: the NKey seed central generated for edge id.

@@ -62,7 +62,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	c := startCentral(t, t.TempDir(), freeAddr(t))
 	admin, _ := tokens(t)
-	e := startEdge(t, "console-edge", t.TempDir(), c.nats)
+	e := startEdge(t, "console-edge", t.TempDir(), c.nats, c.edgeAuth("console-edge")...)
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),

@@ -41,7 +41,7 @@ func TestStatusPage(t *testing.T) {
 	if got := resp.Header.Get("Content-Security-Policy"); got != api.StatusPageCSP || !strings.Contains(got, "default-src 'none'") {
 		t.Errorf("CSP %q", got)
 	}
-	for _, want := range []string{`id="state" class="state ok">in sync<`, `<td id="users">2</td>`, `revision 2`, model, "edge-1"} {
+	for _, want := range []string{`id="state" class="state ok">in sync<`, `<td id="users">2</td>`, `revision 2`, model, "edge-1", `<td id="feed-rejected">0</td>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page lacks %q:\n%s", want, page)
 		}

@@ -139,6 +139,38 @@ func (s *Server) renameUser(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// SiteResponse is the body of PUT /api/users/{id}/site.
+type SiteResponse struct {
+	UserID   string `json:"user_id"`
+	Site     string `json:"site"`
+	Revision uint64 `json:"revision"`
+	Changed  bool   `json:"changed"`
+}
+
+// setSite serves PUT /api/users/{id}/site: the form field site names the
+// site whose edges alone receive the user; empty sends it to every edge.
+// The edges of the site it leaves erase it and send receipts
+// (GET /api/deletions).
+func (s *Server) setSite(w http.ResponseWriter, r *http.Request) {
+	form, err := api.ParseForm(w, r, 64<<10)
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
+	}
+	if _, ok := form.Values["site"]; !ok {
+		api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "missing_site", "The site field is required (empty sends the user to every edge)."))
+		return
+	}
+	res, err := s.cfg.Registry.SetSite(r.Context(), r.PathValue("id"), form.Value("site"))
+	if err != nil {
+		api.WriteError(w, r, s.log, err)
+		return
+	}
+	rec := res.Record
+	s.log.Info("user site set", "user_id", rec.Id, "site", rec.Site, "revision", rec.Revision, "changed", res.Changed, "by", subject(r))
+	api.WriteJSON(w, http.StatusOK, SiteResponse{UserID: rec.Id, Site: rec.Site, Revision: rec.Revision, Changed: res.Changed})
+}
+
 // WhoAmIResponse is the body of GET /api/whoami.
 type WhoAmIResponse struct {
 	Subject   string     `json:"subject"`

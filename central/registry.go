@@ -51,6 +51,7 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"
 	pb "github.com/xplore/faceauth/proto"
@@ -153,15 +154,28 @@ type Result struct {
 // must hold exactly one usable face, else nothing is written and the error
 // names the image. An image the user already has is not added twice.
 func (r *Registry) Register(ctx context.Context, id, name string, images []Image) (*Result, error) {
-	return r.add(ctx, id, name, images, false)
+	return r.add(ctx, id, name, "", images, false)
+}
+
+// RegisterAt is Register for a user of a site: a new user is created in
+// site (and reaches only that site's edges from its first revision); an
+// existing user of another site is refused, since moving it is SetSite's
+// job. An empty site is Register.
+func (r *Registry) RegisterAt(ctx context.Context, id, name, site string, images []Image) (*Result, error) {
+	if site != "" {
+		if err := feed.ValidateSite(site); err != nil {
+			return nil, err
+		}
+	}
+	return r.add(ctx, id, name, site, images, false)
 }
 
 // AddImages adds reference images to an existing user.
 func (r *Registry) AddImages(ctx context.Context, id string, images []Image) (*Result, error) {
-	return r.add(ctx, id, "", images, true)
+	return r.add(ctx, id, "", "", images, true)
 }
 
-func (r *Registry) add(ctx context.Context, id, name string, images []Image, mustExist bool) (*Result, error) {
+func (r *Registry) add(ctx context.Context, id, name, site string, images []Image, mustExist bool) (*Result, error) {
 	if err := faceauth.ValidateUserID(id); err != nil {
 		return nil, err
 	}
@@ -198,7 +212,11 @@ func (r *Registry) add(ctx context.Context, id, name string, images []Image, mus
 			if mustExist {
 				return nil, errUserNotFound(id)
 			}
-			cur = &pb.UserRecord{Id: id, CreatedAt: timestamppb.New(r.now())}
+			cur = &pb.UserRecord{Id: id, CreatedAt: timestamppb.New(r.now()), Site: site}
+		}
+		if site != "" && cur.Site != site {
+			return nil, faceauth.E(faceauth.KindConflict, "user_in_other_site",
+				"User %q belongs to site %q; move it with PUT /api/users/%s/site first.", id, cur.Site, id)
 		}
 		changed := false
 		if name != "" && name != cur.Name {
@@ -233,7 +251,7 @@ func (r *Registry) add(ctx context.Context, id, name string, images []Image, mus
 			return nil, faceauth.E(faceauth.KindConflict, "user_being_deleted",
 				"User %q is being deleted; try again in a minute.", id)
 		}
-		d := &pb.Deletion{UserId: id, Revision: te.tomb.Revision, DeletedAt: te.tomb.UpdatedAt}
+		d := &pb.Deletion{UserId: id, Revision: te.tomb.Revision, DeletedAt: te.tomb.UpdatedAt, Site: te.tomb.Site}
 		if err := r.finishDelete(ctx, d); err != nil {
 			return nil, err
 		}
@@ -568,7 +586,7 @@ func (r *Registry) changed(rec *pb.UserRecord) {
 }
 
 func upsertChange(rec *pb.UserRecord) *pb.UserChange {
-	up := &pb.UserUpsert{UserId: rec.Id, Revision: rec.Revision, Name: rec.Name, UpdatedAt: rec.UpdatedAt}
+	up := &pb.UserUpsert{UserId: rec.Id, Revision: rec.Revision, Name: rec.Name, UpdatedAt: rec.UpdatedAt, Site: rec.Site}
 	for _, ref := range rec.References {
 		if ref.Embedding != nil {
 			up.Embeddings = append(up.Embeddings, ref.Embedding)
@@ -579,7 +597,7 @@ func upsertChange(rec *pb.UserRecord) *pb.UserChange {
 
 func deleteChange(d *pb.Deletion) *pb.UserChange {
 	return &pb.UserChange{Change: &pb.UserChange_Delete{Delete: &pb.UserDelete{
-		UserId: d.UserId, Revision: d.Revision, DeletedAt: d.DeletedAt,
+		UserId: d.UserId, Revision: d.Revision, DeletedAt: d.DeletedAt, Site: d.Site,
 	}}}
 }
 
@@ -679,7 +697,7 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		if isTombstone(rec) {
 			// An earlier delete wrote the deletion record and the tombstone;
 			// finish its clean-up.
-			d = &pb.Deletion{UserId: id, Revision: rec.Revision, DeletedAt: rec.UpdatedAt}
+			d = &pb.Deletion{UserId: id, Revision: rec.Revision, DeletedAt: rec.UpdatedAt, Site: rec.Site}
 			break
 		}
 		rev, err := r.nextRevision(ctx)
@@ -689,7 +707,7 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		if err := r.noteChange(ctx, rev, id); err != nil {
 			return nil, err
 		}
-		d = &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now())}
+		d = &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now()), Site: rec.Site}
 		ddata, err := proto.Marshal(d)
 		if err != nil {
 			return nil, fmt.Errorf("encode deletion of %s: %w", id, err)
@@ -697,7 +715,7 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		if _, err := r.store.Put(ctx, deletionKey(rev), ddata, faceauth.Cond{IfNoneMatch: true}); err != nil {
 			return nil, fmt.Errorf("write deletion record of %s: %w", id, err)
 		}
-		tomb, err := proto.Marshal(&pb.UserRecord{Id: id, Revision: rev, CreatedAt: rec.CreatedAt, UpdatedAt: d.DeletedAt})
+		tomb, err := proto.Marshal(&pb.UserRecord{Id: id, Revision: rev, CreatedAt: rec.CreatedAt, UpdatedAt: d.DeletedAt, Site: rec.Site})
 		if err != nil {
 			return nil, fmt.Errorf("encode tombstone of %s: %w", id, err)
 		}
@@ -723,6 +741,55 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		return nil, err
 	}
 	return &DeleteResult{UserID: id, Revision: d.Revision}, nil
+}
+
+// SetSite moves the user to site ("" every edge). The edges of the site it
+// leaves that do not serve the new one erase it and send receipts: first a
+// deletion record of the old site (its own revision, so GET
+// /api/deletions tracks the receipts, and the reconciliation republishes
+// the tombstone), then the record with the new site (a newer revision), so
+// an edge serving both ends with the user whatever order it sees them in.
+func (r *Registry) SetSite(ctx context.Context, id, site string) (*Result, error) {
+	if err := faceauth.ValidateUserID(id); err != nil {
+		return nil, err
+	}
+	if site != "" {
+		if err := feed.ValidateSite(site); err != nil {
+			return nil, err
+		}
+	}
+	cur, err := r.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Site == site {
+		return &Result{Record: cur}, nil
+	}
+	rev, err := r.nextRevision(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.noteChange(ctx, rev, id); err != nil {
+		return nil, err
+	}
+	d := &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now()), Site: cur.Site, Moved: true, MovedTo: site}
+	ddata, err := proto.Marshal(d)
+	if err != nil {
+		return nil, fmt.Errorf("encode deletion of %s: %w", id, err)
+	}
+	if _, err := r.store.Put(ctx, deletionKey(rev), ddata, faceauth.Cond{IfNoneMatch: true}); err != nil {
+		return nil, fmt.Errorf("write deletion record of %s: %w", id, err)
+	}
+	if r.pub != nil {
+		r.pub.Publish(deleteChange(d))
+	}
+	return r.update(ctx, id, func(cur *pb.UserRecord) (*pb.UserRecord, error) {
+		if cur == nil {
+			return nil, errUserNotFound(id)
+		}
+		cur.Site = site
+		return cur, nil
+	})
 }
 
 // finishDelete removes the images and then the tombstone of a user that is

@@ -131,6 +131,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/analyse", auth.RoleAdmin, s.analyse)
 	s.handle("GET /api/users/{id}/images/{image_id}", auth.RoleAdmin, s.userImage)
 	s.handle("PATCH /api/users/{id}", auth.RoleAdmin, s.renameUser)
+	s.handle("PUT /api/users/{id}/site", auth.RoleAdmin, s.setSite)
 	s.handle("GET /api/whoami", auth.RoleVerify, s.whoami)
 	s.handle("POST /api/tokens", auth.RoleAdmin, s.mintToken)
 	for _, r := range s.cfg.Extra {
@@ -238,7 +239,7 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := s.inSlot(r, func() (*Result, error) {
-		return s.cfg.Registry.Register(r.Context(), id, form.Value("name"), images(form))
+		return s.cfg.Registry.RegisterAt(r.Context(), id, form.Value("name"), form.Value("site"), images(form))
 	})
 	s.answerChange(w, r, res, err)
 }
@@ -308,12 +309,14 @@ func subject(r *http.Request) string {
 
 // UserSummary is a user in a listing.
 type UserSummary struct {
-	UserID     string    `json:"user_id"`
-	Name       string    `json:"name,omitempty"`
-	Revision   uint64    `json:"revision"`
-	References int       `json:"references"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	UserID     string `json:"user_id"`
+	Name       string `json:"name,omitempty"`
+	Revision   uint64 `json:"revision"`
+	References int    `json:"references"`
+	// Site is the site whose edges receive the user; empty: every edge.
+	Site      string    `json:"site,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ListResponse is the body of GET /api/users.
@@ -347,6 +350,7 @@ func summary(rec *pb.UserRecord) UserSummary {
 		Name:       rec.Name,
 		Revision:   rec.Revision,
 		References: len(rec.References),
+		Site:       rec.Site,
 		CreatedAt:  rec.CreatedAt.AsTime(),
 		UpdatedAt:  rec.UpdatedAt.AsTime(),
 	}

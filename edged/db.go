@@ -53,6 +53,7 @@ var (
 	keyTombKey  = []byte("tomb_key")
 	keyDirty    = []byte("dirty")
 	keyEdgeID   = []byte("edge_id")
+	keySites    = []byte("sites")
 	keyTokenKey = []byte("token_key")
 	keyRevoked  = []byte("token_revocations")
 	keyFeedKey  = []byte("feed_key")      // the trusted feed key (pb.TokenKey)
@@ -953,6 +954,45 @@ func (d *db) edgeID() (string, error) {
 		return nil
 	})
 	return id, err
+}
+
+// setSites records the sites the edge serves. When they differ from the
+// recorded ones the served set is dropped (and the file marked for the
+// erasing compaction): it may hold users of a site the edge no longer
+// serves, and it may lack those of a new one, which the feed will not send
+// again from the saved position. The edge then bootstraps anew. It
+// reports whether the set was dropped.
+func (d *db) setSites(sites []string) (bool, error) {
+	want := strings.Join(sites, ",")
+	dropped := false
+	err := d.update(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		old := meta.Get(keySites)
+		if old != nil && string(old) == want {
+			return nil
+		}
+		active := getUint(meta, keyActive)
+		// A file from before sites existed served the users of no site,
+		// which is what an edge of no sites serves.
+		if active != 0 && !(old == nil && want == "") {
+			if err := tx.DeleteBucket(genName(active)); err != nil {
+				return err
+			}
+			g, err := newGen(tx, meta)
+			if err != nil {
+				return err
+			}
+			if err := putUint(meta, keyActive, g); err != nil {
+				return err
+			}
+			if err := meta.Put(keyDirty, []byte{1}); err != nil {
+				return err
+			}
+			dropped = true
+		}
+		return meta.Put(keySites, []byte(want))
+	})
+	return dropped, err
 }
 
 // setEdgeID records the edge id.

@@ -45,6 +45,10 @@ const (
 type Config struct {
 	// EdgeID names the edge in heartbeats, receipts and NATS subjects.
 	EdgeID string
+	// Sites are the sites the edge serves (feed.ParseSites): it receives
+	// and keeps the users of these sites and those of no site. Empty: only
+	// the users of no site.
+	Sites []string
 	// DataDir holds the bbolt file.
 	DataDir string
 	// Version is reported in heartbeats.
@@ -129,6 +133,7 @@ type Edge struct {
 	state     syncState
 	refused   map[string]int
 	lastSync  time.Time
+	atHead    bool // the last delivery left nothing of the edge's sites pending
 	lastErr   string
 	resyncing bool
 	connected bool
@@ -223,6 +228,11 @@ func (e *Edge) init() error {
 		if err := e.db.setEdgeID(e.cfg.EdgeID); err != nil {
 			return err
 		}
+	}
+	if dropped, err := e.db.setSites(e.cfg.Sites); err != nil {
+		return err
+	} else if dropped {
+		e.log.Warn("the edge's sites changed: the cached users were dropped and are fetched again for the new sites", "sites", e.cfg.Sites)
 	}
 	st, err := e.db.state()
 	if err != nil {
@@ -329,6 +339,8 @@ func (e *Edge) Status() *pb.EdgeStatus {
 		FeedKeyId:        e.trust.keyID(),
 		FeedRejected:     e.rejected.n,
 		LastReject:       e.rejected.last,
+		Sites:            e.cfg.Sites,
+		CaughtUp:         e.atHead && !e.resyncing,
 	}
 	if !e.rejected.lastAt.IsZero() {
 		s.LastRejectAt = timestamppb.New(e.rejected.lastAt)

@@ -204,6 +204,9 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 			MaxBatch:      maxBatch,
 			CheckEvery:    e.cfg.Heartbeat,
 			Keys:          &e.trust,
+			// The server sends only this edge's sites' users (and those of
+			// no site): another site's embeddings never reach it.
+			FilterSubjects: feed.EdgeFilterSubjects(e.cfg.Sites),
 		}, func(ds []feed.Delivery) error {
 			b := batch{ds: ds, done: make(chan error, 1)}
 			select {
@@ -320,6 +323,7 @@ func (e *Edge) caughtUp(rsp **resync, lastTime time.Time, quiet *time.Timer) err
 	if rs == nil {
 		e.mu.Lock()
 		e.lastSync = time.Now()
+		e.atHead = true
 		e.mu.Unlock()
 		return nil
 	}
@@ -358,6 +362,7 @@ func (e *Edge) finishResync(rs *resync) error {
 	e.resyncing = false
 	e.resyncN++
 	e.lastSync = time.Now()
+	e.atHead = true // a resync is swapped in once caught up
 	e.lastErr = ""
 	e.mu.Unlock()
 	e.log.Info("full resync done", "users", e.gallery.Len(), "changes", rs.changes, "sequence", st.Seq,
@@ -393,6 +398,7 @@ func (e *Edge) applyOutcome(out *outcome, caughtUp bool) {
 	if caughtUp {
 		e.lastSync = time.Now()
 	}
+	e.atHead = caughtUp
 	e.mu.Unlock()
 	if out.Deletes > 0 {
 		notify(e.dirtyCh)

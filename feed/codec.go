@@ -17,24 +17,41 @@ const (
 	OpDelete = "delete"
 )
 
-// changeKey returns the user id, revision and op of a change, or an error
+// changeKey returns the key (subject), revision and op of a change, or an error
 // when the change cannot go on the feed.
-func changeKey(c *pb.UserChange) (id string, rev uint64, op string, err error) {
+//
+// The key is the change's subject, which names the user and, for a user of
+// a site, the site: the stream holds one state per subject, and a user
+// moved between sites has a tombstone on the old subject and its state on
+// the new one.
+func changeKey(c *pb.UserChange) (key string, rev uint64, op string, err error) {
+	var id, site string
 	switch {
 	case c.GetUpsert() != nil:
-		id, rev, op = c.GetUpsert().GetUserId(), c.GetUpsert().GetRevision(), OpUpsert
+		id, rev, op, site = c.GetUpsert().GetUserId(), c.GetUpsert().GetRevision(), OpUpsert, c.GetUpsert().GetSite()
 	case c.GetDelete() != nil:
-		id, rev, op = c.GetDelete().GetUserId(), c.GetDelete().GetRevision(), OpDelete
+		id, rev, op, site = c.GetDelete().GetUserId(), c.GetDelete().GetRevision(), OpDelete, c.GetDelete().GetSite()
 	default:
 		return "", 0, "", fmt.Errorf("feed: a change with neither upsert nor delete")
 	}
 	if err := faceauth.ValidateUserID(id); err != nil {
 		return "", 0, "", fmt.Errorf("feed: change for user %q: %w", id, err)
 	}
+	if site != "" {
+		if err := ValidateSite(site); err != nil {
+			return "", 0, "", fmt.Errorf("feed: change for user %q: %w", id, err)
+		}
+	}
 	if rev == 0 {
 		return "", 0, "", fmt.Errorf("feed: change for user %q has no revision", id)
 	}
-	return id, rev, op, nil
+	return UserSiteSubject(id, site), rev, op, nil
+}
+
+// ChangeSubject returns the users-stream subject of a change.
+func ChangeSubject(c *pb.UserChange) string {
+	key, _, _, _ := changeKey(c)
+	return key
 }
 
 // ChangeRevision returns the revision of a change (0 for an empty one).
@@ -66,10 +83,10 @@ func changeMsg(s *Signer, c *pb.UserChange, dedupe bool) (*nats.Msg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("feed: encode change for %q: %w", id, err)
 	}
-	m := nats.NewMsg(UserSubject(id))
+	m := nats.NewMsg(id) // the key is the subject
 	m.Data = data
 	m.Header.Set(OpHeader, op)
-	s.Sign(m, op, id, rev)
+	s.Sign(m, op, ChangeUserID(c), rev)
 	if dedupe {
 		m.Header.Set(nats.MsgIdHdr, id+"-"+strconv.FormatUint(rev, 10))
 	}
@@ -83,12 +100,12 @@ func decodeChange(subject string, data []byte) (*pb.UserChange, error) {
 	if err := proto.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("feed: decode change on %s: %w", subject, err)
 	}
-	id, _, _, err := changeKey(&c)
+	key, _, _, err := changeKey(&c)
 	if err != nil {
 		return nil, err
 	}
-	if UserSubject(id) != subject {
-		return nil, fmt.Errorf("feed: change for user %q arrived on %s", id, subject)
+	if key != subject {
+		return nil, fmt.Errorf("feed: change for user %q arrived on %s", ChangeUserID(&c), subject)
 	}
 	return &c, nil
 }

@@ -155,6 +155,10 @@ type ConsumeOptions struct {
 	// is unsigned or not signed by one of them is delivered with an Err
 	// wrapping ErrRejected, never with a Change.
 	Keys Keys
+	// FilterSubjects restrict the delivery to these subjects (an edge's
+	// EdgeFilterSubjects); nil delivers every message. The server filters,
+	// so what is filtered out never reaches the client.
+	FilterSubjects []string
 }
 
 // Consume delivers the users stream from o.From in stream order to fn, in
@@ -174,7 +178,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn f
 	if o.CheckEvery <= 0 {
 		o.CheckEvery = 10 * time.Second
 	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubjects: o.FilterSubjects}
 	if o.From > 1 {
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = o.From

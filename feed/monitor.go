@@ -76,7 +76,9 @@ type EdgeState struct {
 	// TokenRevocations is the version of the token revocation list the
 	// edge holds; GET /api/revocations has the current one.
 	TokenRevocations uint64 `json:"token_revocations"`
-	LastError        string `json:"last_error,omitempty"`
+	// Sites are the sites the edge serves; empty: only users of no site.
+	Sites     []string `json:"sites,omitempty"`
+	LastError string   `json:"last_error,omitempty"`
 	// FeedKeyID is the feed key the edge verifies messages with.
 	FeedKeyID string `json:"feed_key_id,omitempty"`
 	// FeedRejected counts the feed messages the edge refused since it
@@ -451,6 +453,7 @@ func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, requir
 		LastError:       st.GetLastError(),
 
 		TokenRevocations: st.GetTokenRevocations(),
+		Sites:            st.GetSites(),
 		VerifyTotal:      st.GetVerifyTotal(),
 		VerifyAccepted:   st.GetVerifyAccepted(),
 		VerifyRejected:   st.GetVerifyRejected(),
@@ -466,6 +469,12 @@ func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, requir
 	}
 	if st.GetStartedAt() != nil {
 		es.StartedAt = st.GetStartedAt().AsTime()
+	}
+	if len(es.Sites) > 0 && st.GetCaughtUp() {
+		// An edge of some sites never receives the other sites' changes,
+		// so its applied revision trails the stream's; it reports that it
+		// holds everything of its sites instead.
+		es.AppliedRevision = max(es.AppliedRevision, required)
 	}
 	if cur.rev > es.AppliedRevision {
 		es.Lag = cur.rev - es.AppliedRevision
@@ -514,6 +523,12 @@ func (m *Monitor) Deletions(dels []*pb.Deletion) []DeletionState {
 		}
 		got := m.receipts[d.GetUserId()]
 		for _, id := range known {
+			// Only the edges that held the user owe a receipt: those of the
+			// site it left, less those that still serve it where it went.
+			sites := m.edges[id].status.GetSites()
+			if !InScope(sites, d.GetSite()) || (d.GetMoved() && InScope(sites, d.GetMovedTo())) {
+				continue
+			}
 			if got[id] >= d.GetRevision() && got[id] > 0 {
 				ds.Purged = append(ds.Purged, id)
 			} else {

@@ -362,7 +362,7 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 			// Erased already (by another replica) or never there.
 		case err != nil:
 			return fmt.Errorf("erase replaced message %d: %w", e.seq, err)
-		case m.Subject != UserSubject(e.id):
+		case m.Subject != e.id:
 		default:
 			// (A message without a revision is one the current key did
 			// not sign, recorded with revision 0.)
@@ -387,7 +387,8 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 }
 
 // replaced is a users-stream message that a newer revision of its user
-// replaced: sequence seq should hold revision rev of user id.
+// replaced: sequence seq should hold revision rev on subject id (the
+// publisher's key, see changeKey).
 type replaced struct {
 	seq uint64
 	id  string
@@ -454,7 +455,17 @@ func scanUsers(ctx context.Context, js jetstream.JetStream, keyID string) (map[s
 	if err != nil {
 		return nil, nil, err
 	}
-	return sc.revs, sc.info, nil
+	// The scan is keyed by subject; this is by user, "<id> <site>" for a
+	// user's message of a site (a space is in no user id).
+	revs := make(map[string]uint64, len(sc.revs))
+	for subj, rev := range sc.revs {
+		id, _ := UserIDFromSubject(subj)
+		if _, site, ok := strings.Cut(strings.TrimPrefix(subj, usersPrefix), "."); ok {
+			id += " " + site
+		}
+		revs[id] = rev
+	}
+	return revs, sc.info, nil
 }
 
 // streamScan is what the users stream holds, read from headers only.
@@ -501,12 +512,14 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 		if err != nil {
 			return nil, err
 		}
+		// Keyed by subject, as changeKey keys changes.
 		if keyID != "" && msg.Headers().Get(KeyIDHeader) != keyID {
-			if id, err := UserIDFromSubject(msg.Subject()); err == nil {
+			if _, err := UserIDFromSubject(msg.Subject()); err == nil {
 				rev, _ := headerRevision(msg.Headers()) // 0 when missing: so the erasure checks it
-				sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: id, rev: rev})
+				sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: msg.Subject(), rev: rev})
 			}
-		} else if id, err := UserIDFromSubject(msg.Subject()); err == nil {
+		} else if _, err := UserIDFromSubject(msg.Subject()); err == nil {
+			id := msg.Subject()
 			if rev, err := headerRevision(msg.Headers()); err == nil {
 				seq := meta.Sequence.Stream
 				switch old, ok := sc.revs[id]; {

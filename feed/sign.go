@@ -174,10 +174,11 @@ func verifyMsg(keys Keys, subject string, h nats.Header, kind, userID string, pa
 // verifyChange checks that a decoded users-stream change carries central's
 // signature over its subject, op, user id, revision and payload.
 func verifyChange(keys Keys, subject string, h nats.Header, c *pb.UserChange, data []byte) error {
-	id, rev, op, err := changeKey(c)
+	_, rev, op, err := changeKey(c)
 	if err != nil {
 		return err
 	}
+	id := ChangeUserID(c)
 	srev, _, err := verifyMsg(keys, subject, h, op, id, data)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package feed
 import (
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/xplore/faceauth"
@@ -67,11 +68,33 @@ func UserSubject(id string) string {
 	return usersPrefix + idEncoding.EncodeToString([]byte(id))
 }
 
+// UserSiteSubject returns the users-stream subject of user id in site:
+// UserSubject(id) for a user of no site (every edge), else
+// "faceauth.users.<id token>.<site>". An edge's consumer filters on its
+// sites (EdgeFilterSubjects), so central never sends it another site's user.
+func UserSiteSubject(id, site string) string {
+	if site == "" {
+		return UserSubject(id)
+	}
+	return UserSubject(id) + "." + site
+}
+
+// EdgeFilterSubjects are the users-stream subjects an edge of sites reads:
+// the users of no site and those of each of its sites.
+func EdgeFilterSubjects(sites []string) []string {
+	out := []string{usersPrefix + "*"}
+	for _, s := range sites {
+		out = append(out, usersPrefix+"*."+s)
+	}
+	return out
+}
+
 // UserIDFromSubject returns the user id encoded in a subject made by
-// UserSubject.
+// UserSubject or UserSiteSubject.
 func UserIDFromSubject(subject string) (string, error) {
-	tok, ok := strings.CutPrefix(subject, usersPrefix)
-	if !ok || tok == "" || strings.Contains(tok, ".") {
+	rest, ok := strings.CutPrefix(subject, usersPrefix)
+	tok, site, scoped := strings.Cut(rest, ".")
+	if !ok || tok == "" || (scoped && ValidateSite(site) != nil) {
 		return "", fmt.Errorf("feed: %q is not a user subject", subject)
 	}
 	b, err := idEncoding.DecodeString(tok)
@@ -79,6 +102,42 @@ func UserIDFromSubject(subject string) (string, error) {
 		return "", fmt.Errorf("feed: %q is not a user subject: %w", subject, err)
 	}
 	return string(b), nil
+}
+
+// ValidateSite reports whether s may name a site: the rules of edge ids
+// (1 to 64 ASCII letters, digits, '-' and '_'), since it is a subject token.
+func ValidateSite(s string) error {
+	if s == "" || ValidateEdgeID(s) != nil {
+		return faceauth.E(faceauth.KindInvalid, "invalid_site",
+			"The site %q must be 1 to %d letters, digits, '-' or '_'.", s, MaxEdgeIDLen)
+	}
+	return nil
+}
+
+// ParseSites splits a comma-separated list of sites (EDGE_SITES), checks
+// each and returns them sorted without duplicates.
+func ParseSites(list string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if err := ValidateSite(s); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// InScope reports whether an edge serving sites receives the users of
+// site ("" is every edge's).
+func InScope(sites []string, site string) bool {
+	return site == "" || slices.Contains(sites, site)
 }
 
 // MaxEdgeIDLen is the longest edge id accepted.

@@ -257,10 +257,13 @@ type UserRecord struct {
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// Global revision of the last change to this user.
-	Revision      uint64                 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	References    []*Reference           `protobuf:"bytes,6,rep,name=references,proto3" json:"references,omitempty"`
+	Revision   uint64                 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	References []*Reference           `protobuf:"bytes,6,rep,name=references,proto3" json:"references,omitempty"`
+	// The site the user is distributed to: only the edges configured with it
+	// receive the user. Empty: every edge (docs/sync.md, Sites).
+	Site          string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,13 +340,27 @@ func (x *UserRecord) GetReferences() []*Reference {
 	return nil
 }
 
+func (x *UserRecord) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
 // Deletion records that a user was erased: deletions/<revision>.pb. It holds
 // no biometric data, only what is needed to track edge receipts.
 type Deletion struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	DeletedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Revision  uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	// The site the user was erased from ("" every edge): the edges expected
+	// to confirm it.
+	Site string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
+	// moved: the user was not erased but moved to moved_to ("" every edge),
+	// so the edges that also serve moved_to are not expected to confirm.
+	Moved         bool   `protobuf:"varint,21,opt,name=moved,proto3" json:"moved,omitempty"`
+	MovedTo       string `protobuf:"bytes,22,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -399,14 +416,37 @@ func (x *Deletion) GetDeletedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Deletion) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *Deletion) GetMoved() bool {
+	if x != nil {
+		return x.Moved
+	}
+	return false
+}
+
+func (x *Deletion) GetMovedTo() string {
+	if x != nil {
+		return x.MovedTo
+	}
+	return ""
+}
+
 // UserUpsert carries a user's current embeddings to the edges. Never images.
 type UserUpsert struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Embeddings    []*Embedding           `protobuf:"bytes,4,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	UserId     string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Revision   uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Embeddings []*Embedding           `protobuf:"bytes,4,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	// The user's site; it is also the last token of the message's subject.
+	Site          string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -476,12 +516,21 @@ func (x *UserUpsert) GetUpdatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *UserUpsert) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
 // UserDelete is the tombstone of an erased user.
 type UserDelete struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Revision      uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
-	DeletedAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Revision  uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
+	// The site the user leaves; also the last token of the subject.
+	Site          string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,6 +584,13 @@ func (x *UserDelete) GetDeletedAt() *timestamppb.Timestamp {
 		return x.DeletedAt
 	}
 	return nil
+}
+
+func (x *UserDelete) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
 }
 
 // UserChange is the one message type on the per-user feed subjects.
@@ -648,8 +704,13 @@ type EdgeStatus struct {
 	// key it does not trust, badly signed, or older than what it holds.
 	FeedRejected uint64 `protobuf:"varint,18,opt,name=feed_rejected,json=feedRejected,proto3" json:"feed_rejected,omitempty"`
 	// When the last one was refused, and why.
-	LastRejectAt  *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=last_reject_at,json=lastRejectAt,proto3" json:"last_reject_at,omitempty"`
-	LastReject    string                 `protobuf:"bytes,20,opt,name=last_reject,json=lastReject,proto3" json:"last_reject,omitempty"`
+	LastRejectAt *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=last_reject_at,json=lastRejectAt,proto3" json:"last_reject_at,omitempty"`
+	LastReject   string                 `protobuf:"bytes,20,opt,name=last_reject,json=lastReject,proto3" json:"last_reject,omitempty"`
+	// The sites this edge serves (empty: only users of no site).
+	Sites []string `protobuf:"bytes,30,rep,name=sites,proto3" json:"sites,omitempty"`
+	// The edge has applied every message of its sites the stream held at its
+	// last delivery (an edge of some sites never sees the others' revisions).
+	CaughtUp      bool `protobuf:"varint,31,opt,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -822,6 +883,20 @@ func (x *EdgeStatus) GetLastReject() string {
 		return x.LastReject
 	}
 	return ""
+}
+
+func (x *EdgeStatus) GetSites() []string {
+	if x != nil {
+		return x.Sites
+	}
+	return nil
+}
+
+func (x *EdgeStatus) GetCaughtUp() bool {
+	if x != nil {
+		return x.CaughtUp
+	}
+	return false
 }
 
 // DeleteReceipt acknowledges that an edge has purged an erased user.
@@ -1092,7 +1167,7 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"\x03box\x18\x05 \x01(\v2\x10.faceauth.v1.BoxR\x03box\x12'\n" +
 	"\x0fdetection_score\x18\x06 \x01(\x02R\x0edetectionScore\x12\x18\n" +
 	"\aquality\x18\a \x01(\x02R\aquality\x125\n" +
-	"\badded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"\xfa\x01\n" +
+	"\badded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"\x8e\x02\n" +
 	"\n" +
 	"UserRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1104,12 +1179,16 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x126\n" +
 	"\n" +
 	"references\x18\x06 \x03(\v2\x16.faceauth.v1.ReferenceR\n" +
-	"references\"z\n" +
+	"references\x12\x12\n" +
+	"\x04site\x18\x14 \x01(\tR\x04site\"\xbf\x01\n" +
 	"\bDeletion\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x129\n" +
 	"\n" +
-	"deleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\"\xc8\x01\n" +
+	"deleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x12\n" +
+	"\x04site\x18\x14 \x01(\tR\x04site\x12\x14\n" +
+	"\x05moved\x18\x15 \x01(\bR\x05moved\x12\x19\n" +
+	"\bmoved_to\x18\x16 \x01(\tR\amovedTo\"\xdc\x01\n" +
 	"\n" +
 	"UserUpsert\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
@@ -1119,18 +1198,20 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"embeddings\x18\x04 \x03(\v2\x16.faceauth.v1.EmbeddingR\n" +
 	"embeddings\x129\n" +
 	"\n" +
-	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"|\n" +
+	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
+	"\x04site\x18\x14 \x01(\tR\x04site\"\x90\x01\n" +
 	"\n" +
 	"UserDelete\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x129\n" +
 	"\n" +
-	"deleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\"|\n" +
+	"deleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x12\n" +
+	"\x04site\x18\x14 \x01(\tR\x04site\"|\n" +
 	"\n" +
 	"UserChange\x121\n" +
 	"\x06upsert\x18\x01 \x01(\v2\x17.faceauth.v1.UserUpsertH\x00R\x06upsert\x121\n" +
 	"\x06delete\x18\x02 \x01(\v2\x17.faceauth.v1.UserDeleteH\x00R\x06deleteB\b\n" +
-	"\x06change\"\xa1\x06\n" +
+	"\x06change\"\xd4\x06\n" +
 	"\n" +
 	"EdgeStatus\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x18\n" +
@@ -1157,7 +1238,9 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"\rfeed_rejected\x18\x12 \x01(\x04R\ffeedRejected\x12@\n" +
 	"\x0elast_reject_at\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\flastRejectAt\x12\x1f\n" +
 	"\vlast_reject\x18\x14 \x01(\tR\n" +
-	"lastReject\"\x96\x01\n" +
+	"lastReject\x12\x14\n" +
+	"\x05sites\x18\x1e \x03(\tR\x05sites\x12\x1b\n" +
+	"\tcaught_up\x18\x1f \x01(\bR\bcaughtUp\"\x96\x01\n" +
 	"\rDeleteReceipt\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +

@@ -110,12 +110,15 @@ func (cl *client) do(ctx context.Context, method, path, contentType string, body
 }
 
 // register sends user_id, an optional name and the image files.
-func (cl *client) register(ctx context.Context, userID, name string, files []string) (*central.RegisterResponse, error) {
+func (cl *client) register(ctx context.Context, userID, name, site string, files []string) (*central.RegisterResponse, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("user_id", userID)
 	if name != "" {
 		mw.WriteField("name", name)
+	}
+	if site != "" {
+		mw.WriteField("site", site)
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -139,6 +142,19 @@ func (cl *client) register(ctx context.Context, userID, name string, files []str
 		return nil, err
 	}
 	return &out, nil
+}
+
+// setSite moves a user to site ("" every edge).
+func (cl *client) setSite(ctx context.Context, userID, site string) (*central.SiteResponse, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("site", site)
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	var out central.SiteResponse
+	err := cl.do(ctx, http.MethodPut, "/api/users/"+url.PathEscape(userID)+"/site", mw.FormDataContentType(), buf.Bytes(), &out)
+	return &out, err
 }
 
 func (cl *client) listUsers(ctx context.Context, search, after string, limit int) (*central.ListResponse, error) {

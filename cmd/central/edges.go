@@ -103,7 +103,7 @@ func printEdges(w io.Writer, edges []feed.EdgeState, now time.Time) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EDGE\tSTATE\tLAG\tPENDING\tLAST SEEN\tUSERS\tVERSION\tMODEL\tLAST ERROR")
+	fmt.Fprintln(tw, "EDGE\tSITES\tSTATE\tLAG\tPENDING\tLAST SEEN\tUSERS\tVERSION\tMODEL\tLAST ERROR")
 	for _, e := range edges {
 		state := e.State
 		if e.Resyncing {
@@ -117,8 +117,12 @@ func printEdges(w io.Writer, edges []feed.EdgeState, now time.Time) {
 			state += fmt.Sprintf(" (%d refused)", e.FeedRejected)
 			lastErr = e.LastReject
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n",
-			e.ID, state, e.Lag, e.PendingMessages, ago(now, e.LastSeen), e.UserCount, e.Version, e.Model, oneLine(lastErr))
+		sites := "(none)" // only users of no site
+		if len(e.Sites) > 0 {
+			sites = strings.Join(e.Sites, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n",
+			e.ID, sites, state, e.Lag, e.PendingMessages, ago(now, e.LastSeen), e.UserCount, e.Version, e.Model, oneLine(lastErr))
 	}
 	tw.Flush()
 }

@@ -13,7 +13,7 @@ func TestPrintEdges(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	var buf bytes.Buffer
 	printEdges(&buf, []feed.EdgeState{
-		{ID: "site-1", State: feed.StateInSync, LastSeen: now.Add(-4 * time.Second), UserCount: 981, Version: "v1", Model: "m1"},
+		{ID: "site-1", Sites: []string{"hq", "lobby"}, State: feed.StateInSync, LastSeen: now.Add(-4 * time.Second), UserCount: 981, Version: "v1", Model: "m1"},
 		{ID: "site-2", State: feed.StateBehind, Lag: 12, PendingMessages: 3, Resyncing: true, LastSeen: now.Add(-90 * time.Second), LastError: "line one\nline two"},
 		{ID: "site-3", State: feed.StateModelMismatch, RefusedModels: []string{"m0"}, LastSeen: now.Add(-3 * time.Hour)},
 		{ID: "site-4", State: feed.StateOffline},
@@ -21,10 +21,10 @@ func TestPrintEdges(t *testing.T) {
 	}, now)
 	out := buf.String()
 	for _, want := range []string{
-		"EDGE", "site-1  in_sync", "4s ago", "981",
+		"EDGE", "SITES", "site-1  hq,lobby  in_sync", "4s ago", "981",
 		"behind (resyncing)", "1m ago", "line one line two",
 		"model_mismatch (refuses m0)", "3h ago",
-		"site-4  offline", "never",
+		"site-4  (none)", "offline", "never",
 		"rejecting (3 refused)", "upsert is not signed",
 	} {
 		if !strings.Contains(out, want) {

@@ -54,7 +54,7 @@ the reason, and the command then exits with status 1.`,
 			progress := terminal(c.App.ErrWriter)
 			imp := &importer{
 				register: func(ctx context.Context, e importEntry) error {
-					_, err := cl.register(ctx, e.UserID, "", []string{e.Path})
+					_, err := cl.register(ctx, e.UserID, "", "", []string{e.Path})
 					return err
 				},
 				parallel: max(c.Int("parallel"), 1),

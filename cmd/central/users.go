@@ -79,7 +79,10 @@ func usersCommand() *cli.Command {
 				Name:      "add",
 				Usage:     "register a user from photos, or add photos to an existing user",
 				ArgsUsage: "USER_ID IMAGE...",
-				Flags:     append([]cli.Flag{&cli.StringFlag{Name: "name", Usage: "display name"}}, clientFlags()...),
+				Flags: append([]cli.Flag{
+					&cli.StringFlag{Name: "name", Usage: "display name"},
+					&cli.StringFlag{Name: "site", Usage: "for a new user: the site whose edges alone receive it (default: every edge)"},
+				}, clientFlags()...),
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 2 {
 						return errors.New("usage: central users add USER_ID IMAGE [MORE_IMAGES]")
@@ -88,7 +91,7 @@ func usersCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					res, err := cl.register(c.Context, c.Args().First(), c.String("name"), c.Args().Slice()[1:])
+					res, err := cl.register(c.Context, c.Args().First(), c.String("name"), c.String("site"), c.Args().Slice()[1:])
 					if err != nil {
 						return err
 					}
@@ -97,6 +100,32 @@ func usersCommand() *cli.Command {
 						verb = "created"
 					}
 					fmt.Fprintf(c.App.Writer, "%s %s: %d reference image(s), revision %d, model %s\n", verb, res.UserID, res.References, res.Revision, res.Model)
+					return nil
+				},
+			},
+			{
+				Name:      "site",
+				Usage:     "distribute a user only to the edges of SITE (EDGE_SITES), or with --everywhere to every edge; the edges it leaves erase it",
+				ArgsUsage: "USER_ID [SITE]",
+				Flags:     append([]cli.Flag{&cli.BoolFlag{Name: "everywhere", Usage: "send the user to every edge (no site)"}}, clientFlags()...),
+				Action: func(c *cli.Context) error {
+					site := c.Args().Get(1)
+					if c.NArg() < 1 || c.NArg() > 2 || (site == "") == !c.Bool("everywhere") {
+						return errors.New("usage: central users site USER_ID SITE, or central users site --everywhere USER_ID")
+					}
+					cl, err := newClient(c)
+					if err != nil {
+						return err
+					}
+					res, err := cl.setSite(c.Context, c.Args().First(), site)
+					if err != nil {
+						return err
+					}
+					where := "site " + res.Site
+					if res.Site == "" {
+						where = "every edge"
+					}
+					fmt.Fprintf(c.App.Writer, "%s: %s (revision %d)\n", res.UserID, where, res.Revision)
 					return nil
 				},
 			},

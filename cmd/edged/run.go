@@ -40,6 +40,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Usage: "HTTP address", EnvVars: []string{"EDGE_LISTEN_ADDR"}, Value: defaultListen},
 			&cli.StringFlag{Name: "data", Usage: "folder of the edge's database", EnvVars: []string{"EDGE_DATA_DIR"}, Value: defaultData},
 			&cli.StringFlag{Name: "edge-id", Usage: "this edge's id: letters, digits, '-' and '_' (default: the host name)", EnvVars: []string{"EDGE_ID"}},
+			&cli.StringFlag{Name: "sites", Usage: "comma-separated sites this edge serves: it receives their users and those of no site (default: only users of no site)", EnvVars: []string{"EDGE_SITES"}},
 			&cli.StringFlag{Name: "models-dir", Usage: "folder holding the fetched, pinned model files", EnvVars: []string{"MODELS_DIR"}, Value: models.DefaultDir},
 			&cli.StringFlag{Name: "model", Usage: "embedding model; must match central's", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
 			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
@@ -79,6 +80,10 @@ func run(c *cli.Context) error {
 	}
 	if err := feed.ValidateEdgeID(edgeID); err != nil {
 		return fmt.Errorf("--edge-id: %w", err)
+	}
+	sites, err := feed.ParseSites(c.String("sites"))
+	if err != nil {
+		return fmt.Errorf("EDGE_SITES: %w", err)
 	}
 	shared, err := serveflags.Parse(c)
 	if err != nil {
@@ -132,6 +137,7 @@ func run(c *cli.Context) error {
 
 	e, err := edged.Open(edged.Config{
 		EdgeID:          edgeID,
+		Sites:           sites,
 		DataDir:         c.String("data"),
 		Version:         c.App.Version,
 		Prober:          engine,

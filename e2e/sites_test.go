@@ -1,0 +1,159 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/edged"
+	"github.com/xplore/faceauth/feed"
+)
+
+// TestSiteScopedDistribution runs central with the edges of two sites. A
+// user registered in site A is verifiable at A's edge and unknown at B's,
+// whose file never holds the embedding; a user of no site reaches both;
+// `central edges` shows each edge's sites; moving the user out of A erases
+// it from A's edge, with the receipt central expects from A alone, and
+// leaves no trace in A's file.
+func TestSiteScopedDistribution(t *testing.T) {
+	admin, verifyTok := tokens(t)
+	alice, bob := frame(t, "sample1.jpg"), frame(t, "sample2.jpg")
+	aliceVec, bobVec := vectorBytes(t, alice), vectorBytes(t, bob)
+	const aliceID, bobID = "alice-site-a", "bob-everywhere"
+
+	c := startCentral(t, t.TempDir(), freeAddr(t))
+	dataA, dataB := t.TempDir(), t.TempDir()
+	edgeA := startEdge(t, "edge-a", dataA, c.nats, "--sites", "site-a")
+	edgeB := startEdge(t, "edge-b", dataB, c.nats, "--sites", "site-b")
+
+	bobRev := register(t, c, admin, bobID, bob)
+	status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": aliceID, "name": "Alice", "site": "site-a"}, alice))
+	var reg central.RegisterResponse
+	if status != http.StatusCreated || json.Unmarshal(body, &reg) != nil {
+		t.Fatalf("register in site-a: %d %s", status, body)
+	}
+	waitApplied(t, edgeA, reg.Revision)
+	waitApplied(t, edgeB, bobRev)
+	edgesInSync(t, c, admin, reg.Revision)
+
+	if status, m := verify(t, edgeA.url, verifyTok, aliceID, alice); status != http.StatusOK || m["verified"] != true {
+		t.Fatalf("verify at site A's edge: %d %v", status, m)
+	}
+	if status, m := verify(t, edgeB.url, verifyTok, aliceID, alice); status != http.StatusNotFound {
+		t.Fatalf("verify at site B's edge: %d %v, want 404 (unknown user)", status, m)
+	}
+	for _, e := range []*edge{edgeA, edgeB} {
+		if status, m := verify(t, e.url, verifyTok, bobID, bob); status != http.StatusOK || m["verified"] != true {
+			t.Fatalf("verify the user of no site at %s: %d %v", e.id, status, m)
+		}
+	}
+	// Identify at B searches B's users only: alice's face finds nobody.
+	status, body = httpDo(t, request(t, edgeB.url+"/api/identify", verifyTok, nil, alice))
+	if status != http.StatusOK || bytes.Contains(body, []byte(aliceID)) {
+		t.Fatalf("identify at site B's edge: %d %s", status, body)
+	}
+	status, body = httpDo(t, request(t, edgeA.url+"/api/identify", verifyTok, nil, alice))
+	if status != http.StatusOK || !bytes.Contains(body, []byte(aliceID)) {
+		t.Fatalf("identify at site A's edge: %d %s", status, body)
+	}
+
+	// central edges shows each edge's scope.
+	out, err := exec.Command(filepath.Join(binDir, "central"), "edges", "--url", c.url, "--token", admin).CombinedOutput()
+	if err != nil || !lineHas(string(out), "edge-a", "site-a") || !lineHas(string(out), "edge-b", "site-b") {
+		t.Fatalf("central edges: %v\n%s", err, out)
+	}
+
+	// B's file never held alice: neither her embedding nor her id.
+	edgeB.stop()
+	if b, err := os.ReadFile(filepath.Join(dataB, edged.DBFileName)); err != nil || bytes.Contains(b, aliceVec) || bytes.Contains(b, []byte(aliceID)) {
+		t.Fatalf("site B's edge file holds site A's user (read error %v)", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dataA, edged.DBFileName)); !bytes.Contains(b, aliceVec) || !bytes.Contains(b, bobVec) {
+		t.Fatal("site A's edge file lacks the embeddings: the checks of B's file prove nothing")
+	}
+
+	// Out of site A (into a site with no edge): A's edge erases her.
+	req := request(t, c.url+"/api/users/"+aliceID+"/site", admin, map[string]string{"site": "site-c"}, nil)
+	req.Method = http.MethodPut
+	status, body = httpDo(t, req)
+	var sr central.SiteResponse
+	if status != http.StatusOK || json.Unmarshal(body, &sr) != nil || sr.Site != "site-c" || !sr.Changed {
+		t.Fatalf("move to site-c: %d %s", status, body)
+	}
+	waitFor(t, 30*time.Second, "site A's edge to forget the moved user", func() bool {
+		status, _ := verify(t, edgeA.url, verifyTok, aliceID, alice)
+		return status == http.StatusNotFound
+	})
+	waitFor(t, 30*time.Second, "central to list site A's receipt and expect none from B", func() bool {
+		status, body := httpDo(t, authed(t, http.MethodGet, c.url+"/api/deletions", admin))
+		var dr central.DeletionsResponse
+		if status != http.StatusOK || json.Unmarshal(body, &dr) != nil {
+			return false
+		}
+		for _, d := range dr.Deletions {
+			if d.UserID == aliceID && slices.Equal(d.Purged, []string{"edge-a"}) && len(d.Pending) == 0 {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, 30*time.Second, "the moved user to leave site A's edge file", func() bool {
+		r := edgeA.ready()
+		if r == nil {
+			return false
+		}
+		b, err := os.ReadFile(filepath.Join(dataA, edged.DBFileName))
+		return err == nil && !bytes.Contains(b, aliceVec) && !bytes.Contains(b, []byte(aliceID))
+	})
+	if status, m := verify(t, edgeA.url, verifyTok, bobID, bob); status != http.StatusOK || m["verified"] != true {
+		t.Fatalf("the user of no site at A after the move: %d %v", status, m)
+	}
+}
+
+// edgesInSync waits until central reports every edge in_sync at or past
+// revision rev.
+func edgesInSync(t testing.TB, c *centralProc, admin string, rev uint64) {
+	t.Helper()
+	var last []byte
+	defer func() {
+		if t.Failed() {
+			t.Logf("GET /api/edges: %s", last)
+		}
+	}()
+	waitFor(t, time.Minute, "central to report every edge in_sync", func() bool {
+		status, body := httpDo(t, authed(t, http.MethodGet, c.url+"/api/edges", admin))
+		last = body
+		var er central.EdgesResponse
+		if status != http.StatusOK || json.Unmarshal(body, &er) != nil || len(er.Edges) == 0 {
+			return false
+		}
+		for _, e := range er.Edges {
+			if e.State != feed.StateInSync || e.AppliedRevision < rev {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// lineHas reports whether a line of out holds every word.
+func lineHas(out string, words ...string) bool {
+	for _, line := range strings.Split(out, "\n") {
+		ok := true
+		for _, w := range words {
+			ok = ok && strings.Contains(line, w)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}

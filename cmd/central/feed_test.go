@@ -148,7 +148,7 @@ func TestFeedCommands(t *testing.T) {
 	for {
 		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: engineOnce.eng.ModelID(), AppliedRevision: rev, UserCount: 1, Version: "v9", SentAt: timestamppb.Now()})
 		out, err = runFeedCmd(t, append([]string{"edges", "--check"}, conn...)...)
-		if err == nil && strings.Contains(out, "site-1  in_sync") {
+		if err == nil && strings.Contains(out, "site-1  (none)  in_sync") {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -29,10 +29,10 @@ func TestSiteScopedDistribution(t *testing.T) {
 	aliceVec, bobVec := vectorBytes(t, alice), vectorBytes(t, bob)
 	const aliceID, bobID = "alice-site-a", "bob-everywhere"
 
-	c := startCentral(t, t.TempDir(), freeAddr(t))
+	c := startCentral(t, t.TempDir(), freeAddr(t), "--nats-local-edges", "edge-a,edge-b")
 	dataA, dataB := t.TempDir(), t.TempDir()
-	edgeA := startEdge(t, "edge-a", dataA, c.nats, "--sites", "site-a")
-	edgeB := startEdge(t, "edge-b", dataB, c.nats, "--sites", "site-b")
+	edgeA := startEdge(t, "edge-a", dataA, c.nats, append(c.edgeAuth("edge-a"), "--sites", "site-a")...)
+	edgeB := startEdge(t, "edge-b", dataB, c.nats, append(c.edgeAuth("edge-b"), "--sites", "site-b")...)
 
 	bobRev := register(t, c, admin, bobID, bob)
 	status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": aliceID, "name": "Alice", "site": "site-a"}, alice))

@@ -92,6 +92,11 @@ func multipartBody(t testing.TB, fields map[string]string, files ...[3]string) (
 func TestParseForm(t *testing.T) {
 	ct, body := multipartBody(t, map[string]string{"user_id": "alice"}, [3]string{"image", "a.jpg", "AAAA"}, [3]string{"image", "b.jpg", "BBBB"})
 	bigCT, bigBody := multipartBody(t, nil, [3]string{"image", "x.jpg", strings.Repeat("x", 2000)})
+	var dup bytes.Buffer
+	dw := multipart.NewWriter(&dup)
+	dw.WriteField("user_id", "alice")
+	dw.WriteField("user_id", "mallory")
+	dw.Close()
 	tests := []struct {
 		name    string
 		ct      string
@@ -106,6 +111,7 @@ func TestParseForm(t *testing.T) {
 		{"chunked too large", bigCT, bytes.NewReader(bigBody), -1, 1024, "body_too_large", 0},
 		{"not multipart", "application/json", strings.NewReader("{}"), 2, 1024, "not_multipart", 0},
 		{"no boundary", "multipart/form-data", strings.NewReader("x"), 1, 1024, "not_multipart", 0},
+		{"duplicate field", dw.FormDataContentType(), bytes.NewReader(dup.Bytes()), int64(dup.Len()), 1 << 20, "duplicate_field", 0},
 		{"truncated", ct, bytes.NewReader(body[:len(body)/2]), -1, 1 << 20, "malformed_form", 0},
 	}
 	for _, tt := range tests {
@@ -213,8 +219,9 @@ func (c *fakeClock) now() time.Time { return c.t }
 func TestLimiter(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	l := NewLimiter(LimitConfig{MaxFailures: 3, Window: time.Minute, Lockout: 10 * time.Minute}, clock.now)
+	ctx := t.Context()
 	attempt := func(user string, o Outcome) error {
-		done, err := l.Begin(user)
+		done, err := l.Begin(ctx, user, "door-1")
 		if err != nil {
 			return err
 		}
@@ -229,7 +236,7 @@ func TestLimiter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Abandoned attempts (no face, unknown user) do not count.
+	// Abandoned attempts (no face) do not count.
 	for range 10 {
 		if err := attempt("alice", Abandoned); err != nil {
 			t.Fatal(err)
@@ -246,8 +253,11 @@ func TestLimiter(t *testing.T) {
 	if err := attempt("bob", Failed); err != nil {
 		t.Fatalf("another user is not locked: %v", err)
 	}
-	if got := l.Locked("alice"); got != 10*time.Minute {
+	if got, _ := l.Locked(ctx, "alice", "door-1"); got != 10*time.Minute {
 		t.Errorf("Locked = %v", got)
+	}
+	if got, _ := l.Locked(ctx, "alice", "door-2"); got != 0 {
+		t.Errorf("Locked for another client = %v", got)
 	}
 	step(9 * time.Minute)
 	if err := attempt("alice", Matched); err == nil || !errors.As(err, &re) || re.After != time.Minute {
@@ -272,27 +282,27 @@ func TestLimiter(t *testing.T) {
 	// In-flight attempts count: a burst cannot exceed the limit.
 	var dones []func(Outcome)
 	for range 3 {
-		d, err := l.Begin("dave")
+		d, err := l.Begin(ctx, "dave", "door-1")
 		if err != nil {
 			t.Fatal(err)
 		}
 		dones = append(dones, d)
 	}
-	if _, err := l.Begin("dave"); faceauth.KindOf(err) != faceauth.KindRateLimited {
+	if _, err := l.Begin(ctx, "dave", "door-1"); faceauth.KindOf(err) != faceauth.KindRateLimited {
 		t.Fatalf("fourth parallel attempt: %v", err)
 	}
 	for _, d := range dones {
 		d(Failed)
 		d(Failed) // a second call is ignored
 	}
-	if l.Locked("dave") == 0 {
+	if d, _ := l.Locked(ctx, "dave", "door-1"); d == 0 {
 		t.Fatal("three parallel failures did not lock")
 	}
 
 	// Disabled limiter and nil limiter let everything through.
 	for _, off := range []*Limiter{nil, NewLimiter(LimitConfig{}, nil)} {
 		for range 100 {
-			if err := func() error { d, err := off.Begin("x"); d(Failed); return err }(); err != nil {
+			if err := func() error { d, err := off.Begin(ctx, "x", "y"); d(Failed); return err }(); err != nil {
 				t.Fatal(err)
 			}
 		}

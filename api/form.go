@@ -132,6 +132,12 @@ func ParseForm(w http.ResponseWriter, r *http.Request, maxBytes int64) (*Form, e
 				return nil, faceauth.E(faceauth.KindInvalid, "field_too_long",
 					"The form field %q is longer than %d bytes.", name, maxValueBytes)
 			}
+			// A repeated field would be ambiguous (which user_id?); say
+			// so instead of silently taking one.
+			if _, dup := form.Values[name]; dup {
+				return nil, faceauth.E(faceauth.KindInvalid, "duplicate_field",
+					"The form field %q was sent more than once; send it once.", name)
+			}
 			form.Values[name] = append(form.Values[name], string(data))
 			continue
 		}

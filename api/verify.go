@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -73,8 +74,11 @@ type Liveness struct {
 
 // VerifyResponse is the body of a 200 answer to POST /api/verify.
 type VerifyResponse struct {
-	Verified   bool      `json:"verified"`
-	Similarity float32   `json:"similarity"`
+	Verified bool `json:"verified"`
+	// Similarity is present when Verified, or on every answer when the
+	// operator turned failure scores on (FaceHandlers.FailureScores): a
+	// failed attempt's score would help tune a fake.
+	Similarity *float32  `json:"similarity,omitempty"`
 	Threshold  float32   `json:"threshold"`
 	Model      string    `json:"model"`
 	UserID     string    `json:"user_id"`
@@ -111,16 +115,20 @@ type FaceHandlers struct {
 	Admission *Admission
 	// Liveness runs the presentation-attack check and refuses faces that
 	// fail it.
-	Liveness     bool
-	MaxBodyBytes int64 // <= 0 means DefaultMaxBodyBytes
-	Metrics      *Metrics
-	Log          *slog.Logger
+	Liveness bool
+	// FailureScores puts the similarity into failed verifications too
+	// (VERIFY_FAILURE_SCORES); off by default.
+	FailureScores bool
+	MaxBodyBytes  int64 // <= 0 means DefaultMaxBodyBytes
+	Metrics       *Metrics
+	Log           *slog.Logger
 }
 
 // Verify serves POST /api/verify: multipart user_id and image. It answers
-// 200 with verified true or false, 400 for a bad user_id, 404 for an
-// unknown user, 422 for an image without a usable face, 413 for a body over
-// the limit and 429 with Retry-After while the user is locked out.
+// 200 with verified true or false (an unknown user is a false like a wrong
+// face, after the same work), 400 for a bad user_id, 422 for an image
+// without a usable face, 413 for a body over the limit and 429 with
+// Retry-After while the user is locked out for this client.
 func (h *FaceHandlers) Verify(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.verify(w, r)
 	if err != nil {
@@ -148,9 +156,12 @@ func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyRe
 	if err != nil {
 		return nil, err
 	}
-	done, err := h.Limiter.Begin(userID)
+	ctx := r.Context()
+	done, err := h.Limiter.Begin(ctx, userID, Client(r))
 	if err != nil {
-		h.Metrics.Outcome("locked")
+		if faceauth.KindOf(err) == faceauth.KindRateLimited {
+			h.Metrics.Outcome("locked")
+		}
 		return nil, err
 	}
 	// Only a face that was compared counts: an unreadable photo says
@@ -158,20 +169,23 @@ func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyRe
 	outcome := Abandoned
 	defer func() { done(outcome) }()
 
-	ctx := r.Context()
 	model := h.Prober.ModelID()
 	start := time.Now()
 	refs, err := h.Gallery.Embeddings(ctx, userID, model)
 	h.Metrics.Stage("lookup", start)
-	if err != nil {
-		if faceauth.KindOf(err) == faceauth.KindNotFound {
-			h.Metrics.Outcome("unknown_user")
-		}
+	// An unknown user gets the answer of a wrong face after the same work
+	// (the pipeline and a comparison), and counts as a failure, so neither
+	// the answer, its timing nor the lockout tells who is registered.
+	unknown := faceauth.KindOf(err) == faceauth.KindNotFound
+	if err != nil && !unknown {
 		return nil, err
 	}
 	a, err := h.probe(ctx, img)
 	if err != nil {
 		return nil, err
+	}
+	if unknown {
+		refs = [][]float32{decoy(len(a.Embedding))}
 	}
 	start = time.Now()
 	var best float32 = -1
@@ -180,20 +194,24 @@ func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyRe
 	}
 	h.Metrics.Stage("match", start)
 	resp := &VerifyResponse{
-		Similarity: best,
-		Threshold:  h.Prober.Threshold(),
-		Model:      model,
-		UserID:     userID,
-		Face:       faceInfo(a),
-		Faces:      len(a.Faces),
-		Liveness:   h.liveness(a),
+		Threshold: h.Prober.Threshold(),
+		Model:     model,
+		UserID:    userID,
+		Face:      faceInfo(a),
+		Faces:     len(a.Faces),
+		Liveness:  h.liveness(a),
 	}
-	resp.Verified = best >= resp.Threshold && (resp.Liveness == nil || resp.Liveness.Live)
+	resp.Verified = !unknown && best >= resp.Threshold && (resp.Liveness == nil || resp.Liveness.Live)
+	if resp.Verified || h.FailureScores {
+		resp.Similarity = &best
+	}
 	outcome = Failed
 	if resp.Verified {
 		outcome = Matched
 	}
 	switch {
+	case unknown:
+		h.Metrics.Outcome("unknown_user")
 	case resp.Verified:
 		h.Metrics.Outcome("verified")
 	case resp.Liveness != nil && !resp.Liveness.Live:
@@ -201,7 +219,7 @@ func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyRe
 	default:
 		h.Metrics.Outcome("rejected")
 	}
-	h.Log.Info("verify", "user_id", userID, "verified", resp.Verified, "similarity", best, "faces", resp.Faces)
+	h.Log.Info("verify", "user_id", userID, "verified", resp.Verified, "unknown_user", unknown, "similarity", best, "faces", resp.Faces)
 	return resp, nil
 }
 
@@ -243,6 +261,16 @@ func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*Identi
 		return nil, faceauth.E(faceauth.KindUnavailable, "identify_unavailable", "Identification is not available on this server.")
 	}
 	ctx := r.Context()
+	client := Client(r)
+	done, err := h.Limiter.BeginIdentify(ctx, client)
+	if err != nil {
+		if faceauth.KindOf(err) == faceauth.KindRateLimited {
+			h.Metrics.Outcome("locked")
+		}
+		return nil, err
+	}
+	outcome := Abandoned
+	defer func() { done(outcome) }()
 	a, err := h.probe(ctx, img)
 	if err != nil {
 		return nil, err
@@ -257,6 +285,7 @@ func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*Identi
 	}
 	if resp.Liveness != nil && !resp.Liveness.Live {
 		h.Metrics.Outcome("not_live")
+		outcome = Failed
 		return resp, nil
 	}
 	start := time.Now()
@@ -265,8 +294,20 @@ func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*Identi
 	if err != nil {
 		return nil, err
 	}
-	if len(matches) > 0 {
-		resp.Matches = matches
+	// A user locked out, for everyone or for this client, is not
+	// identified either: identify must not get round verify's lockout.
+	for _, m := range matches {
+		d, err := h.Limiter.Locked(ctx, m.UserID, client)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		if d == 0 {
+			resp.Matches = append(resp.Matches, m)
+		}
+	}
+	outcome = Failed
+	if len(resp.Matches) > 0 {
+		outcome = Matched
 		h.Metrics.Outcome("matched")
 	} else {
 		h.Metrics.Outcome("no_match")
@@ -326,4 +367,25 @@ func oneImage(form *Form) ([]byte, error) {
 		return nil, faceauth.E(faceauth.KindBadImage, "empty_image", "The image is empty.")
 	}
 	return files[0].Data, nil
+}
+
+// Client names who is asking, for the lockout: the token's subject (one
+// door, one kiosk), else the remote address.
+func Client(r *http.Request) string {
+	if c := ClaimsFrom(r.Context()); c != nil && c.Subject != "" {
+		return "sub:" + c.Subject
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "addr:" + host
+}
+
+// decoy is the reference an unknown user is compared with: a unit vector
+// no face embedding comes near, as long as a real one.
+func decoy(dims int) []float32 {
+	v := make([]float32, max(dims, 1))
+	v[0] = 1
+	return v
 }

@@ -37,15 +37,17 @@ type ServerConfig struct {
 	// TokenlessVerify are the networks whose door controllers may call
 	// POST /api/verify without a token (api.AllowWithoutToken); nil: none.
 	TokenlessVerify []netip.Prefix
-	MaxBodyBytes    int64                       // <= 0: api.DefaultMaxBodyBytes
-	Metrics         *prometheus.Registry        // served at /metrics; nil: metrics.NewRegistry()
-	HTTPMetrics     *api.Metrics                // nil: made in Metrics with prefix faceauth_central
-	Edges           EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
-	Revocations     *Revocations                // revoked token subjects, refused on every route; nil: /api/revocations answers 503
-	Issuer          TokenIssuer                 // mints tokens for POST /api/tokens; nil: it answers 503
-	Extra           []Route                     // more routes, e.g. the change feed's
-	Log             *slog.Logger                // nil: slog.Default()
-	Ready           func(context.Context) error // optional extra readiness check
+	// FailureScores puts the similarity into failed verifications.
+	FailureScores bool
+	MaxBodyBytes  int64                       // <= 0: api.DefaultMaxBodyBytes
+	Metrics       *prometheus.Registry        // served at /metrics; nil: metrics.NewRegistry()
+	HTTPMetrics   *api.Metrics                // nil: made in Metrics with prefix faceauth_central
+	Edges         EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
+	Revocations   *Revocations                // revoked token subjects, refused on every route; nil: /api/revocations answers 503
+	Issuer        TokenIssuer                 // mints tokens for POST /api/tokens; nil: it answers 503
+	Extra         []Route                     // more routes, e.g. the change feed's
+	Log           *slog.Logger                // nil: slog.Default()
+	Ready         func(context.Context) error // optional extra readiness check
 }
 
 // Route is one endpoint.
@@ -88,15 +90,16 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), m: cfg.HTTPMetrics, log: cfg.Log}
 	s.faces = &api.FaceHandlers{
-		Prober:       cfg.Prober,
-		Gallery:      cfg.Registry,
-		Searcher:     cfg.Registry,
-		Limiter:      cfg.Limiter,
-		Admission:    cfg.Admission,
-		Liveness:     cfg.Liveness,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Metrics:      cfg.HTTPMetrics,
-		Log:          cfg.Log,
+		Prober:        cfg.Prober,
+		Gallery:       cfg.Registry,
+		Searcher:      cfg.Registry,
+		Limiter:       cfg.Limiter,
+		Admission:     cfg.Admission,
+		Liveness:      cfg.Liveness,
+		FailureScores: cfg.FailureScores,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		Metrics:       cfg.HTTPMetrics,
+		Log:           cfg.Log,
 	}
 	s.routes()
 	// The web console is pages, not API: outside Routes and the OpenAPI

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"mime/multipart"
 	"net/http"
-	"net/netip"
 	"net/http/httptest"
+	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"
@@ -30,6 +33,7 @@ type testServer struct {
 	reg           *Registry
 	store         *faultyStore
 	srv           *Server
+	signer        *auth.Signer
 }
 
 func newTestServer(t testing.TB, change func(*ServerConfig)) *testServer {
@@ -58,7 +62,7 @@ func newTestServer(t testing.TB, change func(*ServerConfig)) *testServer {
 	now := time.Now()
 	admin, _ := signer.Issue("test-admin", auth.RoleAdmin, time.Hour, now)
 	verify, _ := signer.Issue("test-door", auth.RoleVerify, time.Hour, now)
-	return &testServer{url: hs.URL, admin: admin, verify: verify, reg: cfg.Registry, store: fs, srv: srv}
+	return &testServer{url: hs.URL, admin: admin, verify: verify, reg: cfg.Registry, store: fs, srv: srv, signer: signer}
 }
 
 // part is a multipart field: a text value, or a file when file is set.
@@ -177,12 +181,17 @@ func TestEndpoints(t *testing.T) {
 			}
 		}},
 		{"verify other person", "POST", "/api/verify", "verify", []part{uid("alice"), img(bob)}, 200, "", func(r response) {
-			if r.body["verified"] != false || r.body["similarity"].(float64) >= r.body["threshold"].(float64) {
+			if _, scored := r.body["similarity"]; r.body["verified"] != false || scored {
 				t.Errorf("verify body %s", r.raw)
 			}
 		}},
 		{"verify admin token", "POST", "/api/verify", "admin", []part{uid("alice"), img(alice)}, 200, "", nil},
-		{"verify unknown user", "POST", "/api/verify", "verify", []part{uid("nobody"), img(alice)}, 404, "user_not_found", nil},
+		{"verify unknown user", "POST", "/api/verify", "verify", []part{uid("nobody"), img(alice)}, 200, "", func(r response) {
+			if _, scored := r.body["similarity"]; r.body["verified"] != false || scored {
+				t.Errorf("verify body %s", r.raw)
+			}
+		}},
+		{"verify duplicate user_id", "POST", "/api/verify", "verify", []part{uid("alice"), uid("bob"), img(alice)}, 400, "duplicate_field", nil},
 		{"verify invalid user id", "POST", "/api/verify", "verify", []part{uid("a b"), img(alice)}, 400, "invalid_user_id", nil},
 		{"verify no face", "POST", "/api/verify", "verify", []part{uid("alice"), img(noFaceJPEG(t))}, 422, "no_face", nil},
 		{"verify two images", "POST", "/api/verify", "verify", []part{uid("alice"), img(alice), img(alice)}, 400, "too_many_images", nil},
@@ -336,9 +345,7 @@ func TestLimits(t *testing.T) {
 		})
 		for _, path := range []string{"/api/register", "/api/verify"} {
 			r := ts.do(t, "POST", path, ts.admin, uid("alice"), img(crops[0]))
-			if path == "/api/verify" && r.status == 404 {
-				continue // nobody could be registered; the register case checked the limit
-			}
+
 			if r.status != 413 || r.str("code") != "image_too_large" {
 				t.Errorf("%s: %d %s", path, r.status, r.raw)
 			}
@@ -370,6 +377,53 @@ func TestLimits(t *testing.T) {
 		ts.do(t, "POST", "/api/register", ts.admin, uid("bob"), img(crops[1]))
 		if r := ts.do(t, "POST", "/api/verify", ts.verify, uid("bob"), img(crops[1])); r.status != 200 || r.body["verified"] != true {
 			t.Fatalf("bob: %d %s", r.status, r.raw)
+		}
+		// Nor is alice at another door: one client cannot lock her out
+		// for everyone.
+		door2, _ := ts.signer.Issue("door-2", auth.RoleVerify, time.Hour, time.Now())
+		if r := ts.do(t, "POST", "/api/verify", door2, uid("alice"), img(crops[0])); r.status != 200 || r.body["verified"] != true {
+			t.Fatalf("alice at another door: %d %s", r.status, r.raw)
+		}
+		// Identify does not get round the lock: the locked door does not
+		// see alice, the other door does.
+		identified := func(token string) bool {
+			r := ts.do(t, "POST", "/api/identify", token, img(crops[0]))
+			if r.status != 200 {
+				t.Fatalf("identify: %d %s", r.status, r.raw)
+			}
+			return strings.Contains(string(r.raw), `"user_id":"alice"`)
+		}
+		if identified(ts.verify) {
+			t.Error("identify at the locked door named alice")
+		}
+		if !identified(door2) {
+			t.Error("identify at another door did not name alice")
+		}
+	})
+
+	// An unknown user and a wrong face get the same answer; a failure
+	// carries a score only when the operator turned that on.
+	t.Run("no enumeration", func(t *testing.T) {
+		for _, scores := range []bool{false, true} {
+			ts := newTestServer(t, func(c *ServerConfig) { c.FailureScores = scores })
+			if r := ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0])); r.status != 201 {
+				t.Fatal(r.status, string(r.raw))
+			}
+			wrong := ts.do(t, "POST", "/api/verify", ts.verify, uid("alice"), img(crops[1]))
+			unknown := ts.do(t, "POST", "/api/verify", ts.verify, uid("nobody"), img(crops[1]))
+			if wrong.status != 200 || unknown.status != 200 {
+				t.Fatalf("wrong face %d, unknown user %d", wrong.status, unknown.status)
+			}
+			_, scored := wrong.body["similarity"]
+			if scored != scores {
+				t.Errorf("failure scores %v: wrong face answer %s", scores, wrong.raw)
+			}
+			if scores {
+				continue // the scores differ, by design
+			}
+			if a, b := strings.Replace(string(wrong.raw), `"alice"`, `"X"`, 1), strings.Replace(string(unknown.raw), `"nobody"`, `"X"`, 1); a != b {
+				t.Errorf("answers differ:\nwrong face   %s\nunknown user %s", a, b)
+			}
 		}
 	})
 
@@ -490,5 +544,65 @@ func TestPanicIsInternalError(t *testing.T) {
 	var body api.ErrorBody
 	if rec.Code != 500 || json.Unmarshal(rec.Body.Bytes(), &body) != nil || body.Code != "internal" {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestOpenAPISchemas: the response schemas of the OpenAPI document name
+// exactly the JSON fields the server writes, and require exactly those
+// always present (no omitempty).
+func TestOpenAPISchemas(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string       `json:"required"`
+				Properties map[string]any `json:"properties"`
+			} `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(openAPIDoc, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		schema       string
+		v            any
+		checkRequire bool
+	}{
+		{"Verify", api.VerifyResponse{}, true},
+		{"Identify", api.IdentifyResponse{}, false},
+		{"Match", api.Match{}, false},
+		{"Edge", feed.EdgeState{}, false},
+	} {
+		t.Run(tt.schema, func(t *testing.T) {
+			s, ok := doc.Components.Schemas[tt.schema]
+			if !ok {
+				t.Fatalf("no schema %s", tt.schema)
+			}
+			var fields, required []string
+			typ := reflect.TypeOf(tt.v)
+			for i := range typ.NumField() {
+				name, opts, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+				if name == "" || name == "-" {
+					continue
+				}
+				fields = append(fields, name)
+				if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
+					required = append(required, name)
+				}
+			}
+			props := slices.Collect(maps.Keys(s.Properties))
+			slices.Sort(fields)
+			slices.Sort(props)
+			if !slices.Equal(fields, props) {
+				t.Errorf("fields %v, schema properties %v", fields, props)
+			}
+			if tt.checkRequire {
+				slices.Sort(required)
+				req := slices.Clone(s.Required)
+				slices.Sort(req)
+				if !slices.Equal(required, req) {
+					t.Errorf("always present %v, schema required %v", required, req)
+				}
+			}
+		})
 	}
 }

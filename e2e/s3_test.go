@@ -86,7 +86,7 @@ func TestCentralOnS3(t *testing.T) {
 	if !deletion {
 		t.Error("no deletion record was written")
 	}
-	if status, _ := verify(t, c.url, verifyTok, "s3.alice", img); status != http.StatusNotFound {
-		t.Errorf("verify after delete: %d, want 404", status)
+	if status, m := verify(t, c.url, verifyTok, "s3.alice", img); status != http.StatusOK || m["verified"] != false {
+		t.Errorf("verify after delete: %d %v, want 200 verified false (an unknown user)", status, m)
 	}
 }

@@ -83,6 +83,8 @@ type Config struct {
 	Limit api.LimitConfig
 	// MaxBodyBytes bounds request bodies; 0 means api.DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// FailureScores puts the similarity into failed verifications.
+	FailureScores bool
 	// Admit bounds the verify and identify requests held at once; the zero
 	// value means api.DefaultAdmit (slots: GOMAXPROCS).
 	Admit api.AdmitConfig
@@ -110,6 +112,7 @@ type Edge struct {
 	reg      *prometheus.Registry
 	apiMet   *api.Metrics
 	limiter  *api.Limiter
+	locks    *api.MemoryLocks // the limiter's states, reported in heartbeats
 	admit    *api.Admission
 	verifies struct{ total, accepted, rejected atomic.Uint64 }
 
@@ -180,13 +183,14 @@ func Open(cfg Config) (*Edge, error) {
 		gallery: gallery.New(cfg.Dims),
 		tokens:  &tokenKeys{},
 		started: time.Now(),
-		limiter: api.NewLimiter(cfg.Limit, nil),
+		locks:   api.NewMemoryLocks(),
 		admit:   api.NewAdmission(cfg.Admit),
 		changed: make(chan struct{}, 1),
 		dirtyCh: make(chan struct{}, 1),
 		loaded:  make(chan struct{}),
 		refused: map[string]int{},
 	}
+	e.limiter = api.NewLimiterWith(cfg.Limit, e.locks, nil, log)
 	e.checker = api.WithRevocations(e.tokens, e.tokens.revocations)
 	d, err := openDB(filepath.Join(cfg.DataDir, DBFileName), e.model)
 	if err != nil {
@@ -345,6 +349,8 @@ func (e *Edge) Status() *pb.EdgeStatus {
 	if !e.rejected.lastAt.IsZero() {
 		s.LastRejectAt = timestamppb.New(e.rejected.lastAt)
 	}
+	keys, locked := e.locks.Counts(time.Now())
+	s.LockoutKeys, s.LockoutLocked = uint32(keys), uint32(locked)
 	if !e.lastSync.IsZero() {
 		s.LastSync = timestamppb.New(e.lastSync)
 	}

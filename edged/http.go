@@ -22,15 +22,16 @@ import (
 // needs NATS or central.
 func (e *Edge) Handler() http.Handler {
 	fh := &api.FaceHandlers{
-		Prober:       e.cfg.Prober,
-		Gallery:      edgeGallery{e},
-		Searcher:     edgeSearcher{e},
-		Limiter:      e.limiter,
-		Admission:    e.admit,
-		Liveness:     e.cfg.Liveness,
-		MaxBodyBytes: e.cfg.MaxBodyBytes,
-		Metrics:      e.apiMet,
-		Log:          e.log,
+		Prober:        e.cfg.Prober,
+		Gallery:       edgeGallery{e},
+		Searcher:      edgeSearcher{e},
+		Limiter:       e.limiter,
+		Admission:     e.admit,
+		Liveness:      e.cfg.Liveness,
+		FailureScores: e.cfg.FailureScores,
+		MaxBodyBytes:  e.cfg.MaxBodyBytes,
+		Metrics:       e.apiMet,
+		Log:           e.log,
 	}
 	mux := http.NewServeMux()
 	route := func(pattern, name string, h http.Handler) {
@@ -257,6 +258,14 @@ func (e *Edge) registerMetrics() {
 	counter("faceauth_edge_resyncs_total", "Full resyncs finished since start.", locked(func() float64 { return float64(e.resyncN) }))
 	counter("faceauth_edge_compactions_total", "File compactions done to remove erased data.", locked(func() float64 { return float64(e.compacts) }))
 	gauge("faceauth_edge_receipts_owed", "Delete receipts waiting to be sent.", locked(func() float64 { return float64(e.owed) }))
+	gauge("faceauth_edge_lockout_keys", "Verify lockout keys (user and client pairs, clients' identifications) with recent failures, counted by this edge alone.", func() float64 {
+		keys, _ := e.locks.Counts(time.Now())
+		return float64(keys)
+	})
+	gauge("faceauth_edge_lockout_locked", "Verify lockout keys locked now at this edge.", func() float64 {
+		_, locked := e.locks.Counts(time.Now())
+		return float64(locked)
+	})
 	gauge("faceauth_edge_token_key_loaded", "1 when the edge has a token key.", func() float64 { return b(e.tokens.keyID() != "") })
 	gauge("faceauth_edge_token_revocations_version", "Version of the token revocation list held (0: none).", func() float64 {
 		return float64(e.tokens.revocationsVersion())

@@ -89,6 +89,11 @@ type EdgeState struct {
 	VerifyTotal    uint64    `json:"verify_total"`
 	VerifyAccepted uint64    `json:"verify_accepted"`
 	VerifyRejected uint64    `json:"verify_rejected"`
+	// LockoutKeys and LockoutLocked are the edge's own lockout counts
+	// (it counts locally): keys with recent failures, and of them those
+	// locked now.
+	LockoutKeys   uint32 `json:"lockout_keys"`
+	LockoutLocked uint32 `json:"lockout_locked"`
 }
 
 // DeletionState says which edges have confirmed purging an erased user.
@@ -460,6 +465,8 @@ func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, requir
 		FeedKeyID:        st.GetFeedKeyId(),
 		FeedRejected:     st.GetFeedRejected(),
 		LastReject:       st.GetLastReject(),
+		LockoutKeys:      st.GetLockoutKeys(),
+		LockoutLocked:    st.GetLockoutLocked(),
 	}
 	if st.GetLastRejectAt() != nil {
 		es.LastRejectAt = st.GetLastRejectAt().AsTime()

@@ -200,13 +200,15 @@ type Permissions struct {
 }
 
 // CentralPermissions are what central needs: manage the feed's streams,
-// publish user data and the token key, read heartbeats and receipts.
+// publish user data and the token key, read heartbeats and receipts, and
+// keep the verify lockout in its key-value bucket.
 func CentralPermissions() Permissions {
 	return Permissions{
 		Publish: []string{
 			"faceauth.users.>",
 			"faceauth.config.>",
 			"$JS.API.>",
+			"$KV." + LockoutBucket + ".>",
 		},
 		Subscribe: []string{
 			"faceauth.edges.*.status",

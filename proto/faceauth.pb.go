@@ -710,7 +710,12 @@ type EdgeStatus struct {
 	Sites []string `protobuf:"bytes,30,rep,name=sites,proto3" json:"sites,omitempty"`
 	// The edge has applied every message of its sites the stream held at its
 	// last delivery (an edge of some sites never sees the others' revisions).
-	CaughtUp      bool `protobuf:"varint,31,opt,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
+	CaughtUp bool `protobuf:"varint,31,opt,name=caught_up,json=caughtUp,proto3" json:"caught_up,omitempty"`
+	// Verify lockout counts kept by this edge (each edge counts locally):
+	// user and client pairs and clients' identifications with recent
+	// failures, and how many of them are locked now. No user ids.
+	LockoutKeys   uint32 `protobuf:"varint,40,opt,name=lockout_keys,json=lockoutKeys,proto3" json:"lockout_keys,omitempty"`
+	LockoutLocked uint32 `protobuf:"varint,41,opt,name=lockout_locked,json=lockoutLocked,proto3" json:"lockout_locked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -897,6 +902,20 @@ func (x *EdgeStatus) GetCaughtUp() bool {
 		return x.CaughtUp
 	}
 	return false
+}
+
+func (x *EdgeStatus) GetLockoutKeys() uint32 {
+	if x != nil {
+		return x.LockoutKeys
+	}
+	return 0
+}
+
+func (x *EdgeStatus) GetLockoutLocked() uint32 {
+	if x != nil {
+		return x.LockoutLocked
+	}
+	return 0
 }
 
 // DeleteReceipt acknowledges that an edge has purged an erased user.
@@ -1211,7 +1230,7 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"UserChange\x121\n" +
 	"\x06upsert\x18\x01 \x01(\v2\x17.faceauth.v1.UserUpsertH\x00R\x06upsert\x121\n" +
 	"\x06delete\x18\x02 \x01(\v2\x17.faceauth.v1.UserDeleteH\x00R\x06deleteB\b\n" +
-	"\x06change\"\xd4\x06\n" +
+	"\x06change\"\x9e\a\n" +
 	"\n" +
 	"EdgeStatus\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x18\n" +
@@ -1240,7 +1259,9 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"\vlast_reject\x18\x14 \x01(\tR\n" +
 	"lastReject\x12\x14\n" +
 	"\x05sites\x18\x1e \x03(\tR\x05sites\x12\x1b\n" +
-	"\tcaught_up\x18\x1f \x01(\bR\bcaughtUp\"\x96\x01\n" +
+	"\tcaught_up\x18\x1f \x01(\bR\bcaughtUp\x12!\n" +
+	"\flockout_keys\x18( \x01(\rR\vlockoutKeys\x12%\n" +
+	"\x0elockout_locked\x18) \x01(\rR\rlockoutLocked\"\x96\x01\n" +
 	"\rDeleteReceipt\x12\x17\n" +
 	"\aedge_id\x18\x01 \x01(\tR\x06edgeId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x1a\n" +

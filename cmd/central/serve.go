@@ -300,6 +300,11 @@ func runServe(c *cli.Context) error {
 			Help: "User changes waiting to be published to the edges.",
 		}, func() float64 { return float64(publisher.Status().Queued) }),
 	)
+	// The verify lockout's state, shared by the replicas through NATS.
+	locks, err := feed.NewKVLocks(feedConn.nc, streamOptions(c), cfg.Limit.StateTTL())
+	if err != nil {
+		return err
+	}
 	var pub central.Publisher = publisher
 	var extra []central.Route
 	// ------------------------------------------------------------------
@@ -326,7 +331,8 @@ func runServe(c *cli.Context) error {
 			Registry:        registry,
 			Prober:          engine,
 			Tokens:          signer,
-			Limiter:         api.NewLimiter(cfg.Limit, nil),
+			Limiter:         api.NewLimiterWith(cfg.Limit, locks, nil, log),
+			FailureScores:   cfg.FailureScores,
 			Admission:       api.NewAdmission(cfg.AdmitFor(engine.Workers())),
 			Liveness:        cfg.Liveness,
 			TokenlessVerify: cfg.TokenlessVerify,

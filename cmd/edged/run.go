@@ -149,6 +149,7 @@ func run(c *cli.Context) error {
 		Liveness:        shared.Liveness,
 		TokenlessVerify: shared.TokenlessVerify,
 		Limit:           shared.Limit,
+		FailureScores:   shared.FailureScores,
 		MaxBodyBytes:    shared.MaxBodyBytes,
 		Admit:           shared.AdmitFor(engine.Workers()),
 		Log:             log,

@@ -26,7 +26,7 @@ fi
 # deploy tests fail when they drift apart). An edge reads the users and
 # config streams through its own consumers, gets replies only on its own
 # inbox prefix, and publishes only its own heartbeat and receipts.
-central_pub='"faceauth.users.>", "faceauth.config.>", "$JS.API.>"'
+central_pub='"faceauth.users.>", "faceauth.config.>", "$JS.API.>", "$KV.FACEAUTH_LOCKOUTS.>"'
 central_sub='"faceauth.edges.*.status", "_INBOX.>"'
 edge_pub() {
   local e=$1

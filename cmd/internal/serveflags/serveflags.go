@@ -23,6 +23,8 @@ func Flags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-pixels", Usage: "largest image accepted, in pixels, read from the header before decoding (413 above it)", EnvVars: []string{"MAX_PIXELS"}, Value: photo.DefaultMaxPixels},
 		&cli.IntFlag{Name: "verify-max-failures", Usage: "failed verifications within the window that lock a user (0: no lockout)", EnvVars: []string{"VERIFY_MAX_FAILURES"}, Value: api.DefaultLimit.MaxFailures},
 		&cli.StringFlag{Name: "verify-failure-window", Usage: "window in which failures are counted", EnvVars: []string{"VERIFY_FAILURE_WINDOW"}, Value: api.DefaultLimit.Window.String()},
+		&cli.IntFlag{Name: "verify-user-ceiling", Usage: "consecutive failed verifications of a user from all clients that lock the user for everyone (NIST SP 800-63B: at most 100)", EnvVars: []string{"VERIFY_USER_CEILING"}, Value: api.DefaultUserCeiling},
+		&cli.StringFlag{Name: "verify-failure-scores", Usage: "include the similarity in failed verifications: off or on (it helps tune a fake)", EnvVars: []string{"VERIFY_FAILURE_SCORES"}, Value: "off"},
 		&cli.IntFlag{Name: "pipeline-queue", Usage: "image requests that may wait for a face pipeline slot; more are answered 503 at once", EnvVars: []string{"PIPELINE_QUEUE"}, Value: api.DefaultAdmit.Queue},
 		&cli.StringFlag{Name: "pipeline-wait", Usage: "longest wait for a face pipeline slot before 503", EnvVars: []string{"PIPELINE_WAIT"}, Value: api.DefaultAdmit.Wait.String()},
 		&cli.StringFlag{Name: "memory-release-idle", Usage: "give freed memory back to the system after this long without image requests (0: never)", EnvVars: []string{"MEMORY_RELEASE_IDLE"}, Value: api.DefaultAdmit.IdleRelease.String()},
@@ -37,6 +39,8 @@ type Settings struct {
 	MaxBodyBytes int64
 	MaxPixels    int64
 	Limit        api.LimitConfig
+	// FailureScores puts the similarity into failed verifications.
+	FailureScores bool
 	// Admit has the queue, wait and idle release; the caller sets Slots to
 	// the engine's workers.
 	Admit api.AdmitConfig
@@ -68,6 +72,12 @@ func Parse(c *cli.Context) (Settings, error) {
 	}
 	if s.Limit.Lockout, err = config.ParseDuration(c.String("verify-lockout")); err != nil || s.Limit.Lockout <= 0 {
 		return s, bad("VERIFY_LOCKOUT", "verify-lockout", fmt.Errorf("%q is not a positive duration", c.String("verify-lockout")))
+	}
+	if s.Limit.UserCeiling = c.Int("verify-user-ceiling"); s.Limit.UserCeiling < 1 || s.Limit.UserCeiling > 100 {
+		return s, bad("VERIFY_USER_CEILING", "verify-user-ceiling", fmt.Errorf("%d is not from 1 to 100", s.Limit.UserCeiling))
+	}
+	if s.FailureScores, err = config.ParseSwitch(c.String("verify-failure-scores")); err != nil {
+		return s, bad("VERIFY_FAILURE_SCORES", "verify-failure-scores", err)
 	}
 	if s.Admit.Queue = c.Int("pipeline-queue"); s.Admit.Queue < 0 {
 		return s, bad("PIPELINE_QUEUE", "pipeline-queue", fmt.Errorf("%d is negative", s.Admit.Queue))

@@ -29,7 +29,7 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Liveness || len(s.TokenlessVerify) != 0 || s.MaxBodyBytes != 10<<20 || s.MaxPixels != photo.DefaultMaxPixels || s.Limit != api.DefaultLimit || s.Admit != api.DefaultAdmit {
+	if s.Liveness || len(s.TokenlessVerify) != 0 || s.MaxBodyBytes != 10<<20 || s.MaxPixels != photo.DefaultMaxPixels || s.Limit != api.DefaultLimit || s.Admit != api.DefaultAdmit || s.FailureScores {
 		t.Errorf("defaults = %+v", s)
 	}
 	s, err = parse(t, "--liveness", "on", "--max-body-bytes", "5MiB", "--verify-max-failures", "0", "--verify-lockout", "1h")
@@ -50,6 +50,8 @@ func TestParse(t *testing.T) {
 		{"verify-lockout", "forever", "VERIFY_LOCKOUT"},
 		{"liveness", "maybe", "LIVENESS"},
 		{"pipeline-queue", "-1", "PIPELINE_QUEUE"},
+		{"verify-user-ceiling", "101", "VERIFY_USER_CEILING"},
+		{"verify-failure-scores", "maybe", "VERIFY_FAILURE_SCORES"},
 		{"pipeline-wait", "0", "PIPELINE_WAIT"},
 		{"memory-release-idle", "never", "MEMORY_RELEASE_IDLE"},
 		{"verify-without-token-from", "127.0.0.0/8", "VERIFY_WITHOUT_TOKEN_FROM (--verify-without-token-from): 127.0.0.0/8 includes loopback"},

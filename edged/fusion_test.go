@@ -56,7 +56,7 @@ func TestFusedModelEdge(t *testing.T) {
 
 	var v api.VerifyResponse
 	if status, body := post(t, srv.URL+"/api/verify", tok, map[string]string{"user_id": "alice"}, alice); status != 200 || json.Unmarshal(body, &v) != nil ||
-		!v.Verified || v.Model != fused.ModelID() || v.Threshold != fused.Threshold() || v.Similarity < 0.99 {
+		!v.Verified || v.Model != fused.ModelID() || v.Threshold != fused.Threshold() || v.Similarity == nil || *v.Similarity < 0.99 {
 		t.Fatalf("verify alice: %d %+v", status, v)
 	}
 	v = api.VerifyResponse{}

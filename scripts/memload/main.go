@@ -104,7 +104,8 @@ func run(o options) error {
 	env = append(env, o.extraEnv...)
 
 	central, err := start(filepath.Join(o.bin, "central"), env, filepath.Join(tmp, "central.log"),
-		"serve", "--listen", ports[0], "--data", filepath.Join(tmp, "central"), "--nats-listen", ports[1])
+		"serve", "--listen", ports[0], "--data", filepath.Join(tmp, "central"), "--nats-listen", ports[1],
+		"--nats-local-edges", "memload")
 	if err != nil {
 		return err
 	}
@@ -123,8 +124,15 @@ func run(o options) error {
 	if code, body := post(centralURL+"/api/register", admin, "alice", photo); code != http.StatusCreated {
 		return fmt.Errorf("register: %d %s", code, body)
 	}
+	// As make run: the edge trusts central's feed key and signs in to the
+	// embedded NATS with the seed central generated for it.
+	feedKey, err := exec.Command(filepath.Join(o.bin, "central"), "feed-key", "--data", filepath.Join(tmp, "central")).Output()
+	if err != nil {
+		return fmt.Errorf("central feed-key: %w", err)
+	}
 	edge, err := start(filepath.Join(o.bin, "edged"), env, filepath.Join(tmp, "edge.log"),
-		"run", "--listen", ports[2], "--data", filepath.Join(tmp, "edge"), "--edge-id", "memload", "--nats", "nats://"+ports[1])
+		"run", "--listen", ports[2], "--data", filepath.Join(tmp, "edge"), "--edge-id", "memload", "--nats", "nats://"+ports[1],
+		"--feed-public-key", strings.TrimSpace(string(feedKey)), "--nats-nkey", filepath.Join(tmp, "central", "nats-auth", "memload.nk"))
 	if err != nil {
 		return err
 	}

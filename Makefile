@@ -48,7 +48,9 @@ test: models-testdata tools
 # committed seeds (testdata/fuzz/FuzzName) also run in every `go test`.
 FUZZ_TARGETS := \
 	./feed:FuzzDecodeChange \
-	./edged:FuzzDecodeRecord
+	./edged:FuzzDecodeRecord \
+	./api:FuzzParseForm \
+	./auth:FuzzCheck
 FUZZ_TIME ?= 5s
 
 ## fuzz: run each of FUZZ_TARGETS for FUZZ_TIME (5s)

@@ -76,7 +76,9 @@ type wirePayload struct {
 	Kid  string `json:"kid"`
 }
 
-var b64 = base64.RawURLEncoding
+// b64 decodes strictly: a non-canonical encoding (other unused bits in the
+// last character) would give a second spelling of the same signed token.
+var b64 = base64.RawURLEncoding.Strict()
 
 // KeyIDOf returns the id of a public key: the first 8 bytes of its SHA-256
 // in base64url. Tokens name the key that signed them, so a verifier holding

@@ -189,6 +189,11 @@ func TestHTTPOffline(t *testing.T) {
 	if st.VerifyTotal != 6 || st.VerifyAccepted != 1 || st.VerifyRejected != 2 {
 		t.Errorf("verify counters %d/%d/%d, want 6/1/2", st.VerifyTotal, st.VerifyAccepted, st.VerifyRejected)
 	}
+	// The failures (a wrong face, an unknown user, an identification of
+	// nobody) are counted by the edge and reported in its heartbeat.
+	if st.LockoutKeys < 3 || st.LockoutLocked != 0 {
+		t.Errorf("heartbeat lockout counts %d keys, %d locked; want at least 3 keys, none locked", st.LockoutKeys, st.LockoutLocked)
+	}
 	// Door controllers of a listed network may verify, and only verify,
 	// without a token (the test client is on loopback, which the real
 	// setting refuses: api.ParseNetworks).

@@ -2,7 +2,7 @@
 // starts the real bin/central and bin/edged on unused loopback ports with
 // data folders under a temporary folder, registers one user, and sends
 // each service a burst of concurrent verifies: -big of a small PNG that
-// declares a 7000x7000 image and -small of a 640x480 JPEG. It prints the
+// declares a 7000x7000 image (-png-side) and -small of a 640x480 JPEG. It prints the
 // answers by status, the slowest answer, the peak RSS of each process
 // (models included) and how long each takes after the burst to come back
 // under -idle-rss. It prints numbers; it does not judge them.
@@ -42,7 +42,7 @@ import (
 
 type options struct {
 	bin, modelsDir, photo string
-	big, small            int
+	big, small, pngSide   int
 	wait                  time.Duration
 	idleRSS               int64
 	idleFor               time.Duration
@@ -56,6 +56,7 @@ func main() {
 	flag.StringVar(&o.photo, "photo", "../shared/faces/deepface/img2.jpg", "a JPEG with one face, registered and sent (resized to 640x480)")
 	flag.IntVar(&o.big, "big", 32, "concurrent verifies of the 7000x7000 PNG")
 	flag.IntVar(&o.small, "small", 200, "concurrent verifies of the 640x480 JPEG")
+	flag.IntVar(&o.pngSide, "png-side", 7000, "the side of the square PNG (3990: just within the 16 MP full-decode budget, so every one is decoded)")
 	flag.DurationVar(&o.wait, "wait", 10*time.Second, "PIPELINE_WAIT given to both services")
 	flag.Int64Var(&o.idleRSS, "idle-rss", 300, "RSS in MB to get back under when idle")
 	flag.DurationVar(&o.idleFor, "idle-for", 90*time.Second, "how long to watch the RSS after the burst")
@@ -85,7 +86,7 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("the photo to register: %w (pass -photo)", err)
 	}
-	small, big, err := probes(photo)
+	small, big, err := probes(photo, o.pngSide)
 	if err != nil {
 		return err
 	}
@@ -147,8 +148,8 @@ func run(o options) error {
 		return fmt.Errorf("the edge never verified alice: %w; its log:\n%s", err, tail(filepath.Join(tmp, "edge.log")))
 	}
 
-	fmt.Printf("memload: %d x PNG %d bytes declaring 7000x7000 + %d x JPEG 640x480 %d bytes, PIPELINE_WAIT=%s %s\n",
-		o.big, len(big), o.small, len(small), o.wait, strings.Join(o.extraEnv, " "))
+	fmt.Printf("memload: %d x PNG %d bytes declaring %dx%d + %d x JPEG 640x480 %d bytes, PIPELINE_WAIT=%s %s\n",
+		o.big, len(big), o.pngSide, o.pngSide, o.small, len(small), o.wait, strings.Join(o.extraEnv, " "))
 	for _, t := range []struct {
 		name string
 		url  string
@@ -243,7 +244,7 @@ func burst(o options, name, url string, p *proc, tok string, small, big []byte) 
 // probes returns the 640x480 JPEG and the PNG that declares 7000x7000: a
 // flat grey canvas with the JPEG in the middle, so it compresses to a few
 // hundred kilobytes.
-func probes(photo []byte) (small, big []byte, err error) {
+func probes(photo []byte, side int) (small, big []byte, err error) {
 	src, err := jpeg.Decode(bytes.NewReader(photo))
 	if err != nil {
 		return nil, nil, fmt.Errorf("the photo: %w", err)
@@ -254,9 +255,9 @@ func probes(photo []byte) (small, big []byte, err error) {
 	if err := jpeg.Encode(&sb, dst, &jpeg.Options{Quality: 90}); err != nil {
 		return nil, nil, err
 	}
-	canvas := image.NewGray(image.Rect(0, 0, 7000, 7000))
+	canvas := image.NewGray(image.Rect(0, 0, side, side))
 	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.Gray{Y: 128}), image.Point{}, draw.Src)
-	draw.Draw(canvas, dst.Bounds().Add(image.Pt(3180, 3260)), dst, image.Point{}, draw.Src)
+	draw.Draw(canvas, dst.Bounds().Add(image.Pt(side/2-320, side/2-240)), dst, image.Point{}, draw.Src)
 	var bb bytes.Buffer
 	if err := (&png.Encoder{CompressionLevel: png.BestCompression}).Encode(&bb, canvas); err != nil {
 		return nil, nil, err

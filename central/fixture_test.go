@@ -58,7 +58,10 @@ func load(t testing.TB) {
 	}
 	fixture.once.Do(func() {
 		ctx := context.Background()
-		fixture.eng, fixture.err = face.New(ctx, face.Config{ModelsDir: dir, Workers: 2, Log: quiet})
+		// ArcFace alone, not the default fusion: the registry does not care
+		// which model embeds, and TestSwitchToFusedModel moves from this one
+		// to the fusion.
+		fixture.eng, fixture.err = face.New(ctx, face.Config{ModelsDir: dir, Model: "ArcFace", Workers: 2, Log: quiet})
 		if fixture.err != nil {
 			return
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/natsd"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -24,7 +25,18 @@ import (
 // These tests feed synthetic users straight into a real NATS server (as
 // central's publisher would) and run real bin/edged processes against it.
 
-const dims = 512
+// dims is the embedding size of the default model, which the edges run.
+var dims = func() int {
+	m, err := models.Builtin()
+	if err != nil {
+		panic(err)
+	}
+	c, err := m.Choose(models.DefaultModel)
+	if err != nil {
+		panic(err)
+	}
+	return c.Dims()
+}()
 
 // unit returns a deterministic unit vector for seed.
 func unit(seed uint64) []float32 {

@@ -73,11 +73,11 @@ func modelID(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := m.Embedder("ArcFace")
+	c, err := m.Choose(models.DefaultModel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.ModelID()
+	return c.ModelID()
 }
 
 // proc is a running binary.

@@ -146,18 +146,19 @@ func BenchmarkSyncLatency(b *testing.B) {
 }
 
 // BenchmarkVerifyHTTP measures POST /api/verify of a 640x480 JPEG on the
-// edge, token check, decode, detection, embedding and match included.
+// edge, token check, decode, detection, embedding and match included, with
+// the default model (models.DefaultModel, the fusion ArcFace+dlib).
 func BenchmarkVerifyHTTP(b *testing.B) { benchVerifyHTTP(b, testEngine(b), edgeDims) }
 
-// BenchmarkVerifyHTTPFused is BenchmarkVerifyHTTP with the fusion
-// ArcFace+dlib as the verification model.
-func BenchmarkVerifyHTTPFused(b *testing.B) {
-	fused, err := face.New(context.Background(), face.Config{ModelsDir: testenv.ModelsDir(b), Model: "ArcFace+dlib", Workers: 1, Log: quietLog()})
+// BenchmarkVerifyHTTPSingle is BenchmarkVerifyHTTP with ArcFace alone as
+// the verification model.
+func BenchmarkVerifyHTTPSingle(b *testing.B) {
+	arc, err := face.New(context.Background(), face.Config{ModelsDir: testenv.ModelsDir(b), Model: "ArcFace", Workers: 1, Log: quietLog()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer fused.Close()
-	benchVerifyHTTP(b, fused, 512+128)
+	defer arc.Close()
+	benchVerifyHTTP(b, arc, 512)
 }
 
 func benchVerifyHTTP(b *testing.B, eng *face.Engine, dims int) {
@@ -208,7 +209,7 @@ func benchVerifyHTTP(b *testing.B, eng *face.Engine, dims int) {
 // threshold) over synthetic users, with ArcFace's 512-d embeddings and the
 // fusion ArcFace+dlib's 640-d ones.
 func BenchmarkIdentify(b *testing.B) {
-	for _, dims := range []int{edgeDims, 512 + 128} {
+	for _, dims := range []int{512, 512 + 128} {
 		for _, n := range []int{10_000, 100_000} {
 			b.Run(fmt.Sprintf("dims=%d/users=%d", dims, n), func(b *testing.B) {
 				e := &Edge{model: "m"}

@@ -26,8 +26,13 @@ func TestFusedModelEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fused.Close()
-	embedFused := func(img []byte) []float32 {
-		a, err := fused.Probe(context.Background(), img, face.Options{})
+	arc, err := face.New(context.Background(), face.Config{ModelsDir: testenv.ModelsDir(t), Model: "ArcFace", Workers: 1, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer arc.Close()
+	embedWith := func(eng *face.Engine, img []byte) []float32 {
+		a, err := eng.Probe(context.Background(), img, face.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -44,8 +49,8 @@ func TestFusedModelEdge(t *testing.T) {
 	n := startNATS(t)
 	js := n.client(t)
 	publishConfig(t, js, feed.TokenKeySubject, feed.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
-	publish(t, js, upsert("alice", 1, fused.ModelID(), embedFused(alice)),
-		upsert("dave", 2, testEngine(t).ModelID(), embed(t, bob)))
+	publish(t, js, upsert("alice", 1, fused.ModelID(), embedWith(fused, alice)),
+		upsert("dave", 2, arc.ModelID(), embedWith(arc, bob)))
 	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.Prober, c.Dims = fused, 512+128 })
 	waitFor(t, 20*time.Second, "the edge to sync", func() bool {
 		r := e.Ready()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/natsd"
 	pb "github.com/xplore/faceauth/proto"
@@ -42,8 +43,19 @@ func testEngine(t testing.TB) *face.Engine {
 	return engineVal
 }
 
-// edgeDims is the embedding size of the default model.
-const edgeDims = 512
+// edgeDims is the embedding size of the default model (models.DefaultModel),
+// which testEngine runs.
+var edgeDims = func() int {
+	m, err := models.Builtin()
+	if err != nil {
+		panic(err)
+	}
+	c, err := m.Choose(models.DefaultModel)
+	if err != nil {
+		panic(err)
+	}
+	return c.Dims()
+}()
 
 func quietLog() *slog.Logger {
 	if os.Getenv("EDGED_TEST_LOG") != "" {

@@ -30,6 +30,12 @@ const LocalManifestName = "models.local.json"
 // DefaultDir is the models directory used when MODELS_DIR is unset.
 const DefaultDir = "models/cache"
 
+// DefaultModel is the embedding model or fusion used when VERIFICATION_MODEL
+// is unset: the fusion of ArcFace and dlib, which turns away fewer genuine
+// people than ArcFace alone at the same false-match rate on every labelled
+// set (docs/evaluation.md, "Which model ships as the default").
+const DefaultModel = "ArcFace+dlib"
+
 // Manifest lists the pinned packages, the files taken from them and the
 // embedding models that can be selected with VERIFICATION_MODEL.
 type Manifest struct {
@@ -185,6 +191,18 @@ func (e *Embedder) ModelID() string {
 		return e.ID + "@" + e.sha256[:8]
 	}
 	return e.ID
+}
+
+// Builtin returns the built-in manifest alone, without any operator models.
+func Builtin() (*Manifest, error) {
+	var m Manifest
+	if err := decodeManifest(builtinManifest, &m); err != nil {
+		return nil, fmt.Errorf("built-in model manifest: %w", err)
+	}
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 // Load returns the built-in manifest merged with dir/models.local.json when

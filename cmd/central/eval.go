@@ -19,6 +19,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/eval"
 	"github.com/xplore/faceauth/models/face"
 )
@@ -30,7 +31,7 @@ func evalCommand() *cli.Command {
 	common := func(extra ...cli.Flag) []cli.Flag {
 		return append([]cli.Flag{
 			modelsDirFlag(),
-			&cli.StringFlag{Name: "model", Usage: "embedding model to evaluate", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
+			&cli.StringFlag{Name: "model", Usage: "embedding model to evaluate", EnvVars: []string{"VERIFICATION_MODEL"}, Value: models.DefaultModel},
 			&cli.IntFlag{Name: "workers", Usage: "images analysed at once", Value: runtime.NumCPU()},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object instead of a table"},
 		}, extra...)

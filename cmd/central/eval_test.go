@@ -267,7 +267,7 @@ func TestEvalSpoof(t *testing.T) {
 	}
 }
 
-// TestShippedThreshold checks the shipped similarity threshold against the
+// TestShippedThreshold checks ArcFace's shipped similarity threshold against the
 // claim in the manifest: on every cross-identity pair of the colour photo
 // sets the false-match rate is at most target_fmr. It also checks the
 // all-pairs counts on the Azure set by hand: 18 images of 8 people give 14
@@ -282,7 +282,13 @@ func TestShippedThreshold(t *testing.T) {
 		}
 		sets = append(sets, s)
 	}
-	e := newTestEngine(t)
+	// ArcFace alone, not the default fusion: TestShippedThresholdsOtherModels
+	// checks the fusion's threshold.
+	e, err := face.New(context.Background(), face.Config{ModelsDir: testenv.ModelsDir(t), Model: "ArcFace", Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
 	m, err := models.Load(testenv.ModelsDir(t))
 	if err != nil {
 		t.Fatal(err)

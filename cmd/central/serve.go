@@ -23,6 +23,7 @@ import (
 	"github.com/xplore/faceauth/config"
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/metrics"
+	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"
 	pb "github.com/xplore/faceauth/proto"
@@ -63,7 +64,7 @@ func serveCommand() *cli.Command {
 			dataFlag(),
 			keyFileFlag(),
 			modelsDirFlag(),
-			&cli.StringFlag{Name: "model", Usage: "embedding model (see models/manifest.json)", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
+			&cli.StringFlag{Name: "model", Usage: "embedding model (see models/manifest.json)", EnvVars: []string{"VERIFICATION_MODEL"}, Value: models.DefaultModel},
 			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
 			&cli.StringFlag{Name: "store", Usage: "where the reference set lives: auto (S3 when S3_BUCKET is set, else local), local or s3", EnvVars: []string{"STORE"}, Value: "auto"},
 			&cli.StringFlag{Name: "s3-bucket", Usage: "S3 bucket of the reference set; unset: the local store in --data", EnvVars: []string{"S3_BUCKET"}},

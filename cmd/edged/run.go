@@ -42,7 +42,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "edge-id", Usage: "this edge's id: letters, digits, '-' and '_' (default: the host name)", EnvVars: []string{"EDGE_ID"}},
 			&cli.StringFlag{Name: "sites", Usage: "comma-separated sites this edge serves: it receives their users and those of no site (default: only users of no site)", EnvVars: []string{"EDGE_SITES"}},
 			&cli.StringFlag{Name: "models-dir", Usage: "folder holding the fetched, pinned model files", EnvVars: []string{"MODELS_DIR"}, Value: models.DefaultDir},
-			&cli.StringFlag{Name: "model", Usage: "embedding model; must match central's", EnvVars: []string{"VERIFICATION_MODEL"}, Value: "ArcFace"},
+			&cli.StringFlag{Name: "model", Usage: "embedding model; must match central's", EnvVars: []string{"VERIFICATION_MODEL"}, Value: models.DefaultModel},
 			&cli.IntFlag{Name: "workers", Usage: "face pipeline workers, each with its own model sessions (0: one per CPU)", EnvVars: []string{"WORKERS"}},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "10s"},
 			&cli.StringFlag{Name: "token-public-key", Usage: "central's token public key (base64 or hex), used until one arrives over NATS", EnvVars: []string{"TOKEN_PUBLIC_KEY"}},

@@ -21,7 +21,8 @@ import (
 type Config struct {
 	// ModelsDir holds the fetched model files; "" means models.DefaultDir.
 	ModelsDir string
-	// Model is the embedding model (VERIFICATION_MODEL); "" means "ArcFace".
+	// Model is the embedding model or fusion (VERIFICATION_MODEL); "" means
+	// models.DefaultModel.
 	// An unknown name is an error that lists the choices.
 	Model string
 	// Workers is how many requests run at once, each with its own set of
@@ -64,7 +65,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg.ModelsDir = models.DefaultDir
 	}
 	if cfg.Model == "" {
-		cfg.Model = "ArcFace"
+		cfg.Model = models.DefaultModel
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)

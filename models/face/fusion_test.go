@@ -129,3 +129,41 @@ func TestOperatorGeometries(t *testing.T) {
 		}
 	}
 }
+
+// TestDefaultModel: an engine configured without a model runs the shipped
+// default, the fusion ArcFace+dlib, with the fusion's id, threshold and
+// embedding size, so every caller that leaves VERIFICATION_MODEL unset
+// gets the measured-better choice (docs/evaluation.md).
+func TestDefaultModel(t *testing.T) {
+	dir := testenv.ModelsDir(t)
+	m, err := models.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Choose(models.DefaultModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Fusion == nil || c.ID != "ArcFace+dlib" || c.Dims() != 512+128 {
+		t.Fatalf("default choice %s: fusion %v, %d values; want the fusion ArcFace+dlib of 640", c.ID, c.Fusion != nil, c.Dims())
+	}
+	e, err := New(context.Background(), Config{ModelsDir: dir, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.ModelID() != c.ModelID() || e.Threshold() != c.Threshold {
+		t.Fatalf("engine without a model: %s at %v; want %s at %v", e.ModelID(), e.Threshold(), c.ModelID(), c.Threshold)
+	}
+	img, err := os.ReadFile(testenv.Sample(t, "sample1.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := e.Probe(context.Background(), img, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Embedding) != c.Dims() || a.Model != c.ModelID() {
+		t.Fatalf("probe: %d values of %s; want %d of %s", len(a.Embedding), a.Model, c.Dims(), c.ModelID())
+	}
+}

@@ -29,7 +29,9 @@ func testEngine(t testing.TB, workers int) *Engine {
 	if e, ok := engines[workers]; ok {
 		return e
 	}
-	e, err := New(context.Background(), Config{ModelsDir: testenv.ModelsDir(t), Workers: workers})
+	// ArcFace alone: these tests check the pipeline and ArcFace's embeddings;
+	// fusion_test.go and TestDefaultModel cover the default fusion.
+	e, err := New(context.Background(), Config{ModelsDir: testenv.ModelsDir(t), Model: "ArcFace", Workers: workers})
 	if err != nil {
 		t.Fatal(err)
 	}

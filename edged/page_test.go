@@ -1,6 +1,7 @@
 package edged
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -41,8 +42,10 @@ func TestStatusPage(t *testing.T) {
 	if got := resp.Header.Get("Content-Security-Policy"); got != api.StatusPageCSP || !strings.Contains(got, "default-src 'none'") {
 		t.Errorf("CSP %q", got)
 	}
+	// The page escapes a fusion's "+" (&#43;); compare the text a browser shows.
+	shown := html.UnescapeString(page)
 	for _, want := range []string{`id="state" class="state ok">in sync<`, `<td id="users">2</td>`, `revision 2`, model, "edge-1", `<td id="feed-rejected">0</td>`} {
-		if !strings.Contains(page, want) {
+		if !strings.Contains(shown, want) {
 			t.Errorf("the page lacks %q:\n%s", want, page)
 		}
 	}

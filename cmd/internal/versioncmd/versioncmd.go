@@ -63,6 +63,12 @@ func Print(w io.Writer, name, version, commit, modelsDir string) error {
 		for i := range m.Embedders {
 			l = append(l, m.Embedders[i].ModelID())
 		}
+		// Fusions too: the default model is one, and answers name it.
+		for i := range m.Fusions {
+			if c, err := m.Choose(m.Fusions[i].ID); err == nil {
+				l = append(l, c.ModelID())
+			}
+		}
 		l = append(l, m.Liveness.ModelID()+" (liveness)")
 		ids = strings.Join(l, ", ")
 	}

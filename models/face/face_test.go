@@ -147,7 +147,7 @@ func TestOperatorLivenessModel(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(tmp, models.LocalManifestName), []byte(local), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	op, err := New(ctx, Config{ModelsDir: tmp, Workers: 1})
+	op, err := New(ctx, Config{ModelsDir: tmp, Model: "ArcFace", Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestOperatorLivenessModel(t *testing.T) {
 	}
 	os.Remove(filepath.Join(tmp, "operator_liveness.onnx"))
 	var fe *models.FileError
-	if _, err := New(ctx, Config{ModelsDir: tmp, Workers: 1}); !errors.As(err, &fe) || fe.Name != "operator_liveness.onnx" {
+	if _, err := New(ctx, Config{ModelsDir: tmp, Model: "ArcFace", Workers: 1}); !errors.As(err, &fe) || fe.Name != "operator_liveness.onnx" {
 		t.Fatalf("missing operator liveness model: %v", err)
 	}
 }

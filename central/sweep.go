@@ -2,6 +2,7 @@ package central
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -17,17 +18,20 @@ import (
 // the images of a delete that stopped half-way, which would otherwise keep
 // a deleted person's photos until someone deletes the id again.
 //
-// The store keeps no timestamps, and a register writes its images before
-// its record, so an unreferenced image may belong to a register still in
-// flight, here or in another central process. A Sweeper therefore removes
-// an image only once it has seen it unreferenced, pass after pass, for at
-// least MinAge: it remembers the images each pass found unreferenced.
-// A register takes seconds; MinAge is minutes or hours.
+// A register writes its images before its record, so an unreferenced
+// image may belong to a register still in flight, here or in another
+// central process. A Sweeper therefore removes an image only once it is
+// older than MinAge: written longer ago than that, by the store's own
+// modification time where the store reports one (modTimer; both stores
+// do), or else seen unreferenced pass after pass for that long (it
+// remembers the images each pass found unreferenced, so a restart starts
+// that wait again). A register takes seconds; MinAge is minutes or hours.
 type Sweeper struct {
 	r *Registry
-	// MinAge is how long an image must stay unreferenced, as seen by
-	// successive passes, before it is deleted. 0 deletes on the first
-	// pass: only safe when no central process is writing to the store.
+	// MinAge is how old an unreferenced image must be, by its stored
+	// modification time or as seen by successive passes, before it is
+	// deleted. 0 deletes on the first pass: only safe when no central
+	// process is writing to the store.
 	MinAge time.Duration
 	// DryRun reports what a pass would delete without deleting it.
 	DryRun bool
@@ -38,7 +42,7 @@ type Sweeper struct {
 
 	seen  map[string]time.Time // image key -> the pass that first found it unreferenced
 	users map[string]userEntry // the revision index as the pass began
-	page int                  // keys per List call; tests make it small
+	page  int                  // keys per List call; tests make it small
 }
 
 // NewSweeper returns a sweeper of r's store.
@@ -58,8 +62,8 @@ type SweepStats struct {
 }
 
 // Pass lists every stored image once, reads the record of each user that
-// has images, and deletes the images that have been unreferenced for
-// MinAge. It finishes the deletes that stopped half-way more than
+// has images, and deletes the unreferenced images older than MinAge (by
+// the store's modification time, or as seen by earlier passes). It finishes the deletes that stopped half-way more than
 // deleteGrace ago, as deleting the user again would. A pass that fails
 // leaves the sweeper as it was; the next pass starts over.
 func (s *Sweeper) Pass(ctx context.Context) (SweepStats, error) {
@@ -176,6 +180,17 @@ func (s *Sweeper) sweepUser(ctx context.Context, now time.Time, id string, keys 
 			first = now
 		}
 		if now.Sub(first) < s.MinAge {
+			written, err := s.written(ctx, key)
+			if err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			// Every register writes its images anew, so an image
+			// written before MinAge is no register's in flight.
+			if !written.IsZero() && now.Sub(written) >= s.MinAge {
+				first = written
+			}
+		}
+		if now.Sub(first) < s.MinAge {
 			unref[key] = first
 			st.Waiting++
 			continue
@@ -206,6 +221,31 @@ func (s *Sweeper) sweepUser(ctx context.Context, now time.Time, id string, keys 
 	return nil
 }
 
+// modTimer is a store that knows when each object was last written;
+// *filestore.Store and *s3store.Store are.
+type modTimer interface {
+	// ModTime returns when the object at key was last written, or an
+	// error matching faceauth.ErrNotFound when there is none.
+	ModTime(ctx context.Context, key string) (time.Time, error)
+}
+
+// written returns when the image at key was last written, or the zero
+// time when the store cannot tell or the image is already gone.
+func (s *Sweeper) written(ctx context.Context, key string) (time.Time, error) {
+	mt, ok := s.r.store.(modTimer)
+	if !ok {
+		return time.Time{}, nil
+	}
+	t, err := mt.ModTime(ctx, key)
+	if errors.Is(err, faceauth.ErrNotFound) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("modification time of %s: %w", key, err)
+	}
+	return t, nil
+}
+
 func (s *Sweeper) seenOr(key string, now time.Time) time.Time {
 	if t, ok := s.seen[key]; ok {
 		return t
@@ -213,8 +253,9 @@ func (s *Sweeper) seenOr(key string, now time.Time) time.Time {
 	return now
 }
 
-// sweepMinAge is how long Sweep waits before deleting an unreferenced
-// image: far longer than any register takes, short enough that a crash's
+// sweepMinAge is how old an unreferenced image must be before Sweep
+// deletes it: far longer than any register takes, and than the clocks of
+// central and an S3 server disagree by; short enough that a crash's
 // leftovers go the same day.
 const sweepMinAge = time.Hour
 

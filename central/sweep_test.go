@@ -3,6 +3,8 @@ package central
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/xplore/faceauth"
 	pb "github.com/xplore/faceauth/proto"
+	"github.com/xplore/faceauth/store/filestore"
 )
 
 // TestSweep leaves the store in every state an interrupted write can
@@ -161,5 +164,85 @@ func TestSweepLoop(t *testing.T) {
 	clockMu.Unlock()
 	if passes < 3 {
 		t.Fatalf("deleted after %d passes, want at least 3 (seen, aged, deleted)", passes)
+	}
+}
+
+// TestSweepOldOrphanAfterRestart: the first pass of a new Sweeper (a
+// restarted central) deletes an unreferenced image that the store says was
+// written more than MinAge ago, and keeps one written since (a register may
+// be in flight) and an old image that a record names.
+func TestSweepOldOrphanAfterRestart(t *testing.T) {
+	crops := enrollableVariants(t, faceCrops(t), 1)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			st := b.open(t)
+			mt, ok := st.(modTimer)
+			if !ok {
+				t.Fatalf("%T does not report modification times", st)
+			}
+			modTime := func(key string) time.Time {
+				t.Helper()
+				tm, err := mt.ModTime(ctx, key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tm
+			}
+			put := func(key string) {
+				t.Helper()
+				if _, err := st.Put(ctx, key, []byte("a photo"), faceauth.Cond{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := NewRegistry(Config{Store: st, Embedder: testEngine(t), Log: quiet})
+			res, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			named := imageKey("alice", res.Record.References[0].ImageId, "jpg")
+			old := imageKey("alice", strings.Repeat("a", 64), "jpg") // an image removal that stopped before the bytes
+			fresh := imageKey("bob", strings.Repeat("b", 64), "jpg") // a register in flight
+			put(old)
+			minAge := time.Hour
+			if fst, ok := st.(*filestore.Store); ok {
+				back := time.Now().Add(-2 * minAge)
+				for _, key := range []string{named, old} {
+					if err := os.Chtimes(filepath.Join(fst.Dir(), filepath.FromSlash(key)), back, back); err != nil {
+						t.Fatal(err)
+					}
+				}
+			} else {
+				// S3 cannot set LastModified back: a short MinAge, and
+				// wait until the server's clock has passed it.
+				minAge = 2 * time.Second
+				for deadline := time.Now().Add(time.Minute); time.Since(modTime(old)) <= minAge; time.Sleep(100 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("%s is not %s old after a minute", old, minAge)
+					}
+				}
+			}
+			put(fresh)
+			// The restarted central's clock stops when the fresh image
+			// was written, so it stays younger than MinAge however slow
+			// the machine is.
+			now := modTime(fresh)
+			if age := now.Sub(modTime(old)); age < minAge {
+				t.Fatalf("the old image is %s old when the fresh one is written, want at least %s", age, minAge)
+			}
+			r2 := NewRegistry(Config{Store: st, Log: quiet, Now: func() time.Time { return now }})
+			got, err := r2.NewSweeper(minAge).Pass(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (SweepStats{Users: 2, Images: 3, Waiting: 1, Deleted: 1}); got != want {
+				t.Fatalf("first pass after a restart: %+v, want %+v", got, want)
+			}
+			want := []string{named, fresh}
+			slices.Sort(want)
+			if keys := allKeys(t, st, "images/"); !slices.Equal(keys, want) {
+				t.Fatalf("after the first pass: %v, want %v", keys, want)
+			}
+		})
 	}
 }

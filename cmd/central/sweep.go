@@ -17,15 +17,16 @@ func sweepCommand() *cli.Command {
 		Usage: "delete images no record names and finish deletes that stopped half-way (serve does it every SWEEP_EVERY)",
 		Description: `Reads the store directly, with the same settings as serve. A register writes
 its images before its record, so an image no record names may belong to a
-register still in flight: sweep looks twice, --min-age apart, and deletes
-only what was unreferenced both times. --min-age 0 deletes at once; use it
+register still in flight: sweep deletes those written more than --min-age
+ago (the file's or object's modification time) and looks at the younger
+ones again --min-age later. --min-age 0 deletes at once; use it
 only when no central process is running. Deletes that stopped half-way
 (the user is invisible, its images are not yet gone) are finished, as a
 second delete of the user would. Temporary files that a write killed
 mid-way left (the file store; they may hold a whole photo or record) are
 removed, and listed by --dry-run.`,
 		Flags: append(serveCommand().Flags,
-			&cli.StringFlag{Name: "min-age", Value: "10m", Usage: "how long an image must stay unreferenced before it is deleted"},
+			&cli.StringFlag{Name: "min-age", Value: "10m", Usage: "how long ago an unreferenced image must have been written before it is deleted"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "only report what would be deleted now"},
 		),
 		Action: func(c *cli.Context) error {

@@ -106,6 +106,29 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, string, error) {
 	return data, Version(data), nil
 }
 
+// ModTime returns when the object at key was last written: the file's
+// modification time. The sweep uses it to tell a crash's leftover image
+// from one a register in flight has just written.
+func (s *Store) ModTime(ctx context.Context, key string) (time.Time, error) {
+	if err := store.ValidateKey(key); err != nil {
+		return time.Time{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, err
+	}
+	fi, err := s.root.Stat(key)
+	if err != nil {
+		if missing(err) {
+			return time.Time{}, notFound(key, err)
+		}
+		return time.Time{}, fmt.Errorf("filestore: stat %s: %w", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return time.Time{}, notFound(key, fs.ErrNotExist)
+	}
+	return fi.ModTime(), nil
+}
+
 // read returns the content of key, or an error matching
 // faceauth.ErrNotFound when there is no such object.
 func (s *Store) read(key string) ([]byte, error) {

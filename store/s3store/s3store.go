@@ -18,6 +18,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -183,6 +184,27 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, string, error) {
 	return data, aws.ToString(out.ETag), nil
 }
 
+// ModTime returns when the object at key was last written: its
+// LastModified, by the S3 server's clock. The sweep uses it to tell a
+// crash's leftover image from one a register in flight has just written.
+func (s *Store) ModTime(ctx context.Context, key string) (time.Time, error) {
+	if err := store.ValidateKey(key); err != nil {
+		return time.Time{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{
+		Bucket: aws.String(s.bucket),
+		Key:    aws.String(s.prefix + key),
+	})
+	if err != nil {
+		return time.Time{}, s.classify(ctx, "head", key, err, false)
+	}
+	if out.LastModified == nil {
+		err := fmt.Errorf("s3store: head s3://%s/%s%s: the answer has no Last-Modified", s.bucket, s.prefix, key)
+		return time.Time{}, faceauth.Wrap(err, faceauth.KindInternal, CodeFailed, "%s", MsgFailed(s.bucket))
+	}
+	return *out.LastModified, nil
+}
+
 // Put implements faceauth.Store.
 //
 // A conditional Put is sent once, without the SDK's retries: a retry of a
@@ -321,7 +343,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // iamAction is the IAM action an operation of classify needs.
 func iamAction(op string) string {
 	switch op {
-	case "get":
+	case "get", "head":
 		return "s3:GetObject"
 	case "put":
 		return "s3:PutObject"

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/xplore/faceauth"
 )
@@ -39,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) faceauth.Store) {
 		{"CASCounter", testCASCounter},
 		{"Canceled", testCanceled},
 		{"Ping", testPing},
+		{"ModTime", testModTime},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -555,4 +557,59 @@ func testPing(t *testing.T, s faceauth.Store) {
 	if err := s.Ping(t.Context()); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
+}
+
+// modTimer is the optional method central's sweep uses to tell an old
+// leftover image from one a register has just written.
+type modTimer interface {
+	ModTime(ctx context.Context, key string) (time.Time, error)
+}
+
+// A store that reports modification times reports the time of the last
+// write, which every Put moves on, even one of the same bytes (a register
+// rewrites its images so that the sweep sees them young).
+func testModTime(t *testing.T, s faceauth.Store) {
+	mt, ok := s.(modTimer)
+	if !ok {
+		t.Skipf("%T has no ModTime method: the sweep falls back to watching images across passes", s)
+	}
+	modTime := func(key string) time.Time {
+		t.Helper()
+		tm, err := mt.ModTime(t.Context(), key)
+		if err != nil {
+			t.Fatalf("ModTime(%q): %v", key, err)
+		}
+		return tm
+	}
+	wantMissing := func(key string) {
+		t.Helper()
+		tm, err := mt.ModTime(t.Context(), key)
+		if !errors.Is(err, faceauth.ErrNotFound) {
+			t.Fatalf("ModTime(%q) = %v, %v; want ErrNotFound", key, tm, err)
+		}
+	}
+	wantMissing("images/alice/1.jpg")
+	// Stores may keep whole seconds (S3), and file times may lag the
+	// clock by a tick: allow a second or two either side.
+	before := time.Now()
+	put(t, s, "images/alice/1.jpg", []byte("1"))
+	after := time.Now()
+	first := modTime("images/alice/1.jpg")
+	if first.Before(before.Add(-2*time.Second)) || first.After(after.Add(2*time.Second)) {
+		t.Fatalf("ModTime after a Put = %v, want between %v and %v", first, before, after)
+	}
+	wantMissing("images/alice") // a folder of another key is no object
+	if _, err := mt.ModTime(t.Context(), "../escape"); err == nil {
+		t.Fatal("ModTime of an invalid key: no error")
+	}
+	for deadline := time.Now().Add(30 * time.Second); !modTime("images/alice/1.jpg").After(first); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("ModTime stayed %v across rewrites for 30 s", first)
+		}
+		put(t, s, "images/alice/1.jpg", []byte("1"))
+	}
+	if err := s.Delete(t.Context(), "images/alice/1.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	wantMissing("images/alice/1.jpg")
 }

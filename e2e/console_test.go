@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -26,8 +27,9 @@ import (
 
 // TestConsoleInBrowser drives central's web console in Debian's chromium,
 // headless, against real bin/central and bin/edged processes: sign in,
-// register a user from a photo (and look at a camera frame), find them,
-// verify, watch the edge reach in_sync, erase them and watch the edge's
+// register a user into a site from a photo (and look at a camera frame), find them,
+// verify, move them to another site on their page (the API agrees), see
+// the edge's sites, watch the edge reach in_sync, erase them and watch the edge's
 // purge receipt arrive, mint a verify token and see it refused on an admin
 // page, revoke its subject and see it refused at sign-in. Each page is saved as a screenshot under test-output/console/.
 // Every request the browser makes must go to central or the edge, and no
@@ -62,7 +64,29 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	c := startCentral(t, t.TempDir(), freeAddr(t))
 	admin, _ := tokens(t)
-	e := startEdge(t, "console-edge", t.TempDir(), c.nats, c.edgeAuth("console-edge")...)
+	// The edge serves both sites the user is put in, so it keeps the user
+	// (and sends the purge receipt at the end) wherever they are moved.
+	e := startEdge(t, "console-edge", t.TempDir(), c.nats, append(c.edgeAuth("console-edge"), "--sites", "hall-a,hall-b")...)
+	// userSite is the user's site as the API has it.
+	userSite := func(id string) string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, c.url+"/api/users/"+id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+admin)
+		code, body := httpDo(t, req)
+		var u struct {
+			Site *string `json:"site"`
+		}
+		if err := json.Unmarshal(body, &u); code != http.StatusOK || err != nil {
+			t.Fatalf("GET /api/users/%s: %d %s (%v)", id, code, body, err)
+		}
+		if u.Site == nil {
+			return ""
+		}
+		return *u.Site
+	}
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
@@ -165,6 +189,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Navigate(c.url+"/#/register"), visible("#reg-id"),
 		chromedp.SendKeys("#reg-id", "ada", chromedp.ByQuery),
 		chromedp.SendKeys("#reg-name", "Ada Lovelace", chromedp.ByQuery),
+		chromedp.SendKeys("#reg-site", "hall-a", chromedp.ByQuery),
 		chromedp.SetUploadFiles("#reg-files", []string{regPhoto}, chromedp.ByQuery),
 		visible("#previews .verdict .ok"),
 		poll(`document.querySelector('#previews canvas').dataset.drawn === '1'`),
@@ -177,6 +202,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		visible("#reg-result .msg.success"), shot("3-register-saved"))
 	if !strings.Contains(verdict, "Usable") || !strings.Contains(verdict, "quality") {
 		t.Errorf("the analysis said %q", verdict)
+	}
+	if got := userSite("ada"); got != "hall-a" {
+		t.Errorf("registered with the site hall-a, the API says the user's site is %q", got)
 	}
 	step("register: a camera frame is analysed",
 		chromedp.Click("#cam-start", chromedp.ByQuery),
@@ -192,6 +220,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys("#user-search", "lovelace", chromedp.ByQuery),
 		visible(`#users tr[data-user="ada"]`),
 		poll(`document.querySelectorAll('#users tbody tr').length === 1`),
+		poll(`[...document.querySelectorAll('#users tr[data-user="ada"] td')].some((td) => td.textContent === 'hall-a')`),
 		shot("5-users"))
 	step("users: the user's page shows the reference photo",
 		chromedp.Click(`#users tr[data-user="ada"] a`, chromedp.ByQuery),
@@ -229,11 +258,39 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click("#rename-submit", chromedp.ByQuery),
 		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.includes('Augusta Ada King'))`))
 
+	step("user: move to another site",
+		chromedp.Navigate(c.url+"/#/users/ada"), visible("#site"),
+		poll(`document.querySelector('#user-site').textContent === 'hall-a'`),
+		chromedp.SetValue("#site", "hall-b", chromedp.ByQuery),
+		chromedp.Click("#site-submit", chromedp.ByQuery),
+		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Site set to hall-b'))`),
+		poll(`document.querySelector('#user-site').textContent === 'hall-b'`),
+		shot("8-user-site"))
+	if got := userSite("ada"); got != "hall-b" {
+		t.Errorf("after moving the user to hall-b on their page, the API says the site is %q", got)
+	}
+	step("user: a bad site is refused with the server's sentence",
+		chromedp.SetValue("#site", "hall b!", chromedp.ByQuery),
+		chromedp.Click("#site-submit", chromedp.ByQuery),
+		visible("main .msg.error"),
+		poll(`document.querySelector('#user-site').textContent === 'hall-b'`))
+	if got := userSite("ada"); got != "hall-b" {
+		t.Errorf("after a refused site, the API says the site is %q", got)
+	}
+	step("user: clear the site",
+		chromedp.Click("#site-clear", chromedp.ByQuery),
+		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Site cleared'))`),
+		poll(`document.querySelector('#user-site').textContent === '— (every edge)'`))
+	if got := userSite("ada"); got != "" {
+		t.Errorf("after clearing the user's site, the API says it is %q", got)
+	}
+
 	step("edges: the edge reaches in_sync",
 		chromedp.Navigate(c.url+"/#/edges"),
 		visible(`#edges tr[data-edge="console-edge"][data-state="in_sync"]`),
+		poll(`document.querySelector('#edges tr[data-edge="console-edge"] td.sites').textContent === 'hall-a, hall-b'`),
 		poll(`document.querySelectorAll('#lag-chart polyline').length === 1`),
-		shot("8-edges"))
+		shot("8b-edges"))
 
 	step("erasure: delete and watch the receipt",
 		chromedp.Navigate(c.url+"/#/users/ada"), visible("#delete-user"),

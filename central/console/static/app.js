@@ -68,6 +68,8 @@
     return Math.round(s / 3600) + ' h ago';
   }
   function num(x, digits) { return typeof x === 'number' ? x.toFixed(digits) : '—'; }
+  // siteText says where a user goes: its site's edges, or every edge.
+  function siteText(site) { return site || '— (every edge)'; }
 
   // ---- API -------------------------------------------------------------
   class APIError extends Error {
@@ -205,10 +207,11 @@
         body.replaceChildren(...page.users.map((u) => h('tr', { class: 'link', dataset: { user: u.user_id }, onclick: () => { location.hash = '#/users/' + encodeURIComponent(u.user_id); } },
           h('td', {}, h('a', { href: '#/users/' + encodeURIComponent(u.user_id) }, u.user_id)),
           h('td', {}, u.name || ''),
+          h('td', { class: u.site ? '' : 'muted' }, siteText(u.site)),
           h('td', { class: 'num' }, u.references),
           h('td', { class: 'num' }, u.revision),
           h('td', {}, fmtTime(u.updated_at)))));
-        if (!page.users.length) body.append(h('tr', {}, h('td', { colSpan: 5, class: 'muted' }, q.value ? 'No user matches.' : 'No users yet.')));
+        if (!page.users.length) body.append(h('tr', {}, h('td', { colSpan: 6, class: 'muted' }, q.value ? 'No user matches.' : 'No users yet.')));
         nextCursor = page.next || '';
         next.disabled = !nextCursor;
         prev.disabled = cursors.length < 2;
@@ -222,7 +225,7 @@
     put(h('h1', {}, 'Users'),
       h('div', { class: 'row' }, h('label', {}, 'Search', q), h('a', { href: '#/register' }, h('button', { type: 'button', class: 'primary' }, 'Register a user'))),
       err,
-      h('table', { id: 'users' }, h('thead', {}, h('tr', {}, h('th', {}, 'User id'), h('th', {}, 'Name'), h('th', { class: 'num' }, 'Photos'), h('th', { class: 'num' }, 'Revision'), h('th', {}, 'Updated'))), body),
+      h('table', { id: 'users' }, h('thead', {}, h('tr', {}, h('th', {}, 'User id'), h('th', {}, 'Name'), h('th', {}, 'Site'), h('th', { class: 'num' }, 'Photos'), h('th', { class: 'num' }, 'Revision'), h('th', {}, 'Updated'))), body),
       h('div', { class: 'row' }, prev, next, status));
     load();
   }
@@ -244,6 +247,27 @@
         note.append(msg('success', 'Renamed to “' + (r.name || '') + '” (revision ' + r.revision + ').'));
       } catch (e) { note.append(msg('error', e.message)); }
     } }, h('label', {}, 'Display name', name), h('button', { type: 'submit', id: 'rename-submit' }, 'Rename'));
+
+    // The site: only its edges receive the user; empty sends it to every
+    // edge. Those of the site it leaves erase it (the erasure page lists
+    // the move).
+    const siteShown = h('dd', { id: 'user-site' }, siteText(user.site));
+    const revShown = h('dd', {}, user.revision);
+    const site = h('input', { type: 'text', id: 'site', value: user.site || '', placeholder: 'every edge' });
+    async function setSite(value) {
+      note.replaceChildren();
+      try {
+        const r = await api('PUT', '/api/users/' + encodeURIComponent(id) + '/site', form({ site: value }));
+        siteShown.textContent = siteText(r.site);
+        revShown.textContent = r.revision;
+        site.value = r.site || '';
+        note.append(msg('success', !r.changed ? 'The site is unchanged.'
+          : (r.site ? 'Site set to ' + r.site + ': only its edges receive ' + r.user_id : 'Site cleared: every edge receives ' + r.user_id) + ' (revision ' + r.revision + ').'));
+      } catch (e) { note.append(msg('error', e.message)); }
+    }
+    const siteForm = h('form', { class: 'row', onsubmit: (ev) => { ev.preventDefault(); setSite(site.value.trim()); } },
+      h('label', {}, 'Site', site), h('button', { type: 'submit', id: 'site-submit' }, 'Set site'),
+      h('button', { type: 'button', id: 'site-clear', onclick: () => setSite('') }, 'Clear (every edge)'));
 
     const thumbs = h('div', { class: 'thumbs', id: 'thumbs' });
     for (const img of user.images) {
@@ -286,9 +310,10 @@
     out.append(
       h('section', { class: 'card' }, h('dl', { class: 'facts' },
         h('dt', {}, 'Name'), h('dd', {}, user.name || '—'),
-        h('dt', {}, 'Revision'), h('dd', {}, user.revision),
+        h('dt', {}, 'Site'), siteShown,
+        h('dt', {}, 'Revision'), revShown,
         h('dt', {}, 'Created'), h('dd', {}, fmtTime(user.created_at)),
-        h('dt', {}, 'Updated'), h('dd', {}, fmtTime(user.updated_at))), renameForm),
+        h('dt', {}, 'Updated'), h('dd', {}, fmtTime(user.updated_at))), renameForm, siteForm),
       note,
       h('h2', {}, 'Reference photos (' + user.images.length + ')'), thumbs,
       h('h2', {}, 'Add photos'), h('section', { class: 'card' }, addForm),
@@ -354,6 +379,7 @@
   function registerPage() {
     const uid = h('input', { type: 'text', id: 'reg-id', required: true, placeholder: 'e.g. alice' });
     const name = h('input', { type: 'text', id: 'reg-name', placeholder: 'Alice Example', class: 'wide' });
+    const site = h('input', { type: 'text', id: 'reg-site', placeholder: 'every edge' });
     const files = h('input', { type: 'file', id: 'reg-files', accept: 'image/*', multiple: true });
     const previews = h('div', { class: 'previews', id: 'previews' });
     const out = h('div', { id: 'reg-result' });
@@ -395,7 +421,7 @@
       out.replaceChildren();
       save.disabled = true;
       try {
-        const r = await api('POST', '/api/register', form({ user_id: uid.value.trim(), name: name.value, image: photos }));
+        const r = await api('POST', '/api/register', form({ user_id: uid.value.trim(), name: name.value, site: site.value.trim() || undefined, image: photos }));
         out.append(msg('success', (r.created ? 'Registered ' : 'Updated ') + r.user_id + ' with ' + r.references + ' reference photo(s), revision ' + r.revision + '.'),
           h('a', { href: '#/users/' + encodeURIComponent(r.user_id) }, 'Open ' + r.user_id));
         photos = [];
@@ -405,7 +431,8 @@
       }
       refresh();
     } },
-    h('section', { class: 'card' }, h('div', { class: 'row' }, h('label', {}, 'User id', uid), h('label', {}, 'Name', name))),
+    h('section', { class: 'card' }, h('div', { class: 'row' }, h('label', {}, 'User id', uid), h('label', {}, 'Name', name),
+      h('label', { title: 'Only the edges of this site receive the user; empty: every edge' }, 'Site (optional)', site))),
     h('section', { class: 'card' }, h('h2', {}, 'Photos'),
       h('p', { class: 'muted' }, 'Each photo is analysed as registration would (nothing is stored yet): the box marks the face that would be enrolled.'),
       h('div', { class: 'row' }, h('label', {}, 'From files', files)), cam, previews),
@@ -479,12 +506,14 @@
           h('td', { class: 'num' }, e.lag),
           h('td', {}, ago(e.last_seen)),
           h('td', {}, e.model || '—'),
+          // An edge serves its sites' users and those of no site.
+          h('td', { class: 'sites' }, e.sites && e.sites.length ? e.sites.join(', ') : '—'),
           h('td', { class: 'num' }, e.token_revocations),
           // Feed messages the edge refused (the signed feed); the title
           // says when the last was and why.
           h('td', { class: 'num', title: e.last_reject ? fmtTime(e.last_reject_at) + ': ' + e.last_reject : '' }, e.feed_rejected !== undefined ? e.feed_rejected : '—'),
           h('td', { class: 'num' }, e.user_count))));
-        if (!r.edges.length) body.append(h('tr', {}, h('td', { colSpan: 9, class: 'muted' }, 'No edge has reported yet.')));
+        if (!r.edges.length) body.append(h('tr', {}, h('td', { colSpan: 10, class: 'muted' }, 'No edge has reported yet.')));
         for (const e of r.edges) {
           const hist = lagHistory.get(e.id) || [];
           hist.push({ t: now, lag: e.lag });
@@ -498,7 +527,7 @@
     put(h('h1', {}, 'Edges'), err,
       h('table', { id: 'edges' }, h('thead', {}, h('tr', {},
         h('th', {}, 'Edge'), h('th', {}, 'State'), h('th', { class: 'num' }, 'Applied revision'), h('th', { class: 'num' }, 'Lag'),
-        h('th', {}, 'Last heartbeat'), h('th', {}, 'Model'), h('th', { class: 'num' }, 'Revocations version'),
+        h('th', {}, 'Last heartbeat'), h('th', {}, 'Model'), h('th', { title: 'the sites whose users the edge receives, besides those of no site' }, 'Sites'), h('th', { class: 'num' }, 'Revocations version'),
         h('th', { class: 'num' }, 'Feed rejects'), h('th', { class: 'num' }, 'Users'))), body),
       updated,
       h('h2', {}, 'Lag (revisions behind central), last 10 minutes'), chart, legend);

@@ -14,8 +14,8 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/models/face"
-	"github.com/xplore/faceauth/store/filestore"
 	pb "github.com/xplore/faceauth/proto"
+	"github.com/xplore/faceauth/store/filestore"
 )
 
 // memStore is a faceauth.Store in memory with the real stores' semantics

@@ -398,7 +398,6 @@ func rssMB(pid int, field string) int64 {
 	return 0
 }
 
-
 // tail returns the end of a log file.
 func tail(file string) string {
 	b, _ := os.ReadFile(file)

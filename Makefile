@@ -40,9 +40,11 @@ proto: $(TOOLS)/protoc-gen-go
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" protoc --go_out=. --go_opt=module=github.com/xplore/faceauth proto/*.proto models/onnxgraph/onnx.proto
 
 ## test: every test (what .ci/run runs; needs nginx, protoc, systemd-analyze and promtool for deploy/ and proto), then a summary of what was skipped and why, then each fuzz target briefly
+# The fuzz targets run first so that the summary of what was skipped is the
+# last thing make test prints.
 test: models-testdata tools
-	set -o pipefail; PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -json -p 2 -timeout 20m ./... | $(GO) run ./scripts/testsummary
 	$(MAKE) --no-print-directory fuzz
+	set -o pipefail; PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -json -p 2 -timeout 20m ./... | $(GO) run ./scripts/testsummary
 
 # The fuzz targets (Go native fuzzing), as ./package:FuzzName. Each one's
 # committed seeds (testdata/fuzz/FuzzName) also run in every `go test`.

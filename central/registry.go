@@ -38,7 +38,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,7 +80,7 @@ const (
 	// MaxNameLen is the longest display name accepted, in bytes.
 	MaxNameLen = 256
 	// maxAttempts bounds the retries of a conditional write under
-	// contention; with the backoff below it allows for hundreds of
+	// contention; with faceauth.Backoff it allows for hundreds of
 	// concurrent writers of one object.
 	maxAttempts = 400
 	// parallelIO is how many store requests one operation has in flight.
@@ -482,20 +481,31 @@ func (r *Registry) Get(ctx context.Context, id string) (*pb.UserRecord, error) {
 // the tombstone's, and tomb is set).
 func (r *Registry) read(ctx context.Context, id string) (rec *pb.UserRecord, version string, tomb *pb.UserRecord, err error) {
 	data, ver, err := r.store.Get(ctx, recordKey(id))
-	if errors.Is(err, faceauth.ErrNotFound) {
-		return nil, "", nil, nil
-	}
-	if err != nil {
+	exists := err == nil
+	if err != nil && !errors.Is(err, faceauth.ErrNotFound) {
 		return nil, "", nil, fmt.Errorf("read record of %s: %w", id, err)
+	}
+	rec, tomb, err = decodeRecord(id, data, exists)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return rec, ver, tomb, nil
+}
+
+// decodeRecord decodes the stored record of id: rec when it is live, tomb
+// when it is a tombstone, neither when it does not exist.
+func decodeRecord(id string, data []byte, exists bool) (rec, tomb *pb.UserRecord, err error) {
+	if !exists {
+		return nil, nil, nil
 	}
 	rec = new(pb.UserRecord)
 	if err := proto.Unmarshal(data, rec); err != nil {
-		return nil, "", nil, fmt.Errorf("decode record of %s: %w", id, err)
+		return nil, nil, fmt.Errorf("decode record of %s: %w", id, err)
 	}
 	if isTombstone(rec) {
-		return nil, ver, rec, nil
+		return nil, rec, nil
 	}
-	return rec, ver, nil, nil
+	return rec, nil, nil
 }
 
 // isTombstone: a live user always has at least one reference.
@@ -522,15 +532,15 @@ const deleteGrace = time.Minute
 // when another writer got there first it reads again and re-applies fn.
 // fn may change and return its argument; it returns nil for "no change".
 func (r *Registry) update(ctx context.Context, id string, fn func(cur *pb.UserRecord) (*pb.UserRecord, error)) (*Result, error) {
-	for attempt := 0; ; attempt++ {
-		cur, ver, tomb, err := r.read(ctx, id)
+	var res *Result
+	_, err := faceauth.Update(ctx, r.store, recordKey(id), maxAttempts, func(old []byte, exists bool) ([]byte, error) {
+		cur, tomb, err := decodeRecord(id, old, exists)
 		if err != nil {
 			return nil, err
 		}
 		if tomb != nil {
 			return nil, &tombstoneError{tomb: tomb, err: errUserNotFound(id)}
 		}
-		created := cur == nil
 		var before *pb.UserRecord
 		if cur != nil {
 			before = proto.CloneOf(cur)
@@ -540,7 +550,8 @@ func (r *Registry) update(ctx context.Context, id string, fn func(cur *pb.UserRe
 			return nil, err
 		}
 		if next == nil {
-			return &Result{Record: before}, nil
+			res = &Result{Record: before}
+			return nil, nil
 		}
 		rev, err := r.nextRevision(ctx)
 		if err != nil {
@@ -556,25 +567,26 @@ func (r *Registry) update(ctx context.Context, id string, fn func(cur *pb.UserRe
 		if err != nil {
 			return nil, fmt.Errorf("encode record of %s: %w", id, err)
 		}
-		// An absent record is created only if still absent; an existing one
-		// is replaced only if unchanged since read.
-		cond := faceauth.Cond{IfNoneMatch: ver == "", IfMatch: ver}
-		_, err = r.store.Put(ctx, recordKey(id), data, cond)
-		if err == nil {
-			r.changed(next)
-			return &Result{Record: next, Created: created, Changed: true}, nil
-		}
-		if !errors.Is(err, faceauth.ErrPrecondition) {
-			return nil, fmt.Errorf("write record of %s: %w", id, err)
-		}
-		if attempt+1 >= maxAttempts {
-			return nil, faceauth.Wrap(err, faceauth.KindConflict, "contention",
-				"User %q is being changed by too many requests at once; try again.", id)
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return nil, err
-		}
+		res = &Result{Record: next, Created: cur == nil, Changed: true}
+		return data, nil
+	})
+	if err != nil {
+		return nil, userContention(id, err)
 	}
+	if res.Changed {
+		r.changed(res.Record)
+	}
+	return res, nil
+}
+
+// userContention turns faceauth.Update's lost-race error for the record
+// of id into the user's message.
+func userContention(id string, err error) error {
+	if errors.Is(err, faceauth.ErrPrecondition) {
+		return faceauth.E(faceauth.KindConflict, "contention",
+			"User %q is being changed by too many requests at once; try again.", id)
+	}
+	return err
 }
 
 // changed publishes a stored record and updates the identify index.
@@ -604,46 +616,47 @@ func deleteChange(d *pb.Deletion) *pb.UserChange {
 // nextRevision allocates a new global revision with a compare-and-swap of
 // meta/revision.
 func (r *Registry) nextRevision(ctx context.Context) (uint64, error) {
-	for attempt := 0; ; attempt++ {
-		cur, ver, err := r.readRevision(ctx)
+	var next uint64
+	_, err := faceauth.Update(ctx, r.store, revisionKey, maxAttempts, func(old []byte, exists bool) ([]byte, error) {
+		cur, err := parseRevision(old, exists)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		next := cur + 1
-		cond := faceauth.Cond{IfNoneMatch: ver == "", IfMatch: ver}
-		_, err = r.store.Put(ctx, revisionKey, []byte(strconv.FormatUint(next, 10)+"\n"), cond)
-		if err == nil {
-			r.index.allocated(next)
-			return next, nil
-		}
-		if !errors.Is(err, faceauth.ErrPrecondition) {
-			return 0, fmt.Errorf("advance %s: %w", revisionKey, err)
-		}
-		if attempt+1 >= maxAttempts {
-			return 0, faceauth.Wrap(err, faceauth.KindConflict, "contention",
-				"Too many changes at once; try again.")
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return 0, err
-		}
+		next = cur + 1
+		return []byte(strconv.FormatUint(next, 10) + "\n"), nil
+	})
+	if errors.Is(err, faceauth.ErrPrecondition) {
+		return 0, faceauth.E(faceauth.KindConflict, "contention", "Too many changes at once; try again.")
 	}
+	if err != nil {
+		return 0, err
+	}
+	r.index.allocated(next)
+	return next, nil
 }
 
 // readRevision returns the global revision and the version tag of its
 // object ("" when it does not exist yet: revision 0).
 func (r *Registry) readRevision(ctx context.Context) (uint64, string, error) {
 	data, ver, err := r.store.Get(ctx, revisionKey)
-	if errors.Is(err, faceauth.ErrNotFound) {
-		return 0, "", nil
-	}
-	if err != nil {
+	exists := err == nil
+	if err != nil && !errors.Is(err, faceauth.ErrNotFound) {
 		return 0, "", fmt.Errorf("read %s: %w", revisionKey, err)
+	}
+	n, err := parseRevision(data, exists)
+	return n, ver, err
+}
+
+// parseRevision decodes meta/revision (revision 0 when it does not exist).
+func parseRevision(data []byte, exists bool) (uint64, error) {
+	if !exists {
+		return 0, nil
 	}
 	n, err := strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
 	if err != nil {
-		return 0, "", fmt.Errorf("%s holds %q, not a revision number", revisionKey, data)
+		return 0, fmt.Errorf("%s holds %q, not a revision number", revisionKey, data)
 	}
-	return n, ver, nil
+	return n, nil
 }
 
 // Revision returns the current global revision: every change stored so
@@ -651,20 +664,6 @@ func (r *Registry) readRevision(ctx context.Context) (uint64, string, error) {
 func (r *Registry) Revision(ctx context.Context) (uint64, error) {
 	n, _, err := r.readRevision(ctx)
 	return n, err
-}
-
-// backoff sleeps a random, growing while before retrying a lost race, so
-// contending writers spread out instead of colliding again.
-func backoff(ctx context.Context, attempt int) error {
-	ceiling := time.Millisecond << min(attempt, 6) // 1 ms .. 64 ms
-	t := time.NewTimer(rand.N(ceiling) + time.Millisecond/4)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // DeleteResult is the outcome of Delete.
@@ -682,24 +681,23 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		return nil, err
 	}
 	var d *pb.Deletion
-	for attempt := 0; ; attempt++ {
-		data, ver, err := r.store.Get(ctx, recordKey(id))
-		if errors.Is(err, faceauth.ErrNotFound) {
+	_, err := faceauth.Update(ctx, r.store, recordKey(id), maxAttempts, func(old []byte, exists bool) ([]byte, error) {
+		if !exists {
 			return nil, errUserNotFound(id)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("read record of %s: %w", id, err)
-		}
 		rec := new(pb.UserRecord)
-		if err := proto.Unmarshal(data, rec); err != nil {
+		if err := proto.Unmarshal(old, rec); err != nil {
 			return nil, fmt.Errorf("decode record of %s: %w", id, err)
 		}
 		if isTombstone(rec) {
 			// An earlier delete wrote the deletion record and the tombstone;
 			// finish its clean-up.
 			d = &pb.Deletion{UserId: id, Revision: rec.Revision, DeletedAt: rec.UpdatedAt, Site: rec.Site}
-			break
+			return nil, nil
 		}
+		// When the tombstone's write loses a race, the deletion record
+		// written here is superseded by the user's newer revision and by
+		// the next attempt's deletion record (Snapshot skips it).
 		rev, err := r.nextRevision(ctx)
 		if err != nil {
 			return nil, err
@@ -719,23 +717,10 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		if err != nil {
 			return nil, fmt.Errorf("encode tombstone of %s: %w", id, err)
 		}
-		_, err = r.store.Put(ctx, recordKey(id), tomb, faceauth.Cond{IfMatch: ver})
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, faceauth.ErrPrecondition) {
-			return nil, fmt.Errorf("write tombstone of %s: %w", id, err)
-		}
-		// The user changed since it was read. The deletion record just
-		// written is superseded by the user's newer revision and by the
-		// next attempt's deletion record (Snapshot skips it).
-		if attempt+1 >= maxAttempts {
-			return nil, faceauth.Wrap(err, faceauth.KindConflict, "contention",
-				"User %q is being changed by too many requests at once; try again.", id)
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return nil, err
-		}
+		return tomb, nil
+	})
+	if err != nil {
+		return nil, userContention(id, err)
 	}
 	if err := r.finishDelete(ctx, d); err != nil {
 		return nil, err

@@ -159,7 +159,7 @@ func (r *Registry) revisions(ctx context.Context) (map[string]userEntry, error) 
 		if attempt+1 >= maxAttempts {
 			return nil, faceauth.E(faceauth.KindConflict, "contention", "The revision index is being changed by too many replicas at once; try again.")
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if err := faceauth.Backoff(ctx, attempt); err != nil {
 			return nil, err
 		}
 	}

@@ -135,17 +135,19 @@ func (r *Revocations) Revoke(ctx context.Context, subject, reason string) (*pb.T
 	if err := validateText("reason", reason, MaxReasonLen, false); err != nil {
 		return nil, err
 	}
-	for attempt := 0; ; attempt++ {
-		cur, ver, err := r.read(ctx)
+	var rv *pb.TokenRevocation
+	var next *pb.TokenRevocations
+	_, err := faceauth.Update(ctx, r.store, revocationsKey, maxAttempts, func(old []byte, exists bool) ([]byte, error) {
+		cur, err := decodeRevocations(old, exists)
 		if err != nil {
 			return nil, err
 		}
 		now := r.now()
-		rv := &pb.TokenRevocation{Subject: subject, RevokedAt: timestamppb.New(now), Reason: reason}
+		rv = &pb.TokenRevocation{Subject: subject, RevokedAt: timestamppb.New(now), Reason: reason}
 		// The version is also a clock, so a list restored from an older
 		// backup of the store still gets versions above those the edges
 		// hold, and its next change reaches them.
-		next := &pb.TokenRevocations{Version: max(cur.Version+1, uint64(now.UnixMicro()))}
+		next = &pb.TokenRevocations{Version: max(cur.Version+1, uint64(now.UnixMicro()))}
 		for _, x := range cur.Revocations {
 			if x.Subject != subject {
 				next.Revocations = append(next.Revocations, x)
@@ -157,40 +159,45 @@ func (r *Revocations) Revoke(ctx context.Context, subject, reason string) (*pb.T
 		if err != nil {
 			return nil, fmt.Errorf("encode token revocations: %w", err)
 		}
-		_, err = r.store.Put(ctx, revocationsKey, data, faceauth.Cond{IfNoneMatch: ver == "", IfMatch: ver})
-		if err == nil {
-			r.use(next, true)
-			r.log.Info("token subject revoked", "subject", subject, "reason", reason, "version", next.Version)
-			return rv, nil
-		}
-		if !errors.Is(err, faceauth.ErrPrecondition) {
-			return nil, fmt.Errorf("write token revocations: %w", err)
-		}
-		if attempt+1 >= maxAttempts {
-			return nil, faceauth.Wrap(err, faceauth.KindConflict, "contention",
-				"The revocation list is being changed by too many requests at once; try again.")
-		}
-		if err := backoff(ctx, attempt); err != nil {
-			return nil, err
-		}
+		return data, nil
+	})
+	if errors.Is(err, faceauth.ErrPrecondition) {
+		return nil, faceauth.E(faceauth.KindConflict, "contention",
+			"The revocation list is being changed by too many requests at once; try again.")
 	}
+	if err != nil {
+		return nil, err
+	}
+	r.use(next, true)
+	r.log.Info("token subject revoked", "subject", subject, "reason", reason, "version", next.Version)
+	return rv, nil
 }
 
 // read returns the stored list (empty when there is none) and its version
 // tag ("" when there is none).
 func (r *Revocations) read(ctx context.Context) (*pb.TokenRevocations, string, error) {
 	data, ver, err := r.store.Get(ctx, revocationsKey)
-	if errors.Is(err, faceauth.ErrNotFound) {
-		return &pb.TokenRevocations{}, "", nil
-	}
-	if err != nil {
+	exists := err == nil
+	if err != nil && !errors.Is(err, faceauth.ErrNotFound) {
 		return nil, "", fmt.Errorf("read token revocations: %w", err)
 	}
-	list := new(pb.TokenRevocations)
-	if err := proto.Unmarshal(data, list); err != nil {
-		return nil, "", fmt.Errorf("decode token revocations: %w", err)
+	list, err := decodeRevocations(data, exists)
+	if err != nil {
+		return nil, "", err
 	}
 	return list, ver, nil
+}
+
+// decodeRevocations decodes the stored list (empty when there is none).
+func decodeRevocations(data []byte, exists bool) (*pb.TokenRevocations, error) {
+	list := new(pb.TokenRevocations)
+	if !exists {
+		return list, nil
+	}
+	if err := proto.Unmarshal(data, list); err != nil {
+		return nil, fmt.Errorf("decode token revocations: %w", err)
+	}
+	return list, nil
 }
 
 // use makes list current unless the one held is as new (a replica's

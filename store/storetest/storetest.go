@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) faceauth.Store) {
 		{"ListPagination", testListPagination},
 		{"CreateRace", testCreateRace},
 		{"CASCounter", testCASCounter},
+		{"Update", testUpdate},
 		{"Canceled", testCanceled},
 		{"Ping", testPing},
 		{"ModTime", testModTime},
@@ -535,6 +536,108 @@ func testCASCounter(t *testing.T, s faceauth.Store) {
 		t.Fatalf("counter = %q after %d concurrent increments, want %d", got, n, n)
 	}
 	t.Logf("%d increments, %d lost races retried", n, conflict)
+}
+
+// testUpdate checks faceauth.Update, the one compare-and-swap loop every
+// read-modify-write of the central service goes through.
+func testUpdate(t *testing.T, s faceauth.Store) {
+	ctx := t.Context()
+	errAbort := errors.New("abort")
+	tests := []struct {
+		name    string
+		initial []byte // nil: the key does not exist
+		change  func(old []byte, exists bool) ([]byte, error)
+		wantErr error
+		want    []byte // nil: the key does not exist afterwards
+	}{
+		{"create", nil, func(old []byte, exists bool) ([]byte, error) {
+			if exists || old != nil {
+				return nil, fmt.Errorf("absent key seen as %q, exists %v", old, exists)
+			}
+			return []byte("a"), nil
+		}, nil, []byte("a")},
+		{"replace", []byte("a"), func(old []byte, exists bool) ([]byte, error) {
+			return append(old, 'b'), nil
+		}, nil, []byte("ab")},
+		{"no change writes nothing", []byte("a"), func([]byte, bool) ([]byte, error) { return nil, nil }, nil, []byte("a")},
+		{"no change on absent key creates nothing", nil, func([]byte, bool) ([]byte, error) { return nil, nil }, nil, nil},
+		{"change error aborts", []byte("a"), func([]byte, bool) ([]byte, error) { return []byte("x"), errAbort }, errAbort, []byte("a")},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key := fmt.Sprintf("meta/update-%d", i)
+			before := ""
+			if tt.initial != nil {
+				before = put(t, s, key, tt.initial)
+			}
+			ver, err := faceauth.Update(ctx, s, key, 3, tt.change)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Update: err = %v, want %v", err, tt.wantErr)
+			}
+			if tt.want == nil {
+				wantNotFound(t, s, key)
+				return
+			}
+			got, after := get(t, s, key)
+			if !bytes.Equal(got, tt.want) {
+				t.Fatalf("after Update: %q, want %q", got, tt.want)
+			}
+			if err == nil && ver != after {
+				t.Errorf("Update returned version %q, the object is at %q", ver, after)
+			}
+			if !bytes.Equal(tt.want, tt.initial) && after == before {
+				t.Errorf("version %q did not change with the content", after)
+			}
+			if bytes.Equal(tt.want, tt.initial) && after != before {
+				t.Errorf("version changed from %q to %q although nothing was to be written", before, after)
+			}
+		})
+	}
+
+	t.Run("concurrent updaters lose nothing", func(t *testing.T) {
+		const key, n = "meta/update-concurrent", 8
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				_, err := faceauth.Update(ctx, s, key, 400, func(old []byte, _ bool) ([]byte, error) {
+					return append(slices.Clip(old), byte('a'+i)), nil
+				})
+				if err != nil {
+					t.Errorf("updater %d: %v", i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		got, _ := get(t, s, key)
+		slices.Sort(got)
+		if string(got) != "abcdefgh" {
+			t.Fatalf("after %d concurrent updates the object holds %q, want every item once: %q", n, got, "abcdefgh")
+		}
+	})
+
+	t.Run("gives up after the attempts", func(t *testing.T) {
+		const key, attempts = "meta/update-busy", 3
+		put(t, s, key, []byte("0"))
+		calls := 0
+		_, err := faceauth.Update(ctx, s, key, attempts, func(old []byte, _ bool) ([]byte, error) {
+			calls++
+			// Another writer changes the object after every read.
+			put(t, s, key, []byte(strconv.Itoa(calls)))
+			return []byte("lost"), nil
+		})
+		if !errors.Is(err, faceauth.ErrPrecondition) {
+			t.Fatalf("Update against a writer that always wins: err = %v, want ErrPrecondition", err)
+		}
+		if calls != attempts {
+			t.Errorf("change called %d times, want %d", calls, attempts)
+		}
+		if got, _ := get(t, s, key); string(got) != strconv.Itoa(attempts) {
+			t.Errorf("object holds %q, want the other writer's %q", got, strconv.Itoa(attempts))
+		}
+	})
 }
 
 func testCanceled(t *testing.T, s faceauth.Store) {

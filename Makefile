@@ -51,8 +51,8 @@ test: models-testdata tools
 FUZZ_TARGETS := \
 	./feed:FuzzDecodeChange \
 	./edged:FuzzDecodeRecord \
-	./api:FuzzParseForm \
-	./auth:FuzzCheck
+	./internal/api:FuzzParseForm \
+	./internal/auth:FuzzCheck
 FUZZ_TIME ?= 5s
 
 ## fuzz: run each of FUZZ_TARGETS for FUZZ_TIME (5s)

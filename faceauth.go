@@ -3,8 +3,8 @@
 // error kinds every layer speaks, and the small object-store interface that
 // the local directory and S3 both implement.
 //
-// Implementations live in their own packages (store/filestore,
-// store/s3store, models/face, ...); this package imports none of them.
+// Implementations live in their own packages (central/store/filestore,
+// central/store/s3store, models/face, ...); this package imports none of them.
 package faceauth
 
 import (
@@ -123,7 +123,7 @@ type Cond struct {
 // Store is a flat object store with conditional writes: the reference set's
 // source of truth. Keys are slash-separated relative paths such as
 // "records/alice.pb"; see docs/storage.md for the layout. Implementations:
-// store/filestore (a local directory) and store/s3store (S3 and
+// central/store/filestore (a local directory) and central/store/s3store (S3 and
 // S3-compatible servers). All methods are safe for concurrent use, also by
 // several processes sharing the same backing store.
 type Store interface {

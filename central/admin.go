@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/auth"
-	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/config"
 	"github.com/xplore/faceauth/models/face"
 )
 

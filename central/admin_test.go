@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/testenv"
 	pb "github.com/xplore/faceauth/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"

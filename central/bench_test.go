@@ -12,7 +12,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
 )
 

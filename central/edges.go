@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/api"
 	pb "github.com/xplore/faceauth/proto"
 )
 

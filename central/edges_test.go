@@ -14,9 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/feed"
-	"github.com/xplore/faceauth/natsd"
+	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
 )
 

@@ -17,9 +17,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/store/filestore"
+	"github.com/xplore/faceauth/central/store/s3store"
 	"github.com/xplore/faceauth/internal/versitygw"
-	"github.com/xplore/faceauth/store/filestore"
-	"github.com/xplore/faceauth/store/s3store"
 )
 
 // grepFiles returns, for every file under dir holding one of the

@@ -15,12 +15,12 @@ import (
 	"testing"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/store/filestore"
+	"github.com/xplore/faceauth/central/store/s3store"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
 	"github.com/xplore/faceauth/models/face"
 	pb "github.com/xplore/faceauth/proto"
-	"github.com/xplore/faceauth/store/filestore"
-	"github.com/xplore/faceauth/store/s3store"
 )
 
 var quiet = slog.New(slog.DiscardHandler)

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/gallery"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/gallery"
 	pb "github.com/xplore/faceauth/proto"
 )
 

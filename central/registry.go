@@ -49,8 +49,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"
 	pb "github.com/xplore/faceauth/proto"

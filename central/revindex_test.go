@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/models/face"
 	pb "github.com/xplore/faceauth/proto"
-	"github.com/xplore/faceauth/store/filestore"
 )
 
 // memStore is a faceauth.Store in memory with the real stores' semantics

@@ -15,10 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central/console"
-	"github.com/xplore/faceauth/metrics"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/metrics"
 	pb "github.com/xplore/faceauth/proto"
 )
 

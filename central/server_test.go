@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/store/filestore"
 	pb "github.com/xplore/faceauth/proto"
-	"github.com/xplore/faceauth/store/filestore"
 )
 
 // TestSweep leaves the store in every state an interrupted write can

@@ -24,10 +24,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/edged"
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"

@@ -20,7 +20,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
 )

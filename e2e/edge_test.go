@@ -16,9 +16,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/models"
-	"github.com/xplore/faceauth/natsd"
 	pb "github.com/xplore/faceauth/proto"
 )
 

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/central/store/s3store"
+	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
-	"github.com/xplore/faceauth/store/s3store"
 )
 
 // toolBin returns the path of a pinned dev tool built by `make tools`. A

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xplore/faceauth/central/store/s3store"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
-	"github.com/xplore/faceauth/store/s3store"
 )
 
 // TestCentralOnS3 runs the real bin/central against a real S3 protocol

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xplore/faceauth/auth"
-	"github.com/xplore/faceauth/gallery"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/gallery"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 )

@@ -7,7 +7,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
-	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
 	"google.golang.org/protobuf/proto"
 )

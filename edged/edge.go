@@ -25,10 +25,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
-	"github.com/xplore/faceauth/gallery"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/gallery"
 	pb "github.com/xplore/faceauth/proto"
 )
 

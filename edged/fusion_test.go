@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 	pb "github.com/xplore/faceauth/proto"

@@ -15,11 +15,11 @@ import (
 	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
-	"github.com/xplore/faceauth/natsd"
 	pb "github.com/xplore/faceauth/proto"
 )
 

@@ -10,9 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/auth"
-	"github.com/xplore/faceauth/metrics"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/metrics"
 )
 
 // Handler serves the edge's HTTP API: POST /api/verify and POST

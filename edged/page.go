@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/internal/api"
 )
 
 // The edge's read-only status page at "/": the sync state, how many users

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/internal/api"
 )
 
 // TestStatusPage: the edge's page at / shows the sync state, the users

@@ -11,8 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/auth"
 )
 
 // feedTrust is the edge's trust root: the one feed key every message of

@@ -11,7 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/internal/api"
 )
 
 // LockoutBucket is the JetStream key-value bucket of the verify lockout

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/internal/api"
 )
 
 // lockClock is a settable clock shared by limiters ("replicas").

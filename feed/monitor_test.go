@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/xplore/faceauth/natsd"
+	"github.com/xplore/faceauth/central/natsd"
 	pb "github.com/xplore/faceauth/proto"
 )
 

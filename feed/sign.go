@@ -12,7 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
 )
 

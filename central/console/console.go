@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"path"
 
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/internal/api"
 )
 
 //go:embed static

@@ -20,12 +20,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/store/filestore"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
-	"github.com/xplore/faceauth/store/filestore"
 )
 
 // run runs the central command line with args and returns its stdout and

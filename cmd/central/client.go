@@ -18,8 +18,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/api"
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/internal/api"
 )
 
 // clientFlags are the flags of the admin commands that talk to a running

@@ -18,12 +18,12 @@ import (
 	"github.com/urfave/cli/v2"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/natsd"
+	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/feed"
-	"github.com/xplore/faceauth/natsd"
+	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
-	"github.com/xplore/faceauth/store/filestore"
 )
 
 // runFeedCmd runs the feed's admin commands with args.

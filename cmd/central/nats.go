@@ -17,8 +17,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/feed"
-	"github.com/xplore/faceauth/natsd"
 )
 
 // natsFlags are the change feed's settings, shared by serve and resync.

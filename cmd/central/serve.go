@@ -16,19 +16,19 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/store/filestore"
+	"github.com/xplore/faceauth/central/store/s3store"
 	"github.com/xplore/faceauth/cmd/internal/serveflags"
-	"github.com/xplore/faceauth/config"
 	"github.com/xplore/faceauth/feed"
-	"github.com/xplore/faceauth/metrics"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/config"
+	"github.com/xplore/faceauth/internal/metrics"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"
 	pb "github.com/xplore/faceauth/proto"
-	"github.com/xplore/faceauth/store/filestore"
-	"github.com/xplore/faceauth/store/s3store"
 )
 
 // Flags shared by several commands are made fresh for each command:

@@ -8,7 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth/central"
-	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/internal/config"
 )
 
 func sweepCommand() *cli.Command {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central"
-	"github.com/xplore/faceauth/store/filestore"
+	"github.com/xplore/faceauth/central/store/filestore"
 )
 
 // TestSweepCommand leaves images no record names in a store folder and

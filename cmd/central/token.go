@@ -11,9 +11,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/auth"
 	"github.com/xplore/faceauth/central"
-	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/config"
 )
 
 func tokenCommand() *cli.Command {

@@ -14,7 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth/cmd/internal/versioncmd"
-	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/internal/config"
 )
 
 // version and commit are set at build time with -ldflags "-X

@@ -17,9 +17,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth/cmd/internal/serveflags"
-	"github.com/xplore/faceauth/config"
 	"github.com/xplore/faceauth/edged"
 	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/config"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"

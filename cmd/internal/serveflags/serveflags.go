@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/api"
-	"github.com/xplore/faceauth/config"
+	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/config"
 	"github.com/xplore/faceauth/models/photo"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/api"
+	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/models/photo"
 )
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/xplore/faceauth/metrics"
+	"github.com/xplore/faceauth/internal/metrics"
 )
 
 // Metrics are the request metrics both services export.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/internal/auth"
 )
 
 // TokenChecker checks a bearer token; *auth.Verifier and *auth.Signer

@@ -29,7 +29,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/store"
+	"github.com/xplore/faceauth/central/store"
 )
 
 // The server-side encryption modes of Config.SSE.

@@ -20,9 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/store/s3store"
+	"github.com/xplore/faceauth/central/store/storetest"
 	"github.com/xplore/faceauth/internal/versitygw"
-	"github.com/xplore/faceauth/store/s3store"
-	"github.com/xplore/faceauth/store/storetest"
 )
 
 // bucketSeq makes bucket names unique within the test binary.

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xplore/faceauth/auth"
+	"github.com/xplore/faceauth/internal/auth"
 )
 
 func TestParseNetworks(t *testing.T) {

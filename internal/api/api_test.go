@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/auth"
-	"github.com/xplore/faceauth/metrics"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/metrics"
 )
 
 var quiet = slog.New(slog.DiscardHandler)

@@ -31,7 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/store"
+	"github.com/xplore/faceauth/central/store"
 )
 
 const (

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/store/storetest"
+	"github.com/xplore/faceauth/central/store/storetest"
 )
 
 func newStore(t *testing.T) *Store {

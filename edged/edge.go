@@ -3,10 +3,12 @@
 // central publishes over NATS JetStream, and answers verify and identify
 // requests from that copy, also while NATS and central are unreachable.
 //
-// The pieces: db.go holds the file (generations swapped for a full resync,
-// compaction for erasure), sync.go follows the feed and applies the gap
-// rule, eraser.go compacts after deletes and then sends the receipts,
-// http.go serves the same verify and identify contract as central.
+// The pieces: db*.go hold the file (db.go opening and locking,
+// db_gen.go the generations swapped for a full resync, db_apply.go applying
+// changes, db_compact.go compaction for erasure, db_receipts.go the delete
+// receipts owed, db_meta.go edge-wide settings), sync.go follows the feed
+// and applies the gap rule, eraser.go compacts after deletes and then sends
+// the receipts, http.go serves the same verify and identify contract as central.
 package edged
 
 import (

@@ -229,7 +229,7 @@ func startEdge(t testing.TB, id, data, natsURL string, extra ...string) *edge {
 	t.Helper()
 	addr := freeAddr(t)
 	args := append([]string{"run",
-		"--listen", addr, "--data", data, "--edge-id", id, "--nats", natsURL,
+		"--listen", addr, "--data", data, "--edge-id", id, "--nats-url", natsURL,
 		"--models-dir", testenv.ModelsDir(t), "--workers", "1",
 		"--heartbeat", "300ms", "--compact-delay", "100ms", "--log-level", "debug",
 	}, extra...)

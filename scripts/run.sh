@@ -114,7 +114,7 @@ fi
 
 say "starting edge $EDGE_ID on http://$EDGE_LISTEN_ADDR (data $EDGE_DATA, log $LOG_DIR/edge.log)"
 "$root/bin/edged" run --listen "$EDGE_LISTEN_ADDR" --data "$EDGE_DATA" --edge-id "$EDGE_ID" \
-  --models-dir "$MODELS_DIR" --nats "$nats_url" "${edge_auth[@]}" >>"$LOG_DIR/edge.log" 2>&1 &
+  --models-dir "$MODELS_DIR" --nats-url "$nats_url" "${edge_auth[@]}" >>"$LOG_DIR/edge.log" 2>&1 &
 edge_pid=$!
 wait_ready "http://$EDGE_LISTEN_ADDR/readyz" "$edge_pid" edged "$LOG_DIR/edge.log"
 

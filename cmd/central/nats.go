@@ -18,21 +18,14 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central/natsd"
+	"github.com/xplore/faceauth/cmd/internal/natsflags"
 	"github.com/xplore/faceauth/feed"
 )
 
 // natsFlags are the change feed's settings, shared by serve and resync.
 // docs/sync.md explains them.
 func natsFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "nats-url", EnvVars: []string{"NATS_URL"}, Usage: "external NATS server URL(s), comma-separated; unset: run the embedded server"},
-		&cli.StringFlag{Name: "nats-user", EnvVars: []string{"NATS_USER"}, Usage: "NATS user (also accepted by the embedded server)"},
-		&cli.StringFlag{Name: "nats-password", EnvVars: []string{"NATS_PASSWORD"}, Usage: "NATS password"},
-		&cli.StringFlag{Name: "nats-nkey", EnvVars: []string{"NATS_NKEY_SEED"}, Usage: "file with central's NKey seed"},
-		&cli.StringFlag{Name: "nats-creds", EnvVars: []string{"NATS_CREDS"}, Usage: "NATS .creds file (operator mode)"},
-		&cli.StringFlag{Name: "nats-ca", EnvVars: []string{"NATS_CA"}, Usage: "CA file the NATS server certificate must chain to"},
-		&cli.StringFlag{Name: "nats-cert", EnvVars: []string{"NATS_CERT"}, Usage: "client certificate file for mutual TLS with NATS"},
-		&cli.StringFlag{Name: "nats-key", EnvVars: []string{"NATS_KEY"}, Usage: "client key file for mutual TLS with NATS"},
+	return append(natsflags.Flags("", "external NATS server URL(s), comma-separated; unset: run the embedded server"),
 		&cli.IntFlag{Name: "nats-replicas", EnvVars: []string{"NATS_REPLICAS"}, Value: 1, Usage: "stream replicas on a NATS cluster"},
 		&cli.StringFlag{Name: "nats-listen", EnvVars: []string{"NATS_LISTEN"}, Value: natsd.DefaultListen, Usage: "embedded NATS: listen address"},
 		&cli.StringFlag{Name: "nats-store", EnvVars: []string{"NATS_STORE_DIR"}, Usage: "embedded NATS: JetStream folder (default <data>/nats)"},
@@ -41,7 +34,7 @@ func natsFlags() []cli.Flag {
 		&cli.StringFlag{Name: "nats-tls-cert", EnvVars: []string{"NATS_TLS_CERT"}, Usage: "embedded NATS: server certificate file (clients must use TLS)"},
 		&cli.StringFlag{Name: "nats-tls-key", EnvVars: []string{"NATS_TLS_KEY"}, Usage: "embedded NATS: server key file"},
 		&cli.StringFlag{Name: "nats-tls-ca", EnvVars: []string{"NATS_TLS_CA"}, Usage: "embedded NATS: CA of client certificates (clients must present one)"},
-	}
+	)
 }
 
 // natsConn is central's NATS connection and, when it runs one, the
@@ -68,19 +61,10 @@ func streamOptions(c *cli.Context) feed.StreamOptions {
 // credentials of its own, an admin command reaching the embedded server
 // uses central's generated NKey in the data folder.
 func clientOptions(c *cli.Context, url string, log *slog.Logger) feed.ConnectOptions {
-	o := feed.ConnectOptions{
-		URL:          url,
-		Name:         "central",
-		User:         c.String("nats-user"),
-		Password:     c.String("nats-password"),
-		NKeySeedFile: c.String("nats-nkey"),
-		CredsFile:    c.String("nats-creds"),
-		CAFile:       c.String("nats-ca"),
-		CertFile:     c.String("nats-cert"),
-		KeyFile:      c.String("nats-key"),
-		Log:          log,
-	}
-	if o.User == "" && o.NKeySeedFile == "" && o.CredsFile == "" && c.String("nats-url") == "" {
+	o := natsflags.Options(c)
+	external := o.URL != ""
+	o.URL, o.Name, o.Log = url, "central", log
+	if o.User == "" && o.NKeySeedFile == "" && o.CredsFile == "" && !external {
 		if seed := centralSeedFile(c.String("data")); fileExists(seed) {
 			o.NKeySeedFile = seed
 		}
@@ -107,7 +91,7 @@ func centralSeedFile(dataDir string) string {
 // embedded one (serve=true) in dataDir/nats. A connection to an external
 // server that is down is not an error: it connects when the server is up.
 func openNATS(ctx context.Context, c *cli.Context, dataDir string, log *slog.Logger) (*natsConn, error) {
-	if url := c.String("nats-url"); url != "" {
+	if url := natsflags.URL(c); url != "" {
 		nc, err := feed.Connect(ctx, clientOptions(c, url, log))
 		if err != nil {
 			return nil, err
@@ -299,7 +283,7 @@ func isLoopback(listen string) bool {
 // natsClientURL is the URL admin commands such as `central resync` use:
 // --nats-url, or the embedded server's listen address.
 func natsClientURL(c *cli.Context) string {
-	if u := c.String("nats-url"); u != "" {
+	if u := natsflags.URL(c); u != "" {
 		return u
 	}
 	scheme := "nats://"

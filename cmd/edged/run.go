@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xplore/faceauth/cmd/internal/natsflags"
 	"github.com/xplore/faceauth/cmd/internal/serveflags"
 	"github.com/xplore/faceauth/edged"
 	"github.com/xplore/faceauth/feed"
@@ -49,17 +50,9 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "feed-public-key", Usage: "central's feed key (base64 or hex, as `central feed-key` prints it): every change must be signed by it; unset, the key central announces is pinned on first contact", EnvVars: []string{"FEED_PUBLIC_KEY"}},
 			&cli.StringFlag{Name: "heartbeat", Usage: "interval of status messages", EnvVars: []string{"EDGE_HEARTBEAT"}, Value: edged.DefaultHeartbeat.String()},
 			&cli.StringFlag{Name: "compact-delay", Usage: "wait after a delete before the erasing compaction, to gather a burst", EnvVars: []string{"EDGE_COMPACT_DELAY"}, Value: edged.DefaultCompactDelay.String()},
-			&cli.StringFlag{Name: "nats", Usage: "NATS server URL(s), comma-separated", EnvVars: []string{"NATS_URL"}, Value: defaultNATS},
-			&cli.StringFlag{Name: "nats-user", Usage: "NATS user name", EnvVars: []string{"NATS_USER"}},
-			&cli.StringFlag{Name: "nats-password", Usage: "NATS password", EnvVars: []string{"NATS_PASSWORD"}},
-			&cli.StringFlag{Name: "nats-nkey", Usage: "file with this edge's NATS NKey seed", EnvVars: []string{"NATS_NKEY_SEED"}},
-			&cli.StringFlag{Name: "nats-creds", Usage: "NATS .creds file", EnvVars: []string{"NATS_CREDS"}},
-			&cli.StringFlag{Name: "nats-ca", Usage: "PEM file of the CA the NATS server's certificate chains to", EnvVars: []string{"NATS_CA"}},
-			&cli.StringFlag{Name: "nats-cert", Usage: "client certificate for mutual TLS", EnvVars: []string{"NATS_CERT"}},
-			&cli.StringFlag{Name: "nats-key", Usage: "client key for mutual TLS", EnvVars: []string{"NATS_KEY"}},
 			&cli.StringFlag{Name: "nats-inbox-prefix", Usage: "reply-subject prefix (default: the edge's own, as its NATS permissions expect)", EnvVars: []string{"NATS_INBOX_PREFIX"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"LOG_LEVEL"}, Value: "info"},
-		}, serveflags.Flags()...),
+		}, append(serveflags.Flags(), natsflags.Flags(defaultNATS, "NATS server URL(s), comma-separated")...)...),
 		Action: run,
 	}
 }
@@ -166,19 +159,9 @@ func run(c *cli.Context) error {
 	if inbox == "" {
 		inbox = feed.EdgeInboxPrefix(edgeID)
 	}
-	nc, err := feed.Connect(c.Context, feed.ConnectOptions{
-		URL:          c.String("nats"),
-		Name:         "edge " + edgeID,
-		User:         c.String("nats-user"),
-		Password:     c.String("nats-password"),
-		NKeySeedFile: c.String("nats-nkey"),
-		CredsFile:    c.String("nats-creds"),
-		CAFile:       c.String("nats-ca"),
-		CertFile:     c.String("nats-cert"),
-		KeyFile:      c.String("nats-key"),
-		InboxPrefix:  inbox,
-		Log:          log,
-	})
+	opts := natsflags.Options(c)
+	opts.Name, opts.InboxPrefix, opts.Log = "edge "+edgeID, inbox, log
+	nc, err := feed.Connect(c.Context, opts)
 	if err != nil {
 		return err
 	}
@@ -194,7 +177,7 @@ func run(c *cli.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("edge serving", "edge_id", edgeID, "listen", ln.Addr().String(), "data", c.String("data"),
-		"nats", c.String("nats"), "model", engine.ModelID(), "version", c.App.Version)
+		"nats", opts.URL, "model", engine.ModelID(), "version", c.App.Version)
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()

@@ -132,7 +132,7 @@ func run(o options) error {
 		return fmt.Errorf("central feed-key: %w", err)
 	}
 	edge, err := start(filepath.Join(o.bin, "edged"), env, filepath.Join(tmp, "edge.log"),
-		"run", "--listen", ports[2], "--data", filepath.Join(tmp, "edge"), "--edge-id", "memload", "--nats", "nats://"+ports[1],
+		"run", "--listen", ports[2], "--data", filepath.Join(tmp, "edge"), "--edge-id", "memload", "--nats-url", "nats://"+ports[1],
 		"--feed-public-key", strings.TrimSpace(string(feedKey)), "--nats-nkey", filepath.Join(tmp, "central", "nats-auth", "memload.nk"))
 	if err != nil {
 		return err

@@ -109,7 +109,8 @@ func Check(path string, rows []Row, flags []cli.Flag, envOnly []string, complete
 	if complete {
 		for _, f := range flags {
 			name := f.Names()[0]
-			if name == "help" {
+			// A hidden flag is a former name kept working, not a setting to document.
+			if v, ok := f.(cli.VisibleFlag); name == "help" || ok && !v.IsVisible() {
 				continue
 			}
 			if !docFlags[name] {

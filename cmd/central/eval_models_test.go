@@ -7,6 +7,7 @@ import (
 
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models"
+	"github.com/xplore/faceauth/models/eval"
 	"github.com/xplore/faceauth/models/face"
 )
 
@@ -17,9 +18,9 @@ import (
 // target the manifest claims (docs/thresholds.md).
 func TestShippedThresholdsOtherModels(t *testing.T) {
 	shared := testenv.SharedFaces(t)
-	var sets []labelledSet
+	var sets []eval.Set
 	for _, name := range []string{"deepface", "celebs_misc", "azure_face", "compreface_people"} {
-		s, err := readSet(filepath.Join(shared, name))
+		s, err := eval.ReadSet(filepath.Join(shared, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +44,7 @@ func TestShippedThresholdsOtherModels(t *testing.T) {
 			if c.TargetFMR == 0 || c.Threshold == 0 || c.Threshold != e.Threshold() || e.ModelID() != c.ModelID() {
 				t.Fatalf("manifest: threshold %v for FMR %v, engine uses %v (%s)", c.Threshold, c.TargetFMR, e.Threshold(), e.ModelID())
 			}
-			r, err := evalSets(context.Background(), e, sets, setsConfig{Workers: 2, TargetFMR: c.TargetFMR, Threshold: float64(e.Threshold())})
+			r, err := eval.RunSets(context.Background(), e, sets, eval.SetsConfig{Workers: 2, TargetFMR: c.TargetFMR, Threshold: float64(e.Threshold())})
 			if err != nil {
 				t.Fatal(err)
 			}

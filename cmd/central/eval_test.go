@@ -98,7 +98,7 @@ func TestEvalPairsSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := evalPairs(context.Background(), e, pairs, pairsConfig{Workers: 2, TargetFMR: 1e-3})
+	r, err := eval.RunPairs(context.Background(), e, pairs, eval.PairsConfig{Workers: 2, TargetFMR: 1e-3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,18 +113,18 @@ func TestEvalPairsSamples(t *testing.T) {
 		t.Errorf("files: no face %v, errors %v", r.NoFaceFiles, r.ErrorFiles)
 	}
 	// The same photo twice is the same embedding.
-	if g := r.scores.Genuine[1]; g < 0.9999 {
+	if g := r.Scores.Genuine[1]; g < 0.9999 {
 		t.Errorf("sample2 with itself scores %v", g)
 	}
 	// Unscored pairs are non-matches at -1.
-	if r.scores.Genuine[2] != eval.NoScore || r.scores.Impostor[4] != eval.NoScore {
-		t.Errorf("unscored pairs: %v, %v", r.scores.Genuine[2], r.scores.Impostor[4])
+	if r.Scores.Genuine[2] != eval.NoScore || r.Scores.Impostor[4] != eval.NoScore {
+		t.Errorf("unscored pairs: %v, %v", r.Scores.Genuine[2], r.Scores.Impostor[4])
 	}
 	// The re-encoded copy of sample1 is the same face, far above every
 	// pair of different photos; the blank pair costs one genuine pair.
-	for _, im := range r.scores.Impostor[:4] {
-		if im >= r.scores.Genuine[0] {
-			t.Errorf("impostor score %v >= genuine %v", im, r.scores.Genuine[0])
+	for _, im := range r.Scores.Impostor[:4] {
+		if im >= r.Scores.Genuine[0] {
+			t.Errorf("impostor score %v >= genuine %v", im, r.Scores.Genuine[0])
 		}
 	}
 	if r.Accuracy != 7.0/8 || !strings.Contains(r.AccuracyMethod, "no folds") {
@@ -206,7 +206,7 @@ func TestEvalDeepFace(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newTestEngine(t)
-	r, err := evalPairs(context.Background(), e, pairs, pairsConfig{Workers: 2, TargetFMR: 1e-3})
+	r, err := eval.RunPairs(context.Background(), e, pairs, eval.PairsConfig{Workers: 2, TargetFMR: 1e-3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestEvalDeepFace(t *testing.T) {
 	for i := range pairs {
 		pairs[i].Fold = string(rune('a' + i%3))
 	}
-	cv, err := evalPairs(context.Background(), e, pairs, pairsConfig{Workers: 2, TargetFMR: 1e-3})
+	cv, err := eval.RunPairs(context.Background(), e, pairs, eval.PairsConfig{Workers: 2, TargetFMR: 1e-3})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +252,7 @@ func TestEvalSpoof(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newTestEngine(t)
-	r, err := evalSpoof(context.Background(), e, ps, float64(e.LivenessThreshold()), 2, nil)
+	r, err := eval.RunSpoof(context.Background(), e, ps, eval.SpoofConfig{Threshold: float64(e.LivenessThreshold()), Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,9 +274,9 @@ func TestEvalSpoof(t *testing.T) {
 // same-person pairs of 153.
 func TestShippedThreshold(t *testing.T) {
 	shared := testenv.SharedFaces(t)
-	var sets []labelledSet
+	var sets []eval.Set
 	for _, name := range []string{"deepface", "celebs_misc", "azure_face", "compreface_people"} {
-		s, err := readSet(filepath.Join(shared, name))
+		s, err := eval.ReadSet(filepath.Join(shared, name))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +300,7 @@ func TestShippedThreshold(t *testing.T) {
 	if emb.TargetFMR == 0 || emb.Threshold != e.Threshold() {
 		t.Fatalf("manifest: threshold %v for FMR %v, engine uses %v", emb.Threshold, emb.TargetFMR, e.Threshold())
 	}
-	r, err := evalSets(context.Background(), e, sets, setsConfig{Workers: 2, TargetFMR: emb.TargetFMR, Threshold: float64(e.Threshold())})
+	r, err := eval.RunSets(context.Background(), e, sets, eval.SetsConfig{Workers: 2, TargetFMR: emb.TargetFMR, Threshold: float64(e.Threshold())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,7 +320,7 @@ func TestShippedThreshold(t *testing.T) {
 		t.Errorf("deepface identities from its pairs list: %+v", df)
 	}
 	scores := filepath.Join(t.TempDir(), "scores.csv")
-	if err := writeScores(scores, r.all); err != nil {
+	if err := eval.WriteScores(scores, r.All); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(scores)

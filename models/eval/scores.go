@@ -4,8 +4,10 @@
 // presentation-attack error rates APCER and BPCER (ISO/IEC 30107-3). It also
 // reads the labelled pair and spoof lists and draws ROC plots.
 //
-// The package knows nothing about images or models: callers turn photos into
-// scores, so every formula here is tested with hand-computed numbers.
+// The formulas know nothing about images or models, so each is tested with
+// hand-computed numbers. RunPairs, RunSpoof and RunSets turn labelled photos
+// into scores through a Prober (the face engine, behind a small interface)
+// and build the reports `central eval` prints.
 //
 // Everywhere, a higher score means "more alike" (or "more live"), and a
 // comparison is accepted when its score is at least the threshold.

@@ -1,12 +1,8 @@
 package central
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,43 +15,9 @@ import (
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/central/store/s3store"
+	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
 )
-
-// grepFiles returns, for every file under dir holding one of the
-// patterns, a line naming the file and the pattern.
-func grepFiles(t testing.TB, dir string, patterns map[string][]byte) []string {
-	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		for what, p := range patterns {
-			if bytes.Contains(b, p) {
-				found = append(found, fmt.Sprintf("%s holds the %s", path, what))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return found
-}
-
-// floatBytes is how protobuf stores the first values of v.
-func floatBytes(v []float32) []byte {
-	var b []byte
-	for _, f := range v[:8] {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-	}
-	return b
-}
 
 // TestDeleteAfterCrashLeavesNoTrace erases a user whose delete a crash
 // stopped half-way (after the tombstone, before the images went) and
@@ -110,7 +72,7 @@ func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
 			}
 			patterns := map[string][]byte{"name": []byte(name)}
 			for i, ref := range res.Record.References {
-				patterns[fmt.Sprintf("embedding %d", i)] = floatBytes(ref.Embedding.Vector)
+				patterns[fmt.Sprintf("embedding %d", i)] = testenv.FloatBytes(ref.Embedding.Vector, 8)
 			}
 			for i, img := range crops[:2] {
 				patterns[fmt.Sprintf("photo %d", i)] = img[len(img)/2 : len(img)/2+64]
@@ -128,7 +90,7 @@ func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
 				rec, _ := proto.Marshal(res.Record)
 				plant(recordKey("gone"), rec)
 			}
-			if found := grepFiles(t, dir, patterns); len(found) < len(patterns) {
+			if found := testenv.GrepFiles(t, patterns, dir); len(found) < len(patterns) {
 				t.Fatalf("before the delete the user's data is not all in the folder (%q): the test looks in the wrong place", found)
 			}
 
@@ -150,7 +112,7 @@ func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
 			if got, err := sw.Pass(ctx); err != nil || got.Finished != 1 {
 				t.Fatalf("first sweep pass: %+v %v, want one delete finished", got, err)
 			}
-			for _, f := range grepFiles(t, dir, patterns) {
+			for _, f := range testenv.GrepFiles(t, patterns, dir) {
 				t.Error(f)
 			}
 			if _, err := r2.Get(ctx, "kept"); err != nil {

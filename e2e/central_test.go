@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"math"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -114,11 +112,7 @@ func vectorBytes(t testing.TB, img []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var b []byte
-	for _, f := range a.Embedding[:16] {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-	}
-	return b
+	return testenv.FloatBytes(a.Embedding, 16)
 }
 
 // request builds a multipart POST.

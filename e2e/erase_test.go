@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/jpeg"
-	"io/fs"
 	"mime/multipart"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,44 +17,6 @@ import (
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
 )
-
-// grepTree returns a line for every file under the folders that holds
-// one of the patterns.
-func grepTree(t testing.TB, dirs []string, patterns map[string][]byte) []string {
-	t.Helper()
-	var found []string
-	for _, dir := range dirs {
-		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				if os.IsNotExist(err) {
-					return nil // removed while walking
-				}
-				return err
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			b, err := os.ReadFile(path)
-			if os.IsNotExist(err) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			for what, p := range patterns {
-				if bytes.Contains(b, p) {
-					found = append(found, fmt.Sprintf("%s holds %s", path, what))
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	slices.Sort(found)
-	return found
-}
 
 // person is a user registered for erasure, with the byte patterns that
 // must be gone afterwards.
@@ -124,7 +84,7 @@ func waitGone(t testing.TB, dirs []string, p *person) {
 	t.Helper()
 	var left []string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if left = grepTree(t, dirs, p.patterns); len(left) == 0 {
+		if left = testenv.GrepFiles(t, p.patterns, dirs...); len(left) == 0 {
 			return
 		}
 	}
@@ -171,7 +131,7 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 
 			alice := newPerson(t, "erase.alice", "Alice Erasable Qzv", imgs...)
 			waitApplied(t, e, alice.enroll(t, c, admin, imgs...))
-			if found := grepTree(t, dirs, alice.patterns); len(found) < len(alice.patterns) {
+			if found := testenv.GrepFiles(t, alice.patterns, dirs...); len(found) < len(alice.patterns) {
 				t.Fatalf("before the delete the user's data is not all on disk (%q): the test looks in the wrong place", found)
 			}
 			if status := deleteUser(t, c.url, admin, alice.id); status/100 != 2 {
@@ -227,7 +187,7 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 			waitGone(t, dirs, bob)
 			e.stop()
 			c.stop()
-			if left := grepTree(t, dirs, merge(alice.patterns, bob.patterns)); len(left) > 0 {
+			if left := testenv.GrepFiles(t, merge(alice.patterns, bob.patterns), dirs...); len(left) > 0 {
 				t.Errorf("after stopping: %q", left)
 			}
 		})

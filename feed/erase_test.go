@@ -1,18 +1,13 @@
 package feed
 
 import (
-	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io/fs"
-	"math"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xplore/faceauth/internal/testenv"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -23,50 +18,6 @@ func secretVector(seed float32, dims int) []float32 {
 		v[i] = seed + float32(i)/float32(dims*3)
 	}
 	return v
-}
-
-// vectorPattern is the little-endian encoding of v's first values, as
-// protobuf's packed floats store them.
-func vectorPattern(v []float32) []byte {
-	var b []byte
-	for _, f := range v[:8] {
-		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(f))
-	}
-	return b
-}
-
-// grepDir returns the files under dir that contain any of the patterns.
-func grepDir(t testing.TB, dir string, patterns map[string][]byte) []string {
-	t.Helper()
-	var found []string
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if os.IsNotExist(err) {
-				return nil // removed while walking
-			}
-			return err
-		}
-		if !d.Type().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if os.IsNotExist(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for what, p := range patterns {
-			if bytes.Contains(b, p) {
-				found = append(found, fmt.Sprintf("%s holds the %s", path, what))
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return found
 }
 
 // TestErasedUserLeavesNoBytesInStream publishes a user, replaces it
@@ -107,8 +58,8 @@ func TestErasedUserLeavesNoBytesInStream(t *testing.T) {
 	p.Publish(set(name2, vec2))
 	waitStream(t, js, src)
 	patterns := map[string][]byte{"first name": []byte(name1), "second name": []byte(name2),
-		"first embedding": vectorPattern(vec1), "second embedding": vectorPattern(vec2)}
-	if found := grepDir(t, n.dir, patterns); len(found) == 0 {
+		"first embedding": testenv.FloatBytes(vec1, 8), "second embedding": testenv.FloatBytes(vec2, 8)}
+	if found := testenv.GrepFiles(t, patterns, n.dir); len(found) == 0 {
 		t.Fatal("the user's data is nowhere in the JetStream store before the delete: the test looks in the wrong place")
 	}
 
@@ -117,7 +68,7 @@ func TestErasedUserLeavesNoBytesInStream(t *testing.T) {
 	var found []string
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if found = grepDir(t, n.dir, patterns); len(found) == 0 {
+		if found = testenv.GrepFiles(t, patterns, n.dir); len(found) == 0 {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -127,7 +78,7 @@ func TestErasedUserLeavesNoBytesInStream(t *testing.T) {
 	}
 	// A restarted server (recovering from the block files) holds nothing either.
 	n.stop()
-	for _, f := range grepDir(t, n.dir, patterns) {
+	for _, f := range testenv.GrepFiles(t, patterns, n.dir) {
 		t.Errorf("after a server stop: %s", f)
 	}
 	_ = p

@@ -300,25 +300,7 @@ func TestNATSConfig(t *testing.T) {
 	}
 
 	edge, ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"))
-	got := make(chan string, 1)
-	cctx, stop := context.WithCancel(ctx)
-	go feed.Consume(cctx, ejs, feed.ConsumeOptions{Keys: feed.TrustKey(testFeedKey.PublicKey())}, func(ds []feed.Delivery) error {
-		for _, d := range ds {
-			if d.Change != nil {
-				got <- feed.ChangeUserID(d.Change)
-				stop()
-			}
-		}
-		return nil
-	})
-	select {
-	case id := <-got:
-		if id != "alice" {
-			t.Fatalf("edge read user %q, want alice", id)
-		}
-	case <-ctx.Done():
-		t.Fatal("the edge could not read the user stream")
-	}
+	expectFirstUser(ctx, t, ejs, "alice", "")
 	if err := feed.PublishStatus(edge, &pb.EdgeStatus{EdgeId: "site-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -463,9 +445,18 @@ func TestNATSClusterConfig(t *testing.T) {
 	}
 
 	ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"), nodes[2].client)
+	expectFirstUser(ctx, t, ejs, "alice", " through another node")
+}
+
+// expectFirstUser consumes the users stream as an edge trusting
+// testFeedKey and fails unless the first change it reads is user want;
+// how says how the edge reached the stream, for the failure message.
+func expectFirstUser(ctx context.Context, t *testing.T, js jetstream.JetStream, want, how string) {
+	t.Helper()
 	got := make(chan string, 1)
 	cctx, stop := context.WithCancel(ctx)
-	go feed.Consume(cctx, ejs, feed.ConsumeOptions{Keys: feed.TrustKey(testFeedKey.PublicKey())}, func(ds []feed.Delivery) error {
+	defer stop()
+	go feed.Consume(cctx, js, feed.ConsumeOptions{Keys: feed.TrustKey(testFeedKey.PublicKey())}, func(ds []feed.Delivery) error {
 		for _, d := range ds {
 			if d.Change != nil {
 				got <- feed.ChangeUserID(d.Change)
@@ -476,11 +467,11 @@ func TestNATSClusterConfig(t *testing.T) {
 	})
 	select {
 	case id := <-got:
-		if id != "alice" {
-			t.Fatalf("edge read user %q, want alice", id)
+		if id != want {
+			t.Fatalf("edge read user %q, want %s", id, want)
 		}
 	case <-ctx.Done():
-		t.Fatal("the edge could not read the user stream through another node")
+		t.Fatalf("the edge could not read the user stream%s", how)
 	}
 }
 

@@ -1,7 +1,9 @@
 // Package faceauth holds the core types shared by the central service, the
 // edge daemon, the storage backends and the face pipeline: user ids, the
-// error kinds every layer speaks, and the small object-store interface that
-// the local directory and S3 both implement.
+// error kinds every layer speaks, the small object-store interface that
+// the local directory and S3 both implement, and the face vocabulary (Box,
+// Face, Analysis, Match) with the one-method Engine interface that the
+// services call the face pipeline through.
 //
 // Implementations live in their own packages (central/store/filestore,
 // central/store/s3store, models/face, ...); this package imports none of them.

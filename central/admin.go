@@ -1,7 +1,6 @@
 package central
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/config"
-	"github.com/xplore/faceauth/models/face"
 )
 
 // The endpoints the console needs beyond the original API: a photo's
@@ -38,17 +36,10 @@ type AnalyseResponse struct {
 	Selected int `json:"selected"`
 }
 
-// Detector lists the faces of a photo without judging them; *face.Engine
-// implements it. An embedder that is also a Detector lets an analysis of a
-// refused photo show the faces it found.
-type Detector interface {
-	Detect(ctx context.Context, img []byte) ([]face.Face, int, int, error)
-}
-
-func faceInfos(fs []face.Face) []api.FaceInfo {
+func faceInfos(fs []faceauth.Face) []api.FaceInfo {
 	out := make([]api.FaceInfo, len(fs))
 	for i, f := range fs {
-		out[i] = api.FaceInfo{Box: api.Box{X1: f.Box.X1, Y1: f.Box.Y1, X2: f.Box.X2, Y2: f.Box.Y2}, Score: f.Score, Quality: f.Quality}
+		out[i] = api.FaceInfo{Box: f.Box, Score: f.Score, Quality: f.Quality}
 	}
 	return out
 }
@@ -82,9 +73,10 @@ func (s *Server) analyse(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp.Refusal = &api.ErrorBody{Error: fe.Msg, Code: fe.Code}
-		if d, ok := s.cfg.Registry.emb.(Detector); ok && kind == faceauth.KindNoFace {
-			if fs, w, h, derr := d.Detect(r.Context(), img); derr == nil {
-				resp.Faces, resp.Width, resp.Height = faceInfos(fs), w, h
+		if kind == faceauth.KindNoFace {
+			// Show the faces that were found, unjudged.
+			if d, derr := s.cfg.Registry.eng.Analyze(r.Context(), img, faceauth.Request{Purpose: faceauth.PurposeDetect}); derr == nil {
+				resp.Faces, resp.Width, resp.Height = faceInfos(d.Faces), d.Width, d.Height
 			}
 		}
 		api.WriteJSON(w, http.StatusOK, resp)

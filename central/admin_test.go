@@ -345,7 +345,7 @@ func TestDirectoryPage(t *testing.T) {
 func TestListReadsNoRecords(t *testing.T) {
 	ctx := t.Context()
 	st := &countingStore{Store: backends[0].open(t), gets: map[string]int{}}
-	reg := NewRegistry(Config{Store: st, Embedder: testEngine(t), Log: quiet})
+	reg := NewRegistry(Config{Store: st, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
 	const n = 300
 	now := timestamppb.Now()
 	for i := range n {

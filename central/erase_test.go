@@ -62,7 +62,7 @@ func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
 			clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 			advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
 			const name = "Erasable Qzxv Person"
-			r := NewRegistry(Config{Store: fst, Embedder: testEngine(t), Publisher: &recorder{}, Log: quiet, Now: clock})
+			r := NewRegistry(Config{Store: fst, Engine: testEngine(t), Info: testEngine(t).Info(), Publisher: &recorder{}, Log: quiet, Now: clock})
 			res, err := r.Register(ctx, "gone", name, []Image{{Data: crops[0]}, {Data: crops[1]}})
 			if err != nil {
 				t.Fatal(err)
@@ -103,7 +103,7 @@ func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
 
 			// Restart: what serve does at start-up, then its first sweep
 			// pass SweepFirst later.
-			r2 := NewRegistry(Config{Store: fst, Embedder: testEngine(t), Publisher: &recorder{}, Log: quiet, Now: clock})
+			r2 := NewRegistry(Config{Store: fst, Engine: testEngine(t), Info: testEngine(t).Info(), Publisher: &recorder{}, Log: quiet, Now: clock})
 			if _, err := r2.RemoveDebris(ctx, "", false); err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func TestDeleteRemovesDebris(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRegistry(Config{Store: st, Embedder: testEngine(t), Log: quiet})
+	r := NewRegistry(Config{Store: st, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
 	if _, err := r.Register(t.Context(), "gone", "", []Image{{Data: crops[0]}}); err != nil {
 		t.Fatal(err)
 	}

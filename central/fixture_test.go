@@ -90,7 +90,7 @@ func cropFaces(ctx context.Context, eng *face.Engine, path string) ([][]byte, er
 	if err != nil {
 		return nil, err
 	}
-	a, err := eng.Probe(ctx, data, face.Options{})
+	a, err := eng.Analyze(ctx, data, faceauth.Request{})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -126,7 +126,7 @@ func cropFaces(ctx context.Context, eng *face.Engine, path string) ([][]byte, er
 		if err := jpeg.Encode(&buf, crop, &jpeg.Options{Quality: 92}); err != nil {
 			return nil, err
 		}
-		if _, err := eng.Enroll(ctx, buf.Bytes(), face.Options{}); err != nil {
+		if _, err := eng.Analyze(ctx, buf.Bytes(), faceauth.Request{Purpose: faceauth.PurposeEnroll}); err != nil {
 			continue
 		}
 		out = append(out, buf.Bytes())
@@ -158,7 +158,7 @@ func enrollableVariants(t testing.TB, crops [][]byte, n int) [][]byte {
 	for q := 99; q >= 80 && len(out) < n; q-- {
 		for _, c := range crops {
 			v := variant(t, c, q)
-			if _, err := eng.Enroll(context.Background(), v, face.Options{}); err == nil {
+			if _, err := eng.Analyze(context.Background(), v, faceauth.Request{Purpose: faceauth.PurposeEnroll}); err == nil {
 				out = append(out, v)
 			}
 			if len(out) == n {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 )
@@ -19,7 +20,7 @@ func TestSwitchToFusedModel(t *testing.T) {
 	ctx := t.Context()
 	s := backends[0].open(t)
 	crops := faceCrops(t)
-	arc := NewRegistry(Config{Store: s, Embedder: testEngine(t), Log: quiet})
+	arc := NewRegistry(Config{Store: s, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
 	for i := range 4 {
 		if _, err := arc.Register(ctx, fmt.Sprintf("p%d", i), "", []Image{{Data: crops[i]}}); err != nil {
 			t.Fatal(err)
@@ -30,7 +31,7 @@ func TestSwitchToFusedModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fused.Close()
-	r := NewRegistry(Config{Store: s, Embedder: fused, Log: quiet})
+	r := NewRegistry(Config{Store: s, Engine: fused, Info: fused.Info(), Log: quiet})
 	if r.Model() == arc.Model() {
 		t.Fatalf("the fused registry reports the old model %s", r.Model())
 	}
@@ -42,23 +43,23 @@ func TestSwitchToFusedModel(t *testing.T) {
 		if err != nil || len(vecs) != 1 || len(vecs[0]) != 512+128 {
 			t.Fatalf("p%d after the switch: %d vectors, %v", i, len(vecs), err)
 		}
-		a, err := fused.Probe(ctx, variant(t, crops[i], 75), face.Options{})
+		a, err := fused.Analyze(ctx, variant(t, crops[i], 75), faceauth.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := r.Search(ctx, a.Embedding, a.Model, fused.Threshold(), 3)
+		m, err := r.Search(ctx, a.Embedding, a.Model, fused.Info().Threshold, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(m) == 0 || m[0].UserID != fmt.Sprintf("p%d", i) || m[0].Similarity < fused.Threshold() {
-			t.Fatalf("search for p%d with the fused model: %+v (threshold %v)", i, m, fused.Threshold())
+		if len(m) == 0 || m[0].UserID != fmt.Sprintf("p%d", i) || m[0].Similarity < fused.Info().Threshold {
+			t.Fatalf("search for p%d with the fused model: %+v (threshold %v)", i, m, fused.Info().Threshold)
 		}
 	}
-	old, err := testEngine(t).Probe(ctx, crops[0], face.Options{})
+	old, err := testEngine(t).Analyze(ctx, crops[0], faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Search(ctx, old.Embedding, old.Model, fused.Threshold(), 3); !hasCode(err, "model_mismatch") {
+	if _, err := r.Search(ctx, old.Embedding, old.Model, fused.Info().Threshold, 3); !hasCode(err, "model_mismatch") {
 		t.Fatalf("an ArcFace probe against the fused registry: %v, want model_mismatch", err)
 	}
 }

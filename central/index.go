@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/gallery"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -115,7 +114,7 @@ func (x *index) vectors(rec *pb.UserRecord) [][]float32 {
 	if rec == nil {
 		return nil
 	}
-	model := x.r.emb.ModelID()
+	model := x.r.info.Model
 	var out [][]float32
 	for _, ref := range rec.References {
 		v := ref.Embedding.GetVector()
@@ -128,9 +127,9 @@ func (x *index) vectors(rec *pb.UserRecord) [][]float32 {
 }
 
 // Search implements api.Searcher over the whole registry.
-func (r *Registry) Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]api.Match, error) {
-	if model != r.emb.ModelID() {
-		return nil, faceauth.E(faceauth.KindInvalid, "model_mismatch", "The probe was made with model %s, the registry uses %s.", model, r.emb.ModelID())
+func (r *Registry) Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]faceauth.Match, error) {
+	if model != r.info.Model {
+		return nil, faceauth.E(faceauth.KindInvalid, "model_mismatch", "The probe was made with model %s, the registry uses %s.", model, r.info.Model)
 	}
 	if err := r.index.fresh(ctx); err != nil {
 		return nil, err
@@ -143,10 +142,10 @@ func (r *Registry) Search(ctx context.Context, probe []float32, model string, th
 		return nil, nil
 	}
 	found := g.Search(probe, limit, threshold)
-	out := make([]api.Match, len(found))
+	out := make([]faceauth.Match, len(found))
 	x.mu.Lock()
 	for i, m := range found {
-		out[i] = api.Match{UserID: m.UserID, Name: x.names[m.UserID], Similarity: m.Score}
+		out[i] = faceauth.Match{UserID: m.UserID, Name: x.names[m.UserID], Similarity: m.Similarity}
 	}
 	x.mu.Unlock()
 	return out, nil
@@ -212,7 +211,7 @@ func (x *index) load(ctx context.Context) error {
 		return err
 	}
 	var g *gallery.Gallery
-	model := x.r.emb.ModelID()
+	model := x.r.info.Model
 	for _, rec := range recs {
 		revs[rec.Id] = rec.Revision
 		for _, ref := range rec.References {

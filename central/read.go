@@ -11,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/models/face"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -25,7 +24,7 @@ func (r *Registry) Embeddings(ctx context.Context, id, model string) ([][]float3
 	if err != nil {
 		return nil, err
 	}
-	if model == r.emb.ModelID() && stale(rec, model) > 0 {
+	if model == r.info.Model && stale(rec, model) > 0 {
 		if rec, err = r.reembed(ctx, rec); err != nil {
 			return nil, err
 		}
@@ -59,7 +58,7 @@ func stale(rec *pb.UserRecord, model string) int {
 // or no longer yields one face keeps its old embedding (never compared
 // with the new model) and is logged.
 func (r *Registry) reembed(ctx context.Context, rec *pb.UserRecord) (*pb.UserRecord, error) {
-	model := r.emb.ModelID()
+	model := r.info.Model
 	fresh := map[string]*pb.Embedding{}
 	var mu sync.Mutex
 	err := parallel(ctx, len(rec.References), func(ctx context.Context, i int) error {
@@ -76,7 +75,7 @@ func (r *Registry) reembed(ctx context.Context, rec *pb.UserRecord) (*pb.UserRec
 		if err != nil {
 			return fmt.Errorf("read image %s: %w", key, err)
 		}
-		a, err := r.emb.Enroll(ctx, data, face.Options{})
+		a, err := r.eng.Analyze(ctx, data, faceauth.Request{Purpose: faceauth.PurposeEnroll})
 		if err != nil {
 			if faceauth.KindOf(err) == faceauth.KindInternal {
 				return fmt.Errorf("re-embed %s: %w", key, err)
@@ -130,7 +129,7 @@ func (r *Registry) Reembed(ctx context.Context) (int, error) {
 	}
 	var ids []string
 	for id, e := range users {
-		if e.Model != r.emb.ModelID() {
+		if e.Model != r.info.Model {
 			ids = append(ids, id)
 		}
 	}
@@ -144,7 +143,7 @@ func (r *Registry) Reembed(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		if stale(rec, r.emb.ModelID()) == 0 {
+		if stale(rec, r.info.Model) == 0 {
 			continue
 		}
 		if _, err := r.reembed(ctx, rec); err != nil {

@@ -51,19 +51,9 @@ import (
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/api"
-	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"
 	pb "github.com/xplore/faceauth/proto"
 )
-
-// Embedder computes the embedding of a reference photo; *face.Engine
-// implements it.
-type Embedder interface {
-	// Enroll analyses a photo that must show exactly one usable face.
-	Enroll(ctx context.Context, img []byte, opt face.Options) (*face.Analysis, error)
-	// ModelID names the embedding model and its exact weights.
-	ModelID() string
-}
 
 // Publisher receives every change after it is stored, to send it to the
 // edges. Publish must neither fail nor block the request: a publisher
@@ -89,8 +79,11 @@ const (
 
 // Config configures a Registry.
 type Config struct {
-	Store     faceauth.Store
-	Embedder  Embedder
+	Store faceauth.Store
+	// Engine embeds the reference photos, and verify's and identify's
+	// probes; Info describes its models.
+	Engine    faceauth.Engine
+	Info      faceauth.EngineInfo
 	Publisher Publisher    // nil: changes are not published
 	Log       *slog.Logger // nil: slog.Default()
 	Metrics   *api.Metrics // nil: no stage timings
@@ -102,7 +95,8 @@ type Config struct {
 // concurrent use, also by several processes sharing one store.
 type Registry struct {
 	store faceauth.Store
-	emb   Embedder
+	eng   faceauth.Engine
+	info  faceauth.EngineInfo
 	pub   Publisher
 	log   *slog.Logger
 	m     *api.Metrics
@@ -112,7 +106,7 @@ type Registry struct {
 
 // NewRegistry returns a registry over cfg.Store.
 func NewRegistry(cfg Config) *Registry {
-	r := &Registry{store: cfg.Store, emb: cfg.Embedder, pub: cfg.Publisher, log: cfg.Log, m: cfg.Metrics, now: cfg.Now}
+	r := &Registry{store: cfg.Store, eng: cfg.Engine, info: cfg.Info, pub: cfg.Publisher, log: cfg.Log, m: cfg.Metrics, now: cfg.Now}
 	if r.log == nil {
 		r.log = slog.Default()
 	}
@@ -124,7 +118,7 @@ func NewRegistry(cfg Config) *Registry {
 }
 
 // Model returns the id of the embedding model new references get.
-func (r *Registry) Model() string { return r.emb.ModelID() }
+func (r *Registry) Model() string { return r.info.Model }
 
 // Ping checks that the store is reachable.
 func (r *Registry) Ping(ctx context.Context) error { return r.store.Ping(ctx) }
@@ -309,15 +303,15 @@ func (r *Registry) enroll(ctx context.Context, images []Image) ([]pending, error
 // Analyse runs the enrolment checks on one photo without storing
 // anything: the analysis a register of it would store, or the error that
 // would refuse it.
-func (r *Registry) Analyse(ctx context.Context, img []byte) (*face.Analysis, error) {
+func (r *Registry) Analyse(ctx context.Context, img []byte) (*faceauth.Analysis, error) {
 	if _, ok := imageFormats[photo.Sniff(img)]; !ok {
 		// Let the pipeline say exactly what is wrong with it.
-		if _, err := r.emb.Enroll(ctx, img, face.Options{}); err != nil {
+		if _, err := r.eng.Analyze(ctx, img, faceauth.Request{Purpose: faceauth.PurposeEnroll}); err != nil {
 			return nil, err
 		}
 		return nil, faceauth.E(faceauth.KindBadImage, "unsupported_format", "The image format is not supported; please upload a JPEG or PNG.")
 	}
-	return r.emb.Enroll(ctx, img, face.Options{})
+	return r.eng.Analyze(ctx, img, faceauth.Request{Purpose: faceauth.PurposeEnroll})
 }
 
 func (r *Registry) enrollOne(ctx context.Context, img Image) (pending, error) {
@@ -334,9 +328,8 @@ func (r *Registry) enrollOne(ctx context.Context, img Image) (pending, error) {
 		Embedding:   &pb.Embedding{Model: a.Model, Vector: slices.Clone(a.Embedding)},
 		AddedAt:     timestamppb.New(r.now()),
 	}
-	if a.Selected >= 0 && a.Selected < len(a.Faces) {
-		fc := a.Faces[a.Selected]
-		ref.Box = &pb.Box{X1: fc.Box.X1, Y1: fc.Box.Y1, X2: fc.Box.X2, Y2: fc.Box.Y2}
+	if fc, ok := a.SelectedFace(); ok {
+		ref.Box = pb.BoxOf(fc.Box)
 		ref.DetectionScore = fc.Score
 		ref.Quality = fc.Quality
 	}

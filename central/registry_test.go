@@ -42,7 +42,7 @@ func TestRegistry(t *testing.T) {
 }
 
 func newTestRegistry(t testing.TB, s faceauth.Store, pub Publisher) *Registry {
-	return NewRegistry(Config{Store: s, Embedder: testEngine(t), Publisher: pub, Log: quiet})
+	return NewRegistry(Config{Store: s, Engine: testEngine(t), Info: testEngine(t).Info(), Publisher: pub, Log: quiet})
 }
 
 func testRegisterAndRead(t *testing.T, s faceauth.Store) {
@@ -404,10 +404,14 @@ type renamedModel struct {
 	id string
 }
 
-func (m renamedModel) ModelID() string { return m.id }
+func (m renamedModel) Info() faceauth.EngineInfo {
+	i := m.Engine.Info()
+	i.Model = m.id
+	return i
+}
 
-func (m renamedModel) Enroll(ctx context.Context, img []byte, opt face.Options) (*face.Analysis, error) {
-	a, err := m.Engine.Enroll(ctx, img, opt)
+func (m renamedModel) Analyze(ctx context.Context, img []byte, req faceauth.Request) (*faceauth.Analysis, error) {
+	a, err := m.Engine.Analyze(ctx, img, req)
 	if a != nil {
 		a.Model = m.id
 	}
@@ -418,7 +422,7 @@ func testReembed(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
 	crops := faceCrops(t)
 	eng := testEngine(t)
-	old := NewRegistry(Config{Store: s, Embedder: renamedModel{eng, "OldModel@00000000"}, Log: quiet})
+	old := NewRegistry(Config{Store: s, Engine: renamedModel{eng, "OldModel@00000000"}, Info: renamedModel{eng, "OldModel@00000000"}.Info(), Log: quiet})
 	for _, id := range []string{"alice", "bob"} {
 		if _, err := old.Register(ctx, id, "", []Image{{Data: crops[0]}, {Data: crops[1]}}); err != nil {
 			t.Fatal(err)
@@ -464,14 +468,14 @@ func testSearch(t *testing.T, s faceauth.Store) {
 		}
 	}
 	probe := func(i int) []float32 {
-		a, err := eng.Probe(ctx, variant(t, crops[i], 75), face.Options{})
+		a, err := eng.Analyze(ctx, variant(t, crops[i], 75), faceauth.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return a.Embedding
 	}
 	for i := range 4 {
-		m, err := r.Search(ctx, probe(i), r.Model(), eng.Threshold(), 3)
+		m, err := r.Search(ctx, probe(i), r.Model(), eng.Info().Threshold, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,13 +490,13 @@ func testSearch(t *testing.T, s faceauth.Store) {
 	if _, err := r.Register(ctx, "p4", "", []Image{{Data: crops[4]}}); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := r.Search(ctx, probe(0), r.Model(), eng.Threshold(), 3); len(m) > 0 && m[0].UserID == "p0" {
+	if m, _ := r.Search(ctx, probe(0), r.Model(), eng.Info().Threshold, 3); len(m) > 0 && m[0].UserID == "p0" {
 		t.Fatal("a deleted user was found")
 	}
-	if m, _ := r.Search(ctx, probe(4), r.Model(), eng.Threshold(), 3); len(m) == 0 || m[0].UserID != "p4" {
+	if m, _ := r.Search(ctx, probe(4), r.Model(), eng.Info().Threshold, 3); len(m) == 0 || m[0].UserID != "p4" {
 		t.Fatalf("a new user was not found: %+v", m)
 	}
-	if _, err := r.Search(ctx, probe(1), "OtherModel", eng.Threshold(), 3); !hasCode(err, "model_mismatch") {
+	if _, err := r.Search(ctx, probe(1), "OtherModel", eng.Info().Threshold, 3); !hasCode(err, "model_mismatch") {
 		t.Fatalf("other model: %v", err)
 	}
 }
@@ -508,18 +512,18 @@ func testSearchSeesOtherReplica(t *testing.T, s faceauth.Store) {
 	if _, err := a.Register(ctx, "p0", "", []Image{{Data: crops[0]}}); err != nil {
 		t.Fatal(err)
 	}
-	probe, err := eng.Probe(ctx, crops[1], face.Options{})
+	probe, err := eng.Analyze(ctx, crops[1], faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := b.Search(ctx, probe.Embedding, b.Model(), eng.Threshold(), 1); err != nil || len(m) != 0 {
+	if m, err := b.Search(ctx, probe.Embedding, b.Model(), eng.Info().Threshold, 1); err != nil || len(m) != 0 {
 		t.Fatalf("before: %+v %v", m, err)
 	}
 	// b's own write does not make it reload, a's does.
 	if _, err := a.Register(ctx, "p1", "", []Image{{Data: crops[1]}}); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := b.Search(ctx, probe.Embedding, b.Model(), eng.Threshold(), 1); err != nil || len(m) != 1 || m[0].UserID != "p1" {
+	if m, err := b.Search(ctx, probe.Embedding, b.Model(), eng.Info().Threshold, 1); err != nil || len(m) != 1 || m[0].UserID != "p1" {
 		t.Fatalf("after another replica registered p1: %+v %v", m, err)
 	}
 }
@@ -608,7 +612,7 @@ func TestFailureHalfway(t *testing.T) {
 		now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 		var clockMu sync.Mutex
 		clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
-		r := NewRegistry(Config{Store: fs, Embedder: testEngine(t), Log: quiet, Now: clock})
+		r := NewRegistry(Config{Store: fs, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet, Now: clock})
 		if _, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}}); err != nil {
 			t.Fatal(err)
 		}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central/store/filestore"
-	"github.com/xplore/faceauth/models/face"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -89,20 +88,20 @@ func (m *memStore) List(_ context.Context, prefix, after string, limit int) ([]s
 
 func (m *memStore) Ping(context.Context) error { return nil }
 
-// modelOnly is an Embedder whose model is m1; nothing here enrolls.
+// modelOnly is an engine whose model is m1; nothing here enrolls.
 type modelOnly struct{}
 
-func (modelOnly) Enroll(context.Context, []byte, face.Options) (*face.Analysis, error) {
+func (modelOnly) Analyze(context.Context, []byte, faceauth.Request) (*faceauth.Analysis, error) {
 	return nil, errors.New("not used")
 }
-func (modelOnly) ModelID() string { return "m1" }
+func (modelOnly) Info() faceauth.EngineInfo { return faceauth.EngineInfo{Model: "m1"} }
 
 // seed writes n users (one reference with an image object each) as the
 // registry would, and returns the registry.
 func seed(t testing.TB, st faceauth.Store, n int) *Registry {
 	t.Helper()
 	ctx := context.Background()
-	r := NewRegistry(Config{Store: st, Embedder: modelOnly{}, Log: quiet})
+	r := NewRegistry(Config{Store: st, Engine: modelOnly{}, Info: modelOnly{}.Info(), Log: quiet})
 	for i := range n {
 		id := fmt.Sprintf("user%06d", i)
 		img := fmt.Sprintf("%064x", i)
@@ -155,7 +154,7 @@ func restartReads(t testing.TB, users, changes int) (reconcile, reembed, sweep m
 	}
 
 	cs := &countingStore{Store: st, gets: map[string]int{}}
-	rc := NewRegistry(Config{Store: cs, Embedder: modelOnly{}, Log: quiet})
+	rc := NewRegistry(Config{Store: cs, Engine: modelOnly{}, Info: modelOnly{}.Info(), Log: quiet})
 	err = rc.Snapshot(ctx, func(rev uint64) bool { return rev <= held }, func(*pb.UserChange) error {
 		republished++
 		return nil
@@ -233,7 +232,7 @@ func TestRevisionIndexConcurrentReplicas(t *testing.T) {
 	ctx := t.Context()
 	st := newMemStore()
 	a := seed(t, st, 50)
-	b := NewRegistry(Config{Store: st, Embedder: modelOnly{}, Log: quiet})
+	b := NewRegistry(Config{Store: st, Engine: modelOnly{}, Info: modelOnly{}.Info(), Log: quiet})
 	var wg sync.WaitGroup
 	for w, r := range []*Registry{a, b, a, b} {
 		wg.Go(func() {
@@ -268,7 +267,7 @@ func TestRevisionIndexConcurrentReplicas(t *testing.T) {
 	if err := a.eachRecord(ctx, func(rec *pb.UserRecord) error { want[rec.Id] = rec.Revision; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range []*Registry{a, b, NewRegistry(Config{Store: st, Embedder: modelOnly{}, Log: quiet})} {
+	for _, r := range []*Registry{a, b, NewRegistry(Config{Store: st, Engine: modelOnly{}, Info: modelOnly{}.Info(), Log: quiet})} {
 		users, err := r.revisions(ctx)
 		if err != nil {
 			t.Fatal(err)

@@ -24,8 +24,7 @@ import (
 
 // ServerConfig configures the HTTP server.
 type ServerConfig struct {
-	Registry *Registry
-	Prober   api.Prober // the face engine
+	Registry *Registry // with the face engine, for verify and identify too
 	Tokens   api.TokenChecker
 	Limiter  *api.Limiter // nil: no verify lockout
 	// Admission bounds the image requests (verify, identify, register,
@@ -90,7 +89,8 @@ func NewServer(cfg ServerConfig) *Server {
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), m: cfg.HTTPMetrics, log: cfg.Log}
 	s.faces = &api.FaceHandlers{
-		Prober:        cfg.Prober,
+		Engine:        cfg.Registry.eng,
+		Info:          cfg.Registry.info,
 		Gallery:       cfg.Registry,
 		Searcher:      cfg.Registry,
 		Limiter:       cfg.Limiter,
@@ -187,7 +187,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	err := s.cfg.Registry.Ping(ctx)
-	if err == nil && s.cfg.Prober == nil {
+	if err == nil && s.cfg.Registry.eng == nil {
 		err = fmt.Errorf("the face models are not loaded")
 	}
 	if err == nil && s.cfg.Ready != nil {
@@ -202,7 +202,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		api.WriteJSON(w, http.StatusServiceUnavailable, api.ErrorBody{Error: msg, Code: "not_ready"})
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "model": s.cfg.Prober.ModelID()})
+	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "model": s.cfg.Registry.Model()})
 }
 
 //go:embed openapi.json
@@ -331,14 +331,14 @@ type ListResponse struct {
 
 // ReferenceInfo describes one reference image, without its embedding.
 type ReferenceInfo struct {
-	ImageID        string    `json:"image_id"`
-	ContentType    string    `json:"content_type"`
-	Size           int64     `json:"size"`
-	Model          string    `json:"model"`
-	Box            api.Box   `json:"box"`
-	DetectionScore float32   `json:"detection_score"`
-	Quality        float32   `json:"quality"`
-	AddedAt        time.Time `json:"added_at"`
+	ImageID        string       `json:"image_id"`
+	ContentType    string       `json:"content_type"`
+	Size           int64        `json:"size"`
+	Model          string       `json:"model"`
+	Box            faceauth.Box `json:"box"`
+	DetectionScore float32      `json:"detection_score"`
+	Quality        float32      `json:"quality"`
+	AddedAt        time.Time    `json:"added_at"`
 }
 
 // UserDetail is the body of GET /api/users/{id}.
@@ -396,13 +396,12 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 	}
 	d := UserDetail{UserSummary: summary(rec), Images: make([]ReferenceInfo, len(rec.References))}
 	for i, ref := range rec.References {
-		b := ref.GetBox()
 		d.Images[i] = ReferenceInfo{
 			ImageID:        ref.ImageId,
 			ContentType:    ref.ContentType,
 			Size:           ref.Size,
 			Model:          ref.Embedding.GetModel(),
-			Box:            api.Box{X1: b.GetX1(), Y1: b.GetY1(), X2: b.GetX2(), Y2: b.GetY2()},
+			Box:            ref.GetBox().Face(),
 			DetectionScore: ref.DetectionScore,
 			Quality:        ref.Quality,
 			AddedAt:        ref.AddedAt.AsTime(),

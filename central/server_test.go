@@ -44,10 +44,9 @@ func newTestServer(t testing.TB, change func(*ServerConfig)) *testServer {
 		t.Fatal(err)
 	}
 	fs := &faultyStore{Store: backends[0].open(t)}
-	reg := NewRegistry(Config{Store: fs, Embedder: eng, Log: quiet})
+	reg := NewRegistry(Config{Store: fs, Engine: eng, Info: eng.Info(), Log: quiet})
 	cfg := ServerConfig{
 		Registry: reg,
-		Prober:   eng,
 		Tokens:   signer,
 		Issuer:   signer,
 		Limiter:  api.NewLimiter(api.DefaultLimit, nil),
@@ -340,8 +339,7 @@ func TestLimits(t *testing.T) {
 		}
 		defer eng.Close()
 		ts := newTestServer(t, func(c *ServerConfig) {
-			c.Prober = eng
-			c.Registry = NewRegistry(Config{Store: backends[0].open(t), Embedder: eng, Log: quiet})
+			c.Registry = NewRegistry(Config{Store: backends[0].open(t), Engine: eng, Info: eng.Info(), Log: quiet})
 		})
 		for _, path := range []string{"/api/register", "/api/verify"} {
 			r := ts.do(t, "POST", path, ts.admin, uid("alice"), img(crops[0]))
@@ -465,7 +463,7 @@ func TestLimits(t *testing.T) {
 
 	t.Run("not ready", func(t *testing.T) {
 		ts := newTestServer(t, func(c *ServerConfig) {
-			c.Registry = NewRegistry(Config{Store: pingFails{c.Registry.store}, Embedder: testEngine(t), Log: quiet})
+			c.Registry = NewRegistry(Config{Store: pingFails{c.Registry.store}, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
 		})
 		r := ts.do(t, "GET", "/readyz", "")
 		if r.status != 503 || r.str("code") != "not_ready" || !strings.Contains(r.str("error"), "S3_BUCKET") {
@@ -569,7 +567,7 @@ func TestOpenAPISchemas(t *testing.T) {
 	}{
 		{"Verify", api.VerifyResponse{}, true},
 		{"Identify", api.IdentifyResponse{}, false},
-		{"Match", api.Match{}, false},
+		{"Match", faceauth.Match{}, false},
 		{"Edge", feed.EdgeState{}, false},
 	} {
 		t.Run(tt.schema, func(t *testing.T) {

@@ -30,7 +30,7 @@ func TestSweep(t *testing.T) {
 			clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 			advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
 			pub := &recorder{}
-			r := NewRegistry(Config{Store: fs, Embedder: testEngine(t), Publisher: pub, Log: quiet, Now: clock})
+			r := NewRegistry(Config{Store: fs, Engine: testEngine(t), Info: testEngine(t).Info(), Publisher: pub, Log: quiet, Now: clock})
 			register := func(id string, imgs ...[]byte) *pb.UserRecord {
 				t.Helper()
 				var in []Image
@@ -195,7 +195,7 @@ func TestSweepOldOrphanAfterRestart(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r := NewRegistry(Config{Store: st, Embedder: testEngine(t), Log: quiet})
+			r := NewRegistry(Config{Store: st, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
 			res, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}})
 			if err != nil {
 				t.Fatal(err)

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/edged"
 	"github.com/xplore/faceauth/feed"
@@ -108,7 +109,7 @@ func frame(t testing.TB, name string) []byte {
 // central computes for img: a pattern to look for in the edge's file.
 func vectorBytes(t testing.TB, img []byte) []byte {
 	t.Helper()
-	a, err := testEngine(t).Enroll(context.Background(), img, face.Options{})
+	a, err := testEngine(t).Analyze(context.Background(), img, faceauth.Request{Purpose: faceauth.PurposeEnroll})
 	if err != nil {
 		t.Fatal(err)
 	}

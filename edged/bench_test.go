@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/gallery"
 	"github.com/xplore/faceauth/internal/testenv"
@@ -36,7 +37,7 @@ func BenchmarkBootstrap(b *testing.B) {
 		b.Run(fmt.Sprintf("users=%d", n), func(b *testing.B) {
 			nats := startNATS(b)
 			js := nats.client(b)
-			model := testEngine(b).ModelID()
+			model := testEngine(b).Info().Model
 			for i := 0; i < n; i += 10_000 {
 				publish(b, js, users(fmt.Sprintf("b%d-", i/10_000), min(10_000, n-i), uint64(i+1), model)...)
 			}
@@ -67,7 +68,7 @@ func BenchmarkBootstrap(b *testing.B) {
 func BenchmarkWarmRestart(b *testing.B) {
 	const n = 100_000
 	dir := b.TempDir()
-	model := testEngine(b).ModelID()
+	model := testEngine(b).Info().Model
 	d, err := openDB(dbPath(dir), model)
 	if err != nil {
 		b.Fatal(err)
@@ -82,7 +83,7 @@ func BenchmarkWarmRestart(b *testing.B) {
 		}
 	}
 	d.close()
-	cfg := Config{EdgeID: "edge-1", DataDir: dir, Prober: testEngine(b), Dims: edgeDims, Log: quietLog()}
+	cfg := Config{EdgeID: "edge-1", DataDir: dir, Engine: testEngine(b), Info: testEngine(b).Info(), Log: quietLog()}
 	var verifyReady, identifyReady time.Duration
 	b.ResetTimer()
 	for range b.N {
@@ -125,7 +126,7 @@ func BenchmarkWarmRestart(b *testing.B) {
 func BenchmarkSyncLatency(b *testing.B) {
 	nats := startNATS(b)
 	js := nats.client(b)
-	model := testEngine(b).ModelID()
+	model := testEngine(b).Info().Model
 	publish(b, js, users("s", 1000, 1, model)...)
 	e := startEdge(b, b.TempDir(), nats.url, func(c *Config) { c.Heartbeat = 5 * time.Second })
 	for e.Users() != 1000 {
@@ -149,7 +150,7 @@ func BenchmarkSyncLatency(b *testing.B) {
 // BenchmarkVerifyHTTP measures POST /api/verify of a 640x480 JPEG on the
 // edge, token check, decode, detection, embedding and match included, with
 // the default model (models.DefaultModel, the fusion ArcFace+dlib).
-func BenchmarkVerifyHTTP(b *testing.B) { benchVerifyHTTP(b, testEngine(b), edgeDims) }
+func BenchmarkVerifyHTTP(b *testing.B) { benchVerifyHTTP(b, testEngine(b)) }
 
 // BenchmarkVerifyHTTPSingle is BenchmarkVerifyHTTP with ArcFace alone as
 // the verification model.
@@ -159,15 +160,15 @@ func BenchmarkVerifyHTTPSingle(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer arc.Close()
-	benchVerifyHTTP(b, arc, 512)
+	benchVerifyHTTP(b, arc)
 }
 
-func benchVerifyHTTP(b *testing.B, eng *face.Engine, dims int) {
+func benchVerifyHTTP(b *testing.B, eng *face.Engine) {
 	signer, _ := auth.SignerFromSecret("edge benchmark secret")
 	tok, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
 	img := faceJPEG(b, "sample1.jpg", 640, 480)
 	embedWith := func() []float32 {
-		a, err := eng.Probe(context.Background(), img, face.Options{})
+		a, err := eng.Analyze(context.Background(), img, faceauth.Request{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -175,8 +176,8 @@ func benchVerifyHTTP(b *testing.B, eng *face.Engine, dims int) {
 	}
 	nats := startNATS(b)
 	js := nats.client(b)
-	publish(b, js, upsert("alice", 1, eng.ModelID(), embedWith()))
-	e := startEdge(b, b.TempDir(), nats.url, func(c *Config) { c.TokenPublicKey, c.Prober, c.Dims = signer.PublicKey(), eng, dims })
+	publish(b, js, upsert("alice", 1, eng.Info().Model, embedWith()))
+	e := startEdge(b, b.TempDir(), nats.url, func(c *Config) { c.TokenPublicKey, c.Engine, c.Info = signer.PublicKey(), eng, eng.Info() })
 	for e.Users() != 1 {
 		time.Sleep(time.Millisecond)
 	}

@@ -55,11 +55,11 @@ type Config struct {
 	DataDir string
 	// Version is reported in heartbeats.
 	Version string
-	// Prober is the face pipeline; its ModelID decides which embeddings
-	// the edge accepts.
-	Prober api.Prober
-	// Dims is the length of the Prober model's embeddings.
-	Dims int
+	// Engine is the face pipeline. Info describes its models: Info.Model
+	// decides which embeddings the edge accepts, Info.Dims sizes its
+	// gallery.
+	Engine faceauth.Engine
+	Info   faceauth.EngineInfo
 	// FeedPublicKey is the trust root: central's feed key (`central
 	// feed-key` prints it). Every feed message must be signed by it, or by
 	// a key it announced in a rotation. Unset, the edge pins the key central
@@ -156,7 +156,7 @@ func Open(cfg Config) (*Edge, error) {
 	if err := feed.ValidateEdgeID(cfg.EdgeID); err != nil {
 		return nil, err
 	}
-	if cfg.Prober == nil || cfg.Dims <= 0 || cfg.Dims > gallery.MaxDims {
+	if cfg.Engine == nil || cfg.Info.Model == "" || cfg.Info.Dims <= 0 || cfg.Info.Dims > gallery.MaxDims {
 		return nil, errors.New("edged: a face pipeline and its embedding size are required")
 	}
 	if cfg.DataDir == "" {
@@ -181,8 +181,8 @@ func Open(cfg Config) (*Edge, error) {
 	e := &Edge{
 		cfg:     cfg,
 		log:     log,
-		model:   cfg.Prober.ModelID(),
-		gallery: gallery.New(cfg.Dims),
+		model:   cfg.Info.Model,
+		gallery: gallery.New(cfg.Info.Dims),
 		tokens:  &tokenKeys{},
 		started: time.Now(),
 		locks:   api.NewMemoryLocks(),

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
@@ -32,7 +33,7 @@ func TestFusedModelEdge(t *testing.T) {
 	}
 	defer arc.Close()
 	embedWith := func(eng *face.Engine, img []byte) []float32 {
-		a, err := eng.Probe(context.Background(), img, face.Options{})
+		a, err := eng.Analyze(context.Background(), img, faceauth.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,9 +50,9 @@ func TestFusedModelEdge(t *testing.T) {
 	n := startNATS(t)
 	js := n.client(t)
 	publishConfig(t, js, feed.TokenKeySubject, feed.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
-	publish(t, js, upsert("alice", 1, fused.ModelID(), embedWith(fused, alice)),
-		upsert("dave", 2, arc.ModelID(), embedWith(arc, bob)))
-	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.Prober, c.Dims = fused, 512+128 })
+	publish(t, js, upsert("alice", 1, fused.Info().Model, embedWith(fused, alice)),
+		upsert("dave", 2, arc.Info().Model, embedWith(arc, bob)))
+	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.Engine, c.Info = fused, fused.Info() })
 	waitFor(t, 20*time.Second, "the edge to sync", func() bool {
 		r := e.Ready()
 		return r.Synced && r.Users == 1 && r.TokenKeyID == signer.KeyID()
@@ -61,12 +62,12 @@ func TestFusedModelEdge(t *testing.T) {
 
 	var v api.VerifyResponse
 	if status, body := post(t, srv.URL+"/api/verify", tok, map[string]string{"user_id": "alice"}, alice); status != 200 || json.Unmarshal(body, &v) != nil ||
-		!v.Verified || v.Model != fused.ModelID() || v.Threshold != fused.Threshold() || v.Similarity == nil || *v.Similarity < 0.99 {
+		!v.Verified || v.Model != fused.Info().Model || v.Threshold != fused.Info().Threshold || v.Similarity == nil || *v.Similarity < 0.99 {
 		t.Fatalf("verify alice: %d %+v", status, v)
 	}
 	v = api.VerifyResponse{}
 	if status, body := post(t, srv.URL+"/api/verify", tok, map[string]string{"user_id": "alice"}, bob); status != 200 || json.Unmarshal(body, &v) != nil ||
-		v.Verified || v.Model != fused.ModelID() {
+		v.Verified || v.Model != fused.Info().Model {
 		t.Fatalf("verify bob as alice: %d %+v", status, v)
 	}
 	if status, body := post(t, srv.URL+"/api/verify", tok, map[string]string{"user_id": "dave"}, bob); status != 503 {
@@ -74,7 +75,7 @@ func TestFusedModelEdge(t *testing.T) {
 	}
 	var id api.IdentifyResponse
 	if status, body := post(t, srv.URL+"/api/identify", tok, nil, alice); status != 200 || json.Unmarshal(body, &id) != nil ||
-		len(id.Matches) != 1 || id.Matches[0].UserID != "alice" || id.Matches[0].Similarity < fused.Threshold() {
+		len(id.Matches) != 1 || id.Matches[0].UserID != "alice" || id.Matches[0].Similarity < fused.Info().Threshold {
 		t.Fatalf("identify alice: %d %+v", status, id)
 	}
 }

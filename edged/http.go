@@ -22,7 +22,8 @@ import (
 // needs NATS or central.
 func (e *Edge) Handler() http.Handler {
 	fh := &api.FaceHandlers{
-		Prober:        e.cfg.Prober,
+		Engine:        e.cfg.Engine,
+		Info:          e.cfg.Info,
 		Gallery:       edgeGallery{e},
 		Searcher:      edgeSearcher{e},
 		Limiter:       e.limiter,
@@ -146,7 +147,7 @@ func (g edgeGallery) Embeddings(ctx context.Context, userID, model string) ([][]
 type edgeSearcher struct{ e *Edge }
 
 // Search implements api.Searcher.
-func (s edgeSearcher) Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]api.Match, error) {
+func (s edgeSearcher) Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]faceauth.Match, error) {
 	if model != s.e.model {
 		return nil, faceauth.E(faceauth.KindInternal, "model_mismatch", "The edge holds %s embeddings, not %s.", s.e.model, model)
 	}
@@ -154,12 +155,7 @@ func (s edgeSearcher) Search(ctx context.Context, probe []float32, model string,
 		return nil, api.WithRetryAfter(faceauth.E(faceauth.KindUnavailable, "identify_loading",
 			"The edge is still loading its users for identification; try again in a moment."), time.Second)
 	}
-	ms := s.e.gallery.Search(probe, limit, threshold)
-	out := make([]api.Match, len(ms))
-	for i, m := range ms {
-		out[i] = api.Match{UserID: m.UserID, Similarity: m.Score}
-	}
-	return out, nil
+	return s.e.gallery.Search(probe, limit, threshold), nil
 }
 
 // countVerify counts verify answers for the heartbeat: every request with

@@ -22,7 +22,6 @@ import (
 	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/gallery"
 	"github.com/xplore/faceauth/internal/testenv"
-	"github.com/xplore/faceauth/models/face"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -36,7 +35,7 @@ func faceJPEG(t testing.TB, name string, w, h int) []byte {
 // embed returns the embedding of the dominant face in img.
 func embed(t testing.TB, img []byte) []float32 {
 	t.Helper()
-	a, err := testEngine(t).Probe(context.Background(), img, face.Options{})
+	a, err := testEngine(t).Analyze(context.Background(), img, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +94,7 @@ func TestHTTPOffline(t *testing.T) {
 
 	alice := faceJPEG(t, "sample1.jpg", 640, 480)
 	bob := faceJPEG(t, "sample2.jpg", 640, 480)
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 
 	n := startNATS(t)
 	js := n.client(t)
@@ -238,7 +237,7 @@ func TestHTTPSharedFaces(t *testing.T) {
 	}
 	signer, _ := auth.SignerFromSecret("edge http test secret")
 	tok, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 	n := startNATS(t)
 	js := n.client(t)
 	publish(t, js, upsert("s1", 1, model, embed(t, read("images/s1/1.png"))))

@@ -18,7 +18,7 @@ import (
 func TestStatusPage(t *testing.T) {
 	n := startNATS(t)
 	js := n.client(t)
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 	publish(t, js, upsert("alice.secret-id", 1, model, vec(edgeDims, 1)), upsert("bob.secret-id", 2, model, vec(edgeDims, 2)))
 	e := startEdge(t, t.TempDir(), n.url)
 	waitFor(t, 20*time.Second, "the edge to sync", func() bool { r := e.Ready(); return r.Synced && r.Users == 2 })

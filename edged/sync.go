@@ -292,14 +292,14 @@ func (e *Edge) applyBatch(ds []feed.Delivery, rsp **resync, quiet *time.Timer) e
 	caughtUp := last.Pending == 0
 	rs := *rsp
 	if rs == nil {
-		out, err := e.db.apply(0, es, e.cfg.Dims)
+		out, err := e.db.apply(0, es, e.cfg.Info.Dims)
 		if err != nil {
 			return err
 		}
 		e.applyOutcome(out, caughtUp)
 		return nil
 	}
-	out, err := e.db.apply(rs.gen, es, e.cfg.Dims)
+	out, err := e.db.apply(rs.gen, es, e.cfg.Info.Dims)
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func receiptOf(t *testing.T, js jetstream.JetStream, edgeID, userID string) *pb.
 func TestSyncFollowsFeed(t *testing.T) {
 	n := startNATS(t)
 	js := n.client(t)
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 	cs := users("u", 50, 1, model)
 	cs = append(cs, upsert("old-model-user", 100, "Other@00000000", vec(edgeDims, 100)))
 	publish(t, js, cs...)
@@ -170,7 +170,7 @@ func mustRead(t testing.TB, path string) []byte {
 func TestSyncOutages(t *testing.T) {
 	n := startNATS(t)
 	js := n.client(t)
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 	publish(t, js, users("a", 20, 1, model)...)
 	dir := t.TempDir()
 	e := startEdge(t, dir, n.url)
@@ -227,7 +227,7 @@ func TestSyncOutages(t *testing.T) {
 func TestSyncGaps(t *testing.T) {
 	n := startNATS(t)
 	js := n.client(t)
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 	publish(t, js, users("g", 30, 1, model)...)
 	dir := t.TempDir()
 	e := startEdge(t, dir, n.url)
@@ -314,7 +314,7 @@ func TestSyncGaps(t *testing.T) {
 func TestEdgesConverge(t *testing.T) {
 	n := startNATS(t)
 	js := n.client(t)
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := map[string]uint64{}
 	rev := uint64(0)
@@ -394,7 +394,7 @@ func TestTokenKeyOffline(t *testing.T) {
 
 	// Restarted with NATS gone, and the other key provisioned: the key
 	// received from NATS wins.
-	e2, err := Open(Config{EdgeID: "edge-1", DataDir: dir, Prober: testEngine(t), Dims: edgeDims, TokenPublicKey: other.PublicKey(), Log: quietLog()})
+	e2, err := Open(Config{EdgeID: "edge-1", DataDir: dir, Engine: testEngine(t), Info: testEngine(t).Info(), TokenPublicKey: other.PublicKey(), Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestTokenKeyOffline(t *testing.T) {
 	}
 
 	// A fresh edge with only a provisioned key.
-	e3, err := Open(Config{EdgeID: "edge-3", DataDir: t.TempDir(), Prober: testEngine(t), Dims: edgeDims, TokenPublicKey: ed25519.PublicKey(signer.PublicKey()), Log: quietLog()})
+	e3, err := Open(Config{EdgeID: "edge-3", DataDir: t.TempDir(), Engine: testEngine(t), Info: testEngine(t).Info(), TokenPublicKey: ed25519.PublicKey(signer.PublicKey()), Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ import (
 func TestForgedFeed(t *testing.T) {
 	aliceImg := faceJPEG(t, "sample1.jpg", 640, 480)
 	bobImg := faceJPEG(t, "sample2.jpg", 640, 480)
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 	aliceVec, bobVec := embed(t, aliceImg), embed(t, bobImg)
 
 	tokens, _ := auth.SignerFromSecret("the token key of the forged feed test")
@@ -187,7 +187,7 @@ func TestFeedKeyTrust(t *testing.T) {
 	rogue, _ := feed.SignerFromSecret([]byte("a rogue feed key of the trust test"))
 	n := startNATS(t)
 	js := n.client(t)
-	model := testEngine(t).ModelID()
+	model := testEngine(t).Info().Model
 	announce := func(k, by *feed.Signer, rev uint64) {
 		t.Helper()
 		data, _ := proto.Marshal(&pb.TokenKey{KeyId: k.KeyID(), PublicKey: k.PublicKey()})
@@ -239,7 +239,7 @@ func TestFeedKeyTrust(t *testing.T) {
 
 	// The rotated key survives a restart; provisioning another key
 	// replaces it (the operator's decision).
-	e2, err := Open(Config{EdgeID: "edge-1", DataDir: dir, Prober: testEngine(t), Dims: edgeDims, Log: quietLog()})
+	e2, err := Open(Config{EdgeID: "edge-1", DataDir: dir, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestFeedKeyTrust(t *testing.T) {
 		t.Fatalf("after a restart the edge trusts %q, want %q", got, next.KeyID())
 	}
 	e2.Close()
-	e3, err := Open(Config{EdgeID: "edge-1", DataDir: dir, Prober: testEngine(t), Dims: edgeDims, Log: quietLog(), FeedPublicKey: rogue.PublicKey()})
+	e3, err := Open(Config{EdgeID: "edge-1", DataDir: dir, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quietLog(), FeedPublicKey: rogue.PublicKey()})
 	if err != nil {
 		t.Fatal(err)
 	}

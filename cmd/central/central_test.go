@@ -20,6 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/internal/api"
@@ -187,10 +188,10 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	signer, _ := auth.SignerFromSecret("cmd test secret, long enough")
-	reg := central.NewRegistry(central.Config{Store: st, Embedder: engineOnce.eng, Log: slog.New(slog.DiscardHandler)})
+	reg := central.NewRegistry(central.Config{Store: st, Engine: engineOnce.eng, Info: engineOnce.eng.Info(), Log: slog.New(slog.DiscardHandler)})
 	revs := central.NewRevocations(central.RevocationsConfig{Store: st, Log: slog.New(slog.DiscardHandler)})
 	hs := httptest.NewServer(central.NewServer(central.ServerConfig{
-		Registry: reg, Prober: engineOnce.eng, Tokens: signer, Revocations: revs, Log: slog.New(slog.DiscardHandler),
+		Registry: reg, Tokens: signer, Revocations: revs, Log: slog.New(slog.DiscardHandler),
 	}))
 	t.Cleanup(hs.Close)
 	tok, _ := signer.Issue("test", auth.RoleAdmin, time.Hour, time.Now())
@@ -204,7 +205,7 @@ func cropFaces(eng *face.Engine, path string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := eng.Probe(ctx, data, face.Options{})
+	a, err := eng.Analyze(ctx, data, faceauth.Request{})
 	if err != nil {
 		return nil, err
 	}
@@ -236,7 +237,7 @@ func cropFaces(eng *face.Engine, path string) ([][]byte, error) {
 		draw.Draw(crop, crop.Bounds(), img, c.Min, draw.Src)
 		var buf bytes.Buffer
 		jpeg.Encode(&buf, crop, &jpeg.Options{Quality: 92})
-		if _, err := eng.Enroll(ctx, buf.Bytes(), face.Options{}); err == nil {
+		if _, err := eng.Analyze(ctx, buf.Bytes(), faceauth.Request{Purpose: faceauth.PurposeEnroll}); err == nil {
 			out = append(out, buf.Bytes())
 		}
 	}

@@ -97,7 +97,7 @@ func evalCommand() *cli.Command {
 						return err
 					}
 					defer e.Close()
-					threshold := float64(e.LivenessThreshold())
+					threshold := float64(e.Info().LivenessThreshold)
 					if c.IsSet("threshold") {
 						threshold = c.Float64("threshold")
 					}
@@ -158,7 +158,7 @@ func evalCommand() *cli.Command {
 						return err
 					}
 					defer e.Close()
-					threshold := float64(e.Threshold())
+					threshold := float64(e.Info().Threshold)
 					if c.IsSet("threshold") {
 						threshold = c.Float64("threshold")
 					}

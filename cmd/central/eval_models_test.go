@@ -41,17 +41,17 @@ func TestShippedThresholdsOtherModels(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer e.Close()
-			if c.TargetFMR == 0 || c.Threshold == 0 || c.Threshold != e.Threshold() || e.ModelID() != c.ModelID() {
-				t.Fatalf("manifest: threshold %v for FMR %v, engine uses %v (%s)", c.Threshold, c.TargetFMR, e.Threshold(), e.ModelID())
+			if c.TargetFMR == 0 || c.Threshold == 0 || c.Threshold != e.Info().Threshold || e.Info().Model != c.ModelID() {
+				t.Fatalf("manifest: threshold %v for FMR %v, engine uses %v (%s)", c.Threshold, c.TargetFMR, e.Info().Threshold, e.Info().Model)
 			}
-			r, err := eval.RunSets(context.Background(), e, sets, eval.SetsConfig{Workers: 2, TargetFMR: c.TargetFMR, Threshold: float64(e.Threshold())})
+			r, err := eval.RunSets(context.Background(), e, sets, eval.SetsConfig{Workers: 2, TargetFMR: c.TargetFMR, Threshold: float64(e.Info().Threshold)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s: pooled FMR %.5f (%d of %d), FNMR %.4f, AUC %.4f", e.ModelID(), r.Pooled.FMR, r.Pooled.FalseMatches, r.Pooled.Impostor, r.Pooled.FNMR, r.Pooled.AUC)
+			t.Logf("%s: pooled FMR %.5f (%d of %d), FNMR %.4f, AUC %.4f", e.Info().Model, r.Pooled.FMR, r.Pooled.FalseMatches, r.Pooled.Impostor, r.Pooled.FNMR, r.Pooled.AUC)
 			if r.Pooled.FMR > c.TargetFMR {
 				t.Errorf("at threshold %v the pooled FMR is %v (%d of %d), above the claimed %v: re-measure (docs/thresholds.md)",
-					e.Threshold(), r.Pooled.FMR, r.Pooled.FalseMatches, r.Pooled.Impostor, c.TargetFMR)
+					e.Info().Threshold, r.Pooled.FMR, r.Pooled.FalseMatches, r.Pooled.Impostor, c.TargetFMR)
 			}
 		})
 	}

@@ -134,8 +134,8 @@ func TestEvalPairsSamples(t *testing.T) {
 	if r.TARAtFAR1e3 != 2.0/3 {
 		t.Errorf("TAR at FAR 1e-3 = %v, want 2/3", r.TARAtFAR1e3)
 	}
-	if r.ShippedThreshold != e.Threshold() {
-		t.Errorf("shipped threshold %v, engine %v", r.ShippedThreshold, e.Threshold())
+	if r.ShippedThreshold != e.Info().Threshold {
+		t.Errorf("shipped threshold %v, engine %v", r.ShippedThreshold, e.Info().Threshold)
 	}
 }
 
@@ -252,7 +252,7 @@ func TestEvalSpoof(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newTestEngine(t)
-	r, err := eval.RunSpoof(context.Background(), e, ps, eval.SpoofConfig{Threshold: float64(e.LivenessThreshold()), Workers: 2})
+	r, err := eval.RunSpoof(context.Background(), e, ps, eval.SpoofConfig{Threshold: float64(e.Info().LivenessThreshold), Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,10 +297,10 @@ func TestShippedThreshold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if emb.TargetFMR == 0 || emb.Threshold != e.Threshold() {
-		t.Fatalf("manifest: threshold %v for FMR %v, engine uses %v", emb.Threshold, emb.TargetFMR, e.Threshold())
+	if emb.TargetFMR == 0 || emb.Threshold != e.Info().Threshold {
+		t.Fatalf("manifest: threshold %v for FMR %v, engine uses %v", emb.Threshold, emb.TargetFMR, e.Info().Threshold)
 	}
-	r, err := eval.RunSets(context.Background(), e, sets, eval.SetsConfig{Workers: 2, TargetFMR: emb.TargetFMR, Threshold: float64(e.Threshold())})
+	r, err := eval.RunSets(context.Background(), e, sets, eval.SetsConfig{Workers: 2, TargetFMR: emb.TargetFMR, Threshold: float64(e.Info().Threshold)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestShippedThreshold(t *testing.T) {
 	}
 	if r.Pooled.FMR > emb.TargetFMR {
 		t.Errorf("at threshold %v the pooled FMR is %v (%d of %d), above the claimed %v: re-measure (docs/thresholds.md)",
-			e.Threshold(), r.Pooled.FMR, r.Pooled.FalseMatches, r.Pooled.Impostor, emb.TargetFMR)
+			e.Info().Threshold, r.Pooled.FMR, r.Pooled.FalseMatches, r.Pooled.Impostor, emb.TargetFMR)
 	}
 	az := r.Sets[2]
 	if az.Set != "azure_face" || az.Images != 18 || az.Identities != 8 || az.Genuine != 14 || az.Impostor != 139 {

@@ -53,7 +53,7 @@ func TestFeedCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := central.NewRegistry(central.Config{Store: st, Embedder: engineOnce.eng, Log: quiet})
+	reg := central.NewRegistry(central.Config{Store: st, Engine: engineOnce.eng, Info: engineOnce.eng.Info(), Log: quiet})
 	for _, id := range []string{"ann.lee@example.com", "d-1"} {
 		if _, err := reg.Register(ctx, id, "", []central.Image{{Data: engineOnce.faces[0]}}); err != nil {
 			t.Fatal(err)
@@ -130,7 +130,7 @@ func TestFeedCommands(t *testing.T) {
 	}
 
 	// The edges' view through the HTTP API.
-	mon, err := feed.NewMonitor(nc, feed.MonitorOptions{Model: engineOnce.eng.ModelID(), Log: quiet})
+	mon, err := feed.NewMonitor(nc, feed.MonitorOptions{Model: engineOnce.eng.Info().Model, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +146,7 @@ func TestFeedCommands(t *testing.T) {
 	rev, _ := reg.Revision(ctx)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: engineOnce.eng.ModelID(), AppliedRevision: rev, UserCount: 1, Version: "v9", SentAt: timestamppb.Now()})
+		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: engineOnce.eng.Info().Model, AppliedRevision: rev, UserCount: 1, Version: "v9", SentAt: timestamppb.Now()})
 		out, err = runFeedCmd(t, append([]string{"edges", "--check"}, conn...)...)
 		if err == nil && strings.Contains(out, "site-1  (none)  in_sync") {
 			break

@@ -272,7 +272,7 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	monitor, err := feed.NewMonitor(feedConn.nc, feed.MonitorOptions{Log: log, Model: engine.ModelID(), Streams: streamOptions(c)})
+	monitor, err := feed.NewMonitor(feedConn.nc, feed.MonitorOptions{Log: log, Model: engine.Info().Model, Streams: streamOptions(c)})
 	if err != nil {
 		return err
 	}
@@ -312,7 +312,8 @@ func runServe(c *cli.Context) error {
 
 	registry := central.NewRegistry(central.Config{
 		Store:     store,
-		Embedder:  engine,
+		Engine:    engine,
+		Info:      engine.Info(),
 		Publisher: pub,
 		Log:       log,
 		Metrics:   httpMetrics,
@@ -330,7 +331,6 @@ func runServe(c *cli.Context) error {
 		Addr: cfg.listen,
 		Handler: central.NewServer(central.ServerConfig{
 			Registry:        registry,
-			Prober:          engine,
 			Tokens:          signer,
 			Limiter:         api.NewLimiterWith(cfg.Limit, locks, nil, log),
 			FailureScores:   cfg.FailureScores,
@@ -360,8 +360,8 @@ func runServe(c *cli.Context) error {
 	if len(cfg.TokenlessVerify) > 0 {
 		log.Warn("POST /api/verify accepts requests without a token from these networks (VERIFY_WITHOUT_TOKEN_FROM)", "networks", cfg.TokenlessVerify)
 	}
-	log.Info("central serving", "addr", ln.Addr().String(), "store", where, "model", engine.ModelID(), "feed_key", feedKey.KeyID(),
-		"threshold", engine.Threshold(), "liveness", cfg.Liveness, "version", version)
+	log.Info("central serving", "addr", ln.Addr().String(), "store", where, "model", engine.Info().Model, "feed_key", feedKey.KeyID(),
+		"threshold", engine.Info().Threshold, "liveness", cfg.Liveness, "version", version)
 
 	// Move references of another model to the current one in the
 	// background, so the edges receive current embeddings.
@@ -371,7 +371,7 @@ func runServe(c *cli.Context) error {
 		case err != nil && ctx.Err() == nil:
 			log.Warn("re-embedding references of other models stopped", "err", err)
 		case n > 0:
-			log.Info("re-embedded references of other models", "users", n, "model", engine.ModelID())
+			log.Info("re-embedded references of other models", "users", n, "model", engine.Info().Model)
 		}
 	}()
 

@@ -25,7 +25,7 @@ func TestSweepCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := central.NewRegistry(central.Config{Store: st, Embedder: engineOnce.eng, Log: slog.New(slog.DiscardHandler)})
+	reg := central.NewRegistry(central.Config{Store: st, Engine: engineOnce.eng, Info: engineOnce.eng.Info(), Log: slog.New(slog.DiscardHandler)})
 	res, err := reg.Register(ctx, "ann", "", []central.Image{{Data: engineOnce.faces[0]}})
 	if err != nil {
 		t.Fatal(err)

@@ -106,10 +106,6 @@ func run(c *cli.Context) error {
 			return fmt.Errorf("--feed-public-key: %w", err)
 		}
 	}
-	dims, err := modelDims(c.String("models-dir"), c.String("model"))
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
@@ -133,8 +129,8 @@ func run(c *cli.Context) error {
 		Sites:           sites,
 		DataDir:         c.String("data"),
 		Version:         c.App.Version,
-		Prober:          engine,
-		Dims:            dims,
+		Engine:          engine,
+		Info:            engine.Info(),
 		TokenPublicKey:  pub,
 		FeedPublicKey:   feedPub,
 		Heartbeat:       heartbeat,
@@ -177,7 +173,7 @@ func run(c *cli.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("edge serving", "edge_id", edgeID, "listen", ln.Addr().String(), "data", c.String("data"),
-		"nats", opts.URL, "model", engine.ModelID(), "version", c.App.Version)
+		"nats", opts.URL, "model", engine.Info().Model, "version", c.App.Version)
 
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
@@ -243,18 +239,4 @@ func parsePublicKey(s string) (ed25519.PublicKey, error) {
 		}
 	}
 	return nil, fmt.Errorf("not a %d-byte Ed25519 public key in base64 or hex", ed25519.PublicKeySize)
-}
-
-// modelDims returns the embedding size of the model or fusion named model
-// (a fusion's embedding holds all of its parts').
-func modelDims(dir, model string) (int, error) {
-	m, err := models.Load(dir)
-	if err != nil {
-		return 0, err
-	}
-	c, err := m.Choose(model)
-	if err != nil {
-		return 0, err
-	}
-	return c.Dims(), nil
 }

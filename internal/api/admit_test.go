@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 )
 
-// gateProber is the real engine behind a gate: each Probe says it has
+// gateProber is the real engine behind a gate: each analysis says it has
 // started and waits until the test opens the gate, so the test decides
 // when a slot frees up instead of racing the pipeline.
 type gateProber struct {
@@ -24,10 +25,10 @@ type gateProber struct {
 	open    chan struct{}
 }
 
-func (p *gateProber) Probe(ctx context.Context, img []byte, opt face.Options) (*face.Analysis, error) {
+func (p *gateProber) Analyze(ctx context.Context, img []byte, req faceauth.Request) (*faceauth.Analysis, error) {
 	p.entered <- struct{}{}
 	<-p.open
-	return p.Engine.Probe(ctx, img, opt)
+	return p.Engine.Analyze(ctx, img, req)
 }
 
 // countingReader counts the bytes read from a request body.
@@ -53,7 +54,7 @@ func TestAdmissionSheds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := eng.Probe(t.Context(), photo, face.Options{})
+	a, err := eng.Analyze(t.Context(), photo, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestAdmissionSheds(t *testing.T) {
 		adm := NewAdmission(cfg)
 		m := newTestMetrics()
 		adm.OnShed(m.Shed)
-		return &FaceHandlers{Prober: gp, Gallery: mapGallery{"alice": {a.Embedding}}, Admission: adm, Metrics: m, Log: quiet}, gp, adm
+		return &FaceHandlers{Engine: gp, Info: eng.Info(), Gallery: mapGallery{"alice": {a.Embedding}}, Admission: adm, Metrics: m, Log: quiet}, gp, adm
 	}
 
 	t.Run("queue full", func(t *testing.T) {

@@ -9,23 +9,7 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/models/face"
 )
-
-// Prober runs the face pipeline on a probe photo; *face.Engine implements
-// it.
-type Prober interface {
-	// Probe returns the analysis of the dominant face of img.
-	Probe(ctx context.Context, img []byte, opt face.Options) (*face.Analysis, error)
-	// ModelID names the embedding model, so only its embeddings are compared.
-	ModelID() string
-	// Threshold is the cosine similarity at or above which faces match.
-	Threshold() float32
-	// LivenessThreshold is the liveness score at or above which a face is live.
-	LivenessThreshold() float32
-	// LivenessModelID names the liveness model.
-	LivenessModelID() string
-}
 
 // Gallery returns the reference embeddings of one user.
 type Gallery interface {
@@ -38,29 +22,14 @@ type Gallery interface {
 type Searcher interface {
 	// Search returns up to limit users with a reference of model at or above
 	// threshold, best first, each with its best similarity.
-	Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]Match, error)
-}
-
-// Match is one identify result.
-type Match struct {
-	UserID     string  `json:"user_id"`
-	Name       string  `json:"name,omitempty"`
-	Similarity float32 `json:"similarity"`
-}
-
-// Box is a face rectangle in the pixels of the upright image.
-type Box struct {
-	X1 float32 `json:"x1"`
-	Y1 float32 `json:"y1"`
-	X2 float32 `json:"x2"`
-	Y2 float32 `json:"y2"`
+	Search(ctx context.Context, probe []float32, model string, threshold float32, limit int) ([]faceauth.Match, error)
 }
 
 // FaceInfo describes the face that was used.
 type FaceInfo struct {
-	Box     Box     `json:"box"`
-	Score   float32 `json:"score"`
-	Quality float32 `json:"quality"`
+	Box     faceauth.Box `json:"box"`
+	Score   float32      `json:"score"`
+	Quality float32      `json:"quality"`
 }
 
 // Liveness is the presentation-attack check of the face, when enabled.
@@ -89,12 +58,12 @@ type VerifyResponse struct {
 
 // IdentifyResponse is the body of a 200 answer to POST /api/identify.
 type IdentifyResponse struct {
-	Matches   []Match   `json:"matches"`
-	Threshold float32   `json:"threshold"`
-	Model     string    `json:"model"`
-	Face      FaceInfo  `json:"face"`
-	Faces     int       `json:"faces"`
-	Liveness  *Liveness `json:"liveness,omitempty"`
+	Matches   []faceauth.Match `json:"matches"`
+	Threshold float32          `json:"threshold"`
+	Model     string           `json:"model"`
+	Face      FaceInfo         `json:"face"`
+	Faces     int              `json:"faces"`
+	Liveness  *Liveness        `json:"liveness,omitempty"`
 }
 
 // Identify limits.
@@ -106,7 +75,9 @@ const (
 // FaceHandlers serves verify and identify. The central service and the
 // edge daemon build one each over their own gallery.
 type FaceHandlers struct {
-	Prober   Prober
+	// Engine analyses the probe photos; Info describes its models.
+	Engine   faceauth.Engine
+	Info     faceauth.EngineInfo
 	Gallery  Gallery
 	Searcher Searcher // nil: identify answers 503
 	Limiter  *Limiter // nil: no lockout
@@ -169,7 +140,7 @@ func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyRe
 	outcome := Abandoned
 	defer func() { done(outcome) }()
 
-	model := h.Prober.ModelID()
+	model := h.Info.Model
 	start := time.Now()
 	refs, err := h.Gallery.Embeddings(ctx, userID, model)
 	h.Metrics.Stage("lookup", start)
@@ -190,11 +161,11 @@ func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyRe
 	start = time.Now()
 	var best float32 = -1
 	for _, ref := range refs {
-		best = max(best, face.Similarity(a.Embedding, ref))
+		best = max(best, faceauth.Similarity(a.Embedding, ref))
 	}
 	h.Metrics.Stage("match", start)
 	resp := &VerifyResponse{
-		Threshold: h.Prober.Threshold(),
+		Threshold: h.Info.Threshold,
 		Model:     model,
 		UserID:    userID,
 		Face:      faceInfo(a),
@@ -276,9 +247,9 @@ func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*Identi
 		return nil, err
 	}
 	resp := &IdentifyResponse{
-		Matches:   []Match{},
-		Threshold: h.Prober.Threshold(),
-		Model:     h.Prober.ModelID(),
+		Matches:   []faceauth.Match{},
+		Threshold: h.Info.Threshold,
+		Model:     h.Info.Model,
 		Face:      faceInfo(a),
 		Faces:     len(a.Faces),
 		Liveness:  h.liveness(a),
@@ -316,7 +287,7 @@ func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*Identi
 }
 
 // probe runs the pipeline in an admitted slot and counts refusals.
-func (h *FaceHandlers) probe(ctx context.Context, img []byte) (*face.Analysis, error) {
+func (h *FaceHandlers) probe(ctx context.Context, img []byte) (*faceauth.Analysis, error) {
 	release, err := h.Admission.Slot(ctx)
 	if err != nil {
 		h.Metrics.Outcome("busy")
@@ -324,7 +295,7 @@ func (h *FaceHandlers) probe(ctx context.Context, img []byte) (*face.Analysis, e
 	}
 	defer release()
 	start := time.Now()
-	a, err := h.Prober.Probe(ctx, img, face.Options{Liveness: h.Liveness})
+	a, err := h.Engine.Analyze(ctx, img, faceauth.Request{Liveness: h.Liveness})
 	h.Metrics.Stage("face", start)
 	switch faceauth.KindOf(err) {
 	case faceauth.KindNoFace:
@@ -335,21 +306,21 @@ func (h *FaceHandlers) probe(ctx context.Context, img []byte) (*face.Analysis, e
 	return a, err
 }
 
-func (h *FaceHandlers) liveness(a *face.Analysis) *Liveness {
+func (h *FaceHandlers) liveness(a *faceauth.Analysis) *Liveness {
 	if !h.Liveness {
 		return nil
 	}
-	th := h.Prober.LivenessThreshold()
-	return &Liveness{Score: a.Liveness, Threshold: th, Live: a.LivenessChecked && a.Liveness >= th, Model: h.Prober.LivenessModelID()}
+	th := h.Info.LivenessThreshold
+	return &Liveness{Score: a.Liveness, Threshold: th, Live: a.LivenessChecked && a.Liveness >= th, Model: h.Info.LivenessModel}
 }
 
-func faceInfo(a *face.Analysis) FaceInfo {
-	if a.Selected < 0 || a.Selected >= len(a.Faces) {
+func faceInfo(a *faceauth.Analysis) FaceInfo {
+	f, ok := a.SelectedFace()
+	if !ok {
 		return FaceInfo{}
 	}
-	f := a.Faces[a.Selected]
 	return FaceInfo{
-		Box:     Box{X1: f.Box.X1, Y1: f.Box.Y1, X2: f.Box.X2, Y2: f.Box.Y2},
+		Box:     f.Box,
 		Score:   f.Score,
 		Quality: f.Quality,
 	}

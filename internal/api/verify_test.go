@@ -50,15 +50,15 @@ func (g mapGallery) Embeddings(_ context.Context, id, _ string) ([][]float32, er
 	return v, nil
 }
 
-func (g mapGallery) Search(_ context.Context, q []float32, _ string, thr float32, limit int) ([]Match, error) {
-	var out []Match
+func (g mapGallery) Search(_ context.Context, q []float32, _ string, thr float32, limit int) ([]faceauth.Match, error) {
+	var out []faceauth.Match
 	for id, vs := range g {
 		best := float32(-1)
 		for _, v := range vs {
-			best = max(best, face.Similarity(q, v))
+			best = max(best, faceauth.Similarity(q, v))
 		}
 		if best >= thr {
-			out = append(out, Match{UserID: id, Similarity: best})
+			out = append(out, faceauth.Match{UserID: id, Similarity: best})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Similarity > out[j].Similarity })
@@ -87,18 +87,18 @@ func TestFaceHandlers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := eng.Probe(t.Context(), photo, face.Options{})
+	a, err := eng.Analyze(t.Context(), photo, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := make([]float32, len(a.Embedding))
 	other[0] = 1 // a unit vector no face is close to
-	if face.Similarity(a.Embedding, other) >= eng.Threshold() {
+	if faceauth.Similarity(a.Embedding, other) >= eng.Info().Threshold {
 		t.Skip("the probe happens to match the unit vector")
 	}
 	g := mapGallery{"alice": {a.Embedding}, "bob": {other}}
 	h := &FaceHandlers{
-		Prober: eng, Gallery: g, Searcher: g, Log: quiet, Metrics: newTestMetrics(),
+		Engine: eng, Info: eng.Info(), Gallery: g, Searcher: g, Log: quiet, Metrics: newTestMetrics(),
 		Limiter: NewLimiter(LimitConfig{MaxFailures: 2, Window: time.Minute, Lockout: time.Minute}, nil),
 	}
 	noFace := gradient(t)
@@ -159,7 +159,7 @@ func TestFaceHandlers(t *testing.T) {
 			default:
 				var resp VerifyResponse
 				json.Unmarshal(rec.Body.Bytes(), &resp)
-				if resp.Verified != tt.verified || resp.UserID != tt.user || resp.Model != eng.ModelID() || resp.Faces < 1 ||
+				if resp.Verified != tt.verified || resp.UserID != tt.user || resp.Model != eng.Info().Model || resp.Faces < 1 ||
 					resp.Face.Box.X2 <= resp.Face.Box.X1 || resp.Liveness != nil ||
 					tt.verified != (resp.Similarity != nil) || resp.Similarity != nil && math.IsNaN(float64(*resp.Similarity)) {
 					t.Errorf("verify %s", rec.Body)

@@ -12,28 +12,28 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/testenv"
-	"github.com/xplore/faceauth/models/face"
 )
 
 // Frame returns a w x h JPEG cut around the dominant face of the pinned
 // sample photo name (testenv.Sample), the face spanning 1/widths of the
 // frame's width: the size and framing of a camera at a door.
-func Frame(t testing.TB, eng *face.Engine, name string, w, h int, widths float32) []byte {
+func Frame(t testing.TB, eng faceauth.Engine, name string, w, h int, widths float32) []byte {
 	t.Helper()
 	data, err := os.ReadFile(testenv.Sample(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	faces, _, _, err := eng.Detect(context.Background(), data)
-	if err != nil || len(faces) == 0 {
+	a, err := eng.Analyze(context.Background(), data, faceauth.Request{Purpose: faceauth.PurposeDetect})
+	if err != nil || len(a.Faces) == 0 {
 		t.Fatalf("no face in %s: %v", name, err)
 	}
 	src, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := faces[0].Box
+	b := a.Faces[0].Box
 	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
 	fw := (b.X2 - b.X1) * widths
 	fh := fw * float32(h) / float32(w)

@@ -74,7 +74,7 @@ func TestConcurrentSearchWhileWriting(t *testing.T) {
 				id, q := uid(i), probes[i]
 				want := m.score(id, q)
 				top := g.Search(q, 3, 0.9)
-				if len(top) != 1 || top[0].UserID != id || top[0].Score != want {
+				if len(top) != 1 || top[0].UserID != id || top[0].Similarity != want {
 					errc <- fmt.Errorf("Search(probe of %s) = %v, want only %s with %v", id, top, id, want)
 					return
 				}

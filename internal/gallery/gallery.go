@@ -14,12 +14,6 @@ import (
 // products of up to 127·127 in int32 lanes.
 const MaxDims = 1 << 16
 
-// Match is one user found by Search.
-type Match struct {
-	UserID string
-	Score  float32 // the exact float32 cosine: the best over the user's references
-}
-
 // Gallery is the set of enrolled users and their reference embeddings. It
 // is safe for concurrent use by many searchers and occasional writers.
 type Gallery struct {
@@ -245,8 +239,8 @@ func (s *set) userScore(slot int32, q []float32) float32 {
 
 // better orders matches best first: higher score, then lower user id, so
 // that results are deterministic under ties.
-func better(a, b Match) int {
-	if c := cmp.Compare(b.Score, a.Score); c != 0 {
+func better(a, b faceauth.Match) int {
+	if c := cmp.Compare(b.Similarity, a.Similarity); c != 0 {
 		return c
 	}
 	return cmp.Compare(a.UserID, b.UserID)
@@ -255,27 +249,27 @@ func better(a, b Match) int {
 // SearchExact is Search by brute force: the exact score of every user. It
 // is the reference Search is tested against, and it is about ten times
 // slower on large galleries.
-func (g *Gallery) SearchExact(q []float32, k int, minScore float32) []Match {
+func (g *Gallery) SearchExact(q []float32, k int, minScore float32) []faceauth.Match {
 	if k <= 0 || !g.checkQuery(q) {
 		return nil
 	}
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	s := g.cur
-	var out []Match
+	var out []faceauth.Match
 	for slot, u := range s.users {
 		if sc := s.userScore(int32(slot), q); sc >= minScore {
-			out = append(out, Match{u.id, sc})
+			out = append(out, faceauth.Match{UserID: u.id, Similarity: sc})
 		}
 	}
 	return topK(out, k)
 }
 
 // topK returns the k best of m, best first, reordering m.
-func topK(m []Match, k int) []Match {
+func topK(m []faceauth.Match, k int) []faceauth.Match {
 	if len(m) > k {
 		// Keep the k best in a heap with the worst of them at the root.
-		worse := func(a, b Match) bool { return better(a, b) > 0 }
+		worse := func(a, b faceauth.Match) bool { return better(a, b) > 0 }
 		h := m[:k]
 		heapify(h, worse)
 		for _, x := range m[k:] {

@@ -163,10 +163,10 @@ func TestSearchMatchesExact(t *testing.T) {
 }
 
 // cut is the first k matches of the full ranking all that reach minScore.
-func cut(all []Match, k int, minScore float32) []Match {
-	var out []Match
+func cut(all []faceauth.Match, k int, minScore float32) []faceauth.Match {
+	var out []faceauth.Match
 	for _, m := range all {
-		if len(out) == k || m.Score < minScore {
+		if len(out) == k || m.Similarity < minScore {
 			break
 		}
 		out = append(out, m)
@@ -260,7 +260,7 @@ func TestMultiReferenceScoresBest(t *testing.T) {
 			t.Errorf("ref %d: Verify = %v, %v; want %v (the score of ref %d)", i, got, ok, want, i)
 		}
 		m := g.Search(q, 1, 0.5)
-		if len(m) != 1 || m[0].UserID != "alice" || m[0].Score != want {
+		if len(m) != 1 || m[0].UserID != "alice" || m[0].Similarity != want {
 			t.Errorf("ref %d: Search = %v; want alice with %v", i, m, want)
 		}
 	}

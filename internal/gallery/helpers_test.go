@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+
+	"github.com/xplore/faceauth"
 )
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)) }
@@ -52,16 +54,16 @@ func (m model) score(id string, q []float32) float32 {
 	return best
 }
 
-func (m model) search(q []float32, k int, minScore float32) []Match {
-	var out []Match
+func (m model) search(q []float32, k int, minScore float32) []faceauth.Match {
+	var out []faceauth.Match
 	for id := range m {
 		if s := m.score(id, q); s >= minScore {
-			out = append(out, Match{id, s})
+			out = append(out, faceauth.Match{UserID: id, Similarity: s})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].Score != out[j].Score {
-			return out[i].Score > out[j].Score
+		if out[i].Similarity != out[j].Similarity {
+			return out[i].Similarity > out[j].Similarity
 		}
 		return out[i].UserID < out[j].UserID
 	})
@@ -86,12 +88,12 @@ func (m model) gallery(dims int) *Gallery {
 
 func uid(i int) string { return fmt.Sprintf("u%06d", i) }
 
-func sameMatches(a, b []Match) bool {
+func sameMatches(a, b []faceauth.Match) bool {
 	if len(a) != len(b) {
 		return false
 	}
 	for i := range a {
-		if a[i].UserID != b[i].UserID || math.Float32bits(a[i].Score) != math.Float32bits(b[i].Score) {
+		if a[i].UserID != b[i].UserID || math.Float32bits(a[i].Similarity) != math.Float32bits(b[i].Similarity) {
 			return false
 		}
 	}

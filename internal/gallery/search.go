@@ -3,6 +3,8 @@ package gallery
 import (
 	"math"
 	"slices"
+
+	"github.com/xplore/faceauth"
 )
 
 // Search returns the k users whose exact scores against q are highest and
@@ -12,13 +14,13 @@ import (
 // be L2-normalised, like the references, for the scores to be cosines; a
 // query that does not have Dims finite values, or whose norm is over 1e6,
 // matches nothing (nil).
-func (g *Gallery) Search(q []float32, k int, minScore float32) []Match {
+func (g *Gallery) Search(q []float32, k int, minScore float32) []faceauth.Match {
 	m, _ := g.search(q, k, minScore)
 	return m
 }
 
 // search is Search that also reports how many users it re-ranked exactly.
-func (g *Gallery) search(q []float32, k int, minScore float32) ([]Match, int) {
+func (g *Gallery) search(q []float32, k int, minScore float32) ([]faceauth.Match, int) {
 	if k <= 0 || !g.checkQuery(q) {
 		return nil, 0
 	}
@@ -108,10 +110,10 @@ func (g *Gallery) search(q []float32, k int, minScore float32) ([]Match, int) {
 	users = slices.Compact(users)
 	sc.cand = users
 
-	var out []Match
+	var out []faceauth.Match
 	for _, slot := range users {
 		if score := s.userScore(slot, q); score >= minScore {
-			out = append(out, Match{s.users[slot].id, score})
+			out = append(out, faceauth.Match{UserID: s.users[slot].id, Similarity: score})
 		}
 	}
 	return topK(out, k), len(users)

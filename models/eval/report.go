@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/models/face"
 )
 
 // PairsConfig sets a pairs run.
@@ -63,7 +62,7 @@ type PairsReport struct {
 }
 
 // RunPairs embeds every image of pairs once and measures the lot.
-func RunPairs(ctx context.Context, e Verifier, pairs []Pair, cfg PairsConfig) (*PairsReport, error) {
+func RunPairs(ctx context.Context, e Engine, pairs []Pair, cfg PairsConfig) (*PairsReport, error) {
 	if len(pairs) == 0 {
 		return nil, faceauth.E(faceauth.KindInvalid, "no_pairs", "the pairs list is empty")
 	}
@@ -71,15 +70,15 @@ func RunPairs(ctx context.Context, e Verifier, pairs []Pair, cfg PairsConfig) (*
 	for _, p := range pairs {
 		files = append(files, p.X, p.Y)
 	}
-	results, err := analyseAll(ctx, e, files, face.Options{}, cfg.Workers, cfg.Progress)
+	results, err := analyseAll(ctx, e, files, faceauth.Request{}, cfg.Workers, cfg.Progress)
 	if err != nil {
 		return nil, err
 	}
 	r := &PairsReport{
-		Model:            e.ModelID(),
+		Model:            e.Info().Model,
 		Pairs:            len(pairs),
 		TargetFMR:        cfg.TargetFMR,
-		ShippedThreshold: e.Threshold(),
+		ShippedThreshold: e.Info().Threshold,
 		Unscored:         countUnscored(results, commonDir(files)),
 	}
 	var trials []Trial
@@ -230,16 +229,16 @@ type SpoofReport struct {
 
 // RunSpoof runs the liveness check on every presentation. Images without
 // a usable face score NoScore: rejected, as the service would.
-func RunSpoof(ctx context.Context, e Prober, ps []Presentation, cfg SpoofConfig) (*SpoofReport, error) {
+func RunSpoof(ctx context.Context, e Engine, ps []Presentation, cfg SpoofConfig) (*SpoofReport, error) {
 	var files []string
 	for _, p := range ps {
 		files = append(files, p.File)
 	}
-	results, err := analyseAll(ctx, e, files, face.Options{Liveness: true}, cfg.Workers, cfg.Progress)
+	results, err := analyseAll(ctx, e, files, faceauth.Request{Liveness: true}, cfg.Workers, cfg.Progress)
 	if err != nil {
 		return nil, err
 	}
-	r := &SpoofReport{Model: e.ModelID(), Threshold: cfg.Threshold, Unscored: countUnscored(results, commonDir(files))}
+	r := &SpoofReport{Model: e.Info().Model, Threshold: cfg.Threshold, Unscored: countUnscored(results, commonDir(files))}
 	byType := map[string]*Scores{}
 	for _, p := range ps {
 		res := results[p.File]
@@ -399,18 +398,18 @@ type ScoredPair struct {
 
 // RunSets scores every pair of every set (near-duplicates left out) and
 // reports each set and the pool.
-func RunSets(ctx context.Context, e Prober, sets []Set, cfg SetsConfig) (*SetsReport, error) {
+func RunSets(ctx context.Context, e Engine, sets []Set, cfg SetsConfig) (*SetsReport, error) {
 	var files []string
 	for _, s := range sets {
 		for _, im := range s.Images {
 			files = append(files, im.File)
 		}
 	}
-	results, err := analyseAll(ctx, e, files, face.Options{}, cfg.Workers, cfg.Progress)
+	results, err := analyseAll(ctx, e, files, faceauth.Request{}, cfg.Workers, cfg.Progress)
 	if err != nil {
 		return nil, err
 	}
-	r := &SetsReport{Model: e.ModelID(), TargetFMR: cfg.TargetFMR, Threshold: cfg.Threshold}
+	r := &SetsReport{Model: e.Info().Model, TargetFMR: cfg.TargetFMR, Threshold: cfg.Threshold}
 	var pool Scores
 	pool0 := SetResult{Set: "pooled"}
 	for _, s := range sets {

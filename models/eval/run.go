@@ -10,20 +10,13 @@ import (
 	"sync"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/models/face"
 )
 
-// Prober is what an evaluation needs from the face engine (*face.Engine
-// is one).
-type Prober interface {
-	Probe(ctx context.Context, img []byte, opts face.Options) (*face.Analysis, error)
-	ModelID() string
-}
-
-// Verifier is a Prober that also tells the threshold it ships with.
-type Verifier interface {
-	Prober
-	Threshold() float32
+// Engine is what an evaluation needs from the face pipeline: the analysis
+// and the description of its models (*face.Engine is one).
+type Engine interface {
+	faceauth.Engine
+	Info() faceauth.EngineInfo
 }
 
 // Progress follows a run's images: Update gets the number analysed so far
@@ -55,7 +48,7 @@ func (r imageResult) scored() bool { return !r.noFace && r.bad == nil }
 // goroutines. Only faults of the data (no face, bad image) are recorded per
 // image; a file that cannot be read or an engine failure stops everything,
 // since the numbers would not mean what they say.
-func analyseAll(ctx context.Context, p Prober, files []string, opts face.Options, workers int, newProgress NewProgress) (map[string]imageResult, error) {
+func analyseAll(ctx context.Context, p Engine, files []string, req faceauth.Request, workers int, newProgress NewProgress) (map[string]imageResult, error) {
 	uniq := map[string]bool{}
 	var todo []string
 	for _, f := range files {
@@ -84,7 +77,7 @@ func analyseAll(ctx context.Context, p Prober, files []string, opts face.Options
 		go func() {
 			defer wg.Done()
 			for file := range jobs {
-				r, err := analyse(ctx, p, file, opts)
+				r, err := analyse(ctx, p, file, req)
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
@@ -117,12 +110,12 @@ feed:
 	return results, nil
 }
 
-func analyse(ctx context.Context, p Prober, file string, opts face.Options) (imageResult, error) {
+func analyse(ctx context.Context, p Engine, file string, req faceauth.Request) (imageResult, error) {
 	img, err := os.ReadFile(file)
 	if err != nil {
 		return imageResult{}, fmt.Errorf("read listed image: %w", err)
 	}
-	a, err := p.Probe(ctx, img, opts)
+	a, err := p.Analyze(ctx, img, req)
 	if err != nil {
 		switch faceauth.KindOf(err) {
 		case faceauth.KindNoFace:
@@ -133,7 +126,7 @@ func analyse(ctx context.Context, p Prober, file string, opts face.Options) (ima
 		return imageResult{}, fmt.Errorf("%s: %w", file, err)
 	}
 	r := imageResult{embedding: a.Embedding, liveness: a.Liveness}
-	if opts.Liveness && !a.LivenessChecked {
+	if req.Liveness && !a.LivenessChecked {
 		return imageResult{}, fmt.Errorf("%s: the engine did not check liveness although asked to", file)
 	}
 	return r, nil
@@ -179,5 +172,5 @@ func pairScore(results map[string]imageResult, x, y string) (float64, bool) {
 	if !a.scored() || !b.scored() {
 		return NoScore, false
 	}
-	return float64(face.Similarity(a.embedding, b.embedding)), true
+	return float64(faceauth.Similarity(a.embedding, b.embedding)), true
 }

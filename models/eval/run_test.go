@@ -9,19 +9,19 @@ import (
 	"testing"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/models/face"
 )
 
-// scriptedProber answers from the image's bytes. It stands in for the
+// scriptedEngine answers from the image's bytes. It stands in for the
 // engine only to cause what a real one cannot be made to do on demand: an
 // engine failure, and liveness left unchecked. The real engine runs these
 // paths in cmd/central's eval tests.
-type scriptedProber struct{ unchecked bool }
+type scriptedEngine struct{ unchecked bool }
 
-func (scriptedProber) ModelID() string    { return "scripted" }
-func (scriptedProber) Threshold() float32 { return 0.5 }
+func (scriptedEngine) Info() faceauth.EngineInfo {
+	return faceauth.EngineInfo{Model: "scripted", Threshold: 0.5}
+}
 
-func (p scriptedProber) Probe(_ context.Context, img []byte, opts face.Options) (*face.Analysis, error) {
+func (p scriptedEngine) Analyze(_ context.Context, img []byte, req faceauth.Request) (*faceauth.Analysis, error) {
 	switch s := string(img); {
 	case s == "noface":
 		return nil, faceauth.E(faceauth.KindNoFace, "no_face", "no face")
@@ -34,7 +34,7 @@ func (p scriptedProber) Probe(_ context.Context, img []byte, opts face.Options) 
 		if s == "face:b" {
 			emb = []float32{0, 1}
 		}
-		return &face.Analysis{Embedding: emb, Liveness: 0.9, LivenessChecked: opts.Liveness && !p.unchecked}, nil
+		return &faceauth.Analysis{Embedding: emb, Liveness: 0.9, LivenessChecked: req.Liveness && !p.unchecked}, nil
 	}
 	return nil, errors.New("unscripted image " + string(img))
 }
@@ -69,7 +69,7 @@ func TestRunPairsScripted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := RunPairs(context.Background(), scriptedProber{}, tt.pairs, PairsConfig{Workers: 2, TargetFMR: 1e-3})
+			r, err := RunPairs(context.Background(), scriptedEngine{}, tt.pairs, PairsConfig{Workers: 2, TargetFMR: 1e-3})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err %v, want one saying %q", err, tt.wantErr)
@@ -92,10 +92,10 @@ func TestRunPairsScripted(t *testing.T) {
 func TestRunSpoofNeedsLivenessChecked(t *testing.T) {
 	dir := scriptedFiles(t, map[string]string{"live": "face:a", "attack": "face:b"})
 	ps := []Presentation{{File: filepath.Join(dir, "live"), Live: true}, {File: filepath.Join(dir, "attack"), Attack: "print"}}
-	if _, err := RunSpoof(context.Background(), scriptedProber{}, ps, SpoofConfig{Threshold: 0.5, Workers: 1}); err != nil {
+	if _, err := RunSpoof(context.Background(), scriptedEngine{}, ps, SpoofConfig{Threshold: 0.5, Workers: 1}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := RunSpoof(context.Background(), scriptedProber{unchecked: true}, ps, SpoofConfig{Threshold: 0.5, Workers: 1})
+	_, err := RunSpoof(context.Background(), scriptedEngine{unchecked: true}, ps, SpoofConfig{Threshold: 0.5, Workers: 1})
 	if err == nil || !strings.Contains(err.Error(), "did not check liveness") {
 		t.Errorf("liveness left unchecked: %v", err)
 	}

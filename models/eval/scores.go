@@ -6,7 +6,7 @@
 //
 // The formulas know nothing about images or models, so each is tested with
 // hand-computed numbers. RunPairs, RunSpoof and RunSets turn labelled photos
-// into scores through a Prober (the face engine, behind a small interface)
+// into scores through an Engine (the face pipeline, behind a small interface)
 // and build the reports `central eval` prints.
 //
 // Everywhere, a higher score means "more alike" (or "more live"), and a

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/testenv"
 )
 
@@ -76,7 +77,7 @@ func BenchmarkProbe640JPEGModels(b *testing.B) {
 			ctx := context.Background()
 			start := cpuTime(b)
 			for b.Loop() {
-				if _, err := e.Probe(ctx, img, Options{}); err != nil {
+				if _, err := e.Analyze(ctx, img, faceauth.Request{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -96,7 +97,7 @@ func BenchmarkEmbeddings250Models(b *testing.B) {
 			i := 0
 			start := cpuTime(b)
 			for b.Loop() {
-				e.Probe(ctx, photos[i%len(photos)], Options{})
+				e.Analyze(ctx, photos[i%len(photos)], faceauth.Request{})
 				i++
 			}
 			cpu := cpuTime(b) - start

@@ -3,10 +3,12 @@ package face
 import (
 	"bytes"
 	"context"
-	"github.com/xplore/faceauth/models/photo"
 	"image"
 	"image/jpeg"
 	"testing"
+
+	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/models/photo"
 
 	"github.com/xplore/faceauth/internal/testenv"
 )
@@ -118,12 +120,12 @@ func resizedJPEG(b testing.TB, r *raster, x1, y1, x2, y2 float64, w, h int) []by
 func benchProbe(b *testing.B, img []byte) {
 	e := testEngine(b, 1)
 	ctx := context.Background()
-	if _, err := e.Probe(ctx, img, Options{}); err != nil {
+	if _, err := e.Analyze(ctx, img, faceauth.Request{}); err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(img)))
 	for b.Loop() {
-		if _, err := e.Probe(ctx, img, Options{}); err != nil {
+		if _, err := e.Analyze(ctx, img, faceauth.Request{}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -159,13 +161,13 @@ func BenchmarkEmbeddings250(b *testing.B) {
 	photos := faces250(b, e)
 	refused := 0
 	for _, p := range photos {
-		if _, err := e.Probe(ctx, p, Options{}); err != nil {
+		if _, err := e.Analyze(ctx, p, faceauth.Request{}); err != nil {
 			refused++
 		}
 	}
 	i := 0
 	for b.Loop() {
-		e.Probe(ctx, photos[i%len(photos)], Options{})
+		e.Analyze(ctx, photos[i%len(photos)], faceauth.Request{})
 		i++
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "embeddings/s")
@@ -179,7 +181,7 @@ func faces250(b testing.TB, e *Engine) [][]byte {
 	var photos [][]byte
 	for _, s := range samples {
 		path := testenv.Sample(b, s)
-		fs, _, _, err := e.Detect(ctx, readFile(b, path))
+		fs, _, _, err := detectFaces(ctx, e, readFile(b, path))
 		if err != nil {
 			b.Fatal(err)
 		}

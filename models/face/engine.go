@@ -168,20 +168,19 @@ func (e *Engine) Close() error {
 // can admit no more than that into the pipeline.
 func (e *Engine) Workers() int { return len(e.pool.all) }
 
-// ModelID names the embedding model and its exact weights, for example
-// "ArcFace@87aacdfe". Embeddings are comparable only within one ModelID.
-func (e *Engine) ModelID() string { return e.modelID }
-
-// Threshold is the shipped cosine similarity at or above which two
-// embeddings are taken to show the same person.
-func (e *Engine) Threshold() float32 { return e.thresh }
-
-// LivenessThreshold is the shipped liveness score at or above which a face
-// is taken to be live.
-func (e *Engine) LivenessThreshold() float32 { return e.liveness }
-
-// LivenessModelID names the liveness model, e.g. "fr_liveness@afa783b7".
-func (e *Engine) LivenessModelID() string { return e.liveID }
+// Info describes the engine's models. Model names the embedding model or
+// fusion and its exact weights, for example "ArcFace@87aacdfe"; embeddings
+// are comparable only within one Model. Threshold and LivenessThreshold are
+// the shipped values.
+func (e *Engine) Info() faceauth.EngineInfo {
+	return faceauth.EngineInfo{
+		Model:             e.modelID,
+		Dims:              e.ans.dims,
+		Threshold:         e.thresh,
+		LivenessModel:     e.liveID,
+		LivenessThreshold: e.liveness,
+	}
+}
 
 // worker is one set of sessions with their buffers; only one goroutine
 // uses it at a time.

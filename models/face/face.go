@@ -35,61 +35,6 @@ import (
 	"github.com/xplore/faceauth/models/photo"
 )
 
-// Point is a position in pixels of the full-size upright image (EXIF
-// orientation applied), with (0, 0) the top-left corner of the top-left
-// pixel.
-type Point struct{ X, Y float32 }
-
-// Rect is an axis-aligned rectangle in the same coordinates as Point.
-type Rect struct{ X1, Y1, X2, Y2 float32 }
-
-// Face is one detected face.
-type Face struct {
-	// Box is the detector's box, clipped to the image.
-	Box Rect
-	// Landmarks are the five alignment points: the eye on the image's
-	// left, the other eye, the nose tip, the mouth corner on the left and
-	// the one on the right, as seen with the face upright.
-	Landmarks [5]Point
-	// Score is the detector's confidence, 0..1.
-	Score float32
-	// Quality is 0..1: how well this face can be recognised. It is the
-	// product of a size term, min(1, eye distance / 40 px of decoded
-	// image), and, for the face that was embedded, an embedding-strength
-	// term, clamp((norm - 2.5) / 1.5, 0, 1), where norm is the embedding's
-	// length before normalising, which falls for blurred, turned, occluded
-	// and profile faces (see docs/face-pipeline.md). Faces that were not
-	// embedded carry only the size term.
-	Quality float32
-}
-
-// Analysis is the result of Enroll and Probe.
-type Analysis struct {
-	// Faces lists every face found, most dominant (largest) first.
-	Faces []Face
-	// Selected is the index in Faces of the face that was embedded.
-	Selected int
-	// Embedding is the selected face's L2-normalised embedding.
-	Embedding []float32
-	// Model is the ModelID of the embedding model.
-	Model string
-	// Liveness is the probability that the selected face is live (not a
-	// photo or a screen); valid when LivenessChecked.
-	Liveness        float32
-	LivenessChecked bool
-	// Width and Height are the size of the full-size upright image.
-	Width, Height int
-	// Rotation is how many degrees clockwise the image had to be turned
-	// for the selected face to be upright: 0, 90, 180 or 270.
-	Rotation int
-}
-
-// Options asks for optional stages.
-type Options struct {
-	// Liveness runs the liveness model on the selected face.
-	Liveness bool
-}
-
 // Error codes of the faceauth.KindNoFace errors returned here.
 const (
 	CodeNoFace         = "no_face"
@@ -98,49 +43,48 @@ const (
 	CodeFaceLowQuality = "face_low_quality"
 )
 
-// Enroll analyses a reference photo. It needs one usable face: either the
-// only face found, or one that clearly dominates (see dominant). A photo
-// with several faces of similar size fails with code "several_faces", one
-// whose face is too small with "face_too_small", and one whose face is
-// too poor to enroll (Quality below MinEnrollQuality) with
-// "face_low_quality". Decode errors from package photo pass through.
-func (e *Engine) Enroll(ctx context.Context, img []byte, opt Options) (*Analysis, error) {
-	return e.analyze(ctx, img, opt, true)
+// Analyze implements faceauth.Engine: it decodes img and analyses it for
+// req.Purpose.
+//
+// PurposeEnroll needs one usable face: either the only face found, or one
+// that clearly dominates (see dominant). A photo with several faces of
+// similar size fails with code "several_faces", one whose face is too small
+// with "face_too_small", and one whose face is too poor to enroll (Quality
+// below MinEnrollQuality) with "face_low_quality". PurposeProbe embeds the
+// most dominant usable face, whatever else is in the picture, and says in
+// Selected and Faces which one that was. PurposeDetect lists every face
+// without embedding (Selected is -1), so it cannot tell a face turned upside
+// down from an upright one; its landmarks assume the orientation in which a
+// face was found. Decode errors from package photo pass through.
+func (e *Engine) Analyze(ctx context.Context, img []byte, req faceauth.Request) (*faceauth.Analysis, error) {
+	if req.Purpose == faceauth.PurposeDetect {
+		return e.detect(ctx, img)
+	}
+	return e.analyze(ctx, img, req.Liveness, req.Purpose == faceauth.PurposeEnroll)
 }
 
-// Probe analyses a photo to verify: it embeds the most dominant usable
-// face, whatever else is in the picture, and says in Selected and Faces
-// which one that was.
-func (e *Engine) Probe(ctx context.Context, img []byte, opt Options) (*Analysis, error) {
-	return e.analyze(ctx, img, opt, false)
-}
-
-// Detect returns every face in the image, most dominant first, with the
-// image's full-size upright width and height. Detect does not embed, so
-// it cannot tell a face turned upside down from an upright one; its
-// landmarks assume the orientation in which a face was found.
-func (e *Engine) Detect(ctx context.Context, img []byte) ([]Face, int, int, error) {
+func (e *Engine) detect(ctx context.Context, img []byte) (*faceauth.Analysis, error) {
 	// Decode inside the worker slot, so at most Workers decoded images
 	// exist at once however many requests wait.
 	w, err := e.pool.get(ctx)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
 	defer e.pool.put(w)
 	im, err := photo.Decode(img, e.cfg.Photo)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, err
 	}
 	r := &raster{w: im.W, h: im.H, pix: im.Pix}
 	fs, err := w.find(r, &e.p)
 	if err != nil {
-		return nil, 0, 0, e.internal(err)
+		return nil, e.internal(err)
 	}
-	return e.publicFaces(fs, im), im.OrigW, im.OrigH, nil
+	return &faceauth.Analysis{Faces: e.publicFaces(fs, im), Selected: -1, Width: im.OrigW, Height: im.OrigH}, nil
 }
 
-func (e *Engine) analyze(ctx context.Context, img []byte, opt Options, enroll bool) (*Analysis, error) {
-	// Decode inside the worker slot (see Detect).
+func (e *Engine) analyze(ctx context.Context, img []byte, liveness, enroll bool) (*faceauth.Analysis, error) {
+	// Decode inside the worker slot (see detect).
 	w, err := e.pool.get(ctx)
 	if err != nil {
 		return nil, err
@@ -151,7 +95,7 @@ func (e *Engine) analyze(ctx context.Context, img []byte, opt Options, enroll bo
 		return nil, err
 	}
 	r := &raster{w: im.W, h: im.H, pix: im.Pix}
-	res, err := w.analyze(r, &e.p, enroll, opt.Liveness)
+	res, err := w.analyze(r, &e.p, enroll, liveness)
 	if err == nil {
 		res.emb, err = w.answer(r, &res.faces[res.sel], res.emb, &e.ans)
 	}
@@ -162,7 +106,7 @@ func (e *Engine) analyze(ctx context.Context, img []byte, opt Options, enroll bo
 		}
 		return nil, e.internal(err)
 	}
-	a := &Analysis{
+	a := &faceauth.Analysis{
 		Faces:     e.publicFaces(res.faces, im),
 		Selected:  res.sel,
 		Embedding: res.emb,
@@ -172,7 +116,7 @@ func (e *Engine) analyze(ctx context.Context, img []byte, opt Options, enroll bo
 		Rotation:  res.faces[res.sel].v.rot,
 	}
 	a.Faces[res.sel].Quality = float32(res.quality)
-	if opt.Liveness {
+	if liveness {
 		a.Liveness, a.LivenessChecked = res.live, true
 	}
 	return a, nil
@@ -185,22 +129,22 @@ func (e *Engine) internal(err error) error {
 }
 
 // publicFaces converts faces to full-size image coordinates.
-func (e *Engine) publicFaces(fs []found, im *photo.Image) []Face {
+func (e *Engine) publicFaces(fs []found, im *photo.Image) []faceauth.Face {
 	sx := float64(im.OrigW) / float64(im.W)
 	sy := float64(im.OrigH) / float64(im.H)
-	out := make([]Face, len(fs))
+	out := make([]faceauth.Face, len(fs))
 	for i := range fs {
 		f := &fs[i]
 		b := f.rasterBox()
 		b.x1, b.y1 = max(b.x1, 0), max(b.y1, 0)
 		b.x2, b.y2 = min(b.x2, float64(im.W)), min(b.y2, float64(im.H))
-		out[i] = Face{
-			Box:     Rect{float32(b.x1 * sx), float32(b.y1 * sy), float32(b.x2 * sx), float32(b.y2 * sy)},
+		out[i] = faceauth.Face{
+			Box:     faceauth.Box{X1: float32(b.x1 * sx), Y1: float32(b.y1 * sy), X2: float32(b.x2 * sx), Y2: float32(b.y2 * sy)},
 			Score:   f.det.score,
 			Quality: float32(sizeQuality(f, &e.p)),
 		}
 		for j, q := range f.five {
-			out[i].Landmarks[j] = Point{float32(q.x * sx), float32(q.y * sy)}
+			out[i].Landmarks[j] = faceauth.Point{X: float32(q.x * sx), Y: float32(q.y * sy)}
 		}
 	}
 	return out

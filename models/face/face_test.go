@@ -39,7 +39,7 @@ func fullDecode(t testing.TB, path string) *photo.Image {
 // cropPNG cuts rect (full-size coordinates) grown by margin times its size
 // on every side, clipped to the image, turns it clockwise by deg and
 // encodes it as PNG.
-func cropPNG(t testing.TB, im *photo.Image, rect Rect, margin float64, deg int) []byte {
+func cropPNG(t testing.TB, im *photo.Image, rect faceauth.Box, margin float64, deg int) []byte {
 	t.Helper()
 	w, h := float64(rect.X2-rect.X1), float64(rect.Y2-rect.Y1)
 	x1 := max(0, int(float64(rect.X1)-margin*w))
@@ -74,7 +74,7 @@ func sampleFaces(t testing.TB, e *Engine) [][]byte {
 	var crops [][]byte
 	for _, s := range samples {
 		path := testenv.Sample(t, s)
-		fs, _, _, err := e.Detect(context.Background(), readFile(t, path))
+		fs, _, _, err := detectFaces(context.Background(), e, readFile(t, path))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,15 +152,15 @@ func TestOperatorLivenessModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer op.Close()
-	if th := op.LivenessThreshold(); th != 0.5 {
+	if th := op.Info().LivenessThreshold; th != 0.5 {
 		t.Errorf("operator liveness threshold %g, want 0.5", th)
 	}
 	img := readFile(t, testenv.Sample(t, "sample3.jpg"))
-	a, err := op.Probe(ctx, img, Options{Liveness: true})
+	a, err := op.Analyze(ctx, img, faceauth.Request{Liveness: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := testEngine(t, 1).Probe(ctx, img, Options{Liveness: true})
+	b, err := testEngine(t, 1).Analyze(ctx, img, faceauth.Request{Liveness: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,19 +187,19 @@ func TestSeveralEngines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ra, err := a.Probe(ctx, img, Options{})
+	ra, err := a.Analyze(ctx, img, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	rb, err := b.Probe(ctx, img, Options{})
+	rb, err := b.Analyze(ctx, img, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
-	if s := Similarity(ra.Embedding, rb.Embedding); s < 0.99999 {
+	if s := faceauth.Similarity(ra.Embedding, rb.Embedding); s < 0.99999 {
 		t.Fatalf("two engines disagree: similarity %g", s)
 	}
 }
@@ -207,19 +207,19 @@ func TestSeveralEngines(t *testing.T) {
 func TestSamples(t *testing.T) {
 	e := testEngine(t, 1)
 	ctx := context.Background()
-	if e.ModelID() != "ArcFace@87aacdfe" {
-		t.Errorf("ModelID = %q", e.ModelID())
+	if e.Info().Model != "ArcFace@87aacdfe" {
+		t.Errorf("ModelID = %q", e.Info().Model)
 	}
-	if th := e.Threshold(); !(th > 0 && th < 1) {
+	if th := e.Info().Threshold; !(th > 0 && th < 1) {
 		t.Errorf("Threshold = %g", th)
 	}
-	if th := e.LivenessThreshold(); !(th > 0 && th < 1) {
+	if th := e.Info().LivenessThreshold; !(th > 0 && th < 1) {
 		t.Errorf("LivenessThreshold = %g", th)
 	}
 	for _, s := range samples {
 		t.Run(s, func(t *testing.T) {
 			img := readFile(t, testenv.Sample(t, s))
-			fs, w, h, err := e.Detect(ctx, img)
+			fs, w, h, err := detectFaces(ctx, e, img)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -251,11 +251,11 @@ func TestSamples(t *testing.T) {
 					}
 				}
 			}
-			a, err := e.Probe(ctx, img, Options{Liveness: true})
+			a, err := e.Analyze(ctx, img, faceauth.Request{Liveness: true})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(a.Faces) != len(fs) || a.Selected != 0 || a.Rotation != 0 || a.Model != e.ModelID() || a.Width != w || a.Height != h {
+			if len(a.Faces) != len(fs) || a.Selected != 0 || a.Rotation != 0 || a.Model != e.Info().Model || a.Width != w || a.Height != h {
 				t.Fatalf("Probe: %d faces, selected %d, rotation %d, model %s, %dx%d", len(a.Faces), a.Selected, a.Rotation, a.Model, a.Width, a.Height)
 			}
 			var n float64
@@ -272,7 +272,7 @@ func TestSamples(t *testing.T) {
 				t.Errorf("quality of a sharp frontal face = %g", q)
 			}
 			// Enrolling a group photo is refused: no face dominates.
-			_, err = e.Enroll(ctx, img, Options{})
+			_, err = e.Analyze(ctx, img, faceauth.Request{Purpose: faceauth.PurposeEnroll})
 			if errCode(err) != CodeSeveralFaces || faceauth.KindOf(err) != faceauth.KindNoFace {
 				t.Fatalf("Enroll of a group photo: %v, want several_faces", err)
 			}
@@ -289,30 +289,30 @@ func TestCropsEnrollAndMatch(t *testing.T) {
 	e := testEngine(t, 1)
 	ctx := context.Background()
 	path := testenv.Sample(t, "sample3.jpg")
-	fs, _, _, err := e.Detect(ctx, readFile(t, path))
+	fs, _, _, err := detectFaces(ctx, e, readFile(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
 	im := fullDecode(t, path)
 	var embs [][]float32
 	for i, f := range fs {
-		a, err := e.Enroll(ctx, cropPNG(t, im, f.Box, 0.5, 0), Options{})
+		a, err := e.Analyze(ctx, cropPNG(t, im, f.Box, 0.5, 0), faceauth.Request{Purpose: faceauth.PurposeEnroll})
 		if err != nil {
 			t.Fatalf("face %d: %v", i, err)
 		}
-		b, err := e.Probe(ctx, cropPNG(t, im, f.Box, 1.2, 0), Options{})
+		b, err := e.Analyze(ctx, cropPNG(t, im, f.Box, 1.2, 0), faceauth.Request{})
 		if err != nil {
 			t.Fatalf("face %d: %v", i, err)
 		}
-		if s := Similarity(a.Embedding, b.Embedding); s < 0.9 {
+		if s := faceauth.Similarity(a.Embedding, b.Embedding); s < 0.9 {
 			t.Errorf("face %d: two crops of one face score %g", i, s)
 		}
 		embs = append(embs, a.Embedding)
 	}
 	for i := range embs {
 		for j := range i {
-			if s := Similarity(embs[i], embs[j]); s >= e.Threshold() {
-				t.Errorf("faces %d and %d (different people) score %g >= threshold %g", i, j, s, e.Threshold())
+			if s := faceauth.Similarity(embs[i], embs[j]); s >= e.Info().Threshold {
+				t.Errorf("faces %d and %d (different people) score %g >= threshold %g", i, j, s, e.Info().Threshold)
 			}
 		}
 	}
@@ -324,7 +324,7 @@ func TestCropsEnrollAndMatch(t *testing.T) {
 func rotationCheck(t *testing.T, e *Engine, name string, turned func(deg int) []byte, up []float32, minSim float32) (ok, refused int) {
 	t.Helper()
 	for _, deg := range []int{90, 180, 270} {
-		a, err := e.Probe(context.Background(), turned(deg), Options{})
+		a, err := e.Analyze(context.Background(), turned(deg), faceauth.Request{})
 		if err != nil {
 			var fe *faceauth.Error
 			if !errors.As(err, &fe) || fe.Kind != faceauth.KindNoFace {
@@ -336,7 +336,7 @@ func rotationCheck(t *testing.T, e *Engine, name string, turned func(deg int) []
 		// A tilted head can be put upright by two quarter turns (the
 		// alignment removes the rest of the tilt), so the rotation may be
 		// off by 90 degrees; the embedding may not.
-		s := Similarity(a.Embedding, up)
+		s := faceauth.Similarity(a.Embedding, up)
 		want := (360 - deg) % 360
 		if diff := (a.Rotation - want + 360) % 360; s < minSim || diff == 180 {
 			t.Errorf("%s turned %d: similarity to upright %.3f, rotation %d (want %d): a wrong embedding returned silently", name, deg, s, a.Rotation, want)
@@ -353,13 +353,13 @@ func TestRotatedSampleFaces(t *testing.T) {
 	var n, ok, refused int
 	for _, s := range samples {
 		path := testenv.Sample(t, s)
-		fs, _, _, err := e.Detect(ctx, readFile(t, path))
+		fs, _, _, err := detectFaces(ctx, e, readFile(t, path))
 		if err != nil {
 			t.Fatal(err)
 		}
 		im := fullDecode(t, path)
 		for i, f := range fs {
-			up, err := e.Probe(ctx, cropPNG(t, im, f.Box, 0.5, 0), Options{})
+			up, err := e.Analyze(ctx, cropPNG(t, im, f.Box, 0.5, 0), faceauth.Request{})
 			if errCode(err) == CodeFaceLowQuality {
 				t.Logf("%s face %d: %v", s, i, err)
 				continue
@@ -396,7 +396,7 @@ func TestRotatedSharedFaces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		up, err := e.Probe(ctx, encodePNG(t, r), Options{})
+		up, err := e.Analyze(ctx, encodePNG(t, r), faceauth.Request{})
 		if err != nil {
 			continue // the set's own failures are tested elsewhere
 		}
@@ -411,19 +411,19 @@ func TestRotatedSharedFaces(t *testing.T) {
 	// The robustness set's own pixel-rotated photos of one person.
 	dir := filepath.Join(shared, "robustness", "pixel_rotated")
 	for _, series := range []string{"inspireface_r", "inspireface_rot_"} {
-		up, err := e.Probe(ctx, readFile(t, filepath.Join(dir, series+"0.jpg")), Options{})
+		up, err := e.Analyze(ctx, readFile(t, filepath.Join(dir, series+"0.jpg")), faceauth.Request{})
 		if err != nil {
 			t.Fatalf("%s0: %v", series, err)
 		}
 		for _, deg := range []int{90, 180, 270} {
-			a, err := e.Probe(ctx, readFile(t, filepath.Join(dir, series+strconv.Itoa(deg)+".jpg")), Options{})
+			a, err := e.Analyze(ctx, readFile(t, filepath.Join(dir, series+strconv.Itoa(deg)+".jpg")), faceauth.Request{})
 			if err != nil {
 				if errCode(err) == "" {
 					t.Errorf("%s%d: untyped error %v", series, deg, err)
 				}
 				continue
 			}
-			if s := Similarity(a.Embedding, up.Embedding); s < 0.8 {
+			if s := faceauth.Similarity(a.Embedding, up.Embedding); s < 0.8 {
 				t.Errorf("%s%d: similarity %.3f to the upright photo, rotation %d", series, deg, s, a.Rotation)
 			}
 		}
@@ -440,7 +440,7 @@ func TestRobustness(t *testing.T) {
 	rows = append(rows, csvRows(t, filepath.Join(dir, "derived_manifest.csv"))...)
 	for _, row := range rows {
 		img := readFile(t, filepath.Join(dir, row["file"]))
-		a, err := e.Probe(ctx, img, Options{Liveness: true})
+		a, err := e.Analyze(ctx, img, faceauth.Request{Liveness: true})
 		if err != nil {
 			var fe *faceauth.Error
 			if !errors.As(err, &fe) || fe.Kind == faceauth.KindInternal {
@@ -472,7 +472,7 @@ func TestTightCropsFound(t *testing.T) {
 		missed := 0
 		files := setFiles(t, set)
 		for _, f := range files {
-			_, err := e.Probe(context.Background(), readFile(t, f), Options{})
+			_, err := e.Analyze(context.Background(), readFile(t, f), faceauth.Request{})
 			if errCode(err) == CodeNoFace {
 				missed++
 				t.Errorf("%s: no face", f)
@@ -492,7 +492,7 @@ func TestDeepFacePairs(t *testing.T) {
 	dir := filepath.Join(shared, "deepface")
 	embs := map[string][]float32{}
 	for _, f := range setFiles(t, "deepface") {
-		a, err := e.Probe(context.Background(), readFile(t, f), Options{})
+		a, err := e.Analyze(context.Background(), readFile(t, f), faceauth.Request{})
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
@@ -500,14 +500,14 @@ func TestDeepFacePairs(t *testing.T) {
 	}
 	var gen, imp []float64
 	for _, row := range csvRows(t, filepath.Join(dir, "pairs.csv")) {
-		s := float64(Similarity(embs[row["file_x"]], embs[row["file_y"]]))
+		s := float64(faceauth.Similarity(embs[row["file_x"]], embs[row["file_y"]]))
 		if row["same"] == "1" {
 			gen = append(gen, s)
 		} else {
 			imp = append(imp, s)
 		}
 	}
-	th := float64(e.Threshold())
+	th := float64(e.Info().Threshold)
 	t.Logf("genuine mean %.3f, impostor mean %.3f, AUC %.4f, threshold %.2f", mean(gen), mean(imp), auc(gen, imp), th)
 	if !(mean(gen) > th && mean(imp) < th) {
 		t.Errorf("means: genuine %.3f, impostor %.3f around threshold %.2f", mean(gen), mean(imp), th)
@@ -526,7 +526,7 @@ func TestConcurrentProbes(t *testing.T) {
 	var crops [][]byte
 	var want [][]float32
 	for _, c := range sampleFaces(t, e1)[:10] {
-		a, err := e1.Probe(ctx, c, Options{})
+		a, err := e1.Analyze(ctx, c, faceauth.Request{})
 		if err != nil {
 			continue // a face too poor to analyse; refused the same way below
 		}
@@ -542,7 +542,7 @@ func TestConcurrentProbes(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i, c := range crops {
-				a, err := e2.Probe(ctx, c, Options{Liveness: true})
+				a, err := e2.Analyze(ctx, c, faceauth.Request{Liveness: true})
 				if err != nil {
 					errs <- err
 					return
@@ -574,7 +574,7 @@ func TestWaitRespectsContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = e.Probe(ctx, readFile(t, testenv.Sample(t, "sample1.jpg")), Options{})
+	_, err = e.Analyze(ctx, readFile(t, testenv.Sample(t, "sample1.jpg")), faceauth.Request{})
 	if !errors.Is(err, context.DeadlineExceeded) || faceauth.KindOf(err) != faceauth.KindUnavailable {
 		t.Fatalf("Probe with a busy pool: %v, want a KindUnavailable error wrapping the deadline", err)
 	}
@@ -597,8 +597,8 @@ func TestBadImages(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, call := range []func() error{
-				func() error { _, err := e.Probe(context.Background(), tc.img, Options{}); return err },
-				func() error { _, err := e.Enroll(context.Background(), tc.img, Options{}); return err },
+				func() error { _, err := e.Analyze(context.Background(), tc.img, faceauth.Request{}); return err },
+				func() error { _, err := e.Analyze(context.Background(), tc.img, faceauth.Request{Purpose: faceauth.PurposeEnroll}); return err },
 			} {
 				err := call()
 				if faceauth.KindOf(err) != tc.kind || errCode(err) != tc.code {
@@ -654,7 +654,7 @@ func TestRewrittenModelsMatchPinned(t *testing.T) {
 		}
 		want := append([]float32(nil), emb.output(0)...)
 		normalize(want)
-		if s := Similarity(got, want); s < 0.9999 {
+		if s := faceauth.Similarity(got, want); s < 0.9999 {
 			t.Errorf("face %d: rewritten embedder's cosine to the pinned one %.6f", i, s)
 		}
 

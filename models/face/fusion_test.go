@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models"
 )
@@ -38,11 +39,11 @@ func TestDlibAndFusedEmbeddings(t *testing.T) {
 		return e
 	}
 	arc, dlib, fused := testEngine(t, 1), open("dlib"), open("Mix")
-	if fused.Threshold() != 0.5 || dlib.ModelID() != "dlib@fd411160" {
-		t.Errorf("threshold %v, dlib model %s", fused.Threshold(), dlib.ModelID())
+	if fused.Info().Threshold != 0.5 || dlib.Info().Model != "dlib@fd411160" {
+		t.Errorf("threshold %v, dlib model %s", fused.Info().Threshold, dlib.Info().Model)
 	}
-	probe := func(e *Engine, name string) *Analysis {
-		a, err := e.Probe(ctx, readFile(t, testenv.Sample(t, name)), Options{})
+	probe := func(e *Engine, name string) *faceauth.Analysis {
+		a, err := e.Analyze(ctx, readFile(t, testenv.Sample(t, name)), faceauth.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +56,7 @@ func TestDlibAndFusedEmbeddings(t *testing.T) {
 		}
 		return s
 	}
-	var prev [3]*Analysis
+	var prev [3]*faceauth.Analysis
 	for _, name := range []string{"sample1.jpg", "sample2.jpg"} {
 		a, d, f := probe(arc, name), probe(dlib, name), probe(fused, name)
 		if len(d.Embedding) != 128 || len(f.Embedding) != 640 || d.Selected != a.Selected || f.Selected != a.Selected {
@@ -83,7 +84,7 @@ func TestDlibAndFusedEmbeddings(t *testing.T) {
 				t.Errorf("fused score %.5f, want the weighted cosines %.5f (ArcFace %.4f, dlib %.4f)", got, want, c0, c1)
 			}
 		}
-		prev = [3]*Analysis{a, d, f}
+		prev = [3]*faceauth.Analysis{a, d, f}
 	}
 }
 
@@ -117,14 +118,14 @@ func TestOperatorGeometries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, errA := op.Probe(ctx, img, Options{})
-		b, errB := ref.Probe(ctx, img, Options{})
+		a, errA := op.Analyze(ctx, img, faceauth.Request{})
+		b, errB := ref.Analyze(ctx, img, faceauth.Request{})
 		op.Close()
 		ref.Close()
 		if errA != nil || errB != nil {
 			t.Fatal(errA, errB)
 		}
-		if s := Similarity(a.Embedding, b.Embedding); s < 0.99999 || a.Model == b.Model {
+		if s := faceauth.Similarity(a.Embedding, b.Embedding); s < 0.99999 || a.Model == b.Model {
 			t.Errorf("%s: similarity %.6f to %s (models %s, %s), want the same embedding under another model id", c.operator, s, c.shipped, a.Model, b.Model)
 		}
 	}
@@ -152,14 +153,14 @@ func TestDefaultModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	if e.ModelID() != c.ModelID() || e.Threshold() != c.Threshold {
-		t.Fatalf("engine without a model: %s at %v; want %s at %v", e.ModelID(), e.Threshold(), c.ModelID(), c.Threshold)
+	if e.Info().Model != c.ModelID() || e.Info().Threshold != c.Threshold {
+		t.Fatalf("engine without a model: %s at %v; want %s at %v", e.Info().Model, e.Info().Threshold, c.ModelID(), c.Threshold)
 	}
 	img, err := os.ReadFile(testenv.Sample(t, "sample1.jpg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := e.Probe(context.Background(), img, Options{})
+	a, err := e.Analyze(context.Background(), img, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
-	"github.com/xplore/faceauth"
 	"os"
 	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
+
+	"github.com/xplore/faceauth"
 
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/photo"
@@ -196,4 +197,13 @@ func errCode(err error) string {
 		return fe.Code
 	}
 	return ""
+}
+
+// detectFaces lists the faces of img with the image's upright size.
+func detectFaces(ctx context.Context, e *Engine, img []byte) ([]faceauth.Face, int, int, error) {
+	a, err := e.Analyze(ctx, img, faceauth.Request{Purpose: faceauth.PurposeDetect})
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	return a.Faces, a.Width, a.Height, nil
 }

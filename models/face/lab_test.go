@@ -154,7 +154,7 @@ func pairAUC(t *testing.T, w *worker, set string, p *params) (a, genMean, impMea
 		if x == nil || y == nil {
 			continue
 		}
-		s := float64(Similarity(x, y))
+		s := float64(faceauth.Similarity(x, y))
 		if row["same"] == "1" {
 			gen = append(gen, s)
 		} else {
@@ -241,7 +241,7 @@ func TestLabQualityCSV(t *testing.T) {
 			if x == nil || y == nil {
 				continue
 			}
-			fmt.Printf("P,%s,%s,%s,%s,%.4f\n", set, row["file_x"], row["file_y"], row["same"], Similarity(x, y))
+			fmt.Printf("P,%s,%s,%s,%s,%.4f\n", set, row["file_x"], row["file_y"], row["same"], faceauth.Similarity(x, y))
 		}
 	}
 }
@@ -670,7 +670,7 @@ func TestLabSmallFaces(t *testing.T) {
 				if j == i {
 					continue
 				}
-				sim := Similarity(res.emb, b.emb)
+				sim := faceauth.Similarity(res.emb, b.emb)
 				if a.id == b.id {
 					gen = append(gen, sim)
 				} else {

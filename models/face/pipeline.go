@@ -143,16 +143,3 @@ func normalize(v []float32) float64 {
 	return n
 }
 
-// Similarity returns the cosine similarity of two embeddings: their dot
-// product, as both are L2-normalised. Embeddings of different lengths
-// score 0.
-func Similarity(a, b []float32) float32 {
-	if len(a) != len(b) {
-		return 0
-	}
-	var s float32
-	for i := range a {
-		s += a[i] * b[i]
-	}
-	return s
-}

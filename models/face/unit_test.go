@@ -349,19 +349,13 @@ func TestSoftmax(t *testing.T) {
 	}
 }
 
-func TestNormalizeAndSimilarity(t *testing.T) {
+func TestNormalize(t *testing.T) {
 	v := []float32{3, 4}
 	if n := normalize(v); !near(n, 5, 1e-12) || !near(float64(v[0]), 0.6, 1e-7) || !near(float64(v[1]), 0.8, 1e-7) {
 		t.Fatalf("normalize: %v, %g", v, n)
 	}
 	if n := normalize([]float32{0, 0}); n != 0 {
 		t.Fatalf("normalize of zero = %g", n)
-	}
-	if s := Similarity([]float32{0.6, 0.8}, []float32{0.8, 0.6}); !near(float64(s), 0.96, 1e-6) {
-		t.Fatalf("Similarity = %g", s)
-	}
-	if s := Similarity([]float32{1}, []float32{1, 0}); s != 0 {
-		t.Fatalf("Similarity of different lengths = %g, want 0", s)
 	}
 }
 

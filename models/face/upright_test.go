@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/photo"
 )
@@ -40,7 +41,7 @@ func TestFormerlyRefusedUprightFaces(t *testing.T) {
 			if c.variant != "orig" {
 				r = lfwLike(t, r, faceBox(t, e, r), c.variant == "lfwlow")
 			}
-			up, err := e.Probe(ctx, encodePNG(t, r), Options{})
+			up, err := e.Analyze(ctx, encodePNG(t, r), faceauth.Request{})
 			if err != nil {
 				t.Fatalf("upright face refused (formerly %s): %v", c.why, err)
 			}

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
 )
@@ -85,10 +86,11 @@ type crop struct{ tight, wide []byte }
 // cut returns the faces of a group photo that have no other face within
 // a wide margin, each as a tight and a wide crop that both enroll.
 func cut(ctx context.Context, eng *face.Engine, data []byte) ([]crop, error) {
-	faces, w, h, err := eng.Detect(ctx, data)
+	found, err := eng.Analyze(ctx, data, faceauth.Request{Purpose: faceauth.PurposeDetect})
 	if err != nil {
 		return nil, err
 	}
+	faces, w, h := found.Faces, found.Width, found.Height
 	img, err := jpeg.Decode(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
@@ -148,6 +150,6 @@ func encode(img image.Image, r image.Rectangle, quality int) ([]byte, error) {
 }
 
 func enrolls(ctx context.Context, eng *face.Engine, img []byte) bool {
-	a, err := eng.Enroll(ctx, img, face.Options{})
+	a, err := eng.Analyze(ctx, img, faceauth.Request{Purpose: faceauth.PurposeEnroll})
 	return err == nil && len(a.Faces) == 1
 }

@@ -57,13 +57,6 @@ const (
 // down from an upright one; its landmarks assume the orientation in which a
 // face was found. Decode errors from package photo pass through.
 func (e *Engine) Analyze(ctx context.Context, img []byte, req faceauth.Request) (*faceauth.Analysis, error) {
-	if req.Purpose == faceauth.PurposeDetect {
-		return e.detect(ctx, img)
-	}
-	return e.analyze(ctx, img, req.Liveness, req.Purpose == faceauth.PurposeEnroll)
-}
-
-func (e *Engine) detect(ctx context.Context, img []byte) (*faceauth.Analysis, error) {
 	// Decode inside the worker slot, so at most Workers decoded images
 	// exist at once however many requests wait.
 	w, err := e.pool.get(ctx)
@@ -76,6 +69,13 @@ func (e *Engine) detect(ctx context.Context, img []byte) (*faceauth.Analysis, er
 		return nil, err
 	}
 	r := &raster{w: im.W, h: im.H, pix: im.Pix}
+	if req.Purpose == faceauth.PurposeDetect {
+		return e.detect(w, r, im)
+	}
+	return e.analyze(w, r, im, req.Liveness, req.Purpose == faceauth.PurposeEnroll)
+}
+
+func (e *Engine) detect(w *worker, r *raster, im *photo.Image) (*faceauth.Analysis, error) {
 	fs, err := w.find(r, &e.p)
 	if err != nil {
 		return nil, e.internal(err)
@@ -83,18 +83,7 @@ func (e *Engine) detect(ctx context.Context, img []byte) (*faceauth.Analysis, er
 	return &faceauth.Analysis{Faces: e.publicFaces(fs, im), Selected: -1, Width: im.OrigW, Height: im.OrigH}, nil
 }
 
-func (e *Engine) analyze(ctx context.Context, img []byte, liveness, enroll bool) (*faceauth.Analysis, error) {
-	// Decode inside the worker slot (see detect).
-	w, err := e.pool.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer e.pool.put(w)
-	im, err := photo.Decode(img, e.cfg.Photo)
-	if err != nil {
-		return nil, err
-	}
-	r := &raster{w: im.W, h: im.H, pix: im.Pix}
+func (e *Engine) analyze(w *worker, r *raster, im *photo.Image, liveness, enroll bool) (*faceauth.Analysis, error) {
 	res, err := w.analyze(r, &e.p, enroll, liveness)
 	if err == nil {
 		res.emb, err = w.answer(r, &res.faces[res.sel], res.emb, &e.ans)

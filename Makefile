@@ -41,10 +41,11 @@ proto: $(TOOLS)/protoc-gen-go
 
 ## test: every test (what .ci/run runs; needs nginx, protoc, systemd-analyze and promtool for deploy/ and proto), then a summary of what was skipped and why, then each fuzz target briefly
 # The fuzz targets run first so that the summary of what was skipped is the
-# last thing make test prints.
+# last thing make test prints. FACEAUTH_REQUIRE_MODELS makes a test that
+# needs the real engine fail, not skip, when the model files are missing.
 test: models-testdata tools
 	$(MAKE) --no-print-directory fuzz
-	set -o pipefail; PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -json -p 2 -timeout 20m ./... | $(GO) run ./scripts/testsummary
+	set -o pipefail; FACEAUTH_REQUIRE_MODELS=1 PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -json -p 2 -timeout 20m ./... | $(GO) run ./scripts/testsummary
 
 # The fuzz targets (Go native fuzzing), as ./package:FuzzName. Each one's
 # committed seeds (testdata/fuzz/FuzzName) also run in every `go test`.
@@ -65,7 +66,7 @@ fuzz:
 
 ## bench: every Go benchmark
 bench: models-testdata tools
-	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 2s -cpu 1 ./...
+	FACEAUTH_REQUIRE_MODELS=1 PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 2s -cpu 1 ./...
 
 ## dist: the release tarball dist/faceauth-VERSION-linux-amd64.tar.gz (+ .sha256) that deploy/aws/user-data.sh installs
 dist: models

@@ -50,7 +50,7 @@ test: models-testdata tools
 # The fuzz targets (Go native fuzzing), as ./package:FuzzName. Each one's
 # committed seeds (testdata/fuzz/FuzzName) also run in every `go test`.
 FUZZ_TARGETS := \
-	./feed:FuzzDecodeChange \
+	./proto:FuzzDecodeChange \
 	./edged:FuzzDecodeRecord \
 	./internal/api:FuzzParseForm \
 	./internal/auth:FuzzCheck

@@ -8,27 +8,27 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/internal/api"
 	pb "github.com/xplore/faceauth/proto"
 )
 
 // EdgeMonitor reports what central knows about the edges from the change
-// feed; *feed.Monitor implements it.
+// feed; *fleet.Monitor implements it.
 type EdgeMonitor interface {
-	Edges(now time.Time) []feed.EdgeState
-	Deletions(dels []*pb.Deletion) []feed.DeletionState
+	Edges(now time.Time) []fleet.EdgeState
+	Deletions(dels []*pb.Deletion) []fleet.DeletionState
 	Forget(ctx context.Context, edgeID string) error
 }
 
 // EdgesResponse is the body of GET /api/edges.
 type EdgesResponse struct {
-	Edges []feed.EdgeState `json:"edges"`
+	Edges []fleet.EdgeState `json:"edges"`
 }
 
 // DeletionsResponse is the body of GET /api/deletions.
 type DeletionsResponse struct {
-	Deletions []feed.DeletionState `json:"deletions"`
+	Deletions []fleet.DeletionState `json:"deletions"`
 	// Next is the cursor of the next page (the after parameter); empty on
 	// the last page.
 	Next string `json:"next,omitempty"`
@@ -63,7 +63,7 @@ func (s *Server) forgetEdge(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := feed.ValidateEdgeID(id); err != nil {
+	if err := pb.ValidateEdgeID(id); err != nil {
 		api.WriteError(w, r, s.log, err)
 		return
 	}
@@ -125,7 +125,7 @@ func (s *Server) listDeletions(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, s.log, err)
 		return
 	}
-	resp := DeletionsResponse{Deletions: []feed.DeletionState{}}
+	resp := DeletionsResponse{Deletions: []fleet.DeletionState{}}
 	for _, d := range s.cfg.Edges.Deletions(dels) {
 		if !pendingOnly || len(d.Pending) > 0 {
 			resp.Deletions = append(resp.Deletions, d)

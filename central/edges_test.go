@@ -14,9 +14,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/central/natsd"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/publish"
+	"github.com/xplore/faceauth/edged/uplink"
 	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/natsconn"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -29,18 +32,18 @@ func TestEdgesAndDeletions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srvNATS.Shutdown)
-	nc, err := feed.Connect(ctx, feed.ConnectOptions{URL: srvNATS.ClientURL()})
+	nc, err := natsconn.Connect(ctx, natsconn.ConnectOptions{URL: srvNATS.ClientURL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	pub, err := feed.NewPublisher(nc, feed.PublisherOptions{Log: quiet, Signer: testFeedSigner(t)})
+	pub, err := publish.New(nc, publish.Options{Log: quiet, Signer: testFeedSigner(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	reg := newTestRegistry(t, backends[0].open(t), pub)
-	mon, err := feed.NewMonitor(nc, feed.MonitorOptions{Model: reg.Model(), Log: quiet})
+	mon, err := fleet.New(nc, fleet.Options{Model: reg.Model(), Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,12 +93,12 @@ func TestEdgesAndDeletions(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	var edges EdgesResponse
 	for {
-		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: reg.Model(), AppliedRevision: rev, SentAt: timestamppb.Now()})
-		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-2", Model: "other", AppliedRevision: rev, SentAt: timestamppb.Now()})
+		uplink.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: reg.Model(), AppliedRevision: rev, SentAt: timestamppb.Now()})
+		uplink.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-2", Model: "other", AppliedRevision: rev, SentAt: timestamppb.Now()})
 		if get("/api/edges", &edges) != 200 {
 			t.Fatal("GET /api/edges failed")
 		}
-		if len(edges.Edges) == 2 && edges.Edges[0].State == feed.StateInSync && edges.Edges[1].State == feed.StateModelMismatch &&
+		if len(edges.Edges) == 2 && edges.Edges[0].State == fleet.StateInSync && edges.Edges[1].State == fleet.StateModelMismatch &&
 			edges.Edges[0].CentralRevision == rev {
 			break
 		}
@@ -104,7 +107,7 @@ func TestEdgesAndDeletions(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := feed.PublishReceipt(ctx, js, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "ann.lee@example.com", Revision: dels[0]}); err != nil {
+	if err := uplink.PublishReceipt(ctx, js, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "ann.lee@example.com", Revision: dels[0]}); err != nil {
 		t.Fatal(err)
 	}
 	var page DeletionsResponse
@@ -120,7 +123,7 @@ func TestEdgesAndDeletions(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	want := []feed.DeletionState{
+	want := []fleet.DeletionState{
 		{UserID: "ann.lee@example.com", Revision: dels[0], Purged: []string{"site-1"}, Pending: []string{"site-2"}},
 		{UserID: "cy", Revision: dels[1], Purged: []string{}, Pending: []string{"site-1", "site-2"}},
 	}
@@ -170,7 +173,7 @@ func TestEdgesAndDeletions(t *testing.T) {
 		t.Fatalf("pages %+v then %+v", p1, p2)
 	}
 	// Once every edge confirmed ann, only cy is pending.
-	if err := feed.PublishReceipt(ctx, js, &pb.DeleteReceipt{EdgeId: "site-2", UserId: "ann.lee@example.com", Revision: dels[0]}); err != nil {
+	if err := uplink.PublishReceipt(ctx, js, &pb.DeleteReceipt{EdgeId: "site-2", UserId: "ann.lee@example.com", Revision: dels[0]}); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -223,10 +226,10 @@ func TestEdgesAndDeletions(t *testing.T) {
 	// it has applied, until an hour after the last one.
 	deadline = time.Now().Add(20 * time.Second)
 	for {
-		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-3", Model: reg.Model(), AppliedRevision: rev, SentAt: timestamppb.Now(),
+		uplink.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-3", Model: reg.Model(), AppliedRevision: rev, SentAt: timestamppb.Now(),
 			FeedRejected: 2, LastRejectAt: timestamppb.Now(), LastReject: "feed message rejected: not signed"})
 		get("/api/edges", &edges)
-		if len(edges.Edges) == 2 && edges.Edges[1].ID == "site-3" && edges.Edges[1].State == feed.StateRejecting {
+		if len(edges.Edges) == 2 && edges.Edges[1].ID == "site-3" && edges.Edges[1].State == fleet.StateRejecting {
 			if e := edges.Edges[1]; e.FeedRejected != 2 || e.LastReject == "" || e.LastRejectAt.IsZero() {
 				t.Fatalf("site-3: %+v", e)
 			}
@@ -266,8 +269,8 @@ func TestEdgesAndDeletions(t *testing.T) {
 }
 
 // testFeedSigner is a feed key for tests that run a publisher.
-func testFeedSigner(t testing.TB) *feed.Signer {
-	s, err := feed.SignerFromSecret([]byte("central tests' feed secret"))
+func testFeedSigner(t testing.TB) *pb.Signer {
+	s, err := pb.SignerFromSecret([]byte("central tests' feed secret"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 )
 
 // deletionsEvery bounds how often a scrape re-reads the deletion records
@@ -19,7 +19,7 @@ const deletionsEvery = time.Minute
 // edgeStates are the states counted in faceauth_central_edges, each
 // exported (0 when no edge is in it) so that a dashboard and an alert see
 // the series before the first edge reports.
-var edgeStates = []string{feed.StateInSync, feed.StateBehind, feed.StateOffline, feed.StateModelMismatch}
+var edgeStates = []string{fleet.StateInSync, fleet.StateBehind, fleet.StateOffline, fleet.StateModelMismatch}
 
 // opsCollector exports, at scrape time, what an operator alerts on: the
 // store's reachability, the edges by state with each one's lag and last

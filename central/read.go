@@ -249,7 +249,7 @@ func (r *Registry) List(ctx context.Context, q, after string, limit int) (users 
 // after the snapshot began, holds the current state. A deletion that was
 // superseded before it completed (the user is live at a lower revision) is
 // left out. known, when not nil, names changes the caller holds already
-// (see feed.Source): their records are not read a second time and their
+// (see publish.Source): their records are not read a second time and their
 // deletion records not at all, and fn does not see them.
 func (r *Registry) Snapshot(ctx context.Context, known func(rev uint64) bool, fn func(*pb.UserChange) error) error {
 	type entry struct {

@@ -49,7 +49,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/models/photo"
 	pb "github.com/xplore/faceauth/proto"
@@ -156,7 +155,7 @@ func (r *Registry) Register(ctx context.Context, id, name string, images []Image
 // job. An empty site is Register.
 func (r *Registry) RegisterAt(ctx context.Context, id, name, site string, images []Image) (*Result, error) {
 	if site != "" {
-		if err := feed.ValidateSite(site); err != nil {
+		if err := pb.ValidateSite(site); err != nil {
 			return nil, err
 		}
 	}
@@ -732,7 +731,7 @@ func (r *Registry) SetSite(ctx context.Context, id, site string) (*Result, error
 		return nil, err
 	}
 	if site != "" {
-		if err := feed.ValidateSite(site); err != nil {
+		if err := pb.ValidateSite(site); err != nil {
 			return nil, err
 		}
 	}

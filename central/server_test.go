@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/testenv"
@@ -568,7 +568,7 @@ func TestOpenAPISchemas(t *testing.T) {
 		{"Verify", api.VerifyResponse{}, true},
 		{"Identify", api.IdentifyResponse{}, false},
 		{"Match", faceauth.Match{}, false},
-		{"Edge", feed.EdgeState{}, false},
+		{"Edge", fleet.EdgeState{}, false},
 	} {
 		t.Run(tt.schema, func(t *testing.T) {
 			s, ok := doc.Components.Schemas[tt.schema]

@@ -28,7 +28,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/edged/uplink"
+	"github.com/xplore/faceauth/internal/natsconn"
 	"github.com/xplore/faceauth/internal/testenv"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -209,7 +210,7 @@ func nginxSite(t *testing.T, path string) string {
 }
 
 // TestNATSConfig generates keys with new-edge.sh, checks that the
-// permissions it writes are exactly the feed package's, loads the
+// permissions it writes are exactly package pb's, loads the
 // production nats-server.conf into a real server (TLS included) and runs
 // the feed over it: central creates the streams and publishes user data; an
 // edge reads it, publishes its own heartbeat and receipts, and may not
@@ -268,7 +269,7 @@ func TestNATSConfig(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	connect := func(id, inbox string) (*nats.Conn, jetstream.JetStream) {
-		nc, err := feed.Connect(ctx, feed.ConnectOptions{
+		nc, err := natsconn.Connect(ctx, natsconn.ConnectOptions{
 			URL: "tls://127.0.0.1:" + port, Name: id,
 			NKeySeedFile: filepath.Join(keys, id+".nk"), CAFile: cert, InboxPrefix: inbox,
 		})
@@ -284,14 +285,14 @@ func TestNATSConfig(t *testing.T) {
 	}
 
 	central, cjs := connect("central", "")
-	if err := feed.EnsureStreams(ctx, cjs, feed.StreamOptions{}); err != nil {
+	if err := pb.EnsureStreams(ctx, cjs, pb.StreamOptions{}); err != nil {
 		t.Fatalf("central cannot create the streams: %v", err)
 	}
 	change, _ := proto.Marshal(&pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: "alice", Revision: 1}}})
 	if _, err := cjs.PublishMsg(ctx, signedUpsert(change, "alice", 1)); err != nil {
 		t.Fatalf("central cannot publish user data: %v", err)
 	}
-	status, err := central.SubscribeSync(feed.EdgeStatusSubject("*"))
+	status, err := central.SubscribeSync(pb.EdgeStatusSubject("*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,25 +300,25 @@ func TestNATSConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	edge, ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"))
+	edge, ejs := connect("site-1", pb.EdgeInboxPrefix("site-1"))
 	expectFirstUser(ctx, t, ejs, "alice", "")
-	if err := feed.PublishStatus(edge, &pb.EdgeStatus{EdgeId: "site-1"}); err != nil {
+	if err := uplink.PublishStatus(edge, &pb.EdgeStatus{EdgeId: "site-1"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := status.NextMsg(5 * time.Second); err != nil {
 		t.Fatalf("central did not get the edge's own heartbeat: %v", err)
 	}
-	if err := feed.PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "alice", Revision: 2}); err != nil {
+	if err := uplink.PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "alice", Revision: 2}); err != nil {
 		t.Fatalf("the edge cannot publish its receipt: %v", err)
 	}
 	// Forbidden publishes: the server drops them, so a JetStream publish
 	// gets no ack and a plain one never arrives.
 	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 	defer cancelShort()
-	if _, err := ejs.Publish(short, feed.UserSubject("eve"), change); err == nil {
+	if _, err := ejs.Publish(short, pb.UserSubject("eve"), change); err == nil {
 		t.Error("an edge could publish user data")
 	}
-	if err := feed.PublishStatus(edge, &pb.EdgeStatus{EdgeId: "site-2"}); err == nil {
+	if err := uplink.PublishStatus(edge, &pb.EdgeStatus{EdgeId: "site-2"}); err == nil {
 		if m, err := status.NextMsg(time.Second); err == nil {
 			t.Errorf("an edge could publish another edge's heartbeat on %s", m.Subject)
 		} else if !errors.Is(err, nats.ErrTimeout) {
@@ -403,7 +404,7 @@ func TestNATSClusterConfig(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	connect := func(id, inbox, port string) jetstream.JetStream {
-		nc, err := feed.Connect(ctx, feed.ConnectOptions{
+		nc, err := natsconn.Connect(ctx, natsconn.ConnectOptions{
 			URL: "tls://127.0.0.1:" + port, Name: id,
 			NKeySeedFile: filepath.Join(keys, id+".nk"), CAFile: cert, InboxPrefix: inbox,
 		})
@@ -421,7 +422,7 @@ func TestNATSClusterConfig(t *testing.T) {
 	// The routes form and elect a JetStream meta leader first.
 	for {
 		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		err := feed.EnsureStreams(actx, cjs, feed.StreamOptions{Replicas: 3})
+		err := pb.EnsureStreams(actx, cjs, pb.StreamOptions{Replicas: 3})
 		acancel()
 		if err == nil {
 			break
@@ -435,7 +436,7 @@ func TestNATSClusterConfig(t *testing.T) {
 	if _, err := cjs.PublishMsg(ctx, signedUpsert(change, "alice", 1)); err != nil {
 		t.Fatalf("central cannot publish user data: %v", err)
 	}
-	stream, err := cjs.Stream(ctx, feed.UsersStream)
+	stream, err := cjs.Stream(ctx, pb.UsersStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,7 +445,7 @@ func TestNATSClusterConfig(t *testing.T) {
 		t.Fatalf("users stream: %+v %v, want three replicas", info, err)
 	}
 
-	ejs := connect("site-1", feed.EdgeInboxPrefix("site-1"), nodes[2].client)
+	ejs := connect("site-1", pb.EdgeInboxPrefix("site-1"), nodes[2].client)
 	expectFirstUser(ctx, t, ejs, "alice", " through another node")
 }
 
@@ -456,10 +457,10 @@ func expectFirstUser(ctx context.Context, t *testing.T, js jetstream.JetStream, 
 	got := make(chan string, 1)
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go feed.Consume(cctx, js, feed.ConsumeOptions{Keys: feed.TrustKey(testFeedKey.PublicKey())}, func(ds []feed.Delivery) error {
+	go uplink.Consume(cctx, js, uplink.ConsumeOptions{Keys: pb.TrustKey(testFeedKey.PublicKey())}, func(ds []uplink.Delivery) error {
 		for _, d := range ds {
 			if d.Change != nil {
-				got <- feed.ChangeUserID(d.Change)
+				got <- pb.ChangeUserID(d.Change)
 				stop()
 			}
 		}
@@ -476,8 +477,8 @@ func expectFirstUser(ctx context.Context, t *testing.T, js jetstream.JetStream, 
 }
 
 // testFeedKey signs the user changes these tests publish as central.
-var testFeedKey = func() *feed.Signer {
-	s, err := feed.SignerFromSecret([]byte("the deploy test's feed secret"))
+var testFeedKey = func() *pb.Signer {
+	s, err := pb.SignerFromSecret([]byte("the deploy test's feed secret"))
 	if err != nil {
 		panic(err)
 	}
@@ -487,9 +488,9 @@ var testFeedKey = func() *feed.Signer {
 // signedUpsert is the users-stream message of an encoded upsert, signed
 // as central signs it.
 func signedUpsert(data []byte, id string, rev uint64) *nats.Msg {
-	m := nats.NewMsg(feed.UserSubject(id))
+	m := nats.NewMsg(pb.UserSubject(id))
 	m.Data = data
-	testFeedKey.Sign(m, feed.OpUpsert, id, rev)
+	testFeedKey.Sign(m, pb.OpUpsert, id, rev)
 	return m
 }
 
@@ -510,9 +511,9 @@ func checkPermissions(t *testing.T, keys string, opts *server.Options, ids ...st
 		if p == nil || p.Publish == nil || p.Subscribe == nil {
 			t.Fatalf("users.conf has no permissions for %s", id)
 		}
-		want := feed.CentralPermissions()
+		want := pb.CentralPermissions()
 		if id != "central" {
-			want = feed.EdgePermissions(id)
+			want = pb.EdgePermissions(id)
 		}
 		if !slices.Equal(sorted(p.Publish.Allow), sorted(want.Publish)) {
 			t.Errorf("%s may publish %v, feed says %v", id, p.Publish.Allow, want.Publish)

@@ -24,8 +24,8 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/edged"
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
@@ -340,7 +340,7 @@ func TestCentralToEdge(t *testing.T) {
 		waitFor(t, 30*time.Second, "central to see the edge hold the revocation", func() bool {
 			var r central.EdgesResponse
 			get("/api/edges", &r)
-			return slices.ContainsFunc(r.Edges, func(es feed.EdgeState) bool { return es.ID == "site-1" && es.TokenRevocations == list.Version })
+			return slices.ContainsFunc(r.Edges, func(es fleet.EdgeState) bool { return es.ID == "site-1" && es.TokenRevocations == list.Version })
 		})
 		if v, err := strconv.ParseFloat(e.metric("faceauth_edge_token_revocations_version"), 64); err != nil || v != float64(list.Version) {
 			t.Fatalf("edge metric faceauth_edge_token_revocations_version = %v (%v), want %d", v, err, list.Version)
@@ -378,7 +378,7 @@ func requiresNATSAuth(t *testing.T, addr string) {
 }
 
 // TestEdgeNATSPermissions runs central's embedded NATS with per-edge NKeys
-// (feed.EdgePermissions): the edge must sync, fetch the token key, send
+// (pb.EdgePermissions): the edge must sync, fetch the token key, send
 // heartbeats and receipts with no more than its own permissions.
 func TestEdgeNATSPermissions(t *testing.T) {
 	admin, verifyTok := tokens(t)

@@ -19,10 +19,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xplore/faceauth/central"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // natsNode is one nats-server process of a three-node cluster on
@@ -135,7 +136,7 @@ func moveLeader(t testing.TB, nodes []*natsNode, n *natsNode) {
 			return true
 		}
 		req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, n.name)
-		nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+feed.UsersStream, []byte(req), 5*time.Second)
+		nc.Request("$JS.API.STREAM.LEADER.STEPDOWN."+pb.UsersStream, []byte(req), 5*time.Second)
 		time.Sleep(500 * time.Millisecond) // the election
 		return streamLeader(t, nodes) == n
 	})
@@ -155,7 +156,7 @@ func streamLeader(t testing.TB, nodes []*natsNode) *natsNode {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, feed.UsersStream)
+	s, err := js.Stream(ctx, pb.UsersStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +399,7 @@ func TestClusterFailover(t *testing.T) {
 			return false
 		}
 		for _, e := range er.Edges {
-			if e.State != feed.StateInSync || e.AppliedRevision < maxRev {
+			if e.State != fleet.StateInSync || e.AppliedRevision < maxRev {
 				return false
 			}
 		}
@@ -435,7 +436,7 @@ func TestClusterFailover(t *testing.T) {
 	waitFor(t, time.Minute, "the users stream's three replicas to be current", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := js.Stream(ctx, feed.UsersStream)
+		s, err := js.Stream(ctx, pb.UsersStream)
 		if err != nil {
 			return false
 		}

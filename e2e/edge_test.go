@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth/central/natsd"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/edged/uplink"
 	"github.com/xplore/faceauth/models"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -70,7 +70,7 @@ type feedServer struct {
 	srv *natsd.Server
 	url string
 	js  jetstream.JetStream
-	key *feed.Signer
+	key *pb.Signer
 }
 
 func startFeed(t testing.TB) *feedServer {
@@ -91,17 +91,17 @@ func startFeed(t testing.TB) *feedServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := feed.EnsureStreams(ctx, js, feed.StreamOptions{}); err != nil {
+	if err := pb.EnsureStreams(ctx, js, pb.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	key, err := feed.SignerFromSecret([]byte("the e2e feed server's secret"))
+	key, err := pb.SignerFromSecret([]byte("the e2e feed server's secret"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	data, _ := proto.Marshal(&pb.TokenKey{KeyId: key.KeyID(), PublicKey: key.PublicKey()})
-	m := nats.NewMsg(feed.FeedKeySubject)
+	m := nats.NewMsg(pb.FeedKeySubject)
 	m.Data = data
-	key.Sign(m, feed.KindFeedKey, "", 1)
+	key.Sign(m, pb.KindFeedKey, "", 1)
 	if _, err := js.PublishMsg(ctx, m); err != nil {
 		t.Fatal(err)
 	}
@@ -133,14 +133,14 @@ func (f *feedServer) send(cs []*pb.UserChange) error {
 		if err != nil {
 			return err
 		}
-		op := feed.OpUpsert
+		op := pb.OpUpsert
 		if c.GetDelete() != nil {
-			op = feed.OpDelete
+			op = pb.OpDelete
 		}
-		m := nats.NewMsg(feed.UserSubject(feed.ChangeUserID(c)))
+		m := nats.NewMsg(pb.UserSubject(pb.ChangeUserID(c)))
 		m.Data = data
-		m.Header.Set(feed.OpHeader, op)
-		f.key.Sign(m, op, feed.ChangeUserID(c), feed.ChangeRevision(c))
+		m.Header.Set(pb.OpHeader, op)
+		f.key.Sign(m, op, pb.ChangeUserID(c), pb.ChangeRevision(c))
 		fut, err := f.js.PublishMsgAsync(m)
 		if err != nil {
 			return err
@@ -164,7 +164,7 @@ func (f *feedServer) send(cs []*pb.UserChange) error {
 
 func (f *feedServer) lastSeq(t testing.TB) uint64 {
 	t.Helper()
-	st, err := feed.ReadStreamState(context.Background(), f.js)
+	st, err := uplink.ReadStreamState(context.Background(), f.js)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestPurgedStreamResync(t *testing.T) {
 	e.stop()
 
 	f.publish(t, upsert("p000", 200, model), del("p001", 201))
-	s, err := f.js.Stream(context.Background(), feed.UsersStream)
+	s, err := f.js.Stream(context.Background(), pb.UsersStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +369,7 @@ func TestModelMismatch(t *testing.T) {
 	}
 	defer nc.Close()
 	beats := make(chan *pb.EdgeStatus, 64)
-	if _, err := nc.Subscribe(feed.EdgeStatusSubject("mismatch-1"), func(m *nats.Msg) {
+	if _, err := nc.Subscribe(pb.EdgeStatusSubject("mismatch-1"), func(m *nats.Msg) {
 		var st pb.EdgeStatus
 		if protojson.Unmarshal(m.Data, &st) == nil {
 			select {

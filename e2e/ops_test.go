@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/xplore/faceauth/central"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/internal/testenv"
 )
 
@@ -79,7 +79,7 @@ func TestDashboardAndAlertsMetricsExist(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+admin)
 		status, body := httpDo(t, req)
 		var r central.EdgesResponse
-		return status == 200 && json.Unmarshal(body, &r) == nil && len(r.Edges) == 1 && r.Edges[0].State == feed.StateInSync
+		return status == 200 && json.Unmarshal(body, &r) == nil && len(r.Edges) == 1 && r.Edges[0].State == fleet.StateInSync
 	})
 
 	live := scrape(t, c.url)

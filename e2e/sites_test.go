@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/edged"
-	"github.com/xplore/faceauth/feed"
 )
 
 // TestSiteScopedDistribution runs central with the edges of two sites. A
@@ -138,7 +138,7 @@ func edgesInSync(t testing.TB, c *centralProc, admin string, rev uint64) {
 			return false
 		}
 		for _, e := range er.Edges {
-			if e.State != feed.StateInSync || e.AppliedRevision < rev {
+			if e.State != fleet.StateInSync || e.AppliedRevision < rev {
 				return false
 			}
 		}

@@ -12,7 +12,6 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -272,7 +271,7 @@ func (a *applier) delete(d *pb.UserDelete) (uint64, error) {
 // keeps only the latest, so this is a genuine old message replayed by
 // someone with publish rights on NATS: a reject, never applied.
 func staleChange(id string, rev, held uint64) error {
-	return fmt.Errorf("%w: change for user %q has revision %d, older than the %d held (replayed)", feed.ErrRejected, id, rev, held)
+	return fmt.Errorf("%w: change for user %q has revision %d, older than the %d held (replayed)", pb.ErrRejected, id, rev, held)
 }
 
 // unitTolerance is how far from 1 a stored vector's norm may be: half the

@@ -27,7 +27,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/gallery"
@@ -47,7 +46,7 @@ const (
 type Config struct {
 	// EdgeID names the edge in heartbeats, receipts and NATS subjects.
 	EdgeID string
-	// Sites are the sites the edge serves (feed.ParseSites): it receives
+	// Sites are the sites the edge serves (pb.ParseSites): it receives
 	// and keeps the users of these sites and those of no site. Empty: only
 	// the users of no site.
 	Sites []string
@@ -153,7 +152,7 @@ type Edge struct {
 // memory. The edge can verify as soon as Open returns, before any contact
 // with NATS.
 func Open(cfg Config) (*Edge, error) {
-	if err := feed.ValidateEdgeID(cfg.EdgeID); err != nil {
+	if err := pb.ValidateEdgeID(cfg.EdgeID); err != nil {
 		return nil, err
 	}
 	if cfg.Engine == nil || cfg.Info.Model == "" || cfg.Info.Dims <= 0 || cfg.Info.Dims > gallery.MaxDims {
@@ -442,7 +441,7 @@ func (t *tokenKeys) Check(token string, now time.Time) (*auth.Claims, error) {
 func (e *Edge) setRevocations(l *pb.TokenRevocations) error {
 	switch held := e.tokens.revocationsVersion(); {
 	case l.GetVersion() < held:
-		return fmt.Errorf("%w: token revocations version %d is older than the %d held (replayed)", feed.ErrRejected, l.GetVersion(), held)
+		return fmt.Errorf("%w: token revocations version %d is older than the %d held (replayed)", pb.ErrRejected, l.GetVersion(), held)
 	case l.GetVersion() == held:
 		return nil
 	}
@@ -459,14 +458,14 @@ func (e *Edge) setRevocations(l *pb.TokenRevocations) error {
 // replay and is refused.
 func (e *Edge) setTokenKey(k *pb.TokenKey, rev uint64) error {
 	if len(k.GetPublicKey()) != ed25519.PublicKeySize {
-		return fmt.Errorf("%w: the token key from NATS has %d bytes, not %d", feed.ErrRejected, len(k.GetPublicKey()), ed25519.PublicKeySize)
+		return fmt.Errorf("%w: the token key from NATS has %d bytes, not %d", pb.ErrRejected, len(k.GetPublicKey()), ed25519.PublicKeySize)
 	}
 	pub := ed25519.PublicKey(k.PublicKey)
 	if v := e.tokens.v.Load(); v != nil && v.PublicKey().Equal(pub) {
 		return nil
 	}
 	if held := e.tokenRev.Load(); rev <= held {
-		return fmt.Errorf("%w: a token key message of revision %d, not newer than the %d held (replayed)", feed.ErrRejected, rev, held)
+		return fmt.Errorf("%w: a token key message of revision %d, not newer than the %d held (replayed)", pb.ErrRejected, rev, held)
 	}
 	if err := e.db.setTokenKey(k, rev); err != nil {
 		return err

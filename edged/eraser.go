@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/edged/uplink"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -87,7 +87,7 @@ func (e *Edge) eraser(ctx context.Context, nc *nats.Conn, js jetstream.JetStream
 				break
 			}
 			pctx, cancel := context.WithTimeout(ctx, receiptRetry)
-			err := feed.PublishReceipt(pctx, js, &pb.DeleteReceipt{
+			err := uplink.PublishReceipt(pctx, js, &pb.DeleteReceipt{
 				EdgeId:   e.cfg.EdgeID,
 				UserId:   r.UserID,
 				Revision: r.Revision,

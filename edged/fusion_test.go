@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/testenv"
@@ -49,7 +48,7 @@ func TestFusedModelEdge(t *testing.T) {
 
 	n := startNATS(t)
 	js := n.client(t)
-	publishConfig(t, js, feed.TokenKeySubject, feed.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
+	publishConfig(t, js, pb.TokenKeySubject, pb.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
 	publish(t, js, upsert("alice", 1, fused.Info().Model, embedWith(fused, alice)),
 		upsert("dave", 2, arc.Info().Model, embedWith(arc, bob)))
 	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.Engine, c.Info = fused, fused.Info() })

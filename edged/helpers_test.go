@@ -16,7 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth/central/natsd"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/natsconn"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
@@ -118,7 +118,7 @@ func (n *testNATS) client(t testing.TB) jetstream.JetStream {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := feed.EnsureStreams(ctx, js, feed.StreamOptions{}); err != nil {
+	if err := pb.EnsureStreams(ctx, js, pb.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return js
@@ -166,8 +166,8 @@ func publish(t testing.TB, js jetstream.JetStream, cs ...*pb.UserChange) uint64 
 
 // testFeed signs what the tests publish as central; edges started by
 // startEdge trust it.
-var testFeed = func() *feed.Signer {
-	s, err := feed.SignerFromSecret([]byte("the edge tests' feed secret"))
+var testFeed = func() *pb.Signer {
+	s, err := pb.SignerFromSecret([]byte("the edge tests' feed secret"))
 	if err != nil {
 		panic(err)
 	}
@@ -181,14 +181,14 @@ func signedChange(t testing.TB, c *pb.UserChange) *nats.Msg {
 	if err != nil {
 		t.Fatal(err)
 	}
-	op := feed.OpUpsert
+	op := pb.OpUpsert
 	if c.GetDelete() != nil {
-		op = feed.OpDelete
+		op = pb.OpDelete
 	}
-	m := nats.NewMsg(feed.UserSubject(feed.ChangeUserID(c)))
+	m := nats.NewMsg(pb.UserSubject(pb.ChangeUserID(c)))
 	m.Data = data
-	m.Header.Set(feed.OpHeader, op)
-	testFeed.Sign(m, op, feed.ChangeUserID(c), feed.ChangeRevision(c))
+	m.Header.Set(pb.OpHeader, op)
+	testFeed.Sign(m, op, pb.ChangeUserID(c), pb.ChangeRevision(c))
 	return m
 }
 
@@ -237,7 +237,7 @@ func startEdge(t testing.TB, dir, url string, mods ...func(*Config)) *runningEdg
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := feed.Connect(context.Background(), feed.ConnectOptions{URL: url, Name: "edge " + cfg.EdgeID})
+	nc, err := natsconn.Connect(context.Background(), natsconn.ConnectOptions{URL: url, Name: "edge " + cfg.EdgeID})
 	if err != nil {
 		e.Close()
 		t.Fatal(err)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/facetest"
@@ -98,7 +97,7 @@ func TestHTTPOffline(t *testing.T) {
 
 	n := startNATS(t)
 	js := n.client(t)
-	publishConfig(t, js, feed.TokenKeySubject, feed.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
+	publishConfig(t, js, pb.TokenKeySubject, pb.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
 	publish(t, js, upsert("alice@example.org", 1, model, embed(t, alice)), upsert("carol", 2, "Other@00000000", vec(edgeDims, 2)))
 	e := startEdge(t, t.TempDir(), n.url)
 	waitFor(t, 20*time.Second, "the edge to sync", func() bool {

@@ -9,7 +9,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/edged/uplink"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // minHeartbeatGap spaces heartbeats sent on change, so that a bootstrap of
@@ -31,7 +32,7 @@ func (e *Edge) heartbeats(ctx context.Context, nc *nats.Conn, js jetstream.JetSt
 			if poll {
 				e.poll(ctx, js)
 			}
-			if err := feed.PublishStatus(nc, e.Status()); err != nil {
+			if err := uplink.PublishStatus(nc, e.Status()); err != nil {
 				e.log.Warn("heartbeat not sent", "err", err)
 			}
 			last = time.Now()
@@ -59,40 +60,40 @@ func (e *Edge) poll(ctx context.Context, js jetstream.JetStream) {
 		e.log.Debug("no feed key yet", "err", err)
 	}
 	e.refreshFeedKey(ctx, js)
-	k, err := feed.FetchTokenKey(ctx, js, &e.trust)
+	k, err := pb.FetchTokenKey(ctx, js, &e.trust)
 	switch {
 	case err == nil:
 		err = e.setTokenKey(k.Value, k.Revision)
-		if errors.Is(err, feed.ErrRejected) {
-			e.noteRejectMsg(feed.TokenKeySubject, k.Seq, err)
+		if errors.Is(err, pb.ErrRejected) {
+			e.noteRejectMsg(pb.TokenKeySubject, k.Seq, err)
 		} else if err != nil {
 			e.log.Error("token key from NATS not used", "err", err)
 			e.setError(err)
 		}
-	case errors.Is(err, feed.ErrRejected):
-		e.noteRejectMsg(feed.TokenKeySubject, seqOf(k), err)
+	case errors.Is(err, pb.ErrRejected):
+		e.noteRejectMsg(pb.TokenKeySubject, seqOf(k), err)
 	case faceauth.KindOf(err) == faceauth.KindUnavailable:
 		e.log.Debug("no token key on NATS yet", "err", err)
 	default:
 		e.log.Info("token key not fetched", "err", err)
 	}
-	revs, err := feed.FetchRevocationsMsg(ctx, js, &e.trust)
+	revs, err := pb.FetchRevocationsMsg(ctx, js, &e.trust)
 	switch {
 	case err == nil:
 		err = e.setRevocations(revs.Value)
-		if errors.Is(err, feed.ErrRejected) {
-			e.noteRejectMsg(feed.RevocationsSubject, revs.Seq, err)
+		if errors.Is(err, pb.ErrRejected) {
+			e.noteRejectMsg(pb.RevocationsSubject, revs.Seq, err)
 		} else if err != nil {
 			e.log.Error("token revocations from NATS not used", "err", err)
 			e.setError(err)
 		}
-	case errors.Is(err, feed.ErrRejected):
-		e.noteRejectMsg(feed.RevocationsSubject, seqOf(revs), err)
+	case errors.Is(err, pb.ErrRejected):
+		e.noteRejectMsg(pb.RevocationsSubject, seqOf(revs), err)
 	case faceauth.KindOf(err) == faceauth.KindUnavailable:
 	default:
 		e.log.Info("token revocations not fetched", "err", err)
 	}
-	st, err := feed.ReadStreamState(ctx, js)
+	st, err := uplink.ReadStreamState(ctx, js)
 	if err != nil {
 		return
 	}

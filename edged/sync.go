@@ -11,7 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/edged/uplink"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // maxBatch is the most changes applied in one bbolt transaction. Large
@@ -56,7 +57,7 @@ func (e *Edge) syncLoop(ctx context.Context, js jetstream.JetStream) {
 			return
 		}
 		switch {
-		case errors.Is(err, feed.ErrStreamReset):
+		case errors.Is(err, uplink.ErrStreamReset):
 			e.log.Info("the users stream was re-created or reset; planning again")
 			wait = 0
 			continue
@@ -84,9 +85,9 @@ var errKeyRotated = errors.New("edged: the feed key was rotated")
 // unknownKey reports whether a batch holds a message signed by a key the
 // edge does not trust and, reading central's feed key announcement, the
 // edge has now moved to that key.
-func (e *Edge) unknownKey(ctx context.Context, js jetstream.JetStream, ds []feed.Delivery) bool {
+func (e *Edge) unknownKey(ctx context.Context, js jetstream.JetStream, ds []uplink.Delivery) bool {
 	for _, d := range ds {
-		if errors.Is(d.Err, feed.ErrUnknownKey) {
+		if errors.Is(d.Err, pb.ErrUnknownKey) {
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			return e.refreshFeedKey(rctx, js)
@@ -129,11 +130,11 @@ type resync struct {
 
 // batch is a delivery handed from the consumer to the sync goroutine.
 type batch struct {
-	ds   []feed.Delivery
+	ds   []uplink.Delivery
 	done chan error
 }
 
-// syncOnce plans from the saved position (feed.Plan's gap rule) and
+// syncOnce plans from the saved position (uplink.Plan's gap rule) and
 // consumes the stream until an error. A full resync is built into a new
 // generation that replaces the served set only once it has caught up with
 // the stream and the stream has been quiet for resyncQuiet; until then the
@@ -150,15 +151,15 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 		return false, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	st, err := feed.ReadStreamState(rctx, js)
+	st, err := uplink.ReadStreamState(rctx, js)
 	cancel()
 	if err != nil {
 		return false, err
 	}
 	pos := e.position()
-	plan := feed.Plan(feed.Position{Seq: pos.Seq, StreamCreated: pos.Created}, st)
+	plan := uplink.Plan(uplink.Position{Seq: pos.Seq, StreamCreated: pos.Created}, st)
 	if e.loadErr != nil && !plan.Full {
-		plan = feed.Resume{Full: true, From: max(st.FirstSeq, 1), Reason: "the stored set could not be loaded"}
+		plan = uplink.Resume{Full: true, From: max(st.FirstSeq, 1), Reason: "the stored set could not be loaded"}
 	}
 	quiet := time.NewTimer(time.Hour)
 	quiet.Stop()
@@ -198,7 +199,7 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 	batches := make(chan batch)
 	consumed := make(chan error, 1)
 	go func() {
-		consumed <- feed.Consume(cctx, js, feed.ConsumeOptions{
+		consumed <- uplink.Consume(cctx, js, uplink.ConsumeOptions{
 			From:          plan.From,
 			StreamCreated: st.Created,
 			MaxBatch:      maxBatch,
@@ -206,8 +207,8 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 			Keys:          &e.trust,
 			// The server sends only this edge's sites' users (and those of
 			// no site): another site's embeddings never reach it.
-			FilterSubjects: feed.EdgeFilterSubjects(e.cfg.Sites),
-		}, func(ds []feed.Delivery) error {
+			FilterSubjects: pb.EdgeFilterSubjects(e.cfg.Sites),
+		}, func(ds []uplink.Delivery) error {
 			b := batch{ds: ds, done: make(chan error, 1)}
 			select {
 			case batches <- b:
@@ -231,7 +232,7 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 	stale := time.NewTimer(time.Hour)
 	stale.Stop()
 	defer stale.Stop()
-	var last feed.Delivery
+	var last uplink.Delivery
 	for {
 		select {
 		case err := <-consumed:
@@ -246,7 +247,7 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 			}
 		case <-stale.C:
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			head, err := feed.ReadStreamState(rctx, js)
+			head, err := uplink.ReadStreamState(rctx, js)
 			cancel()
 			switch {
 			case err != nil || head.LastSeq > last.Seq:
@@ -283,7 +284,7 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 // applyBatch applies deliveries to the resync being built or to the
 // served set. A resync is finished here when it has caught up with a
 // quiet stream, else the quiet timer is armed.
-func (e *Edge) applyBatch(ds []feed.Delivery, rsp **resync, quiet *time.Timer) error {
+func (e *Edge) applyBatch(ds []uplink.Delivery, rsp **resync, quiet *time.Timer) error {
 	es := make([]entry, len(ds))
 	for i, d := range ds {
 		es[i] = entry{Seq: d.Seq, Change: d.Change, Err: d.Err}
@@ -409,11 +410,11 @@ func (e *Edge) applyOutcome(out *outcome, caughtUp bool) {
 }
 
 // noteInvalid logs and counts changes that could not be used, and counts
-// those refused by verification (feed.ErrRejected) as rejects.
+// those refused by verification (pb.ErrRejected) as rejects.
 func (e *Edge) noteInvalid(out *outcome) {
 	var invalid []error
 	for _, err := range out.Invalid {
-		if errors.Is(err, feed.ErrRejected) {
+		if errors.Is(err, pb.ErrRejected) {
 			e.noteReject(err)
 		} else {
 			invalid = append(invalid, err)

@@ -22,7 +22,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
@@ -52,11 +51,11 @@ func receiptOf(t *testing.T, js jetstream.JetStream, edgeID, userID string) *pb.
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, feed.ReceiptsStream)
+	s, err := js.Stream(ctx, pb.ReceiptsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.GetLastMsgForSubject(ctx, feed.ReceiptSubject(edgeID, userID))
+	m, err := s.GetLastMsgForSubject(ctx, pb.ReceiptSubject(edgeID, userID))
 	if err != nil {
 		return nil
 	}
@@ -82,7 +81,7 @@ func TestSyncFollowsFeed(t *testing.T) {
 	}
 	defer nc.Close()
 	beats := make(chan *pb.EdgeStatus, 100)
-	if _, err := nc.Subscribe(feed.EdgeStatusSubject("edge-1"), func(m *nats.Msg) {
+	if _, err := nc.Subscribe(pb.EdgeStatusSubject("edge-1"), func(m *nats.Msg) {
 		var st pb.EdgeStatus
 		if err := protojson.Unmarshal(m.Data, &st); err == nil {
 			select {
@@ -240,7 +239,7 @@ func TestSyncGaps(t *testing.T) {
 	// as tombstones, and central republishes its users after a purge.)
 	publish(t, js, upsert("g0002", 50, model, vec(edgeDims, 50)), del("g0003", 51))
 	ctx := context.Background()
-	s, err := js.Stream(ctx, feed.UsersStream)
+	s, err := js.Stream(ctx, pb.UsersStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +265,7 @@ func TestSyncGaps(t *testing.T) {
 	// The stream deleted and re-created under the running edge, then
 	// refilled in bursts, as `central resync --recreate` does: the edge
 	// serves the old set until the new one is complete, never a part.
-	if err := js.DeleteStream(ctx, feed.UsersStream); err != nil {
+	if err := js.DeleteStream(ctx, pb.UsersStream); err != nil {
 		t.Fatal(err)
 	}
 	js = n.client(t)
@@ -378,8 +377,8 @@ func TestTokenKeyOffline(t *testing.T) {
 
 	n := startNATS(t)
 	js := n.client(t)
-	publishConfig(t, js, feed.TokenKeySubject, feed.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
-	publishConfig(t, js, feed.RevocationsSubject, feed.KindRevocations, &pb.TokenRevocations{Version: 1, Revocations: []*pb.TokenRevocation{
+	publishConfig(t, js, pb.TokenKeySubject, pb.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
+	publishConfig(t, js, pb.RevocationsSubject, pb.KindRevocations, &pb.TokenRevocations{Version: 1, Revocations: []*pb.TokenRevocation{
 		{Subject: "door-2", RevokedAt: timestamppb.Now()},
 	}}, 1)
 	dir := t.TempDir()
@@ -421,7 +420,7 @@ func TestTokenKeyOffline(t *testing.T) {
 	}
 
 	// An older list (replayed) never replaces the one held.
-	if err := e2.setRevocations(&pb.TokenRevocations{}); !errors.Is(err, feed.ErrRejected) || e2.tokens.revocationsVersion() != 1 {
+	if err := e2.setRevocations(&pb.TokenRevocations{}); !errors.Is(err, pb.ErrRejected) || e2.tokens.revocationsVersion() != 1 {
 		t.Fatalf("older list: version %d, %v", e2.tokens.revocationsVersion(), err)
 	}
 	if _, err := e2.checker.Check(lost, time.Now()); err == nil {

@@ -11,15 +11,15 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/auth"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // feedTrust is the edge's trust root: the one feed key every message of
 // the feed must be signed by. It is provisioned (Config.FeedPublicKey),
 // or pinned from central's announcement on first contact, and afterwards
 // moves only to a key announced with a signature by the key it holds (a
-// rotation). It implements feed.Keys.
+// rotation). It implements pb.Keys.
 type feedTrust struct {
 	cur atomic.Pointer[trustedKey]
 }
@@ -32,14 +32,14 @@ type trustedKey struct {
 	rev uint64
 }
 
-// FeedKey implements feed.Keys.
+// FeedKey implements pb.Keys.
 func (t *feedTrust) FeedKey(keyID string) (ed25519.PublicKey, error) {
 	k := t.cur.Load()
 	if k == nil {
-		return nil, fmt.Errorf("%w (key %q; this edge trusts none yet)", feed.ErrUnknownKey, keyID)
+		return nil, fmt.Errorf("%w (key %q; this edge trusts none yet)", pb.ErrUnknownKey, keyID)
 	}
 	if keyID != k.id {
-		return nil, fmt.Errorf("%w (key %q, trusted %q)", feed.ErrUnknownKey, keyID, k.id)
+		return nil, fmt.Errorf("%w (key %q, trusted %q)", pb.ErrUnknownKey, keyID, k.id)
 	}
 	return k.pub, nil
 }
@@ -96,10 +96,10 @@ func (e *Edge) ensureTrust(ctx context.Context, js jetstream.JetStream) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	m, err := feed.FetchFeedKey(ctx, js, nil)
+	m, err := pb.FetchFeedKey(ctx, js, nil)
 	if err != nil {
-		if errors.Is(err, feed.ErrRejected) {
-			e.noteRejectMsg(feed.FeedKeySubject, seqOf(m), err)
+		if errors.Is(err, pb.ErrRejected) {
+			e.noteRejectMsg(pb.FeedKeySubject, seqOf(m), err)
 		}
 		return err
 	}
@@ -121,10 +121,10 @@ func (e *Edge) refreshFeedKey(ctx context.Context, js jetstream.JetStream) bool 
 	if cur == nil {
 		return false
 	}
-	m, err := feed.FetchFeedKey(ctx, js, &e.trust)
+	m, err := pb.FetchFeedKey(ctx, js, &e.trust)
 	switch {
-	case errors.Is(err, feed.ErrRejected):
-		e.noteRejectMsg(feed.FeedKeySubject, seqOf(m), err)
+	case errors.Is(err, pb.ErrRejected):
+		e.noteRejectMsg(pb.FeedKeySubject, seqOf(m), err)
 		return false
 	case err != nil:
 		e.log.Debug("feed key announcement not read", "err", err)
@@ -132,7 +132,7 @@ func (e *Edge) refreshFeedKey(ctx context.Context, js jetstream.JetStream) bool 
 	case m.Value.GetKeyId() == cur.id:
 		return false
 	case m.Revision <= cur.rev:
-		e.noteRejectMsg(feed.FeedKeySubject, seqOf(m), fmt.Errorf("%w: a feed key announcement older than the one trusted (replayed)", feed.ErrRejected))
+		e.noteRejectMsg(pb.FeedKeySubject, seqOf(m), fmt.Errorf("%w: a feed key announcement older than the one trusted (replayed)", pb.ErrRejected))
 		return false
 	}
 	pub := ed25519.PublicKey(m.Value.GetPublicKey())
@@ -186,11 +186,11 @@ func (e *Edge) noteReject(err error) {
 }
 
 // seqOf returns the config stream sequence of m (0 when there is none).
-func seqOf[T any](m *feed.ConfigMsg[T]) uint64 {
+func seqOf[T any](m *pb.ConfigMsg[T]) uint64 {
 	if m == nil {
 		return 0
 	}
 	return m.Seq
 }
 
-var _ feed.Keys = (*feedTrust)(nil)
+var _ pb.Keys = (*feedTrust)(nil)

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
@@ -36,7 +36,7 @@ func TestForgedFeed(t *testing.T) {
 
 	tokens, _ := auth.SignerFromSecret("the token key of the forged feed test")
 	attacker, _ := auth.SignerFromSecret("the attacker's own token key, 1234")
-	attackerFeed, _ := feed.SignerFromSecret([]byte("the attacker's own feed key, 1234"))
+	attackerFeed, _ := pb.SignerFromSecret([]byte("the attacker's own feed key, 1234"))
 	goodTok, _ := tokens.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
 	evilTok, _ := attacker.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
 
@@ -49,7 +49,7 @@ func TestForgedFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(t, js, upsert("bob", 2, model, bobVec), upsert("alice", 3, model, aliceVec))
-	publishConfig(t, js, feed.TokenKeySubject, feed.KindTokenKey, &pb.TokenKey{KeyId: tokens.KeyID(), PublicKey: tokens.PublicKey()}, 10)
+	publishConfig(t, js, pb.TokenKeySubject, pb.KindTokenKey, &pb.TokenKey{KeyId: tokens.KeyID(), PublicKey: tokens.PublicKey()}, 10)
 
 	e := startEdge(t, t.TempDir(), n.url)
 	want := map[string]uint64{"alice": 3, "bob": 2}
@@ -63,22 +63,22 @@ func TestForgedFeed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cnc.Close()
-	mon, err := feed.NewMonitor(cnc, feed.MonitorOptions{Model: model, HeartbeatInterval: 200 * time.Millisecond})
+	mon, err := fleet.New(cnc, fleet.Options{Model: model, HeartbeatInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mctx, stopMon := context.WithCancel(ctx)
 	defer stopMon()
 	go mon.Run(mctx)
-	state := func() feed.EdgeState {
+	state := func() fleet.EdgeState {
 		for _, es := range mon.Edges(time.Now()) {
 			if es.ID == "edge-1" {
 				return es
 			}
 		}
-		return feed.EdgeState{}
+		return fleet.EdgeState{}
 	}
-	waitFor(t, 20*time.Second, "central to see the edge in sync", func() bool { return state().State == feed.StateInSync })
+	waitFor(t, 20*time.Second, "central to see the edge in sync", func() bool { return state().State == fleet.StateInSync })
 
 	// The attack.
 	attacks := []struct {
@@ -87,10 +87,10 @@ func TestForgedFeed(t *testing.T) {
 	}{
 		{"unsigned upsert of bob with alice's face", func() *nats.Msg {
 			data, _ := proto.Marshal(upsert("bob", 10_000_000, model, aliceVec))
-			m := nats.NewMsg(feed.UserSubject("bob"))
+			m := nats.NewMsg(pb.UserSubject("bob"))
 			m.Data = data
-			m.Header.Set(feed.RevisionHeader, "10000000")
-			m.Header.Set(feed.OpHeader, feed.OpUpsert)
+			m.Header.Set(pb.RevisionHeader, "10000000")
+			m.Header.Set(pb.OpHeader, pb.OpUpsert)
 			return m
 		}},
 		{"alice's genuine message rewritten for bob", func() *nats.Msg {
@@ -99,15 +99,15 @@ func TestForgedFeed(t *testing.T) {
 			proto.Unmarshal(m.Data, &c)
 			c.GetUpsert().UserId = "bob"
 			m.Data, _ = proto.Marshal(&c)
-			m.Subject = feed.UserSubject("bob")
+			m.Subject = pb.UserSubject("bob")
 			return m
 		}},
 		{"alice's older genuine message replayed", func() *nats.Msg { return aliceOld }},
 		{"the attacker's token key, signed with the attacker's feed key", func() *nats.Msg {
 			data, _ := proto.Marshal(&pb.TokenKey{KeyId: attacker.KeyID(), PublicKey: attacker.PublicKey()})
-			m := nats.NewMsg(feed.TokenKeySubject)
+			m := nats.NewMsg(pb.TokenKeySubject)
 			m.Data = data
-			attackerFeed.Sign(m, feed.KindTokenKey, "", 1<<62)
+			attackerFeed.Sign(m, pb.KindTokenKey, "", 1<<62)
 			return m
 		}},
 	}
@@ -166,7 +166,7 @@ func TestForgedFeed(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, "central to see the rejects", func() bool {
 		es := state()
-		return es.State == feed.StateRejecting && es.FeedRejected == 4 && es.LastReject != ""
+		return es.State == fleet.StateRejecting && es.FeedRejected == 4 && es.LastReject != ""
 	})
 
 	// The next genuine change to bob replaces the forgery on its subject
@@ -183,17 +183,17 @@ func TestForgedFeed(t *testing.T) {
 // first use when none is provisioned, moved by a rotation signed by the
 // trusted key, and never by an announcement signed by another key.
 func TestFeedKeyTrust(t *testing.T) {
-	next, _ := feed.SignerFromSecret([]byte("the next feed key of the trust test"))
-	rogue, _ := feed.SignerFromSecret([]byte("a rogue feed key of the trust test"))
+	next, _ := pb.SignerFromSecret([]byte("the next feed key of the trust test"))
+	rogue, _ := pb.SignerFromSecret([]byte("a rogue feed key of the trust test"))
 	n := startNATS(t)
 	js := n.client(t)
 	model := testEngine(t).Info().Model
-	announce := func(k, by *feed.Signer, rev uint64) {
+	announce := func(k, by *pb.Signer, rev uint64) {
 		t.Helper()
 		data, _ := proto.Marshal(&pb.TokenKey{KeyId: k.KeyID(), PublicKey: k.PublicKey()})
-		m := nats.NewMsg(feed.FeedKeySubject)
+		m := nats.NewMsg(pb.FeedKeySubject)
 		m.Data = data
-		by.Sign(m, feed.KindFeedKey, "", rev)
+		by.Sign(m, pb.KindFeedKey, "", rev)
 		if _, err := js.PublishMsg(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
@@ -221,11 +221,11 @@ func TestFeedKeyTrust(t *testing.T) {
 	// A rotation signed by the trusted key moves it; changes signed by
 	// the new key apply, even when they arrive before the edge polled.
 	announce(next, testFeed, 3)
-	m := nats.NewMsg(feed.UserSubject("bob"))
+	m := nats.NewMsg(pb.UserSubject("bob"))
 	c := upsert("bob", 2, model, vec(edgeDims, 2))
 	m.Data, _ = proto.Marshal(c)
-	m.Header.Set(feed.OpHeader, feed.OpUpsert)
-	next.Sign(m, feed.OpUpsert, "bob", 2)
+	m.Header.Set(pb.OpHeader, pb.OpUpsert)
+	next.Sign(m, pb.OpUpsert, "bob", 2)
 	if _, err := js.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestFeedKeyTrust(t *testing.T) {
 	if got := e3.trust.keyID(); got != rogue.KeyID() {
 		t.Fatalf("a newly provisioned key is not trusted: %q", got)
 	}
-	if _, err := e3.trust.FeedKey(next.KeyID()); !errors.Is(err, feed.ErrUnknownKey) {
+	if _, err := e3.trust.FeedKey(next.KeyID()); !errors.Is(err, pb.ErrUnknownKey) {
 		t.Fatalf("the replaced key is still trusted: %v", err)
 	}
 }

@@ -1,14 +1,14 @@
-package feed
+package pb
 
 import (
 	"fmt"
 	"strconv"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth"
-	pb "github.com/xplore/faceauth/proto"
 )
 
 // Ops, the values of OpHeader.
@@ -17,14 +17,14 @@ const (
 	OpDelete = "delete"
 )
 
-// changeKey returns the key (subject), revision and op of a change, or an error
+// ChangeKey returns the key (subject), revision and op of a change, or an error
 // when the change cannot go on the feed.
 //
 // The key is the change's subject, which names the user and, for a user of
 // a site, the site: the stream holds one state per subject, and a user
 // moved between sites has a tombstone on the old subject and its state on
 // the new one.
-func changeKey(c *pb.UserChange) (key string, rev uint64, op string, err error) {
+func ChangeKey(c *UserChange) (key string, rev uint64, op string, err error) {
 	var id, site string
 	switch {
 	case c.GetUpsert() != nil:
@@ -49,13 +49,13 @@ func changeKey(c *pb.UserChange) (key string, rev uint64, op string, err error) 
 }
 
 // ChangeSubject returns the users-stream subject of a change.
-func ChangeSubject(c *pb.UserChange) string {
-	key, _, _, _ := changeKey(c)
+func ChangeSubject(c *UserChange) string {
+	key, _, _, _ := ChangeKey(c)
 	return key
 }
 
 // ChangeRevision returns the revision of a change (0 for an empty one).
-func ChangeRevision(c *pb.UserChange) uint64 {
+func ChangeRevision(c *UserChange) uint64 {
 	if u := c.GetUpsert(); u != nil {
 		return u.GetRevision()
 	}
@@ -63,19 +63,19 @@ func ChangeRevision(c *pb.UserChange) uint64 {
 }
 
 // ChangeUserID returns the user id of a change ("" for an empty one).
-func ChangeUserID(c *pb.UserChange) string {
+func ChangeUserID(c *UserChange) string {
 	if u := c.GetUpsert(); u != nil {
 		return u.GetUserId()
 	}
 	return c.GetDelete().GetUserId()
 }
 
-// changeMsg encodes a change as a users-stream message signed by s. With dedupe, the
+// ChangeMsg encodes a change as a users-stream message signed by s. With dedupe, the
 // message carries Nats-Msg-Id "<user>-<revision>" so that JetStream drops
 // a copy sent again after a lost ack. The id is unique because a revision
 // belongs to a single change.
-func changeMsg(s *Signer, c *pb.UserChange, dedupe bool) (*nats.Msg, error) {
-	id, rev, op, err := changeKey(c)
+func ChangeMsg(s *Signer, c *UserChange, dedupe bool) (*nats.Msg, error) {
+	id, rev, op, err := ChangeKey(c)
 	if err != nil {
 		return nil, err
 	}
@@ -93,14 +93,14 @@ func changeMsg(s *Signer, c *pb.UserChange, dedupe bool) (*nats.Msg, error) {
 	return m, nil
 }
 
-// decodeChange decodes a users-stream message and checks that its payload
+// DecodeChange decodes a users-stream message and checks that its payload
 // belongs to its subject.
-func decodeChange(subject string, data []byte) (*pb.UserChange, error) {
-	var c pb.UserChange
+func DecodeChange(subject string, data []byte) (*UserChange, error) {
+	var c UserChange
 	if err := proto.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("feed: decode change on %s: %w", subject, err)
 	}
-	key, _, _, err := changeKey(&c)
+	key, _, _, err := ChangeKey(&c)
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +110,8 @@ func decodeChange(subject string, data []byte) (*pb.UserChange, error) {
 	return &c, nil
 }
 
-// headerRevision returns the revision in a message's RevisionHeader.
-func headerRevision(h nats.Header) (uint64, error) {
+// HeaderRevision returns the revision in a message's RevisionHeader.
+func HeaderRevision(h nats.Header) (uint64, error) {
 	v := h.Get(RevisionHeader)
 	if v == "" {
 		return 0, fmt.Errorf("feed: message without %s header", RevisionHeader)
@@ -121,4 +121,45 @@ func headerRevision(h nats.Header) (uint64, error) {
 		return 0, fmt.Errorf("feed: bad %s header %q", RevisionHeader, v)
 	}
 	return rev, nil
+}
+
+// DecodeVerified decodes a users-stream message and checks its
+// signature; a message that fails either comes back as an error only.
+func DecodeVerified(keys Keys, subject string, h nats.Header, data []byte) (*UserChange, error) {
+	c, err := DecodeChange(subject, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyChange(keys, subject, h, c, data); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// EncodeStatus encodes an edge's heartbeat as protojson with the proto
+// field names, so that `nats sub 'faceauth.edges.>'` shows readable JSON.
+func EncodeStatus(st *EdgeStatus) ([]byte, error) {
+	data, err := (protojson.MarshalOptions{UseProtoNames: true}).Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("feed: encode status: %w", err)
+	}
+	return data, nil
+}
+
+// DecodeStatus decodes a heartbeat and checks that it came on the edge's
+// own subject, so that an edge cannot report for another (permissions
+// restrict each edge to its own subject).
+func DecodeStatus(subject string, data []byte) (*EdgeStatus, error) {
+	id, ok := edgeIDFromStatusSubject(subject)
+	if !ok {
+		return nil, fmt.Errorf("feed: %q is not a heartbeat subject", subject)
+	}
+	var st EdgeStatus
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("feed: decode heartbeat on %s: %w", subject, err)
+	}
+	if st.GetEdgeId() != id {
+		return nil, fmt.Errorf("feed: heartbeat of edge %q arrived on %s", st.GetEdgeId(), subject)
+	}
+	return &st, nil
 }

@@ -1,4 +1,4 @@
-package feed
+package pb
 
 import (
 	"crypto/ed25519"
@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/xplore/faceauth/internal/auth"
-	pb "github.com/xplore/faceauth/proto"
 )
 
 // Every message central puts on the feed (user upserts and tombstones, the
@@ -38,7 +37,7 @@ const (
 	KindFeedKey     = "feedkey"
 )
 
-// FeedKeySubject carries central's current feed public key (a pb.TokenKey:
+// FeedKeySubject carries central's current feed public key (a TokenKey:
 // key id and public key). It is signed by the previous feed key while a
 // rotation is announced (PREVIOUS_SECRET_KEY), else by the key itself.
 const FeedKeySubject = "faceauth.config.feedkey"
@@ -148,15 +147,15 @@ func TrustKey(pub ed25519.PublicKey) Keys {
 	})
 }
 
-// verifyMsg checks the signature headers of a message against keys. It
+// VerifyMsg checks the signature headers of a message against keys. It
 // returns the revision the signature covers (the RevisionHeader) and the
 // signing key's id.
-func verifyMsg(keys Keys, subject string, h nats.Header, kind, userID string, payload []byte) (rev uint64, keyID string, err error) {
+func VerifyMsg(keys Keys, subject string, h nats.Header, kind, userID string, payload []byte) (rev uint64, keyID string, err error) {
 	keyID, sig := h.Get(KeyIDHeader), h.Get(SignatureHeader)
 	if keyID == "" || sig == "" {
 		return 0, keyID, fmt.Errorf("%w: %s message on %s is not signed", ErrRejected, kind, subject)
 	}
-	rev, err = headerRevision(h)
+	rev, err = HeaderRevision(h)
 	if err != nil {
 		return 0, keyID, fmt.Errorf("%w: %v", ErrRejected, err)
 	}
@@ -173,13 +172,13 @@ func verifyMsg(keys Keys, subject string, h nats.Header, kind, userID string, pa
 
 // verifyChange checks that a decoded users-stream change carries central's
 // signature over its subject, op, user id, revision and payload.
-func verifyChange(keys Keys, subject string, h nats.Header, c *pb.UserChange, data []byte) error {
-	_, rev, op, err := changeKey(c)
+func verifyChange(keys Keys, subject string, h nats.Header, c *UserChange, data []byte) error {
+	_, rev, op, err := ChangeKey(c)
 	if err != nil {
 		return err
 	}
 	id := ChangeUserID(c)
-	srev, _, err := verifyMsg(keys, subject, h, op, id, data)
+	srev, _, err := VerifyMsg(keys, subject, h, op, id, data)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package feed
+package pb
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func streamConfigs(o StreamOptions) []jetstream.StreamConfig {
 			// Unlimited: a per-subject limit would remove a replaced
 			// message without overwriting its bytes, which the file store
 			// keeps until it compacts the block. Central erases each
-			// replaced message instead (Publisher.eraseSuperseded), so the
+			// replaced message instead (publish.Publisher.eraseSuperseded), so the
 			// stream still holds one message per user.
 			MaxMsgsPerSubject: -1,
 			Storage:           jetstream.FileStorage,
@@ -85,8 +85,8 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	return nil
 }
 
-// ensureStream creates or updates the one stream named name.
-func ensureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions, name string) error {
+// EnsureStream creates or updates the one stream named name.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, o StreamOptions, name string) error {
 	for _, cfg := range streamConfigs(o) {
 		if cfg.Name == name {
 			if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {

@@ -1,4 +1,4 @@
-package feed
+package pb
 
 import (
 	"encoding/base64"
@@ -19,8 +19,8 @@ const (
 	UsersStream = "FACEAUTH_USERS"
 	// UsersSubjects is the users stream's subject filter.
 	UsersSubjects = "faceauth.users.>"
-	// usersPrefix is what UserSubject puts before the encoded id.
-	usersPrefix = "faceauth.users."
+	// UsersPrefix is what UserSubject puts before the encoded id.
+	UsersPrefix = "faceauth.users."
 
 	// ConfigStream holds configuration that edges need offline, one
 	// message per subject: the token public key and the token revocations.
@@ -65,7 +65,7 @@ var idEncoding = base64.RawURLEncoding
 // UserSubject returns the users-stream subject of the user id:
 // "faceauth.users." followed by the id in unpadded base64url.
 func UserSubject(id string) string {
-	return usersPrefix + idEncoding.EncodeToString([]byte(id))
+	return UsersPrefix + idEncoding.EncodeToString([]byte(id))
 }
 
 // UserSiteSubject returns the users-stream subject of user id in site:
@@ -82,9 +82,9 @@ func UserSiteSubject(id, site string) string {
 // EdgeFilterSubjects are the users-stream subjects an edge of sites reads:
 // the users of no site and those of each of its sites.
 func EdgeFilterSubjects(sites []string) []string {
-	out := []string{usersPrefix + "*"}
+	out := []string{UsersPrefix + "*"}
 	for _, s := range sites {
-		out = append(out, usersPrefix+"*."+s)
+		out = append(out, UsersPrefix+"*."+s)
 	}
 	return out
 }
@@ -92,7 +92,7 @@ func EdgeFilterSubjects(sites []string) []string {
 // UserIDFromSubject returns the user id encoded in a subject made by
 // UserSubject or UserSiteSubject.
 func UserIDFromSubject(subject string) (string, error) {
-	rest, ok := strings.CutPrefix(subject, usersPrefix)
+	rest, ok := strings.CutPrefix(subject, UsersPrefix)
 	tok, site, scoped := strings.Cut(rest, ".")
 	if !ok || tok == "" || (scoped && ValidateSite(site) != nil) {
 		return "", fmt.Errorf("feed: %q is not a user subject", subject)
@@ -192,6 +192,14 @@ func ReceiptSubject(edgeID, userID string) string {
 	return "faceauth.receipts." + edgeID + "." + idEncoding.EncodeToString([]byte(userID))
 }
 
+// LockoutBucket is the JetStream key-value bucket of the verify lockout
+// states. Central replicas share it, so a client cannot multiply its
+// attempts by the number of replicas, and it is on disk, so a restart does
+// not unlock anyone. Its keys are hashes of a user id and a client, its
+// values counts and times: no names, no embeddings. Edges are not allowed
+// to read it.
+const LockoutBucket = "FACEAUTH_LOCKOUTS"
+
 // Permissions lists the subjects a NATS user may publish and subscribe
 // to, in the form both nats-server's configuration and natsd.User take.
 type Permissions struct {
@@ -245,13 +253,13 @@ func EdgePermissions(edgeID string) Permissions {
 }
 
 // EdgeInboxPrefix is the reply-subject prefix the edge edgeID must connect
-// with (ConnectOptions.InboxPrefix) under EdgePermissions.
+// with (natsconn.ConnectOptions.InboxPrefix) under EdgePermissions.
 func EdgeInboxPrefix(edgeID string) string {
 	return "_INBOX_" + edgeID
 }
 
-// parseReceiptSubject returns the edge and user ids of a receipt subject.
-func parseReceiptSubject(subject string) (edgeID, userID string, ok bool) {
+// ParseReceiptSubject returns the edge and user ids of a receipt subject.
+func ParseReceiptSubject(subject string) (edgeID, userID string, ok bool) {
 	rest, ok := strings.CutPrefix(subject, "faceauth.receipts.")
 	if !ok {
 		return "", "", false

@@ -1,11 +1,13 @@
-package feed
+package pb_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xplore/faceauth/internal/natstest"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -17,30 +19,30 @@ func TestSiteSubjects(t *testing.T) {
 		{"alice", "site-a", "faceauth.users.YWxpY2U.site-a"},
 		{"a.b@c", "hq_2", "faceauth.users.YS5iQGM.hq_2"},
 	} {
-		if got := UserSiteSubject(tt.id, tt.site); got != tt.subject {
+		if got := pb.UserSiteSubject(tt.id, tt.site); got != tt.subject {
 			t.Errorf("UserSiteSubject(%q, %q) = %q, want %q", tt.id, tt.site, got, tt.subject)
 		}
-		if id, err := UserIDFromSubject(tt.subject); err != nil || id != tt.id {
+		if id, err := pb.UserIDFromSubject(tt.subject); err != nil || id != tt.id {
 			t.Errorf("UserIDFromSubject(%q) = %q, %v", tt.subject, id, err)
 		}
 		up := &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: tt.id, Revision: 1, Site: tt.site}}}
 		del := &pb.UserChange{Change: &pb.UserChange_Delete{Delete: &pb.UserDelete{UserId: tt.id, Revision: 2, Site: tt.site}}}
-		if ChangeSubject(up) != tt.subject || ChangeSubject(del) != tt.subject {
-			t.Errorf("ChangeSubject of %q in %q: %q, %q", tt.id, tt.site, ChangeSubject(up), ChangeSubject(del))
+		if pb.ChangeSubject(up) != tt.subject || pb.ChangeSubject(del) != tt.subject {
+			t.Errorf("ChangeSubject of %q in %q: %q, %q", tt.id, tt.site, pb.ChangeSubject(up), pb.ChangeSubject(del))
 		}
-		if _, err := decodeChange(UserSubject(tt.id)+".other", mustMarshal(t, up)); err == nil {
+		if _, err := pb.DecodeChange(pb.UserSubject(tt.id)+".other", mustMarshal(t, up)); err == nil {
 			t.Errorf("a change of %q in %q decoded on another site's subject", tt.id, tt.site)
 		}
 	}
 	for _, bad := range []string{"faceauth.users.YWxpY2U.", "faceauth.users.YWxpY2U.a.b", "faceauth.users.YWxpY2U.a*", "faceauth.users."} {
-		if _, err := UserIDFromSubject(bad); err == nil {
+		if _, err := pb.UserIDFromSubject(bad); err == nil {
 			t.Errorf("UserIDFromSubject(%q) accepted", bad)
 		}
 	}
-	if got, want := EdgeFilterSubjects([]string{"a", "b"}), []string{"faceauth.users.*", "faceauth.users.*.a", "faceauth.users.*.b"}; !slices.Equal(got, want) {
+	if got, want := pb.EdgeFilterSubjects([]string{"a", "b"}), []string{"faceauth.users.*", "faceauth.users.*.a", "faceauth.users.*.b"}; !slices.Equal(got, want) {
 		t.Errorf("EdgeFilterSubjects = %v, want %v", got, want)
 	}
-	if got := EdgeFilterSubjects(nil); !slices.Equal(got, []string{"faceauth.users.*"}) {
+	if got := pb.EdgeFilterSubjects(nil); !slices.Equal(got, []string{"faceauth.users.*"}) {
 		t.Errorf("an edge of no site reads %v, want only the users of no site", got)
 	}
 }
@@ -58,34 +60,9 @@ func TestParseSites(t *testing.T) {
 		{"a b", nil, false},
 		{"*", nil, false},
 	} {
-		got, err := ParseSites(tt.in)
+		got, err := pb.ParseSites(tt.in)
 		if (err == nil) != tt.ok || !slices.Equal(got, tt.want) {
 			t.Errorf("ParseSites(%q) = %v, %v", tt.in, got, err)
-		}
-	}
-}
-
-func TestDeletionScope(t *testing.T) {
-	m := &Monitor{edges: map[string]*edgeEntry{
-		"all": {status: &pb.EdgeStatus{}},
-		"a":   {status: &pb.EdgeStatus{Sites: []string{"site-a"}}},
-		"ab":  {status: &pb.EdgeStatus{Sites: []string{"site-a", "site-b"}}},
-		"b":   {status: &pb.EdgeStatus{Sites: []string{"site-b"}}},
-	}, receipts: map[string]map[string]uint64{}}
-	for _, tt := range []struct {
-		name string
-		d    *pb.Deletion
-		want []string // the edges expected to confirm
-	}{
-		{"no site", &pb.Deletion{UserId: "u", Revision: 1}, []string{"a", "ab", "all", "b"}},
-		{"site a", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a"}, []string{"a", "ab"}},
-		{"a to b", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a", Moved: true, MovedTo: "site-b"}, []string{"a"}},
-		{"a to every edge", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a", Moved: true}, nil},
-		{"every edge to b", &pb.Deletion{UserId: "u", Revision: 1, Moved: true, MovedTo: "site-b"}, []string{"a", "all"}},
-	} {
-		ds := m.Deletions([]*pb.Deletion{tt.d})[0]
-		if !slices.Equal(ds.Pending, tt.want) && !(len(ds.Pending) == 0 && len(tt.want) == 0) {
-			t.Errorf("%s: pending %v, want %v", tt.name, ds.Pending, tt.want)
 		}
 	}
 }
@@ -97,4 +74,70 @@ func mustMarshal(t *testing.T, c *pb.UserChange) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func TestUserSubject(t *testing.T) {
+	for _, id := range natstest.TrickyIDs {
+		t.Run(id, func(t *testing.T) {
+			subj := pb.UserSubject(id)
+			tok := strings.TrimPrefix(subj, "faceauth.users.")
+			if tok == "" || strings.ContainsAny(tok, ".*> \t") {
+				t.Fatalf("UserSubject(%q) = %q is not one valid token", id, subj)
+			}
+			got, err := pb.UserIDFromSubject(subj)
+			if err != nil || got != id {
+				t.Fatalf("UserIDFromSubject(%q) = %q, %v; want %q", subj, got, err, id)
+			}
+		})
+	}
+	for _, bad := range []string{"faceauth.users.", "faceauth.users.a.b", "faceauth.config.x", "faceauth.users.!!"} {
+		if id, err := pb.UserIDFromSubject(bad); err == nil {
+			t.Errorf("UserIDFromSubject(%q) = %q, want an error", bad, id)
+		}
+	}
+	// Distinct ids never share a subject.
+	seen := map[string]string{}
+	for _, id := range append(natstest.TrickyIDs, "a.b.", "a_b", "ab", "a-b") {
+		if prev, ok := seen[pb.UserSubject(id)]; ok {
+			t.Fatalf("%q and %q share subject %s", prev, id, pb.UserSubject(id))
+		}
+		seen[pb.UserSubject(id)] = id
+	}
+}
+
+func TestValidateEdgeID(t *testing.T) {
+	tests := []struct {
+		id string
+		ok bool
+	}{
+		{"site-1", true},
+		{"Lobby_2", true},
+		{strings.Repeat("e", pb.MaxEdgeIDLen), true},
+		{"", false},
+		{strings.Repeat("e", pb.MaxEdgeIDLen+1), false},
+		{"a.b", false},
+		{"a*", false},
+		{"a>", false},
+		{"a b", false},
+		{"é", false},
+	}
+	for _, tc := range tests {
+		if err := pb.ValidateEdgeID(tc.id); (err == nil) != tc.ok {
+			t.Errorf("ValidateEdgeID(%q) = %v, want ok = %v", tc.id, err, tc.ok)
+		}
+	}
+}
+
+func TestReceiptSubject(t *testing.T) {
+	for _, id := range natstest.TrickyIDs {
+		e, u, ok := pb.ParseReceiptSubject(pb.ReceiptSubject("site-1", id))
+		if !ok || e != "site-1" || u != id {
+			t.Errorf("round trip of %q gave %q, %q, %v", id, e, u, ok)
+		}
+	}
+	for _, bad := range []string{"faceauth.receipts.site-1", "faceauth.receipts.a.b.c", "faceauth.receipts..YQ", "faceauth.edges.x.status"} {
+		if _, _, ok := pb.ParseReceiptSubject(bad); ok {
+			t.Errorf("parseReceiptSubject(%q) accepted", bad)
+		}
+	}
 }

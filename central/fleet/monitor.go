@@ -1,4 +1,7 @@
-package feed
+// Package fleet is central's view of its edges: it follows their
+// heartbeats and delete receipts on NATS and classifies each edge (in
+// sync, behind, offline, rejecting, model mismatch).
+package fleet
 
 import (
 	"context"
@@ -12,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xplore/faceauth/internal/natsconn"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -39,6 +43,14 @@ const (
 	// last heartbeat.
 	StateInSync = "in_sync"
 )
+
+// HeartbeatInterval is how often an edge publishes its status. Central
+// marks an edge offline after MissedHeartbeats intervals without one.
+const HeartbeatInterval = 10 * time.Second
+
+// MissedHeartbeats is how many heartbeats an edge may miss before central
+// shows it offline.
+const MissedHeartbeats = 3
 
 // RejectWindow is how long an edge shows StateRejecting after it refused
 // a feed message.
@@ -107,8 +119,8 @@ type DeletionState struct {
 	Pending []string `json:"pending"`
 }
 
-// MonitorOptions adjust a Monitor.
-type MonitorOptions struct {
+// Options adjust a Monitor.
+type Options struct {
 	// Log receives what the monitor does; nil discards it.
 	Log *slog.Logger
 	// Model is central's verification model; an edge reporting another is
@@ -118,7 +130,7 @@ type MonitorOptions struct {
 	// HeartbeatInterval.
 	HeartbeatInterval time.Duration
 	// Streams configure the streams the monitor creates if missing.
-	Streams StreamOptions
+	Streams pb.StreamOptions
 }
 
 // Monitor follows the edges: their heartbeats (the edges stream keeps the
@@ -135,7 +147,7 @@ type MonitorOptions struct {
 type Monitor struct {
 	nc  *nats.Conn
 	js  jetstream.JetStream
-	o   MonitorOptions
+	o   Options
 	log *slog.Logger
 
 	ready     chan struct{}
@@ -172,8 +184,8 @@ type edgeEntry struct {
 	lastSeen time.Time
 }
 
-// NewMonitor returns a monitor on nc; start it with Run.
-func NewMonitor(nc *nats.Conn, o MonitorOptions) (*Monitor, error) {
+// New returns a monitor on nc; start it with Run.
+func New(nc *nats.Conn, o Options) (*Monitor, error) {
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = HeartbeatInterval
 	}
@@ -199,13 +211,13 @@ func NewMonitor(nc *nats.Conn, o MonitorOptions) (*Monitor, error) {
 // Run follows heartbeats and receipts until ctx ends, then returns nil.
 // Until NATS is reachable it keeps trying.
 func (m *Monitor) Run(ctx context.Context) error {
-	backoff := newBackoff(200*time.Millisecond, 15*time.Second)
+	backoff := natsconn.NewBackoff(200*time.Millisecond, 15*time.Second)
 	for {
 		err := m.follow(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		d := backoff.next()
+		d := backoff.Next()
 		m.log.Warn("feed: cannot follow edges yet", "err", err, "retry_in", d)
 		select {
 		case <-ctx.Done():
@@ -217,20 +229,20 @@ func (m *Monitor) Run(ctx context.Context) error {
 
 // follow consumes both streams until ctx ends or setting up fails.
 func (m *Monitor) follow(ctx context.Context) error {
-	if err := waitConnected(ctx, m.nc); err != nil {
+	if err := natsconn.WaitConnected(ctx, m.nc); err != nil {
 		return err
 	}
 	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for _, name := range []string{EdgesStream, ReceiptsStream} {
-		if err := ensureStream(tctx, m.js, m.o.Streams, name); err != nil {
+	for _, name := range []string{pb.EdgesStream, pb.ReceiptsStream} {
+		if err := pb.EnsureStream(tctx, m.js, m.o.Streams, name); err != nil {
 			return err
 		}
 	}
 	errh := jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		m.log.Debug("feed: monitor consumer", "err", err)
 	})
-	ec, err := m.js.OrderedConsumer(tctx, EdgesStream, jetstream.OrderedConsumerConfig{})
+	ec, err := m.js.OrderedConsumer(tctx, pb.EdgesStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return err
 	}
@@ -239,7 +251,7 @@ func (m *Monitor) follow(ctx context.Context) error {
 		return err
 	}
 	defer ecc.Stop()
-	rc, err := m.js.OrderedConsumer(tctx, ReceiptsStream, jetstream.OrderedConsumerConfig{})
+	rc, err := m.js.OrderedConsumer(tctx, pb.ReceiptsStream, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		return err
 	}
@@ -267,7 +279,7 @@ func (m *Monitor) follow(ctx context.Context) error {
 func (m *Monitor) sampleHead(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := m.js.Stream(ctx, UsersStream)
+	s, err := m.js.Stream(ctx, pb.UsersStream)
 	if err != nil {
 		return // not created yet, or NATS is away: judge by older samples
 	}
@@ -285,7 +297,7 @@ func (m *Monitor) sampleHead(ctx context.Context) {
 	if err != nil {
 		return // superseded in between: the next sample gets it
 	}
-	rev, err := headerRevision(msg.Header)
+	rev, err := pb.HeaderRevision(msg.Header)
 	if err != nil {
 		return
 	}
@@ -303,7 +315,7 @@ func (m *Monitor) sampleHead(ctx context.Context) {
 func (m *Monitor) sampleRevocations(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := m.js.Stream(ctx, ConfigStream)
+	s, err := m.js.Stream(ctx, pb.ConfigStream)
 	if err != nil {
 		return
 	}
@@ -317,7 +329,7 @@ func (m *Monitor) sampleRevocations(ctx context.Context) {
 	if !moved {
 		return
 	}
-	list, err := readRevocations(ctx, m.js)
+	list, err := pb.ReadRevocations(ctx, m.js)
 	if err != nil {
 		return // the next sample tries again
 	}
@@ -359,7 +371,7 @@ func (m *Monitor) required(t time.Time) uint64 {
 }
 
 func (m *Monitor) onStatus(msg jetstream.Msg) {
-	st, err := decodeStatus(msg.Subject(), msg.Data())
+	st, err := pb.DecodeStatus(msg.Subject(), msg.Data())
 	if err != nil {
 		m.log.Warn("feed: ignoring a heartbeat", "err", err)
 		return
@@ -384,7 +396,7 @@ func (m *Monitor) onStatus(msg jetstream.Msg) {
 }
 
 func (m *Monitor) onReceipt(msg jetstream.Msg) {
-	edgeID, userID, ok := parseReceiptSubject(msg.Subject())
+	edgeID, userID, ok := pb.ParseReceiptSubject(msg.Subject())
 	if !ok {
 		m.log.Warn("feed: ignoring a receipt on a bad subject", "subject", msg.Subject())
 		return
@@ -533,7 +545,7 @@ func (m *Monitor) Deletions(dels []*pb.Deletion) []DeletionState {
 			// Only the edges that held the user owe a receipt: those of the
 			// site it left, less those that still serve it where it went.
 			sites := m.edges[id].status.GetSites()
-			if !InScope(sites, d.GetSite()) || (d.GetMoved() && InScope(sites, d.GetMovedTo())) {
+			if !pb.InScope(sites, d.GetSite()) || (d.GetMoved() && pb.InScope(sites, d.GetMovedTo())) {
 				continue
 			}
 			if got[id] >= d.GetRevision() && got[id] > 0 {
@@ -551,12 +563,12 @@ func (m *Monitor) Deletions(dels []*pb.Deletion) []DeletionState {
 // and its receipts are purged from NATS, so it no longer shows as offline
 // nor holds deletions pending.
 func (m *Monitor) Forget(ctx context.Context, edgeID string) error {
-	if err := ValidateEdgeID(edgeID); err != nil {
+	if err := pb.ValidateEdgeID(edgeID); err != nil {
 		return err
 	}
 	for _, p := range []struct{ stream, subject string }{
-		{EdgesStream, EdgeStatusSubject(edgeID)},
-		{ReceiptsStream, "faceauth.receipts." + edgeID + ".>"},
+		{pb.EdgesStream, pb.EdgeStatusSubject(edgeID)},
+		{pb.ReceiptsStream, "faceauth.receipts." + edgeID + ".>"},
 	} {
 		s, err := m.js.Stream(ctx, p.stream)
 		if err != nil {

@@ -1,4 +1,4 @@
-package feed
+package fleet
 
 import (
 	"context"
@@ -14,6 +14,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth/central/natsd"
+	"github.com/xplore/faceauth/central/publish"
+	"github.com/xplore/faceauth/edged/uplink"
+	"github.com/xplore/faceauth/internal/natsconn"
+	"github.com/xplore/faceauth/internal/natstest"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -70,23 +74,23 @@ func TestClassify(t *testing.T) {
 // revocation list than the one on the config stream becomes behind; one
 // that holds it stays in sync.
 func TestMonitorRevocations(t *testing.T) {
-	n := startNATS(t)
-	nc, _ := connect(t, n.url())
-	src := newSource()
-	src.upsert("u0", 4)
-	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
+	n := natstest.Start(t)
+	nc, _ := natstest.Connect(t, n.URL())
+	src := natstest.NewSource()
+	src.Upsert("u0", 4)
+	p, err := publish.New(nc, publish.Options{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, publish.ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	hb := 300 * time.Millisecond
-	m, _ := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
+	m, _ := runMonitor(t, nc, Options{Model: "m1", HeartbeatInterval: hb})
 	held := map[string]uint64{"current": 0, "stale": 0}
 	send := func() {
 		for id, v := range held {
-			if err := PublishStatus(nc, status(id, "m1", 1, func(s *pb.EdgeStatus) { s.TokenRevocations = v })); err != nil {
+			if err := uplink.PublishStatus(nc, status(id, "m1", 1, func(s *pb.EdgeStatus) { s.TokenRevocations = v })); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -94,7 +98,7 @@ func TestMonitorRevocations(t *testing.T) {
 	waitEdges(t, m, send, statesAre(map[string]string{"current": StateInSync, "stale": StateInSync}))
 
 	p.PublishRevocations(&pb.TokenRevocations{Version: 7, Revocations: []*pb.TokenRevocation{{Subject: "door-1"}}})
-	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, publish.ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	held["current"] = 7
@@ -108,9 +112,21 @@ func TestMonitorRevocations(t *testing.T) {
 	waitEdges(t, m, send, statesAre(map[string]string{"current": StateInSync, "stale": StateInSync}))
 }
 
-func runMonitor(t *testing.T, nc *nats.Conn, o MonitorOptions) (*Monitor, context.CancelFunc) {
+// testSigner signs what the tests' publishers write; testKeys trusts it.
+var testSigner, testKeys = natstest.Signer(), natstest.Keys()
+
+func runPublisher(t testing.TB, nc *nats.Conn, src publish.Source, o publish.Options) (*publish.Publisher, func()) {
 	t.Helper()
-	m, err := NewMonitor(nc, o)
+	p, err := publish.New(nc, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, natstest.Go(t, func(ctx context.Context) error { return p.Run(ctx, src) })
+}
+
+func runMonitor(t *testing.T, nc *nats.Conn, o Options) (*Monitor, context.CancelFunc) {
+	t.Helper()
+	m, err := New(nc, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,21 +187,21 @@ func states(es []EdgeState) map[string]string {
 }
 
 func TestMonitor(t *testing.T) {
-	n := startNATS(t)
-	nc, js := connect(t, n.url())
-	src := newSource()
+	n := natstest.Start(t)
+	nc, js := natstest.Connect(t, n.URL())
+	src := natstest.NewSource()
 	for i := range 10 {
-		src.upsert(fmt.Sprintf("u%d", i), 4)
+		src.Upsert(fmt.Sprintf("u%d", i), 4)
 	}
-	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner})
+	p, err := publish.New(nc, publish.Options{Signer: testSigner})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
+	if _, err := p.Resync(t.Context(), src, publish.ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	hb := 500 * time.Millisecond
-	m, stop := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
+	m, stop := runMonitor(t, nc, Options{Model: "m1", HeartbeatInterval: hb})
 
 	const central = 10
 	inSyncAt := uint64(central)
@@ -196,13 +212,13 @@ func TestMonitor(t *testing.T) {
 			status("other-model", "m2", central, nil),
 			status("refuses", "m1", central, func(s *pb.EdgeStatus) { s.RefusedModels = []string{"m0"} }),
 		} {
-			if err := PublishStatus(nc, st); err != nil {
+			if err := uplink.PublishStatus(nc, st); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
 	// One heartbeat from an edge that then goes quiet.
-	if err := PublishStatus(nc, status("gone", "m1", central, nil)); err != nil {
+	if err := uplink.PublishStatus(nc, status("gone", "m1", central, nil)); err != nil {
 		t.Fatal(err)
 	}
 	// The others keep sending until "gone" has missed three heartbeats and
@@ -231,8 +247,8 @@ func TestMonitor(t *testing.T) {
 	// behind; once the edge keeps reporting the old revision, it is behind;
 	// once it applies the change, it is in sync again.
 	send()
-	src.upsert("u3", 4) // revision 11
-	if _, err := p.Resync(t.Context(), src, ResyncOptions{}); err != nil {
+	src.Upsert("u3", 4) // revision 11
+	if _, err := p.Resync(t.Context(), src, publish.ResyncOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitEdges(t, m, nil, func(es []EdgeState) bool { return es[2].CentralRevision == central+1 })
@@ -250,7 +266,7 @@ func TestMonitor(t *testing.T) {
 		{EdgeId: "behind", UserId: "x.y@z", Revision: 8},
 		{EdgeId: "behind", UserId: "bob", Revision: 4}, // an older deletion of bob
 	} {
-		if err := PublishReceipt(t.Context(), js, r); err != nil {
+		if err := uplink.PublishReceipt(t.Context(), js, r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -291,7 +307,7 @@ func TestMonitor(t *testing.T) {
 
 	// A restarted central knows every edge and receipt from the streams.
 	stop()
-	m2, _ := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
+	m2, _ := runMonitor(t, nc, Options{Model: "m1", HeartbeatInterval: hb})
 	waitEdges(t, m2, nil, func(es []EdgeState) bool { return len(es) == 5 })
 	check(m2)
 
@@ -303,74 +319,54 @@ func TestMonitor(t *testing.T) {
 	if len(es) != 4 || slices.ContainsFunc(es, func(e EdgeState) bool { return e.ID == "gone" }) {
 		t.Fatalf("after Forget: %v", states(es))
 	}
-	m3, _ := runMonitor(t, nc, MonitorOptions{Model: "m1", HeartbeatInterval: hb})
+	m3, _ := runMonitor(t, nc, Options{Model: "m1", HeartbeatInterval: hb})
 	time.Sleep(300 * time.Millisecond)
 	waitEdges(t, m3, nil, func(es []EdgeState) bool { return len(es) == 4 })
 }
 
 func TestMonitorIgnoresSpoofedHeartbeats(t *testing.T) {
-	n := startNATS(t)
-	nc, _ := connect(t, n.url())
-	m, _ := runMonitor(t, nc, MonitorOptions{})
+	n := natstest.Start(t)
+	nc, _ := natstest.Connect(t, n.URL())
+	m, _ := runMonitor(t, nc, Options{})
 	// edge-b's status on edge-a's subject, and garbage.
-	data, _ := statusJSON.Marshal(status("edge-b", "m1", 1, nil))
-	nc.Publish(EdgeStatusSubject("edge-a"), data)
-	nc.Publish(EdgeStatusSubject("edge-c"), []byte("{not json"))
-	PublishStatus(nc, status("edge-d", "m1", 1, nil))
+	data, _ := pb.EncodeStatus(status("edge-b", "m1", 1, nil))
+	nc.Publish(pb.EdgeStatusSubject("edge-a"), data)
+	nc.Publish(pb.EdgeStatusSubject("edge-c"), []byte("{not json"))
+	uplink.PublishStatus(nc, status("edge-d", "m1", 1, nil))
 	waitEdges(t, m, nil, func(es []EdgeState) bool { return len(es) > 0 })
 	time.Sleep(200 * time.Millisecond)
 	es := m.Edges(time.Now())
 	if len(es) != 1 || es[0].ID != "edge-d" {
 		t.Fatalf("edges = %+v, want only edge-d", es)
 	}
-	if err := PublishStatus(nc, status("bad.id", "m1", 1, nil)); err == nil {
+	if err := uplink.PublishStatus(nc, status("bad.id", "m1", 1, nil)); err == nil {
 		t.Fatal("PublishStatus accepted an edge id with a dot")
-	}
-}
-
-func TestHeartbeatIsReadableJSON(t *testing.T) {
-	n := startNATS(t)
-	nc, _ := connect(t, n.url())
-	sub, err := nc.SubscribeSync("faceauth.edges.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := PublishStatus(nc, status("site-1", "m1", 5, nil)); err != nil {
-		t.Fatal(err)
-	}
-	msg, err := sub.NextMsg(5 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(msg.Data)
-	if msg.Subject != "faceauth.edges.site-1.status" || !strings.Contains(s, `"edge_id":"site-1"`) || !strings.Contains(s, `"applied_revision":"5"`) {
-		t.Fatalf("heartbeat on %s: %s", msg.Subject, s)
 	}
 }
 
 // TestPermissions runs central and an edge with the permissions docs/sync.md
 // prescribes, against a server that enforces them.
 func TestPermissions(t *testing.T) {
-	n := newNATS(t)
-	cp, ep := CentralPermissions(), EdgePermissions("site-1")
-	n.opts.Users = []natsd.User{
+	n := natstest.New(t)
+	cp, ep := pb.CentralPermissions(), pb.EdgePermissions("site-1")
+	n.Opts.Users = []natsd.User{
 		{Name: "central", Password: "c", Publish: cp.Publish, Subscribe: cp.Subscribe},
 		{Name: "site-1", Password: "e", Publish: ep.Publish, Subscribe: ep.Subscribe},
 	}
-	n.start()
+	n.Start()
 	ctx := t.Context()
-	cnc, err := Connect(ctx, ConnectOptions{URL: n.url(), User: "central", Password: "c"})
+	cnc, err := natsconn.Connect(ctx, natsconn.ConnectOptions{URL: n.URL(), User: "central", Password: "c"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cnc.Close()
-	src := newSource()
-	src.upsert("a.b@c", 8)
-	p, _ := runPublisher(t, cnc, src, PublisherOptions{Signer: testSigner, TokenKey: &pb.TokenKey{KeyId: "k", PublicKey: []byte("pk")}})
-	m, _ := runMonitor(t, cnc, MonitorOptions{Model: "m1"})
+	src := natstest.NewSource()
+	src.Upsert("a.b@c", 8)
+	p, _ := runPublisher(t, cnc, src, publish.Options{Signer: testSigner, TokenKey: &pb.TokenKey{KeyId: "k", PublicKey: []byte("pk")}})
+	m, _ := runMonitor(t, cnc, Options{Model: "m1"})
 
 	asyncErrs := make(chan error, 16)
-	enc, err := Connect(ctx, ConnectOptions{URL: n.url(), User: "site-1", Password: "e", InboxPrefix: EdgeInboxPrefix("site-1")})
+	enc, err := natsconn.Connect(ctx, natsconn.ConnectOptions{URL: n.URL(), User: "site-1", Password: "e", InboxPrefix: pb.EdgeInboxPrefix("site-1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,25 +378,25 @@ func TestPermissions(t *testing.T) {
 	}
 
 	// What an edge does works.
-	var st StreamState
+	var st uplink.StreamState
 	deadline := time.Now().Add(15 * time.Second)
-	for st, err = ReadStreamState(ctx, ejs); err != nil || st.Msgs == 0; st, err = ReadStreamState(ctx, ejs) {
+	for st, err = uplink.ReadStreamState(ctx, ejs); err != nil || st.Msgs == 0; st, err = uplink.ReadStreamState(ctx, ejs) {
 		if time.Now().After(deadline) {
 			t.Fatalf("edge cannot read the stream state: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	got := collect(t, ejs, ConsumeOptions{Keys: testKeys}, 1)
-	if ChangeUserID(got[0].Change) != "a.b@c" {
+	got := natstest.Collect(t, ejs, uplink.ConsumeOptions{Keys: testKeys}, 1)
+	if pb.ChangeUserID(got[0].Change) != "a.b@c" {
 		t.Fatalf("edge consumed %v", got[0].Change)
 	}
-	if k, err := FetchTokenKey(ctx, ejs, testKeys); err != nil || k.Value.GetKeyId() != "k" {
+	if k, err := pb.FetchTokenKey(ctx, ejs, testKeys); err != nil || k.Value.GetKeyId() != "k" {
 		t.Fatalf("edge token key: %v, %v", k, err)
 	}
-	if err := PublishStatus(enc, status("site-1", "m1", 1, nil)); err != nil {
+	if err := uplink.PublishStatus(enc, status("site-1", "m1", 1, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "gone", Revision: 1}); err != nil {
+	if err := uplink.PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "gone", Revision: 1}); err != nil {
 		t.Fatalf("edge receipt: %v", err)
 	}
 	waitEdges(t, m, nil, func(es []EdgeState) bool { return len(es) == 1 && es[0].State == StateInSync })
@@ -409,26 +405,26 @@ func TestPermissions(t *testing.T) {
 	short := func() (context.Context, context.CancelFunc) { return context.WithTimeout(ctx, time.Second) }
 	c1, cancel := short()
 	defer cancel()
-	evil, _ := changeMsg(testSigner, newSource().upsert("a.b@c", 8), false)
+	evil, _ := pb.ChangeMsg(testSigner, natstest.NewSource().Upsert("a.b@c", 8), false)
 	if _, err := ejs.PublishMsg(c1, evil); err == nil {
 		t.Error("an edge published user data")
 	}
 	c2, cancel := short()
 	defer cancel()
-	if err := PublishReceipt(c2, ejs, &pb.DeleteReceipt{EdgeId: "site-2", UserId: "gone", Revision: 1}); err == nil {
+	if err := uplink.PublishReceipt(c2, ejs, &pb.DeleteReceipt{EdgeId: "site-2", UserId: "gone", Revision: 1}); err == nil {
 		t.Error("an edge published another edge's receipt")
 	}
 	c3, cancel := short()
 	defer cancel()
-	if err := EnsureStreams(c3, ejs, StreamOptions{}); err == nil {
+	if err := pb.EnsureStreams(c3, ejs, pb.StreamOptions{}); err == nil {
 		t.Error("an edge changed the streams")
 	}
 	c4, cancel := short()
 	defer cancel()
-	if _, err := ejs.OrderedConsumer(c4, ReceiptsStream, jetstream.OrderedConsumerConfig{}); err == nil {
+	if _, err := ejs.OrderedConsumer(c4, pb.ReceiptsStream, jetstream.OrderedConsumerConfig{}); err == nil {
 		t.Error("an edge read the receipts")
 	}
-	PublishStatus(enc, status("site-2", "m1", 1, nil)) // denied: reported asynchronously
+	uplink.PublishStatus(enc, status("site-2", "m1", 1, nil)) // denied: reported asynchronously
 	enc.Flush()
 	select {
 	case err := <-asyncErrs:
@@ -440,5 +436,30 @@ func TestPermissions(t *testing.T) {
 	}
 	if st := p.Status(); st.LastError != "" {
 		t.Fatalf("central under its permissions: %+v", st)
+	}
+}
+
+func TestDeletionScope(t *testing.T) {
+	m := &Monitor{edges: map[string]*edgeEntry{
+		"all": {status: &pb.EdgeStatus{}},
+		"a":   {status: &pb.EdgeStatus{Sites: []string{"site-a"}}},
+		"ab":  {status: &pb.EdgeStatus{Sites: []string{"site-a", "site-b"}}},
+		"b":   {status: &pb.EdgeStatus{Sites: []string{"site-b"}}},
+	}, receipts: map[string]map[string]uint64{}}
+	for _, tt := range []struct {
+		name string
+		d    *pb.Deletion
+		want []string // the edges expected to confirm
+	}{
+		{"no site", &pb.Deletion{UserId: "u", Revision: 1}, []string{"a", "ab", "all", "b"}},
+		{"site a", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a"}, []string{"a", "ab"}},
+		{"a to b", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a", Moved: true, MovedTo: "site-b"}, []string{"a"}},
+		{"a to every edge", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a", Moved: true}, nil},
+		{"every edge to b", &pb.Deletion{UserId: "u", Revision: 1, Moved: true, MovedTo: "site-b"}, []string{"a", "all"}},
+	} {
+		ds := m.Deletions([]*pb.Deletion{tt.d})[0]
+		if !slices.Equal(ds.Pending, tt.want) && !(len(ds.Pending) == 0 && len(tt.want) == 0) {
+			t.Errorf("%s: pending %v, want %v", tt.name, ds.Pending, tt.want)
+		}
 	}
 }

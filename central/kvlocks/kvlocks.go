@@ -1,4 +1,7 @@
-package feed
+// Package kvlocks keeps central's verify lockout states in a JetStream
+// key-value bucket (pb.LockoutBucket) that central's replicas share and
+// that survives restarts.
+package kvlocks
 
 import (
 	"context"
@@ -12,20 +15,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xplore/faceauth/internal/api"
+	pb "github.com/xplore/faceauth/proto"
 )
 
-// LockoutBucket is the JetStream key-value bucket of the verify lockout
-// states. Central replicas share it, so a client cannot multiply its
-// attempts by the number of replicas, and it is on disk, so a restart does
-// not unlock anyone. Its keys are hashes of a user id and a client, its
-// values counts and times: no names, no embeddings. Edges are not allowed
-// to read it.
-const LockoutBucket = "FACEAUTH_LOCKOUTS"
-
-// KVLocks is an api.LockStore in LockoutBucket. The bucket is created on
+// Store is an api.LockStore in pb.LockoutBucket. The bucket is created on
 // first use, so central starts while NATS is away; until it is reachable
 // the limiter cannot read states and verification is refused (503).
-type KVLocks struct {
+type Store struct {
 	js  jetstream.JetStream
 	cfg jetstream.KeyValueConfig
 
@@ -33,15 +29,15 @@ type KVLocks struct {
 	kv jetstream.KeyValue
 }
 
-// NewKVLocks returns the store over nc; ttl is how long a state is kept
+// New returns the store over nc; ttl is how long a state is kept
 // after its last change (api.LimitConfig.StateTTL).
-func NewKVLocks(nc *nats.Conn, o StreamOptions, ttl time.Duration) (*KVLocks, error) {
+func New(nc *nats.Conn, o pb.StreamOptions, ttl time.Duration) (*Store, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("feed: %w", err)
 	}
-	return &KVLocks{js: js, cfg: jetstream.KeyValueConfig{
-		Bucket:      LockoutBucket,
+	return &Store{js: js, cfg: jetstream.KeyValueConfig{
+		Bucket:      pb.LockoutBucket,
 		Description: "Xplore Face Auth: verify lockout states by hashed user and client",
 		History:     1,
 		TTL:         ttl,
@@ -51,7 +47,7 @@ func NewKVLocks(nc *nats.Conn, o StreamOptions, ttl time.Duration) (*KVLocks, er
 }
 
 // bucket returns the bucket, creating or updating it the first time.
-func (k *KVLocks) bucket(ctx context.Context) (jetstream.KeyValue, error) {
+func (k *Store) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.kv != nil {
@@ -59,14 +55,14 @@ func (k *KVLocks) bucket(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	kv, err := k.js.CreateOrUpdateKeyValue(ctx, k.cfg)
 	if err != nil {
-		return nil, fmt.Errorf("feed: the lockout bucket %s: %w", LockoutBucket, err)
+		return nil, fmt.Errorf("feed: the lockout bucket %s: %w", pb.LockoutBucket, err)
 	}
 	k.kv = kv
 	return kv, nil
 }
 
 // Load implements api.LockStore.
-func (k *KVLocks) Load(ctx context.Context, key string) (api.LockState, uint64, error) {
+func (k *Store) Load(ctx context.Context, key string) (api.LockState, uint64, error) {
 	kv, err := k.bucket(ctx)
 	if err != nil {
 		return api.LockState{}, 0, err
@@ -86,7 +82,7 @@ func (k *KVLocks) Load(ctx context.Context, key string) (api.LockState, uint64, 
 }
 
 // Save implements api.LockStore.
-func (k *KVLocks) Save(ctx context.Context, key string, st api.LockState, rev uint64) error {
+func (k *Store) Save(ctx context.Context, key string, st api.LockState, rev uint64) error {
 	data, err := json.Marshal(st)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package feed
+package kvlocks
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/natstest"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // lockClock is a settable clock shared by limiters ("replicas").
@@ -57,7 +59,7 @@ func lockedFor(t *testing.T, l *api.Limiter, user, client string) time.Duration 
 // real NATS server (central), with two limiters over the bucket standing
 // for two central replicas.
 func TestLockoutPolicy(t *testing.T) {
-	n := startNATS(t)
+	n := natstest.Start(t)
 	stores := []struct {
 		name string
 		open func(t *testing.T) (api.LockStore, api.LockStore)
@@ -68,13 +70,13 @@ func TestLockoutPolicy(t *testing.T) {
 		}},
 		{"jetstream kv, two replicas", func(t *testing.T) (api.LockStore, api.LockStore) {
 			ttl := testLimit.StateTTL()
-			nc1, _ := connect(t, n.url())
-			nc2, _ := connect(t, n.url())
-			a, err := NewKVLocks(nc1, StreamOptions{}, ttl)
+			nc1, _ := natstest.Connect(t, n.URL())
+			nc2, _ := natstest.Connect(t, n.URL())
+			a, err := New(nc1, pb.StreamOptions{}, ttl)
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := NewKVLocks(nc2, StreamOptions{}, ttl)
+			b, err := New(nc2, pb.StreamOptions{}, ttl)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -204,9 +206,9 @@ func TestLockoutPolicy(t *testing.T) {
 // NATS server on the same folder and checks that a new limiter (a
 // restarted central) still refuses the user.
 func TestLockoutSurvivesRestart(t *testing.T) {
-	n := startNATS(t)
-	nc, _ := connect(t, n.url())
-	locks, err := NewKVLocks(nc, StreamOptions{}, testLimit.StateTTL())
+	n := natstest.Start(t)
+	nc, _ := natstest.Connect(t, n.URL())
+	locks, err := New(nc, pb.StreamOptions{}, testLimit.StateTTL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,11 +219,11 @@ func TestLockoutSurvivesRestart(t *testing.T) {
 		}
 	}
 	nc.Close()
-	n.stop()
-	n.start()
+	n.Stop()
+	n.Start()
 
-	nc2, _ := connect(t, n.url())
-	locks2, err := NewKVLocks(nc2, StreamOptions{}, testLimit.StateTTL())
+	nc2, _ := natstest.Connect(t, n.URL())
+	locks2, err := New(nc2, pb.StreamOptions{}, testLimit.StateTTL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,9 +242,9 @@ func TestLockoutSurvivesRestart(t *testing.T) {
 // TestLockoutBucketHoldsNoUserIDs checks that the bucket's keys and values
 // name no user.
 func TestLockoutBucketHoldsNoUserIDs(t *testing.T) {
-	n := startNATS(t)
-	nc, js := connect(t, n.url())
-	locks, err := NewKVLocks(nc, StreamOptions{}, testLimit.StateTTL())
+	n := natstest.Start(t)
+	nc, js := natstest.Connect(t, n.URL())
+	locks, err := New(nc, pb.StreamOptions{}, testLimit.StateTTL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +252,7 @@ func TestLockoutBucketHoldsNoUserIDs(t *testing.T) {
 	if err := attempt(t, l, "frank.secret@example.org", "door-1", api.Failed); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(t.Context(), LockoutBucket)
+	kv, err := js.KeyValue(t.Context(), pb.LockoutBucket)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,7 +191,7 @@ func (s *Server) ClientURL() string {
 
 // InProcessConn returns a connection to the server that bypasses the
 // network (and TLS, which guards only the network): the host process's own
-// client uses it through nats.InProcessServer, feed.ConnectOptions'
+// client uses it through nats.InProcessServer, natsconn.ConnectOptions'
 // InProcess.
 func (s *Server) InProcessConn() (net.Conn, error) { return s.ns.InProcessConn() }
 

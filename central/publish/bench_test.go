@@ -1,4 +1,4 @@
-package feed
+package publish
 
 import (
 	"context"
@@ -10,47 +10,50 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xplore/faceauth/edged/uplink"
+	"github.com/xplore/faceauth/internal/natstest"
 	pb "github.com/xplore/faceauth/proto"
 )
 
 // bigSource returns a registry of n users with one 512-d embedding each,
 // the size of a real user with one reference.
-func bigSource(n int) *memSource {
-	src := newSource()
+func bigSource(n int) *natstest.Source {
+	src := natstest.NewSource()
 	vec := make([]float32, 512)
 	for i := range vec {
 		vec[i] = float32(i) / 512
 	}
 	for i := range n {
 		id := fmt.Sprintf("user.%06d@example.com", i)
-		src.rev++
-		src.state[id] = &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{
-			UserId: id, Revision: src.rev, Name: id,
-			Embeddings: []*pb.Embedding{{Model: "m1", Vector: vec}},
-			UpdatedAt:  timestamppb.Now(),
-		}}}
+		src.Set(func(rev uint64) *pb.UserChange {
+			return &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{
+				UserId: id, Revision: rev, Name: id,
+				Embeddings: []*pb.Embedding{{Model: "m1", Vector: vec}},
+				UpdatedAt:  timestamppb.Now(),
+			}}}
+		})
 	}
 	return src
 }
 
 // BenchmarkPublishToConsume measures one change's way from Publish (an
-// HTTP handler's call) to an edge's Consume callback over loopback, with a
-// real embedded server, and reports the latency percentiles.
+// HTTP handler's call) to an edge's uplink.Consume callback over loopback, with
+// a real embedded server, and reports the latency percentiles.
 func BenchmarkPublishToConsume(b *testing.B) {
-	n := startNATS(b)
-	src := newSource()
-	nc, js := connect(b, n.url())
-	p, _ := runPublisher(b, nc, src, PublisherOptions{Signer: testSigner})
+	n := natstest.Start(b)
+	src := natstest.NewSource()
+	nc, js := natstest.Connect(b, n.URL())
+	p, _ := runPublisher(b, nc, src, Options{Signer: testSigner})
 	// Warm up: the first change also creates the stream.
-	p.Publish(src.upsert("warm", 512))
-	waitStream(b, js, src)
+	p.Publish(src.Upsert("warm", 512))
+	natstest.WaitStream(b, js, src)
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	got := make(chan uint64, 1)
 	go func() {
-		err := Consume(ctx, js, ConsumeOptions{Keys: testKeys}, func(ds []Delivery) error {
+		err := uplink.Consume(ctx, js, uplink.ConsumeOptions{Keys: testKeys}, func(ds []uplink.Delivery) error {
 			for _, d := range ds {
-				got <- ChangeRevision(d.Change)
+				got <- pb.ChangeRevision(d.Change)
 			}
 			return nil
 		})
@@ -63,10 +66,10 @@ func BenchmarkPublishToConsume(b *testing.B) {
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		c := src.upsert("user.bench@example.com", 512)
+		c := src.Upsert("user.bench@example.com", 512)
 		t0 := time.Now()
 		p.Publish(c)
-		for rev := uint64(0); rev != ChangeRevision(c); {
+		for rev := uint64(0); rev != pb.ChangeRevision(c); {
 			var ok bool
 			if rev, ok = <-got; !ok {
 				b.FailNow()
@@ -85,10 +88,10 @@ func BenchmarkPublishToConsume(b *testing.B) {
 // message until it has caught up, decoding every change.
 func BenchmarkBootstrap100k(b *testing.B) {
 	const users = 100_000
-	n := startNATS(b)
+	n := natstest.Start(b)
 	src := bigSource(users)
-	nc, js := connect(b, n.url())
-	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner, Timeout: time.Minute})
+	nc, js := natstest.Connect(b, n.URL())
+	p, err := New(nc, Options{Signer: testSigner, Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +102,7 @@ func BenchmarkBootstrap100k(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		count := 0
-		err := Consume(b.Context(), js, ConsumeOptions{Keys: testKeys}, func(ds []Delivery) error {
+		err := uplink.Consume(b.Context(), js, uplink.ConsumeOptions{Keys: testKeys}, func(ds []uplink.Delivery) error {
 			count += len(ds)
 			if ds[len(ds)-1].Pending == 0 {
 				return caught
@@ -117,10 +120,10 @@ func BenchmarkBootstrap100k(b *testing.B) {
 // users with acknowledgements.
 func BenchmarkResync100k(b *testing.B) {
 	const users = 100_000
-	n := startNATS(b)
+	n := natstest.Start(b)
 	src := bigSource(users)
-	nc, _ := connect(b, n.url())
-	p, err := NewPublisher(nc, PublisherOptions{Signer: testSigner, Timeout: time.Minute})
+	nc, _ := natstest.Connect(b, n.URL())
+	p, err := New(nc, Options{Signer: testSigner, Timeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -139,11 +142,11 @@ func BenchmarkResync100k(b *testing.B) {
 // overwritten in its block file.
 func BenchmarkEraseReplaced(b *testing.B) {
 	const users = 10_000
-	n := startNATS(b)
-	nc, _ := connect(b, n.url())
+	n := natstest.Start(b)
+	nc, _ := natstest.Connect(b, n.URL())
 	for range b.N {
 		src := bigSource(users)
-		p, err := NewPublisher(nc, PublisherOptions{Timeout: time.Minute})
+		p, err := New(nc, Options{Timeout: time.Minute})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,4 +1,8 @@
-package feed
+// Package publish puts central's user changes on the users stream for the
+// edges (Publisher), keeps the config stream (feed key, token key, token
+// revocations) current, and reconciles the stream with the registry after
+// any outage. docs/sync.md describes the protocol.
+package publish
 
 import (
 	"bytes"
@@ -18,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/xplore/faceauth/internal/natsconn"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -37,22 +42,22 @@ type Source interface {
 	Revision(ctx context.Context) (uint64, error)
 }
 
-// PublisherOptions adjust a Publisher. The zero value is usable.
-type PublisherOptions struct {
+// Options adjust a Publisher. The zero value is usable.
+type Options struct {
 	// Log receives what the publisher does; nil discards it.
 	Log *slog.Logger
 	// Signer signs every message the publisher writes (required): edges
 	// apply only what the feed key they trust has signed.
-	Signer *Signer
+	Signer *pb.Signer
 	// PreviousSigner, when set, is the feed key being rotated away from:
-	// it signs the announcement of Signer's key on FeedKeySubject, so
+	// it signs the announcement of Signer's key on pb.FeedKeySubject, so
 	// edges that trust it move to the new key (docs/sync.md, "Rotating
 	// the feed key").
-	PreviousSigner *Signer
-	// TokenKey, when set, is kept on TokenKeySubject for edges.
+	PreviousSigner *pb.Signer
+	// TokenKey, when set, is kept on pb.TokenKeySubject for edges.
 	TokenKey *pb.TokenKey
 	// Streams configure the streams the publisher creates.
-	Streams StreamOptions
+	Streams pb.StreamOptions
 	// QueueSize is how many changes wait for NATS before Publish starts
 	// dropping them (a dropped change is published by the next
 	// reconciliation). 0 means 1024.
@@ -77,7 +82,7 @@ type PublisherOptions struct {
 type Publisher struct {
 	nc    *nats.Conn
 	js    jetstream.JetStream
-	o     PublisherOptions
+	o     Options
 	log   *slog.Logger
 	queue chan *pb.UserChange
 	kick  chan struct{}
@@ -104,9 +109,9 @@ type Publisher struct {
 	lastReconcile                  time.Time
 }
 
-// NewPublisher returns a publisher on nc. Start its loop with Run; until
+// New returns a publisher on nc. Start its loop with Run; until
 // then Publish queues.
-func NewPublisher(nc *nats.Conn, o PublisherOptions) (*Publisher, error) {
+func New(nc *nats.Conn, o Options) (*Publisher, error) {
 	if o.Signer == nil {
 		return nil, errors.New("feed: a publisher needs the feed signing key")
 	}
@@ -147,7 +152,7 @@ func NewPublisher(nc *nats.Conn, o PublisherOptions) (*Publisher, error) {
 // the queue is full the change is dropped and the next reconciliation
 // publishes the user's state from the registry instead.
 func (p *Publisher) Publish(c *pb.UserChange) {
-	if _, _, _, err := changeKey(c); err != nil {
+	if _, _, _, err := pb.ChangeKey(c); err != nil {
 		p.log.Error("not publishing a malformed change", "err", err)
 		return
 	}
@@ -163,7 +168,7 @@ func (p *Publisher) Publish(c *pb.UserChange) {
 }
 
 // PublishRevocations gives the publisher central's token revocation list
-// to keep on RevocationsSubject. It never blocks; a list with a version
+// to keep on pb.RevocationsSubject. It never blocks; a list with a version
 // not above the one given before is ignored.
 func (p *Publisher) PublishRevocations(list *pb.TokenRevocations) {
 	p.revsMu.Lock()
@@ -191,13 +196,13 @@ func (p *Publisher) Run(ctx context.Context, src Source) error {
 
 	dirty := true // reconcile first: the stream may lack anything
 	var retry <-chan time.Time
-	backoff := newBackoff(100*time.Millisecond, 15*time.Second)
+	backoff := natsconn.NewBackoff(100*time.Millisecond, 15*time.Second)
 	fail := func(what string, err error) {
 		dirty = true // the stream may lack what failed
 		if ctx.Err() != nil {
 			return // stopping: the next start reconciles
 		}
-		d := backoff.next()
+		d := backoff.Next()
 		retry = time.After(d)
 		p.setErr(fmt.Sprintf("%s: %v", what, err))
 		p.log.Warn("feed: "+what+" failed; reconciling later", "err", err, "retry_in", d)
@@ -208,7 +213,7 @@ func (p *Publisher) Run(ctx context.Context, src Source) error {
 				fail("reconcile", err)
 			} else {
 				dirty = false
-				backoff.reset()
+				backoff.Reset()
 			}
 		}
 		select {
@@ -299,11 +304,11 @@ func (p *Publisher) publishLive(ctx context.Context, batch []*pb.UserChange) err
 	defer cancel()
 	ap := p.newAsync()
 	for _, c := range batch {
-		id, rev, _, _ := changeKey(c)
+		id, rev, _, _ := pb.ChangeKey(c)
 		if p.last[id] >= rev {
 			continue
 		}
-		m, err := changeMsg(p.o.Signer, c, true)
+		m, err := pb.ChangeMsg(p.o.Signer, c, true)
 		if err != nil {
 			return err
 		}
@@ -346,7 +351,7 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 	if len(p.erase) == 0 {
 		return nil
 	}
-	s, err := p.js.Stream(ctx, UsersStream)
+	s, err := p.js.Stream(ctx, pb.UsersStream)
 	if err != nil {
 		return fmt.Errorf("erase replaced messages: %w", err)
 	}
@@ -366,13 +371,13 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 		default:
 			// (A message without a revision is one the current key did
 			// not sign, recorded with revision 0.)
-			if rev, _ := headerRevision(m.Header); rev != e.rev {
+			if rev, _ := pb.HeaderRevision(m.Header); rev != e.rev {
 				break
 			}
 			// A tombstone holds no name and no embedding: removing it
 			// from the index is enough, and spares rewriting the block.
 			del := s.SecureDeleteMsg
-			if m.Header.Get(OpHeader) == OpDelete {
+			if m.Header.Get(pb.OpHeader) == pb.OpDelete {
 				del = s.DeleteMsg
 			}
 			// Gone meanwhile answers with the store's "no message found".
@@ -388,7 +393,7 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 
 // replaced is a users-stream message that a newer revision of its user
 // replaced: sequence seq should hold revision rev on subject id (the
-// publisher's key, see changeKey).
+// publisher's key, see pb.ChangeKey).
 type replaced struct {
 	seq uint64
 	id  string
@@ -459,8 +464,8 @@ func scanUsers(ctx context.Context, js jetstream.JetStream, keyID string) (map[s
 	// user's message of a site (a space is in no user id).
 	revs := make(map[string]uint64, len(sc.revs))
 	for subj, rev := range sc.revs {
-		id, _ := UserIDFromSubject(subj)
-		if _, site, ok := strings.Cut(strings.TrimPrefix(subj, usersPrefix), "."); ok {
+		id, _ := pb.UserIDFromSubject(subj)
+		if _, site, ok := strings.Cut(strings.TrimPrefix(subj, pb.UsersPrefix), "."); ok {
 			id += " " + site
 		}
 		revs[id] = rev
@@ -482,7 +487,7 @@ type streamScan struct {
 // as superseded, so that reconciliation erases it and publishes the user
 // again under the current key.
 func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*streamScan, error) {
-	s, err := js.Stream(ctx, UsersStream)
+	s, err := js.Stream(ctx, pb.UsersStream)
 	if err != nil {
 		return nil, err
 	}
@@ -512,15 +517,15 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 		if err != nil {
 			return nil, err
 		}
-		// Keyed by subject, as changeKey keys changes.
-		if keyID != "" && msg.Headers().Get(KeyIDHeader) != keyID {
-			if _, err := UserIDFromSubject(msg.Subject()); err == nil {
-				rev, _ := headerRevision(msg.Headers()) // 0 when missing: so the erasure checks it
+		// Keyed by subject, as pb.ChangeKey keys changes.
+		if keyID != "" && msg.Headers().Get(pb.KeyIDHeader) != keyID {
+			if _, err := pb.UserIDFromSubject(msg.Subject()); err == nil {
+				rev, _ := pb.HeaderRevision(msg.Headers()) // 0 when missing: so the erasure checks it
 				sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: msg.Subject(), rev: rev})
 			}
-		} else if _, err := UserIDFromSubject(msg.Subject()); err == nil {
+		} else if _, err := pb.UserIDFromSubject(msg.Subject()); err == nil {
 			id := msg.Subject()
-			if rev, err := headerRevision(msg.Headers()); err == nil {
+			if rev, err := pb.HeaderRevision(msg.Headers()); err == nil {
 				seq := meta.Sequence.Stream
 				switch old, ok := sc.revs[id]; {
 				case !ok:
@@ -546,7 +551,7 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	defer p.mu.Unlock()
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
-	err := EnsureStreams(tctx, p.js, p.o.Streams)
+	err := pb.EnsureStreams(tctx, p.js, p.o.Streams)
 	if err == nil {
 		err = p.publishConfig(tctx)
 	}
@@ -590,7 +595,7 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	sent := 0
 	ap := p.newAsync()
 	err = src.Snapshot(ctx, known, func(c *pb.UserChange) error {
-		id, crev, _, err := changeKey(c)
+		id, crev, _, err := pb.ChangeKey(c)
 		if err != nil {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
 			return nil
@@ -601,7 +606,7 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 			last[id] = max(last[id], hrev)
 			return nil
 		}
-		m, err := changeMsg(p.o.Signer, c, false)
+		m, err := pb.ChangeMsg(p.o.Signer, c, false)
 		if err != nil {
 			return err
 		}
@@ -651,7 +656,7 @@ func (p *Publisher) check(ctx context.Context, src Source) (string, error) {
 	defer p.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, p.o.Timeout)
 	defer cancel()
-	s, err := p.js.Stream(ctx, UsersStream)
+	s, err := p.js.Stream(ctx, pb.UsersStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return "the users stream is missing", nil
 	}
@@ -714,8 +719,8 @@ func (p *Publisher) publishRevocations(ctx context.Context) error {
 	if list == nil || list.GetVersion() == 0 {
 		return nil
 	}
-	held, err := FetchRevocations(ctx, p.js, TrustKey(p.o.Signer.PublicKey()))
-	if err != nil && !errors.Is(err, ErrRejected) {
+	held, err := pb.FetchRevocations(ctx, p.js, pb.TrustKey(p.o.Signer.PublicKey()))
+	if err != nil && !errors.Is(err, pb.ErrRejected) {
 		return err
 	}
 	if err == nil && held.GetVersion() >= list.GetVersion() {
@@ -725,9 +730,9 @@ func (p *Publisher) publishRevocations(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("token revocations: %w", err)
 	}
-	m := nats.NewMsg(RevocationsSubject)
+	m := nats.NewMsg(pb.RevocationsSubject)
 	m.Data = data
-	p.o.Signer.Sign(m, KindRevocations, "", list.GetVersion())
+	p.o.Signer.Sign(m, pb.KindRevocations, "", list.GetVersion())
 	if _, err := p.js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("token revocations: %w", err)
 	}
@@ -742,10 +747,10 @@ func (p *Publisher) publishTokenKey(ctx context.Context) error {
 	if p.o.TokenKey == nil {
 		return nil
 	}
-	return p.publishSigned(ctx, TokenKeySubject, KindTokenKey, p.o.TokenKey, p.o.Signer)
+	return p.publishSigned(ctx, pb.TokenKeySubject, pb.KindTokenKey, p.o.TokenKey, p.o.Signer)
 }
 
-// publishFeedKey announces the feed key on FeedKeySubject: signed by the
+// publishFeedKey announces the feed key on pb.FeedKeySubject: signed by the
 // previous key during a rotation, else by itself (what an edge pins on
 // first use when no trust root was provisioned).
 func (p *Publisher) publishFeedKey(ctx context.Context) error {
@@ -754,18 +759,18 @@ func (p *Publisher) publishFeedKey(ctx context.Context) error {
 		by = p.o.PreviousSigner
 	}
 	k := &pb.TokenKey{KeyId: p.o.Signer.KeyID(), PublicKey: p.o.Signer.PublicKey()}
-	return p.publishSigned(ctx, FeedKeySubject, KindFeedKey, k, by)
+	return p.publishSigned(ctx, pb.FeedKeySubject, pb.KindFeedKey, k, by)
 }
 
 // publishSigned puts msg on a config subject, signed by s with the current
 // time as its revision, unless the subject already holds the same payload
 // signed by s.
-func (p *Publisher) publishSigned(ctx context.Context, subject, kind string, msg proto.Message, s *Signer) error {
+func (p *Publisher) publishSigned(ctx context.Context, subject, kind string, msg proto.Message, s *pb.Signer) error {
 	data, err := proto.Marshal(msg)
 	if err != nil {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
-	st, err := p.js.Stream(ctx, ConfigStream)
+	st, err := p.js.Stream(ctx, pb.ConfigStream)
 	if err != nil {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
@@ -774,7 +779,7 @@ func (p *Publisher) publishSigned(ctx context.Context, subject, kind string, msg
 		return fmt.Errorf("%s: %w", kind, err)
 	}
 	if err == nil && bytes.Equal(held.Data, data) {
-		if _, _, verr := verifyMsg(TrustKey(s.PublicKey()), subject, held.Header, kind, "", held.Data); verr == nil {
+		if _, _, verr := pb.VerifyMsg(pb.TrustKey(s.PublicKey()), subject, held.Header, kind, "", held.Data); verr == nil {
 			return nil
 		}
 	}
@@ -801,18 +806,18 @@ type ResyncOptions struct {
 // how many. It runs with or without Run, so `central resync` can use it
 // alone.
 func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (int, error) {
-	if err := waitConnected(ctx, p.nc); err != nil {
+	if err := natsconn.WaitConnected(ctx, p.nc); err != nil {
 		return 0, fmt.Errorf("feed: NATS is unreachable: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if o.Recreate {
-		if err := p.js.DeleteStream(ctx, UsersStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		if err := p.js.DeleteStream(ctx, pb.UsersStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return 0, fmt.Errorf("feed: delete the users stream: %w", err)
 		}
 		p.log.Info("feed: users stream deleted for re-creation")
 	}
-	if err := EnsureStreams(ctx, p.js, p.o.Streams); err != nil {
+	if err := pb.EnsureStreams(ctx, p.js, p.o.Streams); err != nil {
 		return 0, err
 	}
 	if err := p.publishConfig(ctx); err != nil {
@@ -827,12 +832,12 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 	n := 0
 	ap := p.newAsync()
 	err = src.Snapshot(ctx, nil, func(c *pb.UserChange) error {
-		id, crev, _, err := changeKey(c)
+		id, crev, _, err := pb.ChangeKey(c)
 		if err != nil {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
 			return nil
 		}
-		m, err := changeMsg(p.o.Signer, c, false)
+		m, err := pb.ChangeMsg(p.o.Signer, c, false)
 		if err != nil {
 			return err
 		}
@@ -867,9 +872,9 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 	return n, nil
 }
 
-// PublisherStatus is a snapshot of the publisher's state for health
+// Status is a snapshot of the publisher's state for health
 // checks and metrics.
-type PublisherStatus struct {
+type Status struct {
 	Connected     bool      `json:"connected"`
 	Queued        int       `json:"queued"`
 	Published     uint64    `json:"published"`
@@ -881,10 +886,10 @@ type PublisherStatus struct {
 }
 
 // Status reports the publisher's state.
-func (p *Publisher) Status() PublisherStatus {
+func (p *Publisher) Status() Status {
 	p.statusMu.Lock()
 	defer p.statusMu.Unlock()
-	return PublisherStatus{
+	return Status{
 		Connected:     p.nc.IsConnected(),
 		Queued:        len(p.queue),
 		Published:     p.published.Load(),
@@ -901,21 +906,3 @@ func (p *Publisher) setErr(s string) {
 	p.lastErr = s
 	p.statusMu.Unlock()
 }
-
-// backoff yields exponentially growing delays between min and max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func newBackoff(min, max time.Duration) *backoff { return &backoff{min: min, max: max} }
-
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.min
-	} else {
-		b.cur = min(2*b.cur, b.max)
-	}
-	return b.cur
-}
-
-func (b *backoff) reset() { b.cur = 0 }

@@ -12,13 +12,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 )
 
 // deletionsResponse mirrors the body of GET /api/deletions.
 type deletionsResponse struct {
-	Deletions []feed.DeletionState `json:"deletions"`
-	Next      string               `json:"next,omitempty"`
+	Deletions []fleet.DeletionState `json:"deletions"`
+	Next      string                `json:"next,omitempty"`
 }
 
 func deletionsCommand() *cli.Command {
@@ -39,7 +39,7 @@ func deletionsCommand() *cli.Command {
 			if c.Bool("pending") {
 				q.Set("pending", "true")
 			}
-			all := []feed.DeletionState{}
+			all := []fleet.DeletionState{}
 			for {
 				var resp deletionsResponse
 				if err := cl.do(c.Context, http.MethodGet, "/api/deletions?"+q.Encode(), "", nil, &resp); err != nil {
@@ -61,7 +61,7 @@ func deletionsCommand() *cli.Command {
 }
 
 // printDeletions writes the deletions as a table.
-func printDeletions(w io.Writer, dels []feed.DeletionState) {
+func printDeletions(w io.Writer, dels []fleet.DeletionState) {
 	if len(dels) == 0 {
 		fmt.Fprintln(w, "no deletions")
 		return

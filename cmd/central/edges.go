@@ -12,7 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 )
 
 // jsonFlag makes the edges and deletions commands print JSON.
@@ -20,7 +20,7 @@ func jsonFlag() cli.Flag { return &cli.BoolFlag{Name: "json", Usage: "print JSON
 
 // edgesResponse mirrors the body of GET /api/edges.
 type edgesResponse struct {
-	Edges []feed.EdgeState `json:"edges"`
+	Edges []fleet.EdgeState `json:"edges"`
 }
 
 func edgesCommand() *cli.Command {
@@ -52,7 +52,7 @@ func edgesCommand() *cli.Command {
 			}
 			if c.Bool("check") {
 				for _, e := range resp.Edges {
-					if e.State != feed.StateInSync {
+					if e.State != fleet.StateInSync {
 						return cli.Exit("", 1)
 					}
 				}
@@ -97,7 +97,7 @@ func printJSON(w io.Writer, v any) error {
 }
 
 // printEdges writes the edges as a table.
-func printEdges(w io.Writer, edges []feed.EdgeState, now time.Time) {
+func printEdges(w io.Writer, edges []fleet.EdgeState, now time.Time) {
 	if len(edges) == 0 {
 		fmt.Fprintln(w, "no edge has reported yet")
 		return
@@ -113,7 +113,7 @@ func printEdges(w io.Writer, edges []feed.EdgeState, now time.Time) {
 			state += " (refuses " + strings.Join(e.RefusedModels, ",") + ")"
 		}
 		lastErr := e.LastError
-		if e.State == feed.StateRejecting {
+		if e.State == fleet.StateRejecting {
 			state += fmt.Sprintf(" (%d refused)", e.FeedRejected)
 			lastErr = e.LastReject
 		}

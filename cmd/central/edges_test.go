@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
 )
 
 func TestPrintEdges(t *testing.T) {
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 	var buf bytes.Buffer
-	printEdges(&buf, []feed.EdgeState{
-		{ID: "site-1", Sites: []string{"hq", "lobby"}, State: feed.StateInSync, LastSeen: now.Add(-4 * time.Second), UserCount: 981, Version: "v1", Model: "m1"},
-		{ID: "site-2", State: feed.StateBehind, Lag: 12, PendingMessages: 3, Resyncing: true, LastSeen: now.Add(-90 * time.Second), LastError: "line one\nline two"},
-		{ID: "site-3", State: feed.StateModelMismatch, RefusedModels: []string{"m0"}, LastSeen: now.Add(-3 * time.Hour)},
-		{ID: "site-4", State: feed.StateOffline},
-		{ID: "site-5", State: feed.StateRejecting, FeedRejected: 3, LastSeen: now, LastReject: "feed message rejected: upsert is not signed"},
+	printEdges(&buf, []fleet.EdgeState{
+		{ID: "site-1", Sites: []string{"hq", "lobby"}, State: fleet.StateInSync, LastSeen: now.Add(-4 * time.Second), UserCount: 981, Version: "v1", Model: "m1"},
+		{ID: "site-2", State: fleet.StateBehind, Lag: 12, PendingMessages: 3, Resyncing: true, LastSeen: now.Add(-90 * time.Second), LastError: "line one\nline two"},
+		{ID: "site-3", State: fleet.StateModelMismatch, RefusedModels: []string{"m0"}, LastSeen: now.Add(-3 * time.Hour)},
+		{ID: "site-4", State: fleet.StateOffline},
+		{ID: "site-5", State: fleet.StateRejecting, FeedRejected: 3, LastSeen: now, LastReject: "feed message rejected: upsert is not signed"},
 	}, now)
 	out := buf.String()
 	for _, want := range []string{
@@ -40,7 +40,7 @@ func TestPrintEdges(t *testing.T) {
 
 func TestPrintDeletions(t *testing.T) {
 	var buf bytes.Buffer
-	printDeletions(&buf, []feed.DeletionState{
+	printDeletions(&buf, []fleet.DeletionState{
 		{UserID: "ann.lee@example.com", Revision: 7, DeletedAt: time.Now(), Purged: []string{"a", "b"}, Pending: []string{}},
 		{UserID: "cy", Revision: 9, Purged: []string{"a"}, Pending: []string{"b", "c"}},
 	})

@@ -19,10 +19,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/central/store/filestore"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/edged/uplink"
 	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/natsconn"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -74,13 +76,13 @@ func TestFeedCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "republished 2 users and deletions") {
 		t.Fatalf("resync: %q %v", out, err)
 	}
-	nc, err := feed.Connect(ctx, feed.ConnectOptions{URL: ns.ClientURL()})
+	nc, err := natsconn.Connect(ctx, natsconn.ConnectOptions{URL: ns.ClientURL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	st1, err := feed.ReadStreamState(ctx, js)
+	st1, err := uplink.ReadStreamState(ctx, js)
 	if err != nil || st1.Msgs != 2 {
 		t.Fatalf("stream after resync: %+v %v", st1, err)
 	}
@@ -97,13 +99,13 @@ func TestFeedCommands(t *testing.T) {
 	if err != nil || len(feedPub) != ed25519.PublicKeySize {
 		t.Fatalf("feed-key printed %q: %v", pubB64, err)
 	}
-	feed.Consume(cctx, js, feed.ConsumeOptions{Keys: feed.TrustKey(feedPub)}, func(ds []feed.Delivery) error {
+	uplink.Consume(cctx, js, uplink.ConsumeOptions{Keys: pb.TrustKey(feedPub)}, func(ds []uplink.Delivery) error {
 		for _, d := range ds {
 			if d.Err != nil {
 				t.Errorf("message %d: %v", d.Seq, d.Err)
 				return stop
 			}
-			got[feed.ChangeUserID(d.Change)] = d.Change
+			got[pb.ChangeUserID(d.Change)] = d.Change
 		}
 		if len(got) == 2 {
 			return stop
@@ -120,7 +122,7 @@ func TestFeedCommands(t *testing.T) {
 	if err != nil {
 		t.Fatalf("resync --recreate: %q %v", out, err)
 	}
-	if st2, _ := feed.ReadStreamState(ctx, js); st2.Created.Equal(st1.Created) || st2.Msgs != 2 {
+	if st2, _ := uplink.ReadStreamState(ctx, js); st2.Created.Equal(st1.Created) || st2.Msgs != 2 {
 		t.Fatalf("stream not re-created: %+v -> %+v", st1, st2)
 	}
 	// NATS that is not there: a clear error, soon.
@@ -130,7 +132,7 @@ func TestFeedCommands(t *testing.T) {
 	}
 
 	// The edges' view through the HTTP API.
-	mon, err := feed.NewMonitor(nc, feed.MonitorOptions{Model: engineOnce.eng.Info().Model, Log: quiet})
+	mon, err := fleet.New(nc, fleet.Options{Model: engineOnce.eng.Info().Model, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +148,7 @@ func TestFeedCommands(t *testing.T) {
 	rev, _ := reg.Revision(ctx)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: engineOnce.eng.Info().Model, AppliedRevision: rev, UserCount: 1, Version: "v9", SentAt: timestamppb.Now()})
+		uplink.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: engineOnce.eng.Info().Model, AppliedRevision: rev, UserCount: 1, Version: "v9", SentAt: timestamppb.Now()})
 		out, err = runFeedCmd(t, append([]string{"edges", "--check"}, conn...)...)
 		if err == nil && strings.Contains(out, "site-1  (none)  in_sync") {
 			break
@@ -156,7 +158,7 @@ func TestFeedCommands(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	feed.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-2", Model: "another", SentAt: timestamppb.Now()})
+	uplink.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-2", Model: "another", SentAt: timestamppb.Now()})
 	for {
 		out, err = runFeedCmd(t, append([]string{"edges", "--check"}, conn...)...)
 		if err != nil && strings.Contains(out, "model_mismatch") {
@@ -167,7 +169,7 @@ func TestFeedCommands(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := feed.PublishReceipt(ctx, js, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "d-1", Revision: del.Revision}); err != nil {
+	if err := uplink.PublishReceipt(ctx, js, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "d-1", Revision: del.Revision}); err != nil {
 		t.Fatal(err)
 	}
 	for {

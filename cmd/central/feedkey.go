@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/auth"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // feedKeyCommand prints the feed public key edges are provisioned with.
@@ -49,18 +49,18 @@ func feedKeyCommand() *cli.Command {
 }
 
 // feedSigner derives the feed key from the token signing key.
-func feedSigner(s *auth.Signer) (*feed.Signer, error) {
-	seed, err := s.DeriveSeed(feed.KeyInfo)
+func feedSigner(s *auth.Signer) (*pb.Signer, error) {
+	seed, err := s.DeriveSeed(pb.KeyInfo)
 	if err != nil {
 		return nil, err
 	}
-	return feed.NewSigner(seed)
+	return pb.NewSigner(seed)
 }
 
 // previousFeedSigner returns the feed key being rotated away from, from
 // PREVIOUS_SECRET_KEY or --previous-token-key-file, or nil when neither is
 // set.
-func previousFeedSigner(c *cli.Context, log *slog.Logger) (*feed.Signer, error) {
+func previousFeedSigner(c *cli.Context, log *slog.Logger) (*pb.Signer, error) {
 	secret, file := os.Getenv("PREVIOUS_SECRET_KEY"), c.String("previous-token-key-file")
 	if secret == "" && file == "" {
 		return nil, nil

@@ -19,7 +19,8 @@ import (
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/cmd/internal/natsflags"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/natsconn"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // natsFlags are the change feed's settings, shared by serve and resync.
@@ -53,14 +54,14 @@ func (n *natsConn) Close() {
 }
 
 // streamOptions returns the streams' settings from the flags.
-func streamOptions(c *cli.Context) feed.StreamOptions {
-	return feed.StreamOptions{Replicas: c.Int("nats-replicas")}
+func streamOptions(c *cli.Context) pb.StreamOptions {
+	return pb.StreamOptions{Replicas: c.Int("nats-replicas")}
 }
 
 // clientOptions returns the client settings from the flags. Without
 // credentials of its own, an admin command reaching the embedded server
 // uses central's generated NKey in the data folder.
-func clientOptions(c *cli.Context, url string, log *slog.Logger) feed.ConnectOptions {
+func clientOptions(c *cli.Context, url string, log *slog.Logger) natsconn.ConnectOptions {
 	o := natsflags.Options(c)
 	external := o.URL != ""
 	o.URL, o.Name, o.Log = url, "central", log
@@ -92,7 +93,7 @@ func centralSeedFile(dataDir string) string {
 // server that is down is not an error: it connects when the server is up.
 func openNATS(ctx context.Context, c *cli.Context, dataDir string, log *slog.Logger) (*natsConn, error) {
 	if url := natsflags.URL(c); url != "" {
-		nc, err := feed.Connect(ctx, clientOptions(c, url, log))
+		nc, err := natsconn.Connect(ctx, clientOptions(c, url, log))
 		if err != nil {
 			return nil, err
 		}
@@ -108,8 +109,8 @@ func openNATS(ctx context.Context, c *cli.Context, dataDir string, log *slog.Log
 			"The embedded NATS server did not start on %s; set NATS_LISTEN to a free address or NATS_URL to an external server.", opts.Listen)
 	}
 	// Central's own in-process connection uses its generated NKey.
-	co := feed.ConnectOptions{URL: srv.ClientURL(), Name: "central", InProcess: srv, NKeySeedFile: centralSeedFile(dataDir), Log: log}
-	nc, err := feed.Connect(ctx, co)
+	co := natsconn.ConnectOptions{URL: srv.ClientURL(), Name: "central", InProcess: srv, NKeySeedFile: centralSeedFile(dataDir), Log: log}
+	nc, err := natsconn.Connect(ctx, co)
 	if err != nil {
 		srv.Shutdown()
 		return nil, err
@@ -146,7 +147,7 @@ func embeddedOptions(c *cli.Context, dataDir string, log *slog.Logger) (natsd.Op
 		return o, faceauth.E(faceauth.KindInvalid, "nats_open",
 			"The embedded NATS server will not listen on %s, beyond this host, with only the local credentials: set NATS_EDGE_KEYS to a folder of <edge-id>.pub NKey public keys (deploy/nats/new-edge.sh makes one per edge), or keep NATS_LISTEN on 127.0.0.1.", o.Listen)
 	}
-	cp := feed.CentralPermissions()
+	cp := pb.CentralPermissions()
 	// Central's users manage the streams and are what `central resync`
 	// and the nats CLI use, so they are not restricted beyond the feed.
 	cperm := natsd.User{Publish: append(cp.Publish, "faceauth.>"), Subscribe: append(cp.Subscribe, "faceauth.>")}
@@ -169,7 +170,7 @@ func embeddedOptions(c *cli.Context, dataDir string, log *slog.Logger) (natsd.Op
 		if id == "" {
 			continue
 		}
-		if err := feed.ValidateEdgeID(id); err != nil {
+		if err := pb.ValidateEdgeID(id); err != nil {
 			return o, fmt.Errorf("NATS_LOCAL_EDGES: %w", err)
 		}
 		kp, err := loadOrCreateSeed(filepath.Join(dataDir, localCredsDir, id+".nk"))
@@ -180,7 +181,7 @@ func embeddedOptions(c *cli.Context, dataDir string, log *slog.Logger) (natsd.Op
 		if err != nil {
 			return o, err
 		}
-		p := feed.EdgePermissions(id)
+		p := pb.EdgePermissions(id)
 		o.Users = append(o.Users, natsd.User{NKey: pub, Publish: p.Publish, Subscribe: p.Subscribe})
 	}
 	o.Users = append(o.Users, edges...)
@@ -251,7 +252,7 @@ func readEdgeKeys(dir string) ([]natsd.User, error) {
 		if id == "central" {
 			continue // deploy/nats/new-edge.sh keeps central's key there too
 		}
-		if err := feed.ValidateEdgeID(id); err != nil {
+		if err := pb.ValidateEdgeID(id); err != nil {
 			return nil, fmt.Errorf("NATS_EDGE_KEYS: %s: %w", f, err)
 		}
 		b, err := os.ReadFile(f)
@@ -262,7 +263,7 @@ func readEdgeKeys(dir string) ([]natsd.User, error) {
 		if !nkeys.IsValidPublicUserKey(key) {
 			return nil, faceauth.E(faceauth.KindInvalid, "nats_edge_keys", "%s does not hold an NKey user public key (U...).", f)
 		}
-		p := feed.EdgePermissions(id)
+		p := pb.EdgePermissions(id)
 		users = append(users, natsd.User{NKey: key, Publish: p.Publish, Subscribe: p.Subscribe})
 	}
 	return users, nil

@@ -17,7 +17,8 @@ import (
 	"github.com/nats-io/nkeys"
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/edged/uplink"
+	"github.com/xplore/faceauth/internal/natsconn"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -73,7 +74,7 @@ func TestEmbeddedNATSWithEdgeKeys(t *testing.T) {
 	}
 	// Central's own connection (in process) manages the streams.
 	js, _ := jetstream.New(n.nc)
-	if err := feed.EnsureStreams(t.Context(), js, streamOptions(c)); err != nil {
+	if err := pb.EnsureStreams(t.Context(), js, streamOptions(c)); err != nil {
 		t.Fatal(err)
 	}
 	url := n.srv.ClientURL()
@@ -82,7 +83,7 @@ func TestEmbeddedNATSWithEdgeKeys(t *testing.T) {
 		nc.Close()
 		t.Fatal("anonymous client accepted")
 	}
-	enc, err := feed.Connect(t.Context(), feed.ConnectOptions{URL: url, NKeySeedFile: seed, InboxPrefix: feed.EdgeInboxPrefix("site-1")})
+	enc, err := natsconn.Connect(t.Context(), natsconn.ConnectOptions{URL: url, NKeySeedFile: seed, InboxPrefix: pb.EdgeInboxPrefix("site-1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,15 +91,15 @@ func TestEmbeddedNATSWithEdgeKeys(t *testing.T) {
 	ejs, _ := jetstream.New(enc)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if _, err := feed.ReadStreamState(ctx, ejs); err != nil {
+	if _, err := uplink.ReadStreamState(ctx, ejs); err != nil {
 		t.Fatalf("edge reads the stream state: %v", err)
 	}
-	if err := feed.PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "u", Revision: 1}); err != nil {
+	if err := uplink.PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "u", Revision: 1}); err != nil {
 		t.Fatalf("edge receipt: %v", err)
 	}
 	short, cancel2 := context.WithTimeout(t.Context(), time.Second)
 	defer cancel2()
-	if err := feed.EnsureStreams(short, ejs, feed.StreamOptions{}); err == nil {
+	if err := pb.EnsureStreams(short, ejs, pb.StreamOptions{}); err == nil {
 		t.Fatal("the edge may change streams")
 	}
 }
@@ -172,7 +173,7 @@ func TestEmbeddedNATSAuthByDefault(t *testing.T) {
 	}
 	defer n.Close()
 	js, _ := jetstream.New(n.nc)
-	if err := feed.EnsureStreams(t.Context(), js, feed.StreamOptions{}); err != nil {
+	if err := pb.EnsureStreams(t.Context(), js, pb.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	url := n.srv.ClientURL()
@@ -201,7 +202,7 @@ func TestEmbeddedNATSAuthByDefault(t *testing.T) {
 		t.Fatalf("local edge seed: %v %v", fi, err)
 	}
 	asyncErrs := make(chan error, 4)
-	enc, err := feed.Connect(t.Context(), feed.ConnectOptions{URL: url, NKeySeedFile: seed, InboxPrefix: feed.EdgeInboxPrefix("local-edge")})
+	enc, err := natsconn.Connect(t.Context(), natsconn.ConnectOptions{URL: url, NKeySeedFile: seed, InboxPrefix: pb.EdgeInboxPrefix("local-edge")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,10 +211,10 @@ func TestEmbeddedNATSAuthByDefault(t *testing.T) {
 	ejs, _ := jetstream.New(enc)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	if _, err := feed.ReadStreamState(ctx, ejs); err != nil {
+	if _, err := uplink.ReadStreamState(ctx, ejs); err != nil {
 		t.Fatalf("the local edge cannot read the feed: %v", err)
 	}
-	if err := enc.Publish(feed.UserSubject("mallory"), []byte("x")); err != nil {
+	if err := enc.Publish(pb.UserSubject("mallory"), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	enc.Flush()

@@ -9,7 +9,8 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central"
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/publish"
+	"github.com/xplore/faceauth/internal/natsconn"
 )
 
 func resyncCommand() *cli.Command {
@@ -50,12 +51,12 @@ func resyncCommand() *cli.Command {
 				return err
 			}
 			url := natsClientURL(c)
-			nc, err := feed.Connect(ctx, clientOptions(c, url, log))
+			nc, err := natsconn.Connect(ctx, clientOptions(c, url, log))
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			pub, err := feed.NewPublisher(nc, feed.PublisherOptions{Log: log, Streams: streamOptions(c), Signer: feedKey, Timeout: time.Minute})
+			pub, err := publish.New(nc, publish.Options{Log: log, Streams: streamOptions(c), Signer: feedKey, Timeout: time.Minute})
 			if err != nil {
 				return err
 			}
@@ -66,7 +67,7 @@ func resyncCommand() *cli.Command {
 					"NATS at %s is unreachable: start `central serve` (it embeds NATS) or set NATS_URL.", url)
 			}
 			start := time.Now()
-			n, err := pub.Resync(ctx, reg, feed.ResyncOptions{Recreate: c.Bool("recreate")})
+			n, err := pub.Resync(ctx, reg, publish.ResyncOptions{Recreate: c.Bool("recreate")})
 			if err != nil {
 				return err
 			}

@@ -17,10 +17,12 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/kvlocks"
+	"github.com/xplore/faceauth/central/publish"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/central/store/s3store"
 	"github.com/xplore/faceauth/cmd/internal/serveflags"
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/config"
@@ -262,7 +264,7 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	defer feedConn.Close()
-	publisher, err := feed.NewPublisher(feedConn.nc, feed.PublisherOptions{
+	publisher, err := publish.New(feedConn.nc, publish.Options{
 		Log:            log,
 		Streams:        streamOptions(c),
 		Signer:         feedKey,
@@ -272,7 +274,7 @@ func runServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	monitor, err := feed.NewMonitor(feedConn.nc, feed.MonitorOptions{Log: log, Model: engine.Info().Model, Streams: streamOptions(c)})
+	monitor, err := fleet.New(feedConn.nc, fleet.Options{Log: log, Model: engine.Info().Model, Streams: streamOptions(c)})
 	if err != nil {
 		return err
 	}
@@ -302,7 +304,7 @@ func runServe(c *cli.Context) error {
 		}, func() float64 { return float64(publisher.Status().Queued) }),
 	)
 	// The verify lockout's state, shared by the replicas through NATS.
-	locks, err := feed.NewKVLocks(feedConn.nc, streamOptions(c), cfg.Limit.StateTTL())
+	locks, err := kvlocks.New(feedConn.nc, streamOptions(c), cfg.Limit.StateTTL())
 	if err != nil {
 		return err
 	}

@@ -19,11 +19,12 @@ import (
 	"github.com/xplore/faceauth/cmd/internal/natsflags"
 	"github.com/xplore/faceauth/cmd/internal/serveflags"
 	"github.com/xplore/faceauth/edged"
-	"github.com/xplore/faceauth/feed"
 	"github.com/xplore/faceauth/internal/config"
+	"github.com/xplore/faceauth/internal/natsconn"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
 	"github.com/xplore/faceauth/models/photo"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // Defaults of the run command.
@@ -71,10 +72,10 @@ func run(c *cli.Context) error {
 			return err
 		}
 	}
-	if err := feed.ValidateEdgeID(edgeID); err != nil {
+	if err := pb.ValidateEdgeID(edgeID); err != nil {
 		return fmt.Errorf("--edge-id: %w", err)
 	}
-	sites, err := feed.ParseSites(c.String("sites"))
+	sites, err := pb.ParseSites(c.String("sites"))
 	if err != nil {
 		return fmt.Errorf("EDGE_SITES: %w", err)
 	}
@@ -153,11 +154,11 @@ func run(c *cli.Context) error {
 
 	inbox := c.String("nats-inbox-prefix")
 	if inbox == "" {
-		inbox = feed.EdgeInboxPrefix(edgeID)
+		inbox = pb.EdgeInboxPrefix(edgeID)
 	}
 	opts := natsflags.Options(c)
 	opts.Name, opts.InboxPrefix, opts.Log = "edge "+edgeID, inbox, log
-	nc, err := feed.Connect(c.Context, opts)
+	nc, err := natsconn.Connect(c.Context, opts)
 	if err != nil {
 		return err
 	}
@@ -219,8 +220,8 @@ func hostEdgeID() (string, error) {
 		}
 		return '-'
 	}, h)
-	if len(id) > feed.MaxEdgeIDLen {
-		id = id[:feed.MaxEdgeIDLen]
+	if len(id) > pb.MaxEdgeIDLen {
+		id = id[:pb.MaxEdgeIDLen]
 	}
 	return id, nil
 }

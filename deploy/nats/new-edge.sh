@@ -22,7 +22,7 @@ if [ ! -f "$KEYS/$id.nk" ]; then
   "$NK" -inkey "$KEYS/$id.nk" -pubout > "$KEYS/$id.pub"
 fi
 
-# These lists mirror feed.CentralPermissions and feed.EdgePermissions (the
+# These lists mirror pb.CentralPermissions and pb.EdgePermissions (the
 # deploy tests fail when they drift apart). An edge reads the users and
 # config streams through its own consumers, gets replies only on its own
 # inbox prefix, and publishes only its own heartbeat and receipts.

@@ -1,18 +1,18 @@
-package feed
+// Package uplink is the edge's side of the change feed: it reads the
+// users stream (ReadStreamState, Plan, Consume) and reports back to
+// central (PublishStatus, PublishReceipt). The wire contract it shares
+// with central is in package pb.
+package uplink
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -48,7 +48,7 @@ type StreamState struct {
 
 // ReadStreamState returns the users stream's state.
 func ReadStreamState(ctx context.Context, js jetstream.JetStream) (StreamState, error) {
-	s, err := js.Stream(ctx, UsersStream)
+	s, err := js.Stream(ctx, pb.UsersStream)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return StreamState{}, faceauth.Wrap(err, faceauth.KindUnavailable, "feed_missing", "The users stream does not exist yet; central creates it when it starts.")
@@ -153,10 +153,10 @@ type ConsumeOptions struct {
 	CheckEvery time.Duration
 	// Keys are the feed keys the edge trusts (required). A message that
 	// is unsigned or not signed by one of them is delivered with an Err
-	// wrapping ErrRejected, never with a Change.
-	Keys Keys
+	// wrapping pb.ErrRejected, never with a Change.
+	Keys pb.Keys
 	// FilterSubjects restrict the delivery to these subjects (an edge's
-	// EdgeFilterSubjects); nil delivers every message. The server filters,
+	// pb.EdgeFilterSubjects); nil delivers every message. The server filters,
 	// so what is filtered out never reaches the client.
 	FilterSubjects []string
 }
@@ -183,7 +183,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn f
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
 		cfg.OptStartSeq = o.From
 	}
-	cons, err := js.OrderedConsumer(ctx, UsersStream, cfg)
+	cons, err := js.OrderedConsumer(ctx, pb.UsersStream, cfg)
 	if err != nil {
 		return fmt.Errorf("feed: consume the users stream: %w", err)
 	}
@@ -196,7 +196,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn f
 			d.Err = err
 		} else {
 			d.Seq, d.Pending, d.Time = meta.Sequence.Stream, meta.NumPending, meta.Timestamp
-			d.Change, d.Err = decodeVerified(o.Keys, msg.Subject(), msg.Headers(), msg.Data())
+			d.Change, d.Err = pb.DecodeVerified(o.Keys, msg.Subject(), msg.Headers(), msg.Data())
 		}
 		select {
 		case ch <- d:
@@ -245,148 +245,4 @@ func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn f
 			applied = batch[len(batch)-1].Seq
 		}
 	}
-}
-
-// decodeVerified decodes a users-stream message and checks its
-// signature; a message that fails either comes back as an error only.
-func decodeVerified(keys Keys, subject string, h nats.Header, data []byte) (*pb.UserChange, error) {
-	c, err := decodeChange(subject, data)
-	if err != nil {
-		return nil, err
-	}
-	if err := verifyChange(keys, subject, h, c, data); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// errNoConfig is the Unavailable error of a config subject central has
-// not written yet.
-func errNoConfig(err error, kind string) error {
-	return faceauth.Wrap(err, faceauth.KindUnavailable, kind+"_missing", "Central has not published its %s yet.", kind)
-}
-
-// lastConfig returns the message on a config subject.
-func lastConfig(ctx context.Context, js jetstream.JetStream, subject, kind string) (*jetstream.RawStreamMsg, error) {
-	s, err := js.Stream(ctx, ConfigStream)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, errNoConfig(err, kind)
-		}
-		return nil, fmt.Errorf("feed: %s: %w", kind, err)
-	}
-	m, err := s.GetLastMsgForSubject(ctx, subject)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil, errNoConfig(err, kind)
-		}
-		return nil, fmt.Errorf("feed: %s: %w", kind, err)
-	}
-	return m, nil
-}
-
-// ConfigMsg is a verified message of the config stream.
-type ConfigMsg[T any] struct {
-	// Value is the decoded payload.
-	Value T
-	// Revision is the revision the signature covers: the time of
-	// publication in microseconds for keys, the version for revocations.
-	Revision uint64
-	// Seq is the config stream sequence, to tell one message from another.
-	Seq uint64
-	// KeyID names the feed key that signed it.
-	KeyID string
-}
-
-// fetchConfig reads, verifies and decodes the message on a config subject.
-// A message that fails verification comes back as an error wrapping
-// ErrRejected, together with its Seq, so that a caller can count it once.
-func fetchConfig[T proto.Message](ctx context.Context, js jetstream.JetStream, keys Keys, subject, kind string, v T) (*ConfigMsg[T], error) {
-	m, err := lastConfig(ctx, js, subject, kind)
-	if err != nil {
-		return nil, err
-	}
-	out := &ConfigMsg[T]{Value: v, Seq: m.Sequence}
-	out.Revision, out.KeyID, err = verifyMsg(keys, subject, m.Header, kind, "", m.Data)
-	if err != nil {
-		return out, err
-	}
-	if err := proto.Unmarshal(m.Data, v); err != nil {
-		return out, fmt.Errorf("%w: decode %s: %v", ErrRejected, kind, err)
-	}
-	return out, nil
-}
-
-// FetchTokenKey returns the token public key central published, verified
-// with keys. A message that fails verification is an error wrapping
-// ErrRejected (the returned ConfigMsg still has its Seq).
-func FetchTokenKey(ctx context.Context, js jetstream.JetStream, keys Keys) (*ConfigMsg[*pb.TokenKey], error) {
-	return fetchConfig(ctx, js, keys, TokenKeySubject, KindTokenKey, &pb.TokenKey{})
-}
-
-// FetchRevocations returns the token revocation list on the config stream,
-// verified with keys, or nil when central has published none.
-func FetchRevocations(ctx context.Context, js jetstream.JetStream, keys Keys) (*pb.TokenRevocations, error) {
-	m, err := FetchRevocationsMsg(ctx, js, keys)
-	if faceauth.KindOf(err) == faceauth.KindUnavailable {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return m.Value, nil
-}
-
-// FetchRevocationsMsg is FetchRevocations with the message's details; an
-// absent list is an Unavailable error.
-func FetchRevocationsMsg(ctx context.Context, js jetstream.JetStream, keys Keys) (*ConfigMsg[*pb.TokenRevocations], error) {
-	m, err := fetchConfig(ctx, js, keys, RevocationsSubject, KindRevocations, &pb.TokenRevocations{})
-	if err == nil && m.Revision != m.Value.GetVersion() {
-		return m, fmt.Errorf("%w: the revocation list has version %d but its signature covers %d", ErrRejected, m.Value.GetVersion(), m.Revision)
-	}
-	return m, err
-}
-
-// FetchFeedKey returns central's feed key announcement, verified with
-// keys, or, when keys is nil (an edge pinning its trust root on first
-// use), checked only to be signed by the key it announces.
-func FetchFeedKey(ctx context.Context, js jetstream.JetStream, keys Keys) (*ConfigMsg[*pb.TokenKey], error) {
-	if keys == nil {
-		m, err := lastConfig(ctx, js, FeedKeySubject, KindFeedKey)
-		if err != nil {
-			return nil, err
-		}
-		var k pb.TokenKey
-		if err := proto.Unmarshal(m.Data, &k); err != nil || len(k.GetPublicKey()) != ed25519.PublicKeySize {
-			return &ConfigMsg[*pb.TokenKey]{Seq: m.Sequence}, fmt.Errorf("%w: the feed key announcement is malformed", ErrRejected)
-		}
-		keys = TrustKey(ed25519.PublicKey(k.GetPublicKey()))
-	}
-	m, err := fetchConfig(ctx, js, keys, FeedKeySubject, KindFeedKey, &pb.TokenKey{})
-	if err != nil {
-		return m, err
-	}
-	k := m.Value
-	if len(k.GetPublicKey()) != ed25519.PublicKeySize || k.GetKeyId() != auth.KeyIDOf(ed25519.PublicKey(k.GetPublicKey())) {
-		return m, fmt.Errorf("%w: the feed key announcement names key %q for a key whose id differs", ErrRejected, k.GetKeyId())
-	}
-	return m, nil
-}
-
-// readRevocations returns the list on the config stream without
-// verification (nil when there is none): the monitor only compares
-// versions with what edges report.
-func readRevocations(ctx context.Context, js jetstream.JetStream) (*pb.TokenRevocations, error) {
-	m, err := lastConfig(ctx, js, RevocationsSubject, KindRevocations)
-	if faceauth.KindOf(err) == faceauth.KindUnavailable {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	list := new(pb.TokenRevocations)
-	if err := proto.Unmarshal(m.Data, list); err != nil {
-		return nil, fmt.Errorf("feed: decode token revocations: %w", err)
-	}
-	return list, nil
 }

@@ -1,64 +1,32 @@
-package feed
+package uplink
 
 import (
 	"context"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/xplore/faceauth/proto"
 )
 
-// HeartbeatInterval is how often an edge publishes its status. Central
-// marks an edge offline after MissedHeartbeats intervals without one.
-const HeartbeatInterval = 10 * time.Second
-
-// MissedHeartbeats is how many heartbeats an edge may miss before central
-// shows it offline.
-const MissedHeartbeats = 3
-
-// statusJSON encodes heartbeats. protojson with the proto field names, so
-// that `nats sub 'faceauth.edges.>'` shows readable JSON.
-var statusJSON = protojson.MarshalOptions{UseProtoNames: true}
-
-// PublishStatus publishes an edge's heartbeat on EdgeStatusSubject with
+// PublishStatus publishes an edge's heartbeat on pb.EdgeStatusSubject with
 // core NATS, as protojson. It does not wait for the server: a heartbeat
 // lost in an outage is superseded by the next one.
 func PublishStatus(nc *nats.Conn, st *pb.EdgeStatus) error {
-	if err := ValidateEdgeID(st.GetEdgeId()); err != nil {
+	if err := pb.ValidateEdgeID(st.GetEdgeId()); err != nil {
 		return err
 	}
-	data, err := statusJSON.Marshal(st)
+	data, err := pb.EncodeStatus(st)
 	if err != nil {
-		return fmt.Errorf("feed: encode status: %w", err)
+		return err
 	}
-	if err := nc.Publish(EdgeStatusSubject(st.GetEdgeId()), data); err != nil {
+	if err := nc.Publish(pb.EdgeStatusSubject(st.GetEdgeId()), data); err != nil {
 		return fmt.Errorf("feed: publish status: %w", err)
 	}
 	return nil
-}
-
-// decodeStatus decodes a heartbeat and checks that it came on the edge's
-// own subject, so that an edge cannot report for another (permissions
-// restrict each edge to its own subject).
-func decodeStatus(subject string, data []byte) (*pb.EdgeStatus, error) {
-	id, ok := edgeIDFromStatusSubject(subject)
-	if !ok {
-		return nil, fmt.Errorf("feed: %q is not a heartbeat subject", subject)
-	}
-	var st pb.EdgeStatus
-	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("feed: decode heartbeat on %s: %w", subject, err)
-	}
-	if st.GetEdgeId() != id {
-		return nil, fmt.Errorf("feed: heartbeat of edge %q arrived on %s", st.GetEdgeId(), subject)
-	}
-	return &st, nil
 }
 
 // PublishReceipt tells central that the edge has purged an erased user.
@@ -67,7 +35,7 @@ func decodeStatus(subject string, data []byte) (*pb.EdgeStatus, error) {
 // whether or not the edge held the user, so that edges that joined after
 // the deletion also confirm it. Sending the same receipt again is harmless.
 func PublishReceipt(ctx context.Context, js jetstream.JetStream, r *pb.DeleteReceipt) error {
-	if err := ValidateEdgeID(r.GetEdgeId()); err != nil {
+	if err := pb.ValidateEdgeID(r.GetEdgeId()); err != nil {
 		return err
 	}
 	if r.GetUserId() == "" || r.GetRevision() == 0 {
@@ -77,7 +45,7 @@ func PublishReceipt(ctx context.Context, js jetstream.JetStream, r *pb.DeleteRec
 	if err != nil {
 		return fmt.Errorf("feed: encode receipt: %w", err)
 	}
-	m := nats.NewMsg(ReceiptSubject(r.GetEdgeId(), r.GetUserId()))
+	m := nats.NewMsg(pb.ReceiptSubject(r.GetEdgeId(), r.GetUserId()))
 	m.Data = data
 	m.Header.Set(nats.MsgIdHdr, m.Subject+"-"+strconv.FormatUint(r.GetRevision(), 10))
 	if _, err := js.PublishMsg(ctx, m); err != nil {

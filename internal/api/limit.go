@@ -100,7 +100,7 @@ func (st *LockState) prune(now time.Time, window time.Duration) {
 var ErrLockConflict = errors.New("lockout state changed concurrently")
 
 // LockStore keeps lockout states by key. MemoryLocks keeps them in the
-// process (the edge); feed.KVLocks in a JetStream key-value bucket that
+// process (the edge); kvlocks.Store in a JetStream key-value bucket that
 // central replicas share and that survives restarts.
 type LockStore interface {
 	// Load returns the state of key, the zero state when there is none,

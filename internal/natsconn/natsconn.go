@@ -1,4 +1,7 @@
-package feed
+// Package natsconn connects central and the edges to NATS: the options
+// both binaries fill from their flags, a connection that keeps retrying
+// through outages, and the back-off both retry with.
+package natsconn
 
 import (
 	"context"
@@ -35,7 +38,7 @@ type ConnectOptions struct {
 	// label.
 	InProcess nats.InProcessConnProvider
 	// InboxPrefix replaces "_INBOX" as the prefix of reply subjects. An
-	// edge connecting under EdgePermissions sets it to EdgeInboxPrefix.
+	// edge connecting under pb.EdgePermissions sets it to pb.EdgeInboxPrefix.
 	InboxPrefix string
 	// Log receives connection events; nil discards them.
 	Log *slog.Logger
@@ -121,8 +124,8 @@ func Connect(ctx context.Context, o ConnectOptions) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// waitConnected blocks until nc is connected or ctx ends.
-func waitConnected(ctx context.Context, nc *nats.Conn) error {
+// WaitConnected blocks until nc is connected or ctx ends.
+func WaitConnected(ctx context.Context, nc *nats.Conn) error {
 	if nc.IsConnected() {
 		return nil
 	}
@@ -141,3 +144,24 @@ func waitConnected(ctx context.Context, nc *nats.Conn) error {
 	}
 	return nil
 }
+
+// Backoff yields exponentially growing delays between min and max.
+type Backoff struct {
+	min, max, cur time.Duration
+}
+
+// NewBackoff returns a Backoff from min to max.
+func NewBackoff(min, max time.Duration) *Backoff { return &Backoff{min: min, max: max} }
+
+// Next returns the next delay: min first, then twice the last, up to max.
+func (b *Backoff) Next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+// Reset starts again from min.
+func (b *Backoff) Reset() { b.cur = 0 }

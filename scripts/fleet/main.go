@@ -1,11 +1,11 @@
 // Command fleet measures fleet-scale sync (issue 12): it starts a
 // three-node nats-server cluster on loopback (the pinned binary that `make
 // tools` builds), publishes -users users (one 512-d embedding each, signed,
-// R3 streams) with the real feed.Publisher, then for each N in -edges runs
+// R3 streams) with the real publish.Publisher, then for each N in -edges runs
 // N simulated edges in this process, each with its own NATS connection and
-// the real feed.Consume (ordered consumer, signature checks, decoding; an
+// the real uplink.Consume (ordered consumer, signature checks, decoding; an
 // in-memory map stands in for the bbolt file) and a heartbeat every
-// -heartbeat, beside central's real feed.Monitor. It prints, per N: the
+// -heartbeat, beside central's real fleet.Monitor. It prints, per N: the
 // time until every edge has read the whole set and until the monitor
 // reports all of them in_sync, the NATS servers' CPU seconds and peak RSS,
 // the CPU this process spends per heartbeat in steady state (the edges'
@@ -41,7 +41,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/publish"
+	"github.com/xplore/faceauth/edged/uplink"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -78,33 +80,33 @@ func main() {
 
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
-	signer, err := feed.NewSigner(seed)
+	signer, err := pb.NewSigner(seed)
 	if err != nil {
 		log.Fatal(err)
 	}
-	streams := feed.StreamOptions{Replicas: 3}
+	streams := pb.StreamOptions{Replicas: 3}
 	js, _ := jetstream.New(central)
 	for {
 		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := feed.EnsureStreams(tctx, js, streams)
+		err := pb.EnsureStreams(tctx, js, streams)
 		cancel()
 		if err == nil {
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	pub, err := feed.NewPublisher(central, feed.PublisherOptions{Signer: signer, Streams: streams, Timeout: time.Minute})
+	pub, err := publish.New(central, publish.Options{Signer: signer, Streams: streams, Timeout: time.Minute})
 	if err != nil {
 		log.Fatal(err)
 	}
 	src := newSource(*users)
 	t0 := time.Now()
-	if _, err := pub.Resync(ctx, src, feed.ResyncOptions{}); err != nil {
+	if _, err := pub.Resync(ctx, src, publish.ResyncOptions{}); err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("cluster: 3 nats-server nodes, R3 streams; published %d users (512-d, signed) in %s\n", *users, time.Since(t0).Round(time.Millisecond))
 
-	mon, err := feed.NewMonitor(central, feed.MonitorOptions{Model: "m1", HeartbeatInterval: *hb, Streams: streams})
+	mon, err := fleet.New(central, fleet.Options{Model: "m1", HeartbeatInterval: *hb, Streams: streams})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -126,7 +128,7 @@ func main() {
 
 // runFleet runs n edges until all are in_sync, holds them for the steady
 // window, prints one line and stops them.
-func runFleet(ctx context.Context, urls string, nodes []*exec.Cmd, mon *feed.Monitor, signer *feed.Signer, users, n int, hb, hold time.Duration) error {
+func runFleet(ctx context.Context, urls string, nodes []*exec.Cmd, mon *fleet.Monitor, signer *pb.Signer, users, n int, hb, hold time.Duration) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cpu0 := natsCPU(nodes)
@@ -149,15 +151,15 @@ func runFleet(ctx context.Context, urls string, nodes []*exec.Cmd, mon *feed.Mon
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			feed.Consume(ctx, js, feed.ConsumeOptions{Keys: feed.TrustKey(signer.PublicKey()), FilterSubjects: feed.EdgeFilterSubjects(nil)}, func(ds []feed.Delivery) error {
+			uplink.Consume(ctx, js, uplink.ConsumeOptions{Keys: pb.TrustKey(signer.PublicKey()), FilterSubjects: pb.EdgeFilterSubjects(nil)}, func(ds []uplink.Delivery) error {
 				e.mu.Lock()
 				defer e.mu.Unlock()
 				for _, d := range ds {
 					if d.Err != nil {
 						return d.Err
 					}
-					rev := feed.ChangeRevision(d.Change)
-					e.users[feed.ChangeUserID(d.Change)] = rev
+					rev := pb.ChangeRevision(d.Change)
+					e.users[pb.ChangeUserID(d.Change)] = rev
 					e.rev, e.seq = max(e.rev, rev), d.Seq
 				}
 				e.caughtUp = ds[len(ds)-1].Pending == 0
@@ -178,7 +180,7 @@ func runFleet(ctx context.Context, urls string, nodes []*exec.Cmd, mon *feed.Mon
 				st := &pb.EdgeStatus{EdgeId: id, Model: "m1", Version: "fleet", AppliedRevision: e.rev, AppliedSequence: e.seq,
 					UserCount: int64(len(e.users)), SentAt: timestamppb.Now(), CaughtUp: e.caughtUp}
 				e.mu.Unlock()
-				feed.PublishStatus(nc, st)
+				uplink.PublishStatus(nc, st)
 				select {
 				case <-ctx.Done():
 					return
@@ -190,7 +192,7 @@ func runFleet(ctx context.Context, urls string, nodes []*exec.Cmd, mon *feed.Mon
 	inSync := func() bool {
 		count := 0
 		for _, es := range mon.Edges(time.Now()) {
-			if strings.HasPrefix(es.ID, run+"-") && es.State == feed.StateInSync {
+			if strings.HasPrefix(es.ID, run+"-") && es.State == fleet.StateInSync {
 				count++
 			}
 		}
@@ -215,7 +217,7 @@ func runFleet(ctx context.Context, urls string, nodes []*exec.Cmd, mon *feed.Mon
 	for range 50 {
 		t := time.Now()
 		b, _ := json.Marshal(struct {
-			Edges []feed.EdgeState `json:"edges"`
+			Edges []fleet.EdgeState `json:"edges"`
 		}{mon.Edges(time.Now())})
 		_ = b
 		lat = append(lat, time.Since(t))
@@ -265,7 +267,7 @@ func newSource(n int) *source {
 
 func (s *source) Snapshot(ctx context.Context, known func(uint64) bool, fn func(*pb.UserChange) error) error {
 	for _, c := range s.changes {
-		if known != nil && known(feed.ChangeRevision(c)) {
+		if known != nil && known(pb.ChangeRevision(c)) {
 			continue
 		}
 		if err := fn(c); err != nil {

@@ -1,13 +1,13 @@
 // Package natsflags holds the NATS client flags that `central` and `edged`
 // share, so both binaries take the same names and variables for the server
 // URL, the credentials and TLS, and turn them into the same
-// feed.ConnectOptions.
+// natsconn.ConnectOptions.
 package natsflags
 
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/natsconn"
 )
 
 // URLFlag is the name of the server URL flag; its variable is NATS_URL.
@@ -47,8 +47,8 @@ func URL(c *cli.Context) string {
 
 // Options returns the connection options the flags give. The caller sets
 // the client's Name, Log and, at an edge, InboxPrefix.
-func Options(c *cli.Context) feed.ConnectOptions {
-	return feed.ConnectOptions{
+func Options(c *cli.Context) natsconn.ConnectOptions {
+	return natsconn.ConnectOptions{
 		URL:          URL(c),
 		User:         c.String("nats-user"),
 		Password:     c.String("nats-password"),

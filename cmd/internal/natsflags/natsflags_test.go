@@ -8,14 +8,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/feed"
+	"github.com/xplore/faceauth/internal/natsconn"
 )
 
 // run parses args with the flags the way a binary does and returns the
 // options they give.
-func run(t *testing.T, defaultURL string, args ...string) feed.ConnectOptions {
+func run(t *testing.T, defaultURL string, args ...string) natsconn.ConnectOptions {
 	t.Helper()
-	var got feed.ConnectOptions
+	var got natsconn.ConnectOptions
 	app := &cli.App{
 		Name:  "test",
 		Flags: Flags(defaultURL, "NATS server URL(s)"),
@@ -43,26 +43,26 @@ func TestOptions(t *testing.T) {
 		name string
 		env  map[string]string
 		args []string
-		want feed.ConnectOptions
+		want natsconn.ConnectOptions
 	}{
-		{name: "default", want: feed.ConnectOptions{URL: def}},
-		{name: "flag", args: []string{"--nats-url", "nats://a:1"}, want: feed.ConnectOptions{URL: "nats://a:1"}},
-		{name: "former name", args: []string{"--nats", "nats://b:2"}, want: feed.ConnectOptions{URL: "nats://b:2"}},
-		{name: "variable", env: map[string]string{"NATS_URL": "nats://c:3"}, want: feed.ConnectOptions{URL: "nats://c:3"}},
-		{name: "former name over variable", env: map[string]string{"NATS_URL": "nats://c:3"}, args: []string{"--nats", "nats://b:2"}, want: feed.ConnectOptions{URL: "nats://b:2"}},
-		{name: "flag over variable", env: map[string]string{"NATS_URL": "nats://c:3"}, args: []string{"--nats-url", "nats://a:1"}, want: feed.ConnectOptions{URL: "nats://a:1"}},
+		{name: "default", want: natsconn.ConnectOptions{URL: def}},
+		{name: "flag", args: []string{"--nats-url", "nats://a:1"}, want: natsconn.ConnectOptions{URL: "nats://a:1"}},
+		{name: "former name", args: []string{"--nats", "nats://b:2"}, want: natsconn.ConnectOptions{URL: "nats://b:2"}},
+		{name: "variable", env: map[string]string{"NATS_URL": "nats://c:3"}, want: natsconn.ConnectOptions{URL: "nats://c:3"}},
+		{name: "former name over variable", env: map[string]string{"NATS_URL": "nats://c:3"}, args: []string{"--nats", "nats://b:2"}, want: natsconn.ConnectOptions{URL: "nats://b:2"}},
+		{name: "flag over variable", env: map[string]string{"NATS_URL": "nats://c:3"}, args: []string{"--nats-url", "nats://a:1"}, want: natsconn.ConnectOptions{URL: "nats://a:1"}},
 		{
 			name: "credentials and TLS from flags",
 			args: []string{"--nats-user", "u", "--nats-password", "p", "--nats-nkey", "k.nk", "--nats-creds", "c.creds",
 				"--nats-ca", "ca.pem", "--nats-cert", "cert.pem", "--nats-key", "key.pem"},
-			want: feed.ConnectOptions{URL: def, User: "u", Password: "p", NKeySeedFile: "k.nk", CredsFile: "c.creds",
+			want: natsconn.ConnectOptions{URL: def, User: "u", Password: "p", NKeySeedFile: "k.nk", CredsFile: "c.creds",
 				CAFile: "ca.pem", CertFile: "cert.pem", KeyFile: "key.pem"},
 		},
 		{
 			name: "credentials and TLS from variables",
 			env: map[string]string{"NATS_USER": "u", "NATS_PASSWORD": "p", "NATS_NKEY_SEED": "k.nk", "NATS_CREDS": "c.creds",
 				"NATS_CA": "ca.pem", "NATS_CERT": "cert.pem", "NATS_KEY": "key.pem"},
-			want: feed.ConnectOptions{URL: def, User: "u", Password: "p", NKeySeedFile: "k.nk", CredsFile: "c.creds",
+			want: natsconn.ConnectOptions{URL: def, User: "u", Password: "p", NKeySeedFile: "k.nk", CredsFile: "c.creds",
 				CAFile: "ca.pem", CertFile: "cert.pem", KeyFile: "key.pem"},
 		},
 	} {

@@ -3,9 +3,40 @@ package faceauth_test
 import (
 	"os"
 	"os/exec"
+	"path"
 	"strings"
 	"testing"
 )
+
+// TestTopLevelLayout: the repository's top level is the design card's
+// (central, edged, proto, models, deploy and the build files), the shared
+// libraries and tools beside them, and the root package's files, so the
+// folders show the architecture (docs/architecture.md).
+func TestTopLevelLayout(t *testing.T) {
+	allowed := map[string]bool{
+		// The card.
+		"central": true, "edged": true, "proto": true, "models": true, "deploy": true,
+		"go.mod": true, "go.sum": true, "Makefile": true, "README.md": true,
+		// Beside it.
+		"cmd": true, "internal": true, "docs": true, "e2e": true, "scripts": true, "tools": true,
+		".ci": true, ".gitignore": true,
+	}
+	out, err := exec.Command("git", "ls-files").Output()
+	if err != nil {
+		t.Skipf("skipping: not a git checkout (%v)", err)
+	}
+	seen := map[string]bool{}
+	for _, f := range strings.Fields(string(out)) {
+		top, _, _ := strings.Cut(f, "/")
+		if seen[top] {
+			continue
+		}
+		seen[top] = true
+		if !allowed[top] && path.Ext(top) != ".go" {
+			t.Errorf("%s is at the top level; put it under central/, edged/, internal/ or another folder of the card", top)
+		}
+	}
+}
 
 // TestServicesNeedNoONNX: the services reach the face pipeline only through
 // the faceauth.Engine interface, so their packages (the commands excluded)

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +15,7 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/api"
-	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/internal/fakeengine"
 	pb "github.com/xplore/faceauth/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -37,10 +36,8 @@ func TestConsoleEndpoints(t *testing.T) {
 	}
 	dora, _ := ts.reg.Get(t.Context(), "dora")
 	doraImage := dora.References[0].ImageId
-	group, err := os.ReadFile(testenv.Sample(t, "sample1.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	third := func(x float32) faceauth.Box { return faceauth.Box{X1: x, Y1: 0.3, X2: x + 0.3, Y2: 0.6} }
+	group := fakeengine.JPEG(t, fakeengine.Picture{Faces: []fakeengine.Face{{ID: "g1", Box: third(0)}, {ID: "g2", Box: third(0.35)}, {ID: "g3", Box: third(0.7)}}})
 	img := func(b []byte) part { return part{name: "image", file: b} }
 	val := func(k, v string) part { return part{name: k, value: v} }
 	revBefore, _ := ts.reg.Revision(t.Context())
@@ -79,11 +76,17 @@ func TestConsoleEndpoints(t *testing.T) {
 			}
 		}},
 		{"analyse group photo", "POST", "/api/analyse", "admin", []part{img(group)}, 200, "", func(r response) {
-			// The group photo is refused or its dominant face chosen; either
-			// way every face found is listed with its box.
+			// Three faces of a size are refused, and every face found is
+			// listed with its box.
 			faces, _ := r.body["faces"].([]any)
-			if len(faces) < 2 {
+			ref, _ := r.body["refusal"].(map[string]any)
+			if len(faces) != 3 || r.body["usable"] != false || ref["code"] != "several_faces" {
 				t.Errorf("group photo: %s", r.raw)
+			}
+			for _, f := range faces {
+				if b := f.(map[string]any)["box"].(map[string]any); b["x2"].(float64) <= b["x1"].(float64) {
+					t.Errorf("group photo face %v", f)
+				}
 			}
 		}},
 		{"analyse garbage", "POST", "/api/analyse", "admin", []part{img([]byte("not an image at all"))}, 200, "", func(r response) {

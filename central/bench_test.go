@@ -17,7 +17,7 @@ import (
 )
 
 // The benchmarks measure whole HTTP requests against a local server on the
-// real engine and a filestore: multipart parsing, auth, the face pipeline,
+// real engine (realServer) and a filestore: multipart parsing, auth, the face pipeline,
 // the store and the JSON answer. They report requests per second; run
 // with -cpu to set the client concurrency.
 
@@ -37,8 +37,8 @@ func benchPost(b *testing.B, ts *testServer, path, token, ct string, body []byte
 }
 
 func BenchmarkRegisterHTTP(b *testing.B) {
-	crops := faceCrops(b)
-	ts := newTestServer(b, nil)
+	crops := realCrops(b)
+	ts := realServer(b, nil)
 	var n atomic.Int64
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -52,8 +52,8 @@ func BenchmarkRegisterHTTP(b *testing.B) {
 }
 
 func BenchmarkVerifyHTTP(b *testing.B) {
-	crops := faceCrops(b)
-	ts := newTestServer(b, func(c *ServerConfig) { c.Limiter = nil })
+	crops := realCrops(b)
+	ts := realServer(b, func(c *ServerConfig) { c.Limiter = nil })
 	for i, c := range crops {
 		ct, body := form(part{name: "user_id", value: fmt.Sprintf("user%d", i)}, part{name: "image", file: c})
 		benchPost(b, ts, "/api/register", ts.admin, ct, body)

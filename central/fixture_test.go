@@ -17,6 +17,7 @@ import (
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/central/store/s3store"
+	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
 	"github.com/xplore/faceauth/models/face"
@@ -25,8 +26,40 @@ import (
 
 var quiet = slog.New(slog.DiscardHandler)
 
-// The engine and the face crops are made once per test binary: loading the
-// models and cutting faces out of the sample photos costs seconds.
+// The logic tests (the store, revisions, erasure, publishing, lockouts,
+// tokens, the HTTP API) run on the fake engine: pictures of made-up people
+// (internal/fakeengine), no model files. The tests whose subject is face
+// behaviour (real photos, fusion, benchmarks) use realEngine and realCrops,
+// which skip, saying so, without the models (testenv.ModelsDir).
+var fake = fakeengine.New(fakeengine.Config{})
+
+// testEngine returns the fake engine.
+func testEngine(testing.TB) *fakeengine.Engine { return fake }
+
+var fakeCrops struct {
+	once  sync.Once
+	crops [][]byte
+}
+
+// faceCrops returns JPEG pictures of single faces of ten different people
+// (fake "person0" ... "person9"; testEngine.Embedding has their embeddings).
+func faceCrops(t testing.TB) [][]byte {
+	t.Helper()
+	fakeCrops.once.Do(func() {
+		for i := range 10 {
+			b, err := fakeengine.Person(fmt.Sprintf("person%d", i), 0).EncodeJPEG(92)
+			if err != nil {
+				panic(err)
+			}
+			fakeCrops.crops = append(fakeCrops.crops, b)
+		}
+	})
+	return fakeCrops.crops
+}
+
+// The real engine and the real face crops are made once per test binary:
+// loading the models and cutting faces out of the sample photos costs
+// seconds.
 var fixture struct {
 	once  sync.Once
 	eng   *face.Engine
@@ -34,19 +67,31 @@ var fixture struct {
 	err   error
 }
 
-// testEngine returns the real face engine.
-func testEngine(t testing.TB) *face.Engine {
+// realEngine returns the real face engine (ArcFace).
+func realEngine(t testing.TB) *face.Engine {
 	t.Helper()
 	load(t)
 	return fixture.eng
 }
 
-// faceCrops returns JPEG crops of single faces of different people, cut
+// realCrops returns JPEG crops of single faces of different people, cut
 // from the pinned sample group photos.
-func faceCrops(t testing.TB) [][]byte {
+func realCrops(t testing.TB) [][]byte {
 	t.Helper()
 	load(t)
 	return fixture.crops
+}
+
+// realServer is newTestServer on the real engine.
+func realServer(t testing.TB, change func(*ServerConfig)) *testServer {
+	t.Helper()
+	eng := realEngine(t)
+	return newTestServer(t, func(c *ServerConfig) {
+		c.Registry = NewRegistry(Config{Store: c.Registry.store, Engine: eng, Info: eng.Info(), Log: quiet})
+		if change != nil {
+			change(c)
+		}
+	})
 }
 
 func load(t testing.TB) {
@@ -150,7 +195,8 @@ func variant(t testing.TB, crop []byte, quality int) []byte {
 }
 
 // enrollableVariants returns n distinct images (other bytes, so other
-// image ids) that each enroll: re-encodings of the crops at high qualities.
+// image ids) that each enroll on the fake engine: re-encodings of the
+// crops at high qualities.
 func enrollableVariants(t testing.TB, crops [][]byte, n int) [][]byte {
 	t.Helper()
 	eng := testEngine(t)

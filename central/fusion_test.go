@@ -19,8 +19,8 @@ import (
 func TestSwitchToFusedModel(t *testing.T) {
 	ctx := t.Context()
 	s := backends[0].open(t)
-	crops := faceCrops(t)
-	arc := NewRegistry(Config{Store: s, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
+	crops := realCrops(t)
+	arc := NewRegistry(Config{Store: s, Engine: realEngine(t), Info: realEngine(t).Info(), Log: quiet})
 	for i := range 4 {
 		if _, err := arc.Register(ctx, fmt.Sprintf("p%d", i), "", []Image{{Data: crops[i]}}); err != nil {
 			t.Fatal(err)
@@ -55,7 +55,7 @@ func TestSwitchToFusedModel(t *testing.T) {
 			t.Fatalf("search for p%d with the fused model: %+v (threshold %v)", i, m, fused.Info().Threshold)
 		}
 	}
-	old, err := testEngine(t).Analyze(ctx, crops[0], faceauth.Request{})
+	old, err := realEngine(t).Analyze(ctx, crops[0], faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}

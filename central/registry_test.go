@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/models/face"
+	"github.com/xplore/faceauth/internal/fakeengine"
 	pb "github.com/xplore/faceauth/proto"
 )
 
@@ -397,32 +397,13 @@ func (c *countingStore) count(prefix string) int {
 	return n
 }
 
-// renamedModel is the real engine reporting another model id: what a
-// registry sees after VERIFICATION_MODEL changed.
-type renamedModel struct {
-	*face.Engine
-	id string
-}
-
-func (m renamedModel) Info() faceauth.EngineInfo {
-	i := m.Engine.Info()
-	i.Model = m.id
-	return i
-}
-
-func (m renamedModel) Analyze(ctx context.Context, img []byte, req faceauth.Request) (*faceauth.Analysis, error) {
-	a, err := m.Engine.Analyze(ctx, img, req)
-	if a != nil {
-		a.Model = m.id
-	}
-	return a, err
-}
-
 func testReembed(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
 	crops := faceCrops(t)
-	eng := testEngine(t)
-	old := NewRegistry(Config{Store: s, Engine: renamedModel{eng, "OldModel@00000000"}, Info: renamedModel{eng, "OldModel@00000000"}.Info(), Log: quiet})
+	// What a registry sees after VERIFICATION_MODEL changed: references
+	// embedded by another model.
+	eng := fakeengine.New(fakeengine.Config{Model: "OldModel@00000000"})
+	old := NewRegistry(Config{Store: s, Engine: eng, Info: eng.Info(), Log: quiet})
 	for _, id := range []string{"alice", "bob"} {
 		if _, err := old.Register(ctx, id, "", []Image{{Data: crops[0]}, {Data: crops[1]}}); err != nil {
 			t.Fatal(err)

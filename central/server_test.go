@@ -21,12 +21,12 @@ import (
 	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
-	"github.com/xplore/faceauth/internal/testenv"
-	"github.com/xplore/faceauth/models/face"
+	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/models/photo"
 )
 
-// testServer is a central HTTP server on the real engine and a filestore.
+// testServer is a central HTTP server on the fake engine (realServer: the
+// real one) and a filestore.
 type testServer struct {
 	url           string
 	admin, verify string // tokens
@@ -333,11 +333,7 @@ func TestLimits(t *testing.T) {
 	})
 
 	t.Run("pixels", func(t *testing.T) {
-		eng, err := face.New(t.Context(), face.Config{ModelsDir: testenv.ModelsDir(t), Workers: 1, Photo: photo.Options{MaxPixels: 100 * 100}, Log: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer eng.Close()
+		eng := fakeengine.New(fakeengine.Config{Photo: photo.Options{MaxPixels: 100 * 100}})
 		ts := newTestServer(t, func(c *ServerConfig) {
 			c.Registry = NewRegistry(Config{Store: backends[0].open(t), Engine: eng, Info: eng.Info(), Log: quiet})
 		})
@@ -430,11 +426,17 @@ func TestLimits(t *testing.T) {
 		ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0]))
 		r := ts.do(t, "POST", "/api/verify", ts.verify, uid("alice"), img(crops[0]))
 		lv, ok := r.body["liveness"].(map[string]any)
-		if r.status != 200 || !ok || lv["threshold"] == nil || lv["score"] == nil || lv["model"] != "fr_liveness@afa783b7" {
+		if r.status != 200 || !ok || lv["threshold"] == nil || lv["score"] == nil || lv["model"] != testEngine(t).Info().LivenessModel {
 			t.Fatalf("liveness: %d %s", r.status, r.raw)
 		}
-		if live := lv["live"] == true; r.body["verified"] == true && !live {
-			t.Fatalf("verified a face that is not live: %s", r.raw)
+		if live := lv["live"] == true; r.body["verified"] != true || !live {
+			t.Fatalf("a live picture of alice: %s", r.raw)
+		}
+		// A photo of alice's photo: her face, not live.
+		spoof := fakeengine.JPEG(t, fakeengine.Picture{Faces: []fakeengine.Face{{ID: "person0", Liveness: 0.01}}})
+		r = ts.do(t, "POST", "/api/verify", ts.verify, uid("alice"), img(spoof))
+		if lv, _ := r.body["liveness"].(map[string]any); r.status != 200 || r.body["verified"] != false || lv["live"] != false {
+			t.Fatalf("verified a face that is not live: %d %s", r.status, r.raw)
 		}
 	})
 

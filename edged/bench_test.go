@@ -150,7 +150,7 @@ func BenchmarkSyncLatency(b *testing.B) {
 // BenchmarkVerifyHTTP measures POST /api/verify of a 640x480 JPEG on the
 // edge, token check, decode, detection, embedding and match included, with
 // the default model (models.DefaultModel, the fusion ArcFace+dlib).
-func BenchmarkVerifyHTTP(b *testing.B) { benchVerifyHTTP(b, testEngine(b)) }
+func BenchmarkVerifyHTTP(b *testing.B) { benchVerifyHTTP(b, realEngine(b)) }
 
 // BenchmarkVerifyHTTPSingle is BenchmarkVerifyHTTP with ArcFace alone as
 // the verification model.

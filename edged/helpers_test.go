@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth/central/natsd"
+	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/internal/natsconn"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models"
@@ -23,7 +24,17 @@ import (
 	pb "github.com/xplore/faceauth/proto"
 )
 
-// The face engine is loaded once per test binary: sessions are costly and
+// The logic tests (sync, apply, compaction, receipts, trust, the HTTP
+// API) run on the fake engine (internal/fakeengine), with the default
+// model's embedding size; the tests whose subject is face behaviour (real
+// photos, fusion, the verify benchmarks) use realEngine, which skips,
+// saying so, without the model files (testenv.ModelsDir).
+var fake = fakeengine.New(fakeengine.Config{Dims: edgeDims})
+
+// testEngine returns the fake engine.
+func testEngine(testing.TB) *fakeengine.Engine { return fake }
+
+// The real engine is loaded once per test binary: sessions are costly and
 // the engine is safe for concurrent use.
 var (
 	engineOnce sync.Once
@@ -31,7 +42,8 @@ var (
 	engineErr  error
 )
 
-func testEngine(t testing.TB) *face.Engine {
+// realEngine returns the real engine on the default model.
+func realEngine(t testing.TB) *face.Engine {
 	t.Helper()
 	dir := testenv.ModelsDir(t)
 	engineOnce.Do(func() {
@@ -44,7 +56,7 @@ func testEngine(t testing.TB) *face.Engine {
 }
 
 // edgeDims is the embedding size of the default model (models.DefaultModel),
-// which testEngine runs.
+// which realEngine runs and the fake imitates.
 var edgeDims = func() int {
 	m, err := models.Builtin()
 	if err != nil {

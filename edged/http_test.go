@@ -19,22 +19,32 @@ import (
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/facetest"
+	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/internal/gallery"
 	"github.com/xplore/faceauth/internal/testenv"
 	pb "github.com/xplore/faceauth/proto"
 )
 
 // faceJPEG returns a w x h JPEG cut around the dominant face of the test
-// photo name, the face a third of the frame's width.
+// photo name, the face a third of the frame's width. It needs the real
+// engine.
 func faceJPEG(t testing.TB, name string, w, h int) []byte {
 	t.Helper()
-	return facetest.Frame(t, testEngine(t), name, w, h, 3)
+	return facetest.Frame(t, realEngine(t), name, w, h, 3)
+}
+
+// personJPEG returns a w x h fake picture of person id (testEngine's), the
+// face a third of the frame's width.
+func personJPEG(t testing.TB, id string, w, h int) []byte {
+	t.Helper()
+	box := faceauth.Box{X1: 1.0 / 3, Y1: 0.25, X2: 2.0 / 3, Y2: 0.75}
+	return fakeengine.JPEG(t, fakeengine.Picture{Faces: []fakeengine.Face{{ID: id, Box: box}}, Width: w, Height: h})
 }
 
 // embed returns the embedding of the dominant face in img.
-func embed(t testing.TB, img []byte) []float32 {
+func embed(t testing.TB, eng faceauth.Engine, img []byte) []float32 {
 	t.Helper()
-	a, err := testEngine(t).Analyze(context.Background(), img, faceauth.Request{})
+	a, err := eng.Analyze(context.Background(), img, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,14 +101,14 @@ func TestHTTPOffline(t *testing.T) {
 	other, _ := auth.SignerFromSecret("some other secret, same length")
 	forged, _ := other.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
 
-	alice := faceJPEG(t, "sample1.jpg", 640, 480)
-	bob := faceJPEG(t, "sample2.jpg", 640, 480)
+	alice := personJPEG(t, "alice", 640, 480)
+	bob := personJPEG(t, "bob", 640, 480)
 	model := testEngine(t).Info().Model
 
 	n := startNATS(t)
 	js := n.client(t)
 	publishConfig(t, js, pb.TokenKeySubject, pb.KindTokenKey, &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()}, 1)
-	publish(t, js, upsert("alice@example.org", 1, model, embed(t, alice)), upsert("carol", 2, "Other@00000000", vec(edgeDims, 2)))
+	publish(t, js, upsert("alice@example.org", 1, model, embed(t, testEngine(t), alice)), upsert("carol", 2, "Other@00000000", vec(edgeDims, 2)))
 	e := startEdge(t, t.TempDir(), n.url)
 	waitFor(t, 20*time.Second, "the edge to sync", func() bool {
 		r := e.Ready()
@@ -236,11 +246,12 @@ func TestHTTPSharedFaces(t *testing.T) {
 	}
 	signer, _ := auth.SignerFromSecret("edge http test secret")
 	tok, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
-	model := testEngine(t).Info().Model
+	eng := realEngine(t)
+	model := eng.Info().Model
 	n := startNATS(t)
 	js := n.client(t)
-	publish(t, js, upsert("s1", 1, model, embed(t, read("images/s1/1.png"))))
-	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.TokenPublicKey = signer.PublicKey() })
+	publish(t, js, upsert("s1", 1, model, embed(t, eng, read("images/s1/1.png"))))
+	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.TokenPublicKey, c.Engine, c.Info = signer.PublicKey(), eng, eng.Info() })
 	waitFor(t, 20*time.Second, "the edge to sync", func() bool { return e.Users() == 1 })
 	srv := httptest.NewServer(e.Handler())
 	defer srv.Close()

@@ -29,10 +29,10 @@ import (
 // verifying the real users, applies the next genuine change, and reports
 // the rejects in its metrics, its heartbeat and so in central's view.
 func TestForgedFeed(t *testing.T) {
-	aliceImg := faceJPEG(t, "sample1.jpg", 640, 480)
-	bobImg := faceJPEG(t, "sample2.jpg", 640, 480)
+	aliceImg := personJPEG(t, "alice", 640, 480)
+	bobImg := personJPEG(t, "bob", 640, 480)
 	model := testEngine(t).Info().Model
-	aliceVec, bobVec := embed(t, aliceImg), embed(t, bobImg)
+	aliceVec, bobVec := embed(t, testEngine(t), aliceImg), embed(t, testEngine(t), bobImg)
 
 	tokens, _ := auth.SignerFromSecret("the token key of the forged feed test")
 	attacker, _ := auth.SignerFromSecret("the attacker's own token key, 1234")

@@ -2,31 +2,25 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"image"
 	"image/color"
-	"image/draw"
 	"image/jpeg"
 	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
-	"github.com/xplore/faceauth/internal/testenv"
-	"github.com/xplore/faceauth/models/face"
+	"github.com/xplore/faceauth/internal/fakeengine"
 )
 
 // run runs the central command line with args and returns its stdout and
@@ -163,32 +157,32 @@ type env struct {
 	signer     *auth.Signer
 }
 
-var engineOnce struct {
-	sync.Once
-	eng   *face.Engine
-	faces [][]byte
-	err   error
-}
+// The command tests drive the HTTP API, so they run on the fake engine
+// (internal/fakeengine) with pictures of made-up people; the eval tests
+// run the real one.
+var fake = fakeengine.New(fakeengine.Config{})
+
+// faces are JPEG pictures of single faces of three different people.
+var faces = func() [][]byte {
+	var out [][]byte
+	for _, id := range []string{"alice", "bob", "carol"} {
+		b, err := fakeengine.Person(id, 0).EncodeJPEG(92)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}()
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	dir := testenv.ModelsDir(t)
-	sample := testenv.Sample(t, "sample1.jpg")
-	engineOnce.Do(func() {
-		engineOnce.eng, engineOnce.err = face.New(context.Background(), face.Config{ModelsDir: dir, Workers: 2, Log: slog.New(slog.DiscardHandler)})
-		if engineOnce.err == nil {
-			engineOnce.faces, engineOnce.err = cropFaces(engineOnce.eng, sample)
-		}
-	})
-	if engineOnce.err != nil {
-		t.Fatal(engineOnce.err)
-	}
 	st, err := filestore.New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	signer, _ := auth.SignerFromSecret("cmd test secret, long enough")
-	reg := central.NewRegistry(central.Config{Store: st, Engine: engineOnce.eng, Info: engineOnce.eng.Info(), Log: slog.New(slog.DiscardHandler)})
+	reg := central.NewRegistry(central.Config{Store: st, Engine: fake, Info: fake.Info(), Log: slog.New(slog.DiscardHandler)})
 	revs := central.NewRevocations(central.RevocationsConfig{Store: st, Log: slog.New(slog.DiscardHandler)})
 	hs := httptest.NewServer(central.NewServer(central.ServerConfig{
 		Registry: reg, Tokens: signer, Revocations: revs, Log: slog.New(slog.DiscardHandler),
@@ -196,55 +190,6 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(hs.Close)
 	tok, _ := signer.Issue("test", auth.RoleAdmin, time.Hour, time.Now())
 	return &env{url: hs.URL, token: tok, reg: reg, signer: signer}
-}
-
-// cropFaces cuts the faces with room around them out of a group photo.
-func cropFaces(eng *face.Engine, path string) ([][]byte, error) {
-	ctx := context.Background()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	a, err := eng.Analyze(ctx, data, faceauth.Request{})
-	if err != nil {
-		return nil, err
-	}
-	img, err := jpeg.Decode(bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	b := img.Bounds()
-	sx, sy := 1.0, 1.0
-	if a.Width > 0 {
-		sx, sy = float64(b.Dx())/float64(a.Width), float64(b.Dy())/float64(a.Height)
-	}
-	var rects []image.Rectangle
-	for _, f := range a.Faces {
-		rects = append(rects, image.Rect(int(float64(f.Box.X1)*sx), int(float64(f.Box.Y1)*sy), int(float64(f.Box.X2)*sx), int(float64(f.Box.Y2)*sy)))
-	}
-	var out [][]byte
-	for i, r := range rects {
-		m := r.Dx() * 6 / 10
-		c := image.Rect(r.Min.X-m, r.Min.Y-m, r.Max.X+m, r.Max.Y+m).Intersect(b)
-		ok := r.Dx() >= 48
-		for j, o := range rects {
-			ok = ok && (i == j || !o.Overlaps(c))
-		}
-		if !ok {
-			continue
-		}
-		crop := image.NewRGBA(image.Rect(0, 0, c.Dx(), c.Dy()))
-		draw.Draw(crop, crop.Bounds(), img, c.Min, draw.Src)
-		var buf bytes.Buffer
-		jpeg.Encode(&buf, crop, &jpeg.Options{Quality: 92})
-		if _, err := eng.Analyze(ctx, buf.Bytes(), faceauth.Request{Purpose: faceauth.PurposeEnroll}); err == nil {
-			out = append(out, buf.Bytes())
-		}
-	}
-	if len(out) < 3 {
-		return nil, fmt.Errorf("only %d single-face crops in %s", len(out), path)
-	}
-	return out, nil
 }
 
 func gradientJPEG() []byte {
@@ -271,7 +216,6 @@ func write(t *testing.T, path string, data []byte) {
 
 func TestUsersCommands(t *testing.T) {
 	e := newEnv(t)
-	faces := engineOnce.faces
 	dir := t.TempDir()
 	write(t, filepath.Join(dir, "a.jpg"), faces[0])
 	write(t, filepath.Join(dir, "b.jpg"), faces[1])
@@ -313,7 +257,6 @@ func TestUsersCommands(t *testing.T) {
 
 func TestImport(t *testing.T) {
 	e := newEnv(t)
-	faces := engineOnce.faces
 	src := filepath.Join(t.TempDir(), "photos")
 	write(t, filepath.Join(src, "alice", "1.jpg"), faces[0])
 	write(t, filepath.Join(src, "alice", "wall.jpg"), gradientJPEG())

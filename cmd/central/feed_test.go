@@ -47,7 +47,6 @@ func runFeedCmd(t *testing.T, args ...string) (string, error) {
 // them with `central resync` into a real NATS server, and reads the edges'
 // view back with `central edges` and `central deletions`.
 func TestFeedCommands(t *testing.T) {
-	newEnv(t) // loads the engine and the face crops
 	ctx := t.Context()
 	quiet := slog.New(slog.DiscardHandler)
 	data := t.TempDir()
@@ -55,9 +54,9 @@ func TestFeedCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := central.NewRegistry(central.Config{Store: st, Engine: engineOnce.eng, Info: engineOnce.eng.Info(), Log: quiet})
+	reg := central.NewRegistry(central.Config{Store: st, Engine: fake, Info: fake.Info(), Log: quiet})
 	for _, id := range []string{"ann.lee@example.com", "d-1"} {
-		if _, err := reg.Register(ctx, id, "", []central.Image{{Data: engineOnce.faces[0]}}); err != nil {
+		if _, err := reg.Register(ctx, id, "", []central.Image{{Data: faces[0]}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -132,7 +131,7 @@ func TestFeedCommands(t *testing.T) {
 	}
 
 	// The edges' view through the HTTP API.
-	mon, err := fleet.New(nc, fleet.Options{Model: engineOnce.eng.Info().Model, Log: quiet})
+	mon, err := fleet.New(nc, fleet.Options{Model: fake.Info().Model, Log: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +147,7 @@ func TestFeedCommands(t *testing.T) {
 	rev, _ := reg.Revision(ctx)
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		uplink.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: engineOnce.eng.Info().Model, AppliedRevision: rev, UserCount: 1, Version: "v9", SentAt: timestamppb.Now()})
+		uplink.PublishStatus(nc, &pb.EdgeStatus{EdgeId: "site-1", Model: fake.Info().Model, AppliedRevision: rev, UserCount: 1, Version: "v9", SentAt: timestamppb.Now()})
 		out, err = runFeedCmd(t, append([]string{"edges", "--check"}, conn...)...)
 		if err == nil && strings.Contains(out, "site-1  (none)  in_sync") {
 			break

@@ -18,15 +18,14 @@ import (
 // sweeps them with `central sweep`: a dry run deletes nothing, a sweep
 // looks twice and deletes only them.
 func TestSweepCommand(t *testing.T) {
-	newEnv(t) // loads the engine and the face crops
 	ctx := t.Context()
 	data := t.TempDir()
 	st, err := filestore.New(filepath.Join(data, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := central.NewRegistry(central.Config{Store: st, Engine: engineOnce.eng, Info: engineOnce.eng.Info(), Log: slog.New(slog.DiscardHandler)})
-	res, err := reg.Register(ctx, "ann", "", []central.Image{{Data: engineOnce.faces[0]}})
+	reg := central.NewRegistry(central.Config{Store: st, Engine: fake, Info: fake.Info(), Log: slog.New(slog.DiscardHandler)})
+	res, err := reg.Register(ctx, "ann", "", []central.Image{{Data: faces[0]}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +47,7 @@ func TestSweepCommand(t *testing.T) {
 	all := keys()
 	// A register killed while writing a photo leaves its temporary file.
 	debris := filepath.Join("images", "ann", ".tmp-"+strings.Repeat("c", 64)+".jpg-ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-	if err := os.WriteFile(filepath.Join(data, "store", debris), engineOnce.faces[0], 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(data, "store", debris), faces[0], 0o600); err != nil {
 		t.Fatal(err)
 	}
 

@@ -6,21 +6,18 @@ import (
 	"encoding/json"
 	"io"
 	"net/http/httptest"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/internal/testenv"
-	"github.com/xplore/faceauth/models/face"
 )
 
-// gateProber is the real engine behind a gate: each analysis says it has
+// gateProber is an engine behind a gate: each analysis says it has
 // started and waits until the test opens the gate, so the test decides
 // when a slot frees up instead of racing the pipeline.
 type gateProber struct {
-	*face.Engine
+	faceauth.Engine
 	entered chan struct{}
 	open    chan struct{}
 }
@@ -49,11 +46,8 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // admitted ones finish normally once the slot frees up; and one that
 // waits longer than the configured wait gets 503 as well.
 func TestAdmissionSheds(t *testing.T) {
-	eng := testEngine(t)
-	photo, err := os.ReadFile(testenv.Sample(t, "sample2.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	eng := fake
+	photo := groupPhoto(t)
 	a, err := eng.Analyze(t.Context(), photo, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
 )
@@ -27,7 +28,9 @@ var engineOnce struct {
 	err error
 }
 
-func testEngine(t *testing.T) *face.Engine {
+// realEngine returns the real engine; it skips, saying so, without the
+// model files (testenv.ModelsDir).
+func realEngine(t *testing.T) *face.Engine {
 	t.Helper()
 	dir := testenv.ModelsDir(t)
 	engineOnce.Do(func() {
@@ -37,6 +40,37 @@ func testEngine(t *testing.T) *face.Engine {
 		t.Fatal(engineOnce.err)
 	}
 	return engineOnce.eng
+}
+
+// fake is the engine of the handler logic tests.
+var fake = fakeengine.New(fakeengine.Config{})
+
+// groupPhoto is a fake picture of alice with a smaller face behind her.
+func groupPhoto(t *testing.T) []byte {
+	return fakeengine.JPEG(t, fakeengine.Picture{Faces: []fakeengine.Face{
+		{ID: "alice", Box: faceauth.Box{X1: 0.1, Y1: 0.2, X2: 0.6, Y2: 0.7}},
+		{ID: "passer-by", Box: faceauth.Box{X1: 0.7, Y1: 0.1, X2: 0.9, Y2: 0.3}},
+	}})
+}
+
+// handlerEngines are the engines the handler contract is checked on, each
+// with a photo of several people: the fake, and the real engine with a
+// pinned sample photo when the model files are present.
+var handlerEngines = []struct {
+	name  string
+	setup func(t *testing.T) (faceauth.Engine, faceauth.EngineInfo, []byte)
+}{
+	{"fake", func(t *testing.T) (faceauth.Engine, faceauth.EngineInfo, []byte) {
+		return fake, fake.Info(), groupPhoto(t)
+	}},
+	{"real", func(t *testing.T) (faceauth.Engine, faceauth.EngineInfo, []byte) {
+		eng := realEngine(t)
+		photo, err := os.ReadFile(testenv.Sample(t, "sample2.jpg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eng, eng.Info(), photo
+	}},
 }
 
 // mapGallery is the smallest Gallery and Searcher: users in a map.
@@ -80,25 +114,29 @@ func gradient(t *testing.T) []byte {
 }
 
 // TestFaceHandlers checks the verify and identify contract the central
-// service and the edges share, on the real engine.
+// service and the edges share, on the fake engine and on the real one.
 func TestFaceHandlers(t *testing.T) {
-	eng := testEngine(t)
-	photo, err := os.ReadFile(testenv.Sample(t, "sample2.jpg"))
-	if err != nil {
-		t.Fatal(err)
+	for _, e := range handlerEngines {
+		t.Run(e.name, func(t *testing.T) {
+			eng, info, photo := e.setup(t)
+			testFaceHandlers(t, eng, info, photo)
+		})
 	}
+}
+
+func testFaceHandlers(t *testing.T, eng faceauth.Engine, info faceauth.EngineInfo, photo []byte) {
 	a, err := eng.Analyze(t.Context(), photo, faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := make([]float32, len(a.Embedding))
 	other[0] = 1 // a unit vector no face is close to
-	if faceauth.Similarity(a.Embedding, other) >= eng.Info().Threshold {
+	if faceauth.Similarity(a.Embedding, other) >= info.Threshold {
 		t.Skip("the probe happens to match the unit vector")
 	}
 	g := mapGallery{"alice": {a.Embedding}, "bob": {other}}
 	h := &FaceHandlers{
-		Engine: eng, Info: eng.Info(), Gallery: g, Searcher: g, Log: quiet, Metrics: newTestMetrics(),
+		Engine: eng, Info: info, Gallery: g, Searcher: g, Log: quiet, Metrics: newTestMetrics(),
 		Limiter: NewLimiter(LimitConfig{MaxFailures: 2, Window: time.Minute, Lockout: time.Minute}, nil),
 	}
 	noFace := gradient(t)
@@ -159,7 +197,7 @@ func TestFaceHandlers(t *testing.T) {
 			default:
 				var resp VerifyResponse
 				json.Unmarshal(rec.Body.Bytes(), &resp)
-				if resp.Verified != tt.verified || resp.UserID != tt.user || resp.Model != eng.Info().Model || resp.Faces < 1 ||
+				if resp.Verified != tt.verified || resp.UserID != tt.user || resp.Model != info.Model || resp.Faces < 1 ||
 					resp.Face.Box.X2 <= resp.Face.Box.X1 || resp.Liveness != nil ||
 					tt.verified != (resp.Similarity != nil) || resp.Similarity != nil && math.IsNaN(float64(*resp.Similarity)) {
 					t.Errorf("verify %s", rec.Body)

@@ -229,3 +229,29 @@ func TestPictureErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPicturesShareNoBytes: past the JPEG headers (tables every picture
+// shares), two people's pictures have no run of bytes in common, so a test
+// that greps a store for one's photo does not find it in the other's.
+func TestPicturesShareNoBytes(t *testing.T) {
+	a, b := JPEG(t, Person("person0", 0)), JPEG(t, Person("person1", 0))
+	for _, at := range []int{len(a) / 2, 2 * len(a) / 3, 3 * len(a) / 4} {
+		if bytes.Contains(b, a[at:at+64]) {
+			t.Errorf("person1's picture holds the 64 bytes of person0's at %d", at)
+		}
+	}
+}
+
+// BenchmarkAnalyze is the fake's cost for one 256x256 JPEG probe.
+func BenchmarkAnalyze(b *testing.B) {
+	eng := New(Config{})
+	img, err := Person("alice", 0).EncodeJPEG(90)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := eng.Analyze(b.Context(), img, faceauth.Request{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -49,7 +49,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/models/photo"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -76,6 +75,18 @@ const (
 	parallelIO = 8
 )
 
+// StageTimer records how long a stage of a change took ("face": the
+// analysis of its photos, "store": its writes); *api.Metrics is one. The
+// registry says what it did, the HTTP layer decides where it is counted.
+type StageTimer interface {
+	Stage(stage string, start time.Time)
+}
+
+// noStages times nothing.
+type noStages struct{}
+
+func (noStages) Stage(string, time.Time) {}
+
 // Config configures a Registry.
 type Config struct {
 	Store faceauth.Store
@@ -85,7 +96,7 @@ type Config struct {
 	Info      faceauth.EngineInfo
 	Publisher Publisher    // nil: changes are not published
 	Log       *slog.Logger // nil: slog.Default()
-	Metrics   *api.Metrics // nil: no stage timings
+	Metrics   StageTimer   // nil: no stage timings
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -98,7 +109,7 @@ type Registry struct {
 	info  faceauth.EngineInfo
 	pub   Publisher
 	log   *slog.Logger
-	m     *api.Metrics
+	m     StageTimer
 	now   func() time.Time
 	index *index
 }
@@ -111,6 +122,9 @@ func NewRegistry(cfg Config) *Registry {
 	}
 	if r.now == nil {
 		r.now = time.Now
+	}
+	if r.m == nil {
+		r.m = noStages{}
 	}
 	r.index = newIndex(r)
 	return r

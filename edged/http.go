@@ -1,9 +1,7 @@
 package edged
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -33,12 +31,13 @@ func (e *Edge) Handler() http.Handler {
 		MaxBodyBytes:  e.cfg.MaxBodyBytes,
 		Metrics:       e.apiMet,
 		Log:           e.log,
+		OnVerify:      e.countVerify,
 	}
 	mux := http.NewServeMux()
 	route := func(pattern, name string, h http.Handler) {
 		mux.Handle(pattern, e.apiMet.Instrument(name, h))
 	}
-	verify := e.countVerify(http.HandlerFunc(fh.Verify))
+	verify := http.HandlerFunc(fh.Verify)
 	route("POST /api/verify", "/api/verify",
 		api.AllowWithoutToken(e.cfg.TokenlessVerify, e.log, api.RequireRole(e.checker, auth.RoleVerify, e.log, verify), verify))
 	route("POST /api/identify", "/api/identify",
@@ -159,52 +158,18 @@ func (s edgeSearcher) Search(ctx context.Context, probe []float32, model string,
 }
 
 // countVerify counts verify answers for the heartbeat: every request with
-// a valid token, and of the answered ones those verified and those
-// rejected.
-func (e *Edge) countVerify(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cw := &captureWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(cw, r)
-		e.verifies.total.Add(1)
-		if cw.status != http.StatusOK {
-			return
-		}
-		var resp api.VerifyResponse
-		if json.Unmarshal(cw.body.Bytes(), &resp) == nil {
-			if resp.Verified {
-				e.verifies.accepted.Add(1)
-			} else {
-				e.verifies.rejected.Add(1)
-			}
-		}
-	})
-}
-
-// captureWriter keeps a copy of a small JSON answer.
-type captureWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-	body   bytes.Buffer
-}
-
-func (w *captureWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
+// a valid token (the handler is behind the token check), and of the
+// answered ones those verified and those rejected.
+func (e *Edge) countVerify(_ context.Context, res *api.VerifyResponse, err error) {
+	e.verifies.total.Add(1)
+	switch {
+	case err != nil:
+	case res.Verified:
+		e.verifies.accepted.Add(1)
+	default:
+		e.verifies.rejected.Add(1)
 	}
-	w.ResponseWriter.WriteHeader(code)
 }
-
-func (w *captureWriter) Write(p []byte) (int, error) {
-	w.wrote = true
-	if w.body.Len() < 64<<10 {
-		w.body.Write(p)
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *captureWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // registerMetrics sets up /metrics: the request metrics shared with
 // central and the edge's own state, read when scraped.

@@ -93,6 +93,10 @@ type FaceHandlers struct {
 	MaxBodyBytes  int64 // <= 0 means DefaultMaxBodyBytes
 	Metrics       *Metrics
 	Log           *slog.Logger
+	// OnVerify, when set, hears of every verify request this handler
+	// answered: res is the 200 answer, or nil when err was answered
+	// instead. The edge counts them for its heartbeat.
+	OnVerify func(ctx context.Context, res *VerifyResponse, err error)
 }
 
 // Verify serves POST /api/verify: multipart user_id and image. It answers
@@ -102,6 +106,9 @@ type FaceHandlers struct {
 // Retry-After while the user is locked out for this client.
 func (h *FaceHandlers) Verify(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.verify(w, r)
+	if h.OnVerify != nil {
+		h.OnVerify(r.Context(), resp, err)
+	}
 	if err != nil {
 		WriteError(w, r, h.Log, err)
 		return

@@ -168,11 +168,6 @@ func (r *Registry) Register(ctx context.Context, id, name string, images []Image
 // existing user of another site is refused, since moving it is SetSite's
 // job. An empty site is Register.
 func (r *Registry) RegisterAt(ctx context.Context, id, name, site string, images []Image) (*Result, error) {
-	if site != "" {
-		if err := pb.ValidateSite(site); err != nil {
-			return nil, err
-		}
-	}
 	return r.add(ctx, id, name, site, images, false)
 }
 
@@ -181,9 +176,16 @@ func (r *Registry) AddImages(ctx context.Context, id string, images []Image) (*R
 	return r.add(ctx, id, "", "", images, true)
 }
 
+// add is the one path of every enrolment, so its checks of the request
+// (the id first) hold for every caller, HTTP or not.
 func (r *Registry) add(ctx context.Context, id, name, site string, images []Image, mustExist bool) (*Result, error) {
 	if err := faceauth.ValidateUserID(id); err != nil {
 		return nil, err
+	}
+	if site != "" {
+		if err := pb.ValidateSite(site); err != nil {
+			return nil, err
+		}
 	}
 	if err := validateName(name); err != nil {
 		return nil, err

@@ -236,13 +236,9 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, s.log, err)
 		return
 	}
-	id := form.Value("user_id")
-	if err := faceauth.ValidateUserID(id); err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
-	}
+	// The registry checks the fields, user_id first, for every caller.
 	res, err := s.inSlot(r, func() (*Result, error) {
-		return s.cfg.Registry.RegisterAt(r.Context(), id, form.Value("name"), form.Value("site"), images(form))
+		return s.cfg.Registry.RegisterAt(r.Context(), form.Value("user_id"), form.Value("name"), form.Value("site"), images(form))
 	})
 	s.answerChange(w, r, res, err)
 }

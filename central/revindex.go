@@ -149,40 +149,53 @@ func (r *Registry) noteChange(ctx context.Context, rev uint64, id string) error 
 // of the call: the compacted index plus a read of every user named by a
 // change object. It folds those changes into meta/index when it can. A
 // missing or unreadable index is rebuilt from every record, once.
+//
+// The change objects are listed once, before meta/index is read: a change
+// object listed has its record read, and one deleted since the listing
+// was folded into a meta/index written before its deletion, which every
+// later read of meta/index reflects (a fold keeps what it read). So an
+// index read after the listing needs no re-check when there is nothing to
+// fold, and the fold is faceauth.Update's compare-and-swap: a replica that
+// folded meanwhile makes it read meta/index again.
 func (r *Registry) revisions(ctx context.Context) (map[string]userEntry, error) {
-	for attempt := 0; ; attempt++ {
-		users, ok, err := r.readRevisions(ctx)
-		if err != nil || ok {
-			return users, err
-		}
-		// Another replica folded meanwhile: read again.
-		if attempt+1 >= maxAttempts {
-			return nil, faceauth.E(faceauth.KindConflict, "contention", "The revision index is being changed by too many replicas at once; try again.")
-		}
-		if err := faceauth.Backoff(ctx, attempt); err != nil {
+	changes, err := r.listChanges(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var users map[string]userEntry
+	var folded []string
+	_, err = faceauth.Update(ctx, r.store, indexKey, maxAttempts, func(old []byte, exists bool) ([]byte, error) {
+		users, folded, err = r.fold(ctx, old, exists, changes)
+		if err != nil || len(folded) == 0 {
 			return nil, err
 		}
+		return encodeIndex(users), nil
+	})
+	if errors.Is(err, faceauth.ErrPrecondition) {
+		return nil, faceauth.E(faceauth.KindConflict, "contention", "The revision index is being changed by too many replicas at once; try again.")
 	}
+	if err != nil {
+		return nil, err
+	}
+	err = parallel(ctx, len(folded), func(ctx context.Context, i int) error {
+		return r.store.Delete(ctx, folded[i])
+	})
+	if err != nil {
+		// They stay and are read again next time: harmless.
+		r.log.Warn("revision index: deleting folded change objects failed", "err", err)
+	}
+	return users, nil
 }
 
-// readRevisions is one attempt of revisions; ok is false when meta/index
-// changed under it.
-func (r *Registry) readRevisions(ctx context.Context) (users map[string]userEntry, ok bool, err error) {
-	data, ver, err := r.store.Get(ctx, indexKey)
-	switch {
-	case errors.Is(err, faceauth.ErrNotFound):
-		ver = ""
-	case err != nil:
-		return nil, false, fmt.Errorf("read %s: %w", indexKey, err)
-	default:
+// fold reads the records of the users named by changes over the stored
+// index data (rebuilt from every record when missing or unreadable), and
+// returns every live user and the change objects the result reflects.
+func (r *Registry) fold(ctx context.Context, data []byte, exists bool, changes []changeObj) (users map[string]userEntry, folded []string, err error) {
+	if exists {
 		if users, err = decodeIndex(data); err != nil {
 			r.log.Warn("revision index unreadable; rebuilding it from every record", "err", err)
 			users = nil
 		}
-	}
-	changes, err := r.listChanges(ctx)
-	if err != nil {
-		return nil, false, err
 	}
 	if users == nil {
 		// First run (or a damaged index): every record, once.
@@ -192,7 +205,7 @@ func (r *Registry) readRevisions(ctx context.Context) (users map[string]userEntr
 			return nil
 		})
 		if err != nil {
-			return nil, false, err
+			return nil, nil, err
 		}
 	}
 	// The newest change object of each user says it may differ from the
@@ -212,7 +225,7 @@ func (r *Registry) readRevisions(ctx context.Context) (users map[string]userEntr
 		return err
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	held := map[string]uint64{} // the revision each user's record is at
 	for i, id := range ids {
@@ -231,7 +244,6 @@ func (r *Registry) readRevisions(ctx context.Context) (users map[string]userEntr
 	// Fold: a change is reflected when its user's record is at its
 	// revision or newer, or the record is gone (the delete finished).
 	now := r.now()
-	var folded []string
 	for _, c := range changes {
 		rev, has := held[c.id]
 		// A missing record may be one whose writer has not written it
@@ -240,30 +252,7 @@ func (r *Registry) readRevisions(ctx context.Context) (users map[string]userEntr
 			folded = append(folded, c.key)
 		}
 	}
-	if len(folded) == 0 {
-		// Nothing to write; make sure meta/index did not change since it
-		// was read, which would mean changes folded and deleted meanwhile.
-		_, ver2, err := r.store.Get(ctx, indexKey)
-		if err != nil && !errors.Is(err, faceauth.ErrNotFound) {
-			return nil, false, fmt.Errorf("read %s: %w", indexKey, err)
-		}
-		return users, ver2 == ver, nil
-	}
-	cond := faceauth.Cond{IfNoneMatch: ver == "", IfMatch: ver}
-	if _, err := r.store.Put(ctx, indexKey, encodeIndex(users), cond); err != nil {
-		if errors.Is(err, faceauth.ErrPrecondition) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("write %s: %w", indexKey, err)
-	}
-	err = parallel(ctx, len(folded), func(ctx context.Context, i int) error {
-		return r.store.Delete(ctx, folded[i])
-	})
-	if err != nil {
-		// They stay and are read again next time: harmless.
-		r.log.Warn("revision index: deleting folded change objects failed", "err", err)
-	}
-	return users, true, nil
+	return users, folded, nil
 }
 
 type changeObj struct {

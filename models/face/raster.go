@@ -298,6 +298,12 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 		var r0, r1 []byte // the two source rows when k == 2
 		if rowIn && k == 2 {
 			r0, r1 = pix[ry[0]:], pix[ry[1]:]
+			if !out.grey {
+				// The detector's input: a whole row of colour 2x2 means,
+				// in one tight loop (a third of the per-pixel path's time).
+				r.boxRow2(r0, r1, cols[:2*dw], colsIn, colsOut, out, y*dw, dw, inv)
+				continue
+			}
 		}
 		o := y * dw
 		for x := 0; x < dw; x, o = x+1, o+1 {
@@ -340,5 +346,48 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 			}
 			out.set(o, float32(sr)*inv, float32(sg)*inv, float32(sb)*inv)
 		}
+	}
+}
+
+// boxRow2 is boxAxes's loop over one destination row whose two source rows
+// r0 and r1 lie inside the image, for a colour encoding and k == 2. It
+// computes exactly what the per-pixel path does (the same integer sums and
+// the same float32 operations in the same order), writing the three planes
+// directly.
+func (r *raster) boxRow2(r0, r1 []byte, cols []int32, colsIn, colsOut []bool, out planes, o, dw int, inv float32) {
+	p0, p1, p2 := out.p0[o:o+dw], out.p1[o:o+dw], out.p2[o:o+dw]
+	colsIn, colsOut = colsIn[:dw], colsOut[:dw]
+	m0, m1, m2, norm := out.mean[0], out.mean[1], out.mean[2], out.norm
+	for x := range p0 {
+		var fr, fg, fb float32
+		switch {
+		case colsIn[x]:
+			c0, c1 := int(cols[2*x]), int(cols[2*x+1])
+			a, b := r0[c0:c0+3:c0+3], r0[c1:c1+3:c1+3]
+			c, d := r1[c0:c0+3:c0+3], r1[c1:c1+3:c1+3]
+			fr = float32(int32(a[0])+int32(b[0])+int32(c[0])+int32(d[0])) * inv
+			fg = float32(int32(a[1])+int32(b[1])+int32(c[1])+int32(d[1])) * inv
+			fb = float32(int32(a[2])+int32(b[2])+int32(c[2])+int32(d[2])) * inv
+		case colsOut[x]:
+			fr, fg, fb = fillValue, fillValue, fillValue
+		default: // one column inside, one outside
+			var sr, sg, sb int32
+			for _, co := range cols[2*x : 2*x+2] {
+				if co < 0 {
+					sr += 2 * fillValue
+					sg += 2 * fillValue
+					sb += 2 * fillValue
+					continue
+				}
+				q0, q1 := r0[co:co+3:co+3], r1[co:co+3:co+3]
+				sr += int32(q0[0]) + int32(q1[0])
+				sg += int32(q0[1]) + int32(q1[1])
+				sb += int32(q0[2]) + int32(q1[2])
+			}
+			fr, fg, fb = float32(sr)*inv, float32(sg)*inv, float32(sb)*inv
+		}
+		p0[x] = (fr - m0) * norm
+		p1[x] = (fg - m1) * norm
+		p2[x] = (fb - m2) * norm
 	}
 }

@@ -247,6 +247,75 @@ func TestSampleShrinkAverages(t *testing.T) {
 	_ = n
 }
 
+// refBox is the k x k box filter of sample written out plainly for one
+// destination pixel: each tap's source point through m in float64, the
+// pixel it falls in or fillValue outside, the integer sums scaled by
+// 1/(k*k) in float32. The fast paths must reproduce it bit for bit.
+func refBox(r *raster, m affine, x, y, k int) [3]float32 {
+	var s [3]int32
+	for j := 0; j < k; j++ {
+		for i := 0; i < k; i++ {
+			u, v := m.apply(float64(x)+(float64(i)+0.5)/float64(k), float64(y)+(float64(j)+0.5)/float64(k))
+			if !(u >= 0 && u < float64(r.w) && v >= 0 && v < float64(r.h)) {
+				s[0], s[1], s[2] = s[0]+fillValue, s[1]+fillValue, s[2]+fillValue
+				continue
+			}
+			o := 3 * (int(v)*r.w + int(u))
+			for c := range s {
+				s[c] += int32(r.pix[o+c])
+			}
+		}
+	}
+	inv := 1 / float32(k*k)
+	return [3]float32{float32(s[0]) * inv, float32(s[1]) * inv, float32(s[2]) * inv}
+}
+
+// The 2x2 box filter of axis-aligned maps (the detector's input: a
+// 640x480 frame halved, crops partly outside the image, turned views) has
+// a row-at-a-time fast path for colour encodings; it must give exactly
+// what the plain filter gives, in every channel order and normalisation.
+func TestSampleBox2MatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	encs := []encoding{
+		{norm: 1},
+		{bgr: true, mean: uniform(127), norm: 1.0 / 128},
+		{mean: [3]float32{122.782, 117.001, 104.298}, norm: 1.0 / 256},
+	}
+	for it := 0; it < 400; it++ {
+		w, h := 1+rng.IntN(60), 1+rng.IntN(60)
+		r := randomRaster(w, h, uint64(it))
+		dw, dh := 1+rng.IntN(40), 1+rng.IntN(40)
+		// Scales from 1.2 to 2.7 source pixels per destination pixel (k = 2),
+		// starting up to 30% outside the image; every third map an exact
+		// halving, the detector's case.
+		sw, sh := (1.2+1.5*rng.Float64())*float64(dw), (1.2+1.5*rng.Float64())*float64(dh)
+		x1, y1 := (rng.Float64()-0.5)*0.6*float64(w), (rng.Float64()-0.5)*0.6*float64(h)
+		if it%3 == 0 {
+			sw, sh, x1, y1 = 2*float64(dw), 2*float64(dh), float64(rng.IntN(3)), float64(rng.IntN(3))
+		}
+		m := rectMap(x1, y1, x1+sw, y1+sh, dw, dh).then(rotation(90*rng.IntN(4), w, h))
+		if it%5 == 1 {
+			m = affine{a: -1, c: float64(dw)}.then(m) // mirrored
+		}
+		enc := encs[it%len(encs)]
+		got := make([]float32, 3*dw*dh)
+		r.sample(m, dw, dh, 2, enc, got)
+		want := make([]float32, 3*dw*dh)
+		ref := newPlanes(enc, want, dw*dh)
+		for y := 0; y < dh; y++ {
+			for x := 0; x < dw; x++ {
+				c := refBox(r, m, x, y, 2)
+				ref.set(y*dw+x, c[0], c[1], c[2])
+			}
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("map %d (%dx%d from %dx%d, %+v): value %d is %g, want %g", it, dw, dh, w, h, m, i, got[i], want[i])
+			}
+		}
+	}
+}
+
 func TestNMS(t *testing.T) {
 	b := func(x1, y1, x2, y2 float64, s float32) box { return box{x1, y1, x2, y2, s} }
 	for _, tc := range []struct {

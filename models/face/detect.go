@@ -106,19 +106,10 @@ func (w *worker) detect(r *raster, v view, p *params) ([]box, error) {
 	if err := w.det.run(); err != nil {
 		return nil, err
 	}
-	scores, coords := w.det.output(0), w.det.output(1)
-	cands := w.boxes[:0]
-	for i := 0; i < detAnchors; i++ {
-		s := scores[2*i+1]
-		if s < p.detectThreshold {
-			continue
-		}
-		c := coords[4*i : 4*i+4]
-		b := box{
-			x1: float64(c[0]) * v.w, y1: float64(c[1]) * v.h,
-			x2: float64(c[2]) * v.w, y2: float64(c[3]) * v.h,
-			score: s,
-		}
+	found := w.dec.candidates(w.det.output, p.detectThreshold, w.boxes[:0])
+	cands := found[:0]
+	for _, b := range found {
+		b.x1, b.y1, b.x2, b.y2 = b.x1*v.w, b.y1*v.h, b.x2*v.w, b.y2*v.h
 		if b.w() <= 0 || b.h() <= 0 {
 			continue
 		}

@@ -124,6 +124,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("model %s: %w", f, err)
 		}
 	}
+	// The detector's decoding tail runs in Go (dethead.go).
+	var dec *detDecoder
+	if blobs[m.Detector], dec, err = cutDetector(blobs[m.Detector]); err != nil {
+		return nil, fmt.Errorf("model %s: %w", m.Detector, err)
+	}
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, fmt.Errorf("onnx session options: %w", err)
@@ -142,7 +147,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			destroyWorkers(ws)
 			return nil, err
 		}
-		w, err := newWorker(blobs, m, emb, &e.ans, opts)
+		w, err := newWorker(blobs, m, emb, &e.ans, dec, opts)
 		if err != nil {
 			destroyWorkers(ws)
 			return nil, err
@@ -186,14 +191,16 @@ func (e *Engine) Info() faceauth.EngineInfo {
 // uses it at a time.
 type worker struct {
 	det, lm, emb, live *net
-	extra              []*net    // answer.extra's models, in order
-	boxes              []box     // detector candidates
-	bufA, bufB         []found   // faces of two framings of one image
-	scratch            []float32 // an embedding that may be discarded
+	dec                *detDecoder // the detector's decoding, shared
+	extra              []*net      // answer.extra's models, in order
+	boxes              []box       // detector candidates
+	bufA, bufB         []found     // faces of two framings of one image
+	scratch            []float32   // an embedding that may be discarded
 }
 
-func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder, ans *answer, opts *ort.SessionOptions) (w *worker, err error) {
+func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder, ans *answer, dec *detDecoder, opts *ort.SessionOptions) (w *worker, err error) {
 	w = &worker{
+		dec:     dec,
 		boxes:   make([]box, 0, detAnchors),
 		bufA:    make([]found, 0, maxFaces),
 		bufB:    make([]found, 0, maxFaces),
@@ -205,9 +212,7 @@ func newWorker(blobs map[string][]byte, m *models.Manifest, emb *models.Embedder
 		}
 	}()
 	if w.det, err = newNet(blobs[m.Detector], opts,
-		tensorSpec{"input", ort.NewShape(1, 3, detH, detW)},
-		tensorSpec{"scores", ort.NewShape(1, detAnchors, 2)},
-		tensorSpec{"boxes", ort.NewShape(1, detAnchors, 4)}); err != nil {
+		tensorSpec{"input", ort.NewShape(1, 3, detH, detW)}, dec.outputs()...); err != nil {
 		return nil, fmt.Errorf("load %s: %w", m.Detector, err)
 	}
 	if w.lm, err = newNet(blobs[m.Landmarker], opts,

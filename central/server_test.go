@@ -137,6 +137,12 @@ func TestEndpoints(t *testing.T) {
 
 	uid := func(id string) part { return part{name: "user_id", value: id} }
 	img := func(b []byte) part { return part{name: "image", file: b} }
+	// The enrolment refusals (the real engine's rules, on made-up faces).
+	picture := func(fs ...fakeengine.Face) []byte { return fakeengine.JPEG(t, fakeengine.Picture{Faces: fs}) }
+	twoPeople := picture(fakeengine.Face{ID: "x1", Box: faceauth.Box{X1: 0, Y1: 0.2, X2: 0.45, Y2: 0.65}},
+		fakeengine.Face{ID: "x2", Box: faceauth.Box{X1: 0.55, Y1: 0.2, X2: 1, Y2: 0.65}})
+	smallFace := picture(fakeengine.Face{ID: "x", Box: faceauth.Box{X1: 0.45, Y1: 0.45, X2: 0.5, Y2: 0.5}})
+	blurred := picture(fakeengine.Face{ID: "x", Quality: 0.1})
 	tests := []struct {
 		name   string
 		method string
@@ -169,6 +175,9 @@ func TestEndpoints(t *testing.T) {
 			}
 		}},
 		{"register garbage", "POST", "/api/register", "admin", []part{uid("x"), img([]byte("this is not an image"))}, 422, "", nil},
+		{"register two people", "POST", "/api/register", "admin", []part{uid("x"), img(twoPeople)}, 422, "several_faces", nil},
+		{"register small face", "POST", "/api/register", "admin", []part{uid("x"), img(smallFace)}, 422, "face_too_small", nil},
+		{"register blurred face", "POST", "/api/register", "admin", []part{uid("x"), img(blurred)}, 422, "face_low_quality", nil},
 		{"register not multipart", "POST", "/api/register", "admin", nil, 400, "not_multipart", nil},
 		{"verify same", "POST", "/api/verify", "verify", []part{uid("alice"), img(variant(t, crops[0], 70))}, 200, "", func(r response) {
 			if r.body["verified"] != true || r.str("user_id") != "alice" || r.body["faces"] != 1.0 || r.body["threshold"] == nil || r.body["liveness"] != nil {

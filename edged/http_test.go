@@ -233,6 +233,39 @@ func TestHTTPOffline(t *testing.T) {
 	}
 }
 
+// TestHTTPLiveness: an edge with the liveness check on verifies a live
+// face of a user and refuses a photo of the same face, saying why, and
+// counts it as a rejection.
+func TestHTTPLiveness(t *testing.T) {
+	signer, _ := auth.SignerFromSecret("edge http test secret")
+	tok, _ := signer.Issue("door-1", auth.RoleVerify, time.Hour, time.Now())
+	eng := testEngine(t)
+	n := startNATS(t)
+	js := n.client(t)
+	publish(t, js, upsert("alice", 1, eng.Info().Model, eng.Embedding("alice")))
+	e := startEdge(t, t.TempDir(), n.url, func(c *Config) { c.TokenPublicKey, c.Liveness = signer.PublicKey(), true })
+	waitFor(t, 20*time.Second, "the edge to sync", func() bool { return e.Users() == 1 })
+	srv := httptest.NewServer(e.Handler())
+	defer srv.Close()
+	box := faceauth.Box{X1: 1.0 / 3, Y1: 0.25, X2: 2.0 / 3, Y2: 0.75}
+	for _, tc := range []struct {
+		name     string
+		liveness float32
+		want     bool
+	}{{"live", 0.97, true}, {"photo of a photo", 0.02, false}} {
+		img := fakeengine.JPEG(t, fakeengine.Picture{Faces: []fakeengine.Face{{ID: "alice", Box: box, Liveness: tc.liveness}}, Width: 640, Height: 480})
+		status, body := post(t, srv.URL+"/api/verify", tok, map[string]string{"user_id": "alice"}, img)
+		var r api.VerifyResponse
+		if status != 200 || json.Unmarshal(body, &r) != nil || r.Verified != tc.want || r.Liveness == nil ||
+			r.Liveness.Live != tc.want || r.Liveness.Model != eng.Info().LivenessModel {
+			t.Errorf("%s: %d %s, want verified=%v", tc.name, status, body, tc.want)
+		}
+	}
+	if st := e.Status(); st.VerifyAccepted != 1 || st.VerifyRejected != 1 {
+		t.Errorf("verify counters %d accepted, %d rejected; want 1, 1", st.VerifyAccepted, st.VerifyRejected)
+	}
+}
+
 // TestHTTPSharedFaces verifies a genuine pair of different photos of one
 // person and an impostor from the labelled set, when it is present.
 func TestHTTPSharedFaces(t *testing.T) {

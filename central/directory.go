@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -94,4 +95,29 @@ func (d *directory) page(q, after string, limit int) ([]UserSummary, string) {
 		out = append(out, e.sum)
 	}
 	return out, ""
+}
+
+// UserSummary is a user in a listing.
+type UserSummary struct {
+	UserID     string `json:"user_id"`
+	Name       string `json:"name,omitempty"`
+	Revision   uint64 `json:"revision"`
+	References int    `json:"references"`
+	// Site is the site whose edges receive the user; empty: every edge.
+	Site      string    `json:"site,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// summary is what a listing shows of rec.
+func summary(rec *pb.UserRecord) UserSummary {
+	return UserSummary{
+		UserID:     rec.Id,
+		Name:       rec.Name,
+		Revision:   rec.Revision,
+		References: len(rec.References),
+		Site:       rec.Site,
+		CreatedAt:  rec.CreatedAt.AsTime(),
+		UpdatedAt:  rec.UpdatedAt.AsTime(),
+	}
 }

@@ -369,3 +369,50 @@ func (r *Registry) readDeletions(ctx context.Context, keys []string) ([]*pb.Dele
 	}
 	return dels, nil
 }
+
+// deletionRecords returns up to limit deletion records with a revision
+// above after, in ascending revision, and the cursor of the next page (0
+// on the last). Like Snapshot it leaves out a deletion superseded before
+// it completed (the user is live at a lower revision).
+func (r *Registry) deletionRecords(ctx context.Context, after uint64, limit int) ([]*pb.Deletion, uint64, error) {
+	start := ""
+	if after > 0 {
+		start = deletionKey(after)
+	}
+	keys, err := r.store.List(ctx, deletionsPrefix, start, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list deletions: %w", err)
+	}
+	dels, err := r.readDeletions(ctx, keys)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Leave out deletions superseded before they completed.
+	err = parallel(ctx, len(dels), func(ctx context.Context, i int) error {
+		if dels[i] == nil {
+			return nil
+		}
+		rec, _, _, err := r.read(ctx, dels[i].UserId)
+		if err != nil {
+			return err
+		}
+		if rec != nil && rec.Revision < dels[i].Revision {
+			dels[i] = nil
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	out := dels[:0]
+	for _, d := range dels {
+		if d != nil {
+			out = append(out, d)
+		}
+	}
+	var next uint64
+	if len(keys) == limit {
+		next, _ = revisionOfDeletionKey(keys[len(keys)-1])
+	}
+	return out, next, nil
+}

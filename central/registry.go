@@ -1,6 +1,11 @@
 // Package central is the central service: the user registry over the
 // object store, its HTTP API, limits and metrics.
 //
+// The domain (the Registry, Revocations and the Sweeper: registry.go,
+// read.go, index.go, revindex.go, sweep.go, ...) speaks faceauth errors
+// and its own types and imports no HTTP package; http.go is the HTTP API
+// over it, every route and every handler in one file.
+//
 // # Registry and the object layout
 //
 // The Registry keeps the reference set in a faceauth.Store (a local

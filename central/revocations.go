@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -227,60 +225,4 @@ func validateText(field, s string, maxLen int, required bool) error {
 		return faceauth.E(faceauth.KindInvalid, "invalid_"+field, "The %s must be text without control characters.", field)
 	}
 	return nil
-}
-
-// RevocationInfo is one revoked token subject.
-type RevocationInfo struct {
-	Subject   string    `json:"subject"`
-	RevokedAt time.Time `json:"revoked_at"`
-	Reason    string    `json:"reason,omitempty"`
-}
-
-// RevocationsResponse is the body of GET /api/revocations.
-type RevocationsResponse struct {
-	// Version grows with every revocation; edges report the one they hold.
-	Version     uint64           `json:"version"`
-	Revocations []RevocationInfo `json:"revocations"`
-}
-
-func revocationInfo(x *pb.TokenRevocation) RevocationInfo {
-	return RevocationInfo{Subject: x.Subject, RevokedAt: x.RevokedAt.AsTime(), Reason: x.Reason}
-}
-
-func errNoRevocations() error {
-	return faceauth.E(faceauth.KindUnavailable, "revocations_unavailable",
-		"Token revocation is not configured in this central process.")
-}
-
-func (s *Server) listRevocations(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Revocations == nil {
-		api.WriteError(w, r, s.log, errNoRevocations())
-		return
-	}
-	list := s.cfg.Revocations.List()
-	resp := RevocationsResponse{Version: list.Version, Revocations: make([]RevocationInfo, len(list.Revocations))}
-	for i, x := range list.Revocations {
-		resp.Revocations[i] = revocationInfo(x)
-	}
-	api.WriteJSON(w, http.StatusOK, resp)
-}
-
-// revoke revokes the tokens of the form's subject issued up to now.
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	if s.cfg.Revocations == nil {
-		api.WriteError(w, r, s.log, errNoRevocations())
-		return
-	}
-	form, err := api.ParseForm(w, r, 64<<10)
-	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
-	}
-	rv, err := s.cfg.Revocations.Revoke(r.Context(), form.Value("subject"), form.Value("reason"))
-	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
-	}
-	s.log.Info("tokens revoked", "subject", rv.Subject, "reason", rv.Reason, "by", subject(r))
-	api.WriteJSON(w, http.StatusOK, revocationInfo(rv))
 }

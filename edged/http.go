@@ -2,6 +2,7 @@ package edged
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -53,6 +54,22 @@ func (e *Edge) Handler() http.Handler {
 	route("GET /status.css", "/status.css", http.HandlerFunc(statusStyle))
 	mux.Handle("/", api.NotFound(e.log))
 	return mux
+}
+
+// statusPage serves the status page (page.go) at GET /.
+func (e *Edge) statusPage(w http.ResponseWriter, r *http.Request) {
+	api.SetPageHeaders(w.Header(), api.StatusPageCSP)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := statusTmpl.Execute(w, e.statusView()); err != nil {
+		e.log.Log(r.Context(), slog.LevelWarn, "status page not written", "err", err)
+	}
+}
+
+// statusStyle serves its style sheet.
+func statusStyle(w http.ResponseWriter, r *http.Request) {
+	api.SetPageHeaders(w.Header(), api.StatusPageCSP)
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Write(statusCSS)
 }
 
 // Readiness is the body of GET /readyz. An open edge is always ready: it

@@ -3,11 +3,7 @@ package edged
 import (
 	_ "embed"
 	"html/template"
-	"log/slog"
-	"net/http"
 	"time"
-
-	"github.com/xplore/faceauth/internal/api"
 )
 
 // The edge's read-only status page at "/": the sync state, how many users
@@ -57,18 +53,4 @@ func (e *Edge) statusView() statusView {
 		v.Explanation = "Connected, applying changes published since the last sync."
 	}
 	return v
-}
-
-func (e *Edge) statusPage(w http.ResponseWriter, r *http.Request) {
-	api.SetPageHeaders(w.Header(), api.StatusPageCSP)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := statusTmpl.Execute(w, e.statusView()); err != nil {
-		e.log.Log(r.Context(), slog.LevelWarn, "status page not written", "err", err)
-	}
-}
-
-func statusStyle(w http.ResponseWriter, r *http.Request) {
-	api.SetPageHeaders(w.Header(), api.StatusPageCSP)
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Write(statusCSS)
 }

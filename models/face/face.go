@@ -64,10 +64,11 @@ func (e *Engine) Analyze(ctx context.Context, img []byte, req faceauth.Request) 
 		return nil, err
 	}
 	defer e.pool.put(w)
-	im, err := photo.Decode(img, e.cfg.Photo)
+	im, err := photo.DecodeInto(img, e.cfg.Photo, w.pix)
 	if err != nil {
 		return nil, err
 	}
+	w.keepPixels(im.Pix)
 	r := &raster{w: im.W, h: im.H, pix: im.Pix}
 	if req.Purpose == faceauth.PurposeDetect {
 		return e.detect(w, r, im)

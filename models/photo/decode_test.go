@@ -337,3 +337,47 @@ func TestMinSideDisabled(t *testing.T) {
 		t.Fatalf("got %v, %v; want a 20x10 image", im, err)
 	}
 }
+
+// DecodeInto gives exactly Decode's image, writing a JPEG into the
+// caller's buffer when it is large enough (whatever it held before) and
+// leaving it alone otherwise: too small, another format, or an EXIF turn
+// (which needs a second buffer).
+func TestDecodeInto(t *testing.T) {
+	const w, h = 96, 64
+	col := blocks(w, h)
+	for _, tc := range []struct {
+		name  string
+		img   []byte
+		buf   int // capacity of the buffer passed
+		reuse bool
+	}{
+		{"jpeg, buffer of the exact size", encJPEG(t, col.rgba(), 90), 3 * w * h, true},
+		{"jpeg, larger buffer", mustEnc(t, col.pix, w, h, jpegenc.RGB, jpegenc.Options{Quality: 95, Progressive: true}), 3*w*h + 999, true},
+		{"jpeg, buffer too small", encJPEG(t, col.rgba(), 90), 3*w*h - 1, false},
+		{"jpeg, no buffer", encJPEG(t, col.rgba(), 90), 0, false},
+		{"png", encPNG(t, col.rgba()), 3 * w * h, false},
+		{"jpeg turned by EXIF", withJPEGExif(encJPEG(t, col.rgba(), 90), 6, binary.LittleEndian), 3 * w * h, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, err := Decode(tc.img, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, tc.buf)
+			for i := range buf {
+				buf[i] = 0xA5 // stale pixels of a previous image
+			}
+			got, err := DecodeInto(tc.img, Options{}, buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.W != want.W || got.H != want.H || !bytes.Equal(got.Pix, want.Pix) {
+				t.Fatalf("DecodeInto gives %dx%d, different pixels from Decode's %dx%d", got.W, got.H, want.W, want.H)
+			}
+			reused := tc.buf > 0 && &got.Pix[0] == &buf[0]
+			if reused != tc.reuse {
+				t.Fatalf("buffer reused: %v, want %v", reused, tc.reuse)
+			}
+		})
+	}
+}

@@ -12,11 +12,16 @@ import (
 )
 
 // decodeJPEG decodes through libjpeg-turbo (jpeg.c) at the scale target
-// asks for. Both buffers are Go memory without pointers, passed for the
-// duration of the call only, as cgo allows.
-func decodeJPEG(data []byte, h *header, target int) (pix []byte, w, ht int, err error) {
+// asks for, into buf when it is large enough (every byte is written).
+// Both buffers are Go memory without pointers, passed for the duration of
+// the call only, as cgo allows.
+func decodeJPEG(data []byte, h *header, target int, buf []byte) (pix []byte, w, ht int, err error) {
 	m, w, ht := jpegScale(h.w, h.h, target)
-	pix = make([]byte, 3*w*ht)
+	if n := 3 * w * ht; cap(buf) >= n {
+		pix = buf[:n]
+	} else {
+		pix = make([]byte, n)
+	}
 	// Progressive files keep every coefficient in memory: 2 bytes per sample
 	// and component at most, with MCU padding. This bounds libjpeg's memory
 	// by the (already limited) header size.

@@ -156,6 +156,16 @@ func (h *header) uprightSize() (w, ht int) {
 // applies its EXIF orientation. Errors a user can cause are
 // *faceauth.Error values (see the package documentation).
 func Decode(data []byte, opt Options) (im *Image, err error) {
+	return DecodeInto(data, opt, nil)
+}
+
+// DecodeInto is Decode writing a JPEG's pixels into buf when its capacity
+// suffices, so that a caller decoding one photo after another (a face
+// pipeline worker) does not allocate, zero and fault in a fresh buffer each
+// time: about a quarter of the cost of decoding a 640x480 JPEG. The
+// returned Image's Pix may alias buf; other formats and EXIF-turned JPEGs
+// get new memory as with Decode.
+func DecodeInto(data []byte, opt Options, buf []byte) (im *Image, err error) {
 	opt = opt.withDefaults()
 	defer func() {
 		// Third-party decoders (and this package) must not take the
@@ -189,7 +199,7 @@ func Decode(data []byte, opt Options) (im *Image, err error) {
 	var w, ht int
 	switch h.format {
 	case FormatJPEG:
-		pix, w, ht, err = decodeJPEG(data, h, opt.TargetSide)
+		pix, w, ht, err = decodeJPEG(data, h, opt.TargetSide, buf)
 	case FormatPGM:
 		pix, w, ht, err = decodePNM(data, h)
 	default:

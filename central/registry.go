@@ -566,11 +566,8 @@ func (r *Registry) update(ctx context.Context, id string, fn func(cur *pb.UserRe
 			res = &Result{Record: before}
 			return nil, nil
 		}
-		rev, err := r.nextRevision(ctx)
+		rev, err := r.nextRevision(ctx, id)
 		if err != nil {
-			return nil, err
-		}
-		if err := r.noteChange(ctx, rev, id); err != nil {
 			return nil, err
 		}
 		next.Id = id
@@ -626,9 +623,10 @@ func deleteChange(d *pb.Deletion) *pb.UserChange {
 	}}}
 }
 
-// nextRevision allocates a new global revision with a compare-and-swap of
-// meta/revision.
-func (r *Registry) nextRevision(ctx context.Context) (uint64, error) {
+// nextRevision allocates a new global revision for a change of user id,
+// with a compare-and-swap of meta/revision, and writes its change object
+// (noteChange), before the caller writes the record or deletion record.
+func (r *Registry) nextRevision(ctx context.Context, id string) (uint64, error) {
 	var next uint64
 	_, err := faceauth.Update(ctx, r.store, revisionKey, maxAttempts, func(old []byte, exists bool) ([]byte, error) {
 		cur, err := parseRevision(old, exists)
@@ -645,7 +643,23 @@ func (r *Registry) nextRevision(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	r.index.allocated(next)
+	if err := r.noteChange(ctx, next, id); err != nil {
+		return 0, err
+	}
 	return next, nil
+}
+
+// putDeletion writes the deletion record d, which must be new: its
+// revision was just allocated.
+func (r *Registry) putDeletion(ctx context.Context, d *pb.Deletion) error {
+	data, err := proto.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("encode deletion of %s: %w", d.UserId, err)
+	}
+	if _, err := r.store.Put(ctx, deletionKey(d.Revision), data, faceauth.Cond{IfNoneMatch: true}); err != nil {
+		return fmt.Errorf("write deletion record of %s: %w", d.UserId, err)
+	}
+	return nil
 }
 
 // readRevision returns the global revision and the version tag of its
@@ -711,20 +725,13 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		// When the tombstone's write loses a race, the deletion record
 		// written here is superseded by the user's newer revision and by
 		// the next attempt's deletion record (Snapshot skips it).
-		rev, err := r.nextRevision(ctx)
+		rev, err := r.nextRevision(ctx, id)
 		if err != nil {
-			return nil, err
-		}
-		if err := r.noteChange(ctx, rev, id); err != nil {
 			return nil, err
 		}
 		d = &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now()), Site: rec.Site}
-		ddata, err := proto.Marshal(d)
-		if err != nil {
-			return nil, fmt.Errorf("encode deletion of %s: %w", id, err)
-		}
-		if _, err := r.store.Put(ctx, deletionKey(rev), ddata, faceauth.Cond{IfNoneMatch: true}); err != nil {
-			return nil, fmt.Errorf("write deletion record of %s: %w", id, err)
+		if err := r.putDeletion(ctx, d); err != nil {
+			return nil, err
 		}
 		tomb, err := proto.Marshal(&pb.UserRecord{Id: id, Revision: rev, CreatedAt: rec.CreatedAt, UpdatedAt: d.DeletedAt, Site: rec.Site})
 		if err != nil {
@@ -763,20 +770,13 @@ func (r *Registry) SetSite(ctx context.Context, id, site string) (*Result, error
 	if cur.Site == site {
 		return &Result{Record: cur}, nil
 	}
-	rev, err := r.nextRevision(ctx)
+	rev, err := r.nextRevision(ctx, id)
 	if err != nil {
-		return nil, err
-	}
-	if err := r.noteChange(ctx, rev, id); err != nil {
 		return nil, err
 	}
 	d := &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now()), Site: cur.Site, Moved: true, MovedTo: site}
-	ddata, err := proto.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("encode deletion of %s: %w", id, err)
-	}
-	if _, err := r.store.Put(ctx, deletionKey(rev), ddata, faceauth.Cond{IfNoneMatch: true}); err != nil {
-		return nil, fmt.Errorf("write deletion record of %s: %w", id, err)
+	if err := r.putDeletion(ctx, d); err != nil {
+		return nil, err
 	}
 	if r.pub != nil {
 		r.pub.Publish(deleteChange(d))

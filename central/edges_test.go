@@ -76,9 +76,9 @@ func TestEdgesAndDeletions(t *testing.T) {
 		req := httptest.NewRequest("GET", target, nil)
 		switch {
 		case target == "/api/edges":
-			srv.listEdges(rec, req)
+			srv.answer(srv.listEdges)(rec, req)
 		default:
-			srv.listDeletions(rec, req)
+			srv.answer(srv.listDeletions)(rec, req)
 		}
 		if v != nil && rec.Code == 200 {
 			if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
@@ -198,7 +198,7 @@ func TestEdgesAndDeletions(t *testing.T) {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("DELETE", "/api/edges/"+id, nil)
 		req.SetPathValue("id", id)
-		srv.forgetEdge(rec, req)
+		srv.answer(srv.forgetEdge)(rec, req)
 		return rec.Code, rec.Body.String()
 	}
 	if code, body := forget("site-2"); code != 200 || !strings.Contains(body, `"forgotten":true`) {
@@ -244,14 +244,16 @@ func TestEdgesAndDeletions(t *testing.T) {
 	// Without the feed the endpoints say so.
 	off := NewServer(ServerConfig{Registry: reg, Log: quiet})
 	for _, h := range []func(*httptest.ResponseRecorder){
-		func(w *httptest.ResponseRecorder) { off.listEdges(w, httptest.NewRequest("GET", "/api/edges", nil)) },
 		func(w *httptest.ResponseRecorder) {
-			off.listDeletions(w, httptest.NewRequest("GET", "/api/deletions", nil))
+			off.answer(off.listEdges)(w, httptest.NewRequest("GET", "/api/edges", nil))
+		},
+		func(w *httptest.ResponseRecorder) {
+			off.answer(off.listDeletions)(w, httptest.NewRequest("GET", "/api/deletions", nil))
 		},
 		func(w *httptest.ResponseRecorder) {
 			req := httptest.NewRequest("DELETE", "/api/edges/site-1", nil)
 			req.SetPathValue("id", "site-1")
-			off.forgetEdge(w, req)
+			off.answer(off.forgetEdge)(w, req)
 		},
 	} {
 		rec := httptest.NewRecorder()

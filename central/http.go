@@ -119,11 +119,11 @@ func NewServer(cfg ServerConfig) *Server {
 func (s *Server) routes() {
 	s.handle("GET /healthz", "", s.healthz)
 	s.handle("GET /readyz", "", s.readyz)
-	s.handle("GET /metrics", "", metrics.Handler(s.cfg.Metrics).ServeHTTP)
+	s.handle("GET /metrics", "", plain(metrics.Handler(s.cfg.Metrics).ServeHTTP))
 	s.handle("GET /api/openapi.json", "", s.openapi)
 	s.handle("POST /api/register", auth.RoleAdmin, s.register)
-	s.handle("POST /api/verify", auth.RoleVerify, s.faces.Verify)
-	s.handle("POST /api/identify", auth.RoleVerify, s.faces.Identify)
+	s.handle("POST /api/verify", auth.RoleVerify, plain(s.faces.Verify))
+	s.handle("POST /api/identify", auth.RoleVerify, plain(s.faces.Identify))
 	s.handle("GET /api/users", auth.RoleAdmin, s.listUsers)
 	s.handle("GET /api/users/{id}", auth.RoleAdmin, s.getUser)
 	s.handle("DELETE /api/users/{id}", auth.RoleAdmin, s.deleteUser)
@@ -141,13 +141,15 @@ func (s *Server) routes() {
 	s.handle("GET /api/whoami", auth.RoleVerify, s.whoami)
 	s.handle("POST /api/tokens", auth.RoleAdmin, s.mintToken)
 	for _, r := range s.cfg.Extra {
-		s.handle(r.Pattern, r.Role, r.Handler.ServeHTTP)
+		s.handle(r.Pattern, r.Role, plain(r.Handler.ServeHTTP))
 	}
 }
 
 // handle registers h under pattern behind the role check, metrics, access
-// log and panic recovery.
-func (s *Server) handle(pattern string, role auth.Role, h http.HandlerFunc) {
+// log and panic recovery. The error h returns is its answer
+// (api.WriteError), so a handler says what went wrong and returns.
+func (s *Server) handle(pattern string, role auth.Role, handler func(http.ResponseWriter, *http.Request) error) {
+	h := s.answer(handler)
 	var next http.Handler = h
 	if role != "" {
 		next = api.RequireRole(s.cfg.Tokens, role, s.log, next)
@@ -159,6 +161,31 @@ func (s *Server) handle(pattern string, role auth.Role, h http.HandlerFunc) {
 	next = s.recoverPanics(next)
 	s.mux.Handle(pattern, next)
 	s.registered = append(s.registered, Route{Pattern: pattern, Role: role, Handler: h})
+}
+
+// answer returns h as an http.HandlerFunc that answers h's error.
+func (s *Server) answer(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			api.WriteError(w, r, s.log, err)
+		}
+	}
+}
+
+// plain adapts a handler that writes its own errors (package api's) to
+// handle.
+func plain(h http.HandlerFunc) func(http.ResponseWriter, *http.Request) error {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h(w, r)
+		return nil
+	}
+}
+
+// reply answers with v as JSON; it returns nil so that a handler can end
+// with it.
+func reply(w http.ResponseWriter, status int, v any) error {
+	api.WriteJSON(w, status, v)
+	return nil
 }
 
 // Routes returns the registered endpoints.
@@ -182,11 +209,11 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	return reply(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	err := s.cfg.Registry.Ping(ctx)
@@ -202,18 +229,18 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		if fe, ok := err.(*faceauth.Error); ok {
 			msg = "The service is not ready: " + fe.Msg
 		}
-		api.WriteJSON(w, http.StatusServiceUnavailable, api.ErrorBody{Error: msg, Code: "not_ready"})
-		return
+		return reply(w, http.StatusServiceUnavailable, api.ErrorBody{Error: msg, Code: "not_ready"})
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "model": s.cfg.Registry.Model()})
+	return reply(w, http.StatusOK, map[string]string{"status": "ready", "model": s.cfg.Registry.Model()})
 }
 
 //go:embed openapi.json
 var openAPIDoc []byte
 
-func (s *Server) openapi(w http.ResponseWriter, r *http.Request) {
+func (s *Server) openapi(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(openAPIDoc)
+	return nil
 }
 
 // RegisterResponse is the body of a successful register or image
@@ -227,52 +254,52 @@ type RegisterResponse struct {
 	Created    bool   `json:"created"`
 }
 
-func (s *Server) register(w http.ResponseWriter, r *http.Request) {
-	leave, err := s.cfg.Admission.Enter()
-	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
-	}
-	defer leave()
-	form, err := api.ParseForm(w, r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
-	}
+func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	// The registry checks the fields, user_id first, for every caller.
-	res, err := s.inSlot(r, func() (*Result, error) {
+	return s.enrol(w, r, func(form *api.Form) (*Result, error) {
 		return s.cfg.Registry.RegisterAt(r.Context(), form.Value("user_id"), form.Value("name"), form.Value("site"), images(form))
 	})
-	s.answerChange(w, r, res, err)
 }
 
-func (s *Server) addImages(w http.ResponseWriter, r *http.Request) {
+func (s *Server) addImages(w http.ResponseWriter, r *http.Request) error {
+	return s.enrol(w, r, func(form *api.Form) (*Result, error) {
+		return s.cfg.Registry.AddImages(r.Context(), r.PathValue("id"), images(form))
+	})
+}
+
+// enrol serves a change that analyses the form's images (a register or an
+// image addition): admitted, its images analysed one after the other in
+// one face pipeline slot, the user's new state answered.
+func (s *Server) enrol(w http.ResponseWriter, r *http.Request, change func(form *api.Form) (*Result, error)) error {
 	leave, err := s.cfg.Admission.Enter()
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	defer leave()
 	form, err := api.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
-	res, err := s.inSlot(r, func() (*Result, error) {
-		return s.cfg.Registry.AddImages(r.Context(), r.PathValue("id"), images(form))
-	})
-	s.answerChange(w, r, res, err)
-}
-
-// inSlot runs a change that analyses images in a face pipeline slot; its
-// images are analysed one after the other, so one slot is enough.
-func (s *Server) inSlot(r *http.Request, change func() (*Result, error)) (*Result, error) {
 	release, err := s.cfg.Admission.Slot(r.Context())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer release()
-	return change()
+	res, err := change(form)
+	if err != nil {
+		return err
+	}
+	rec := res.Record
+	s.log.Info("user changed", "user_id", rec.Id, "revision", rec.Revision, "references", len(rec.References),
+		"created", res.Created, "changed", res.Changed, "by", subject(r))
+	return reply(w, http.StatusCreated, RegisterResponse{
+		UserID:     rec.Id,
+		Name:       rec.Name,
+		Revision:   rec.Revision,
+		References: len(rec.References),
+		Model:      s.cfg.Registry.Model(),
+		Created:    res.Created,
+	})
 }
 
 func images(form *api.Form) []Image {
@@ -282,24 +309,6 @@ func images(form *api.Form) []Image {
 		out[i] = Image{Data: f.Data, Label: f.Label(i)}
 	}
 	return out
-}
-
-func (s *Server) answerChange(w http.ResponseWriter, r *http.Request, res *Result, err error) {
-	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
-	}
-	rec := res.Record
-	s.log.Info("user changed", "user_id", rec.Id, "revision", rec.Revision, "references", len(rec.References),
-		"created", res.Created, "changed", res.Changed, "by", subject(r))
-	api.WriteJSON(w, http.StatusCreated, RegisterResponse{
-		UserID:     rec.Id,
-		Name:       rec.Name,
-		Revision:   rec.Revision,
-		References: len(rec.References),
-		Model:      s.cfg.Registry.Model(),
-		Created:    res.Created,
-	})
 }
 
 func subject(r *http.Request) string {
@@ -348,26 +357,23 @@ func pageLimit(q url.Values) (int, error) {
 	return n, nil
 }
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	limit, err := pageLimit(q)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	users, next, err := s.cfg.Registry.List(r.Context(), q.Get("q"), q.Get("after"), limit)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
-	api.WriteJSON(w, http.StatusOK, ListResponse{Users: users, Next: next})
+	return reply(w, http.StatusOK, ListResponse{Users: users, Next: next})
 }
 
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 	rec, err := s.cfg.Registry.Get(r.Context(), r.PathValue("id"))
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	d := UserDetail{UserSummary: summary(rec), Images: make([]ReferenceInfo, len(rec.References))}
 	for i, ref := range rec.References {
@@ -382,7 +388,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 			AddedAt:        ref.AddedAt.AsTime(),
 		}
 	}
-	api.WriteJSON(w, http.StatusOK, d)
+	return reply(w, http.StatusOK, d)
 }
 
 // DeleteResponse is the body of DELETE /api/users/{id}.
@@ -392,25 +398,23 @@ type DeleteResponse struct {
 	Deleted  bool   `json:"deleted"`
 }
 
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.cfg.Registry.Delete(r.Context(), r.PathValue("id"))
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	s.log.Info("user deleted", "user_id", res.UserID, "revision", res.Revision, "by", subject(r))
-	api.WriteJSON(w, http.StatusOK, DeleteResponse{UserID: res.UserID, Revision: res.Revision, Deleted: true})
+	return reply(w, http.StatusOK, DeleteResponse{UserID: res.UserID, Revision: res.Revision, Deleted: true})
 }
 
-func (s *Server) removeImage(w http.ResponseWriter, r *http.Request) {
+func (s *Server) removeImage(w http.ResponseWriter, r *http.Request) error {
 	res, err := s.cfg.Registry.RemoveImage(r.Context(), r.PathValue("id"), r.PathValue("image_id"))
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	rec := res.Record
 	s.log.Info("image removed", "user_id", rec.Id, "image_id", r.PathValue("image_id"), "revision", rec.Revision, "by", subject(r))
-	api.WriteJSON(w, http.StatusOK, RegisterResponse{
+	return reply(w, http.StatusOK, RegisterResponse{
 		UserID: rec.Id, Name: rec.Name, Revision: rec.Revision, References: len(rec.References), Model: s.cfg.Registry.Model(),
 	})
 }
@@ -450,20 +454,17 @@ func faceInfos(fs []faceauth.Face) []api.FaceInfo {
 // analyse serves POST /api/analyse: one image, analysed as a register
 // would, nothing stored. A photo the engine refuses is a 200 with usable
 // false and the refusal, so the console can show the faces it found.
-func (s *Server) analyse(w http.ResponseWriter, r *http.Request) {
+func (s *Server) analyse(w http.ResponseWriter, r *http.Request) error {
 	form, err := api.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	files := form.FilesOf("image")
 	switch {
 	case len(files) == 0:
-		api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "missing_image", "The image field is required."))
-		return
+		return faceauth.E(faceauth.KindInvalid, "missing_image", "The image field is required.")
 	case len(files) > 1:
-		api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "too_many_images", "Send exactly one image."))
-		return
+		return faceauth.E(faceauth.KindInvalid, "too_many_images", "Send exactly one image.")
 	}
 	img := files[0].Data
 	resp := AnalyseResponse{Model: s.cfg.Registry.Model(), Faces: []api.FaceInfo{}, Selected: -1}
@@ -472,8 +473,7 @@ func (s *Server) analyse(w http.ResponseWriter, r *http.Request) {
 		var fe *faceauth.Error
 		kind := faceauth.KindOf(err)
 		if (kind != faceauth.KindNoFace && kind != faceauth.KindBadImage) || !errors.As(err, &fe) {
-			api.WriteError(w, r, s.log, err)
-			return
+			return err
 		}
 		resp.Refusal = &api.ErrorBody{Error: fe.Msg, Code: fe.Code}
 		if kind == faceauth.KindNoFace {
@@ -482,22 +482,20 @@ func (s *Server) analyse(w http.ResponseWriter, r *http.Request) {
 				resp.Faces, resp.Width, resp.Height = faceInfos(d.Faces), d.Width, d.Height
 			}
 		}
-		api.WriteJSON(w, http.StatusOK, resp)
-		return
+		return reply(w, http.StatusOK, resp)
 	}
 	resp.Usable = true
 	resp.Faces, resp.Width, resp.Height, resp.Selected = faceInfos(a.Faces), a.Width, a.Height, a.Selected
-	api.WriteJSON(w, http.StatusOK, resp)
+	return reply(w, http.StatusOK, resp)
 }
 
 // userImage serves GET /api/users/{id}/images/{image_id}: the stored
 // photo, never cached by the browser (it is biometric data) and never
 // run as anything but an image.
-func (s *Server) userImage(w http.ResponseWriter, r *http.Request) {
+func (s *Server) userImage(w http.ResponseWriter, r *http.Request) error {
 	data, ct, err := s.cfg.Registry.Image(r.Context(), r.PathValue("id"), r.PathValue("image_id"))
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	h := w.Header()
 	h.Set("Content-Type", ct)
@@ -508,30 +506,41 @@ func (s *Server) userImage(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", "inline")
 	w.WriteHeader(http.StatusOK)
 	w.Write(data)
+	return nil
 }
 
 // renameUser serves PATCH /api/users/{id}: form field name, the new
 // display name ("" clears it).
-func (s *Server) renameUser(w http.ResponseWriter, r *http.Request) {
-	form, err := api.ParseForm(w, r, 64<<10)
+func (s *Server) renameUser(w http.ResponseWriter, r *http.Request) error {
+	form, err := fieldForm(w, r, "name", "The name field is required (empty clears the name).")
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
-	}
-	if _, ok := form.Values["name"]; !ok {
-		api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "missing_name", "The name field is required (empty clears the name)."))
-		return
+		return err
 	}
 	res, err := s.cfg.Registry.Rename(r.Context(), r.PathValue("id"), form.Value("name"))
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	rec := res.Record
 	s.log.Info("user renamed", "user_id", rec.Id, "revision", rec.Revision, "changed", res.Changed, "by", subject(r))
-	api.WriteJSON(w, http.StatusOK, RegisterResponse{
+	return reply(w, http.StatusOK, RegisterResponse{
 		UserID: rec.Id, Name: rec.Name, Revision: rec.Revision, References: len(rec.References), Model: s.cfg.Registry.Model(),
 	})
+}
+
+// maxTextForm bounds the bodies of forms without images.
+const maxTextForm = 64 << 10
+
+// fieldForm parses a form without images that must hold field, which may
+// be empty; missing is the sentence when it does not.
+func fieldForm(w http.ResponseWriter, r *http.Request, field, missing string) (*api.Form, error) {
+	form, err := api.ParseForm(w, r, maxTextForm)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := form.Values[field]; !ok {
+		return nil, faceauth.E(faceauth.KindInvalid, "missing_"+field, "%s", missing)
+	}
+	return form, nil
 }
 
 // SiteResponse is the body of PUT /api/users/{id}/site.
@@ -546,24 +555,18 @@ type SiteResponse struct {
 // site whose edges alone receive the user; empty sends it to every edge.
 // The edges of the site it leaves erase it and send receipts
 // (GET /api/deletions).
-func (s *Server) setSite(w http.ResponseWriter, r *http.Request) {
-	form, err := api.ParseForm(w, r, 64<<10)
+func (s *Server) setSite(w http.ResponseWriter, r *http.Request) error {
+	form, err := fieldForm(w, r, "site", "The site field is required (empty sends the user to every edge).")
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
-	}
-	if _, ok := form.Values["site"]; !ok {
-		api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "missing_site", "The site field is required (empty sends the user to every edge)."))
-		return
+		return err
 	}
 	res, err := s.cfg.Registry.SetSite(r.Context(), r.PathValue("id"), form.Value("site"))
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	rec := res.Record
 	s.log.Info("user site set", "user_id", rec.Id, "site", rec.Site, "revision", rec.Revision, "changed", res.Changed, "by", subject(r))
-	api.WriteJSON(w, http.StatusOK, SiteResponse{UserID: rec.Id, Site: rec.Site, Revision: rec.Revision, Changed: res.Changed})
+	return reply(w, http.StatusOK, SiteResponse{UserID: rec.Id, Site: rec.Site, Revision: rec.Revision, Changed: res.Changed})
 }
 
 // WhoAmIResponse is the body of GET /api/whoami.
@@ -576,14 +579,14 @@ type WhoAmIResponse struct {
 
 // whoami serves GET /api/whoami: the claims of the caller's token, so the
 // console shows only what the role may use.
-func (s *Server) whoami(w http.ResponseWriter, r *http.Request) {
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request) error {
 	c := api.ClaimsFrom(r.Context())
 	resp := WhoAmIResponse{Subject: c.Subject, Role: c.Role, IssuedAt: c.IssuedAt}
 	if !c.ExpiresAt.IsZero() {
 		t := c.ExpiresAt
 		resp.ExpiresAt = &t
 	}
-	api.WriteJSON(w, http.StatusOK, resp)
+	return reply(w, http.StatusOK, resp)
 }
 
 // TokenIssuer mints tokens; *auth.Signer implements it.
@@ -606,39 +609,33 @@ type TokenResponse struct {
 // mintToken serves POST /api/tokens: form fields subject, role and ttl
 // (a duration; 0 never expires; default 2160h). The token is in the answer
 // only: it is neither stored nor logged.
-func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) {
+func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Issuer == nil {
-		api.WriteError(w, r, s.log, faceauth.E(faceauth.KindUnavailable, "no_issuer", "This central cannot mint tokens: it has no signing key."))
-		return
+		return faceauth.E(faceauth.KindUnavailable, "no_issuer", "This central cannot mint tokens: it has no signing key.")
 	}
-	form, err := api.ParseForm(w, r, 64<<10)
+	form, err := api.ParseForm(w, r, maxTextForm)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	sub := form.Value("subject")
 	if err := validateText("subject", sub, MaxSubjectLen, true); err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	role, err := auth.ParseRole(form.Value("role"))
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	ttl := DefaultTokenTTL
 	if v := form.Value("ttl"); v != "" {
 		if ttl, err = config.ParseDuration(v); err != nil {
-			api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "invalid_ttl",
-				"The ttl must be a duration such as 24h or 2160h, or 0 for a token that never expires."))
-			return
+			return faceauth.E(faceauth.KindInvalid, "invalid_ttl",
+				"The ttl must be a duration such as 24h or 2160h, or 0 for a token that never expires.")
 		}
 	}
 	now := time.Now()
 	tok, err := s.cfg.Issuer.Issue(sub, role, ttl, now)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	resp := TokenResponse{Token: tok, Subject: sub, Role: role}
 	if ttl > 0 {
@@ -647,7 +644,7 @@ func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) {
 		resp.ExpiresAt = &t
 	}
 	s.log.Info("token minted", "subject", sub, "role", role, "ttl", ttl, "by", subject(r))
-	api.WriteJSON(w, http.StatusCreated, resp)
+	return reply(w, http.StatusCreated, resp)
 }
 
 // EdgeMonitor reports what central knows about the edges from the change
@@ -676,12 +673,11 @@ func errNoMonitor() error {
 		"Edges are not monitored: the change feed (NATS) is not running in this central process.")
 }
 
-func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listEdges(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Edges == nil {
-		api.WriteError(w, r, s.log, errNoMonitor())
-		return
+		return errNoMonitor()
 	}
-	api.WriteJSON(w, http.StatusOK, EdgesResponse{Edges: s.cfg.Edges.Edges(time.Now())})
+	return reply(w, http.StatusOK, EdgesResponse{Edges: s.cfg.Edges.Edges(time.Now())})
 }
 
 // ForgetEdgeResponse is the body of DELETE /api/edges/{id}.
@@ -694,56 +690,49 @@ type ForgetEdgeResponse struct {
 // the pending lists of /api/deletions; otherwise a decommissioned device
 // shows as offline, and fails `central edges --check`, for ever. An edge
 // that is still running reappears at its next heartbeat.
-func (s *Server) forgetEdge(w http.ResponseWriter, r *http.Request) {
+func (s *Server) forgetEdge(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Edges == nil {
-		api.WriteError(w, r, s.log, errNoMonitor())
-		return
+		return errNoMonitor()
 	}
 	id := r.PathValue("id")
 	if err := pb.ValidateEdgeID(id); err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	known := false
 	for _, e := range s.cfg.Edges.Edges(time.Now()) {
 		known = known || e.ID == id
 	}
 	if !known {
-		api.WriteError(w, r, s.log, faceauth.E(faceauth.KindNotFound, "edge_not_found",
-			"No edge %q has reported to this central.", id))
-		return
+		return faceauth.E(faceauth.KindNotFound, "edge_not_found",
+			"No edge %q has reported to this central.", id)
 	}
 	if err := s.cfg.Edges.Forget(r.Context(), id); err != nil {
-		api.WriteError(w, r, s.log, faceauth.Wrap(err, faceauth.KindUnavailable, "feed_unavailable",
-			"The edge could not be forgotten: the change feed (NATS) did not answer; try again."))
-		return
+		return faceauth.Wrap(err, faceauth.KindUnavailable, "feed_unavailable",
+			"The edge could not be forgotten: the change feed (NATS) did not answer; try again.")
 	}
 	s.log.Info("edge forgotten", "edge", id)
-	api.WriteJSON(w, http.StatusOK, ForgetEdgeResponse{ID: id, Forgotten: true})
+	return reply(w, http.StatusOK, ForgetEdgeResponse{ID: id, Forgotten: true})
 }
 
 // listDeletions pages through the registry's deletion records in ascending
 // revision, each with the edges that have and have not confirmed the
 // purge. pending=true keeps only deletions some edge has not confirmed
 // (a page may then hold fewer than limit).
-func (s *Server) listDeletions(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listDeletions(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Edges == nil {
-		api.WriteError(w, r, s.log, errNoMonitor())
-		return
+		return errNoMonitor()
 	}
 	q := r.URL.Query()
 	limit, err := pageLimit(q)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	var after uint64
 	if v := q.Get("after"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "invalid_cursor",
-				"The after parameter must be the next value of an earlier page."))
-			return
+			return faceauth.E(faceauth.KindInvalid, "invalid_cursor",
+				"The after parameter must be the next value of an earlier page.")
 		}
 		after = n
 	}
@@ -751,16 +740,14 @@ func (s *Server) listDeletions(w http.ResponseWriter, r *http.Request) {
 	if v := q.Get("pending"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			api.WriteError(w, r, s.log, faceauth.E(faceauth.KindInvalid, "invalid_pending",
-				"The pending parameter must be true or false."))
-			return
+			return faceauth.E(faceauth.KindInvalid, "invalid_pending",
+				"The pending parameter must be true or false.")
 		}
 		pendingOnly = b
 	}
 	dels, next, err := s.cfg.Registry.deletionRecords(r.Context(), after, limit)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	resp := DeletionsResponse{Deletions: []fleet.DeletionState{}}
 	for _, d := range s.cfg.Edges.Deletions(dels) {
@@ -771,7 +758,7 @@ func (s *Server) listDeletions(w http.ResponseWriter, r *http.Request) {
 	if next > 0 {
 		resp.Next = strconv.FormatUint(next, 10)
 	}
-	api.WriteJSON(w, http.StatusOK, resp)
+	return reply(w, http.StatusOK, resp)
 }
 
 // RevocationInfo is one revoked token subject.
@@ -797,35 +784,31 @@ func errNoRevocations() error {
 		"Token revocation is not configured in this central process.")
 }
 
-func (s *Server) listRevocations(w http.ResponseWriter, r *http.Request) {
+func (s *Server) listRevocations(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Revocations == nil {
-		api.WriteError(w, r, s.log, errNoRevocations())
-		return
+		return errNoRevocations()
 	}
 	list := s.cfg.Revocations.List()
 	resp := RevocationsResponse{Version: list.Version, Revocations: make([]RevocationInfo, len(list.Revocations))}
 	for i, x := range list.Revocations {
 		resp.Revocations[i] = revocationInfo(x)
 	}
-	api.WriteJSON(w, http.StatusOK, resp)
+	return reply(w, http.StatusOK, resp)
 }
 
 // revoke revokes the tokens of the form's subject issued up to now.
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) error {
 	if s.cfg.Revocations == nil {
-		api.WriteError(w, r, s.log, errNoRevocations())
-		return
+		return errNoRevocations()
 	}
-	form, err := api.ParseForm(w, r, 64<<10)
+	form, err := api.ParseForm(w, r, maxTextForm)
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	rv, err := s.cfg.Revocations.Revoke(r.Context(), form.Value("subject"), form.Value("reason"))
 	if err != nil {
-		api.WriteError(w, r, s.log, err)
-		return
+		return err
 	}
 	s.log.Info("tokens revoked", "subject", rv.Subject, "reason", rv.Reason, "by", subject(r))
-	api.WriteJSON(w, http.StatusOK, revocationInfo(rv))
+	return reply(w, http.StatusOK, revocationInfo(rv))
 }

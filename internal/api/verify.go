@@ -109,23 +109,15 @@ func (h *FaceHandlers) Verify(w http.ResponseWriter, r *http.Request) {
 	if h.OnVerify != nil {
 		h.OnVerify(r.Context(), resp, err)
 	}
-	if err != nil {
-		WriteError(w, r, h.Log, err)
-		return
-	}
-	WriteJSON(w, http.StatusOK, resp)
+	h.answer(w, r, resp, err)
 }
 
 func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyResponse, error) {
-	leave, err := h.Admission.Enter()
+	form, leave, err := h.admit(w, r)
 	if err != nil {
 		return nil, err
 	}
 	defer leave()
-	form, err := ParseForm(w, r, h.MaxBodyBytes)
-	if err != nil {
-		return nil, err
-	}
 	userID := form.Value("user_id")
 	if err := faceauth.ValidateUserID(userID); err != nil {
 		return nil, err
@@ -137,10 +129,7 @@ func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyRe
 	ctx := r.Context()
 	done, err := h.Limiter.Begin(ctx, userID, Client(r))
 	if err != nil {
-		if faceauth.KindOf(err) == faceauth.KindRateLimited {
-			h.Metrics.Outcome("locked")
-		}
-		return nil, err
+		return nil, h.refused(err)
 	}
 	// Only a face that was compared counts: an unreadable photo says
 	// nothing about who is trying.
@@ -206,6 +195,11 @@ func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyRe
 // first; none is an empty list, not an error.
 func (h *FaceHandlers) Identify(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.identify(w, r)
+	h.answer(w, r, resp, err)
+}
+
+// answer writes resp, or err when it is not nil.
+func (h *FaceHandlers) answer(w http.ResponseWriter, r *http.Request, resp any, err error) {
 	if err != nil {
 		WriteError(w, r, h.Log, err)
 		return
@@ -213,16 +207,35 @@ func (h *FaceHandlers) Identify(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, resp)
 }
 
+// admit admits an image request (Admission.Enter) and parses its form;
+// the caller calls leave when done with it.
+func (h *FaceHandlers) admit(w http.ResponseWriter, r *http.Request) (form *Form, leave func(), err error) {
+	leave, err = h.Admission.Enter()
+	if err != nil {
+		return nil, nil, err
+	}
+	form, err = ParseForm(w, r, h.MaxBodyBytes)
+	if err != nil {
+		leave()
+		return nil, nil, err
+	}
+	return form, leave, nil
+}
+
+// refused counts a lockout's refusal (KindRateLimited) and returns err.
+func (h *FaceHandlers) refused(err error) error {
+	if faceauth.KindOf(err) == faceauth.KindRateLimited {
+		h.Metrics.Outcome("locked")
+	}
+	return err
+}
+
 func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*IdentifyResponse, error) {
-	leave, err := h.Admission.Enter()
+	form, leave, err := h.admit(w, r)
 	if err != nil {
 		return nil, err
 	}
 	defer leave()
-	form, err := ParseForm(w, r, h.MaxBodyBytes)
-	if err != nil {
-		return nil, err
-	}
 	limit := DefaultIdentifyLimit
 	if s := form.Value("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -242,10 +255,7 @@ func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*Identi
 	client := Client(r)
 	done, err := h.Limiter.BeginIdentify(ctx, client)
 	if err != nil {
-		if faceauth.KindOf(err) == faceauth.KindRateLimited {
-			h.Metrics.Outcome("locked")
-		}
-		return nil, err
+		return nil, h.refused(err)
 	}
 	outcome := Abandoned
 	defer func() { done(outcome) }()

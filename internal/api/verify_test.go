@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/internal/testenv"
@@ -135,9 +136,20 @@ func testFaceHandlers(t *testing.T, eng faceauth.Engine, info faceauth.EngineInf
 		t.Skip("the probe happens to match the unit vector")
 	}
 	g := mapGallery{"alice": {a.Embedding}, "bob": {other}}
+	m := newTestMetrics()
+	var heard struct{ total, verified, errors int }
 	h := &FaceHandlers{
-		Engine: eng, Info: info, Gallery: g, Searcher: g, Log: quiet, Metrics: newTestMetrics(),
+		Engine: eng, Info: info, Gallery: g, Searcher: g, Log: quiet, Metrics: m,
 		Limiter: NewLimiter(LimitConfig{MaxFailures: 2, Window: time.Minute, Lockout: time.Minute}, nil),
+		OnVerify: func(_ context.Context, res *VerifyResponse, err error) {
+			heard.total++
+			switch {
+			case err != nil:
+				heard.errors++
+			case res.Verified:
+				heard.verified++
+			}
+		},
 	}
 	noFace := gradient(t)
 	tests := []struct {
@@ -204,5 +216,14 @@ func testFaceHandlers(t *testing.T, eng faceauth.Engine, info faceauth.EngineInf
 				}
 			}
 		})
+	} // OnVerify hears every verify answer, errors too; the outcomes are
+	// counted once each, a lockout's refusal as locked.
+	if heard.total != 8 || heard.verified != 1 || heard.errors != 4 {
+		t.Errorf("OnVerify heard %+v, want 8 answers, 1 verified, 4 errors", heard)
+	}
+	for outcome, want := range map[string]float64{"verified": 1, "rejected": 2, "unknown_user": 1, "no_face": 2, "locked": 1, "matched": 1} {
+		if got := testutil.ToFloat64(m.outcomes.WithLabelValues(outcome)); got != want {
+			t.Errorf("outcome %s counted %v times, want %v", outcome, got, want)
+		}
 	}
 }

@@ -129,6 +129,12 @@ func (w *worker) analyze(r *raster, p *params, enroll, live bool) (*result, erro
 	if err != nil {
 		return nil, err
 	}
+	// The upright check needs the landmark consistency of the selected
+	// face in every case; measured now, the landmark model runs right after
+	// it located the faces, while its weights are still in the cache.
+	if _, _, err := w.consistency(r, &fs[sel], math.Inf(1)); err != nil {
+		return nil, err
+	}
 	res := &result{faces: fs, sel: sel, emb: make([]float32, p.embedDims)}
 	if res.norm, err = w.embed(r, &fs[sel], p, res.emb); err != nil {
 		return nil, err

@@ -38,9 +38,27 @@ func (w *worker) landmarks(r *raster, v view, sq box, mirror bool, out *[landmar
 // what it learned and answers much the same shape whatever it sees, so its
 // points move with the crop; on the labelled sets this tells upright faces
 // from turned ones almost perfectly (docs/face-pipeline.md), for two
-// landmark runs. The mirrored run is skipped (flip = +Inf) when the shift
-// alone exceeds giveUp.
+// landmark runs. flip is reported as +Inf when the shift alone exceeds
+// giveUp. Both are measured once per face and kept in f: every face that
+// is embedded needs both (a face that upright is not sure of is compared
+// with its turned copies, which weighs its mirror inconsistency), and
+// measuring them again there cost two more landmark runs.
 func (w *worker) consistency(r *raster, f *found, giveUp float64) (shift, flip float64, err error) {
+	if !f.measured {
+		if f.shift, f.flip, err = w.measureConsistency(r, f); err != nil {
+			return 0, 0, err
+		}
+		f.measured = true
+	}
+	if f.shift > giveUp {
+		return f.shift, math.Inf(1), nil
+	}
+	return f.shift, f.flip, nil
+}
+
+// measureConsistency runs the landmark model on f's crop shifted and
+// mirrored (see consistency).
+func (w *worker) measureConsistency(r *raster, f *found) (shift, flip float64, err error) {
 	sq := square(f.det)
 	side := sq.w()
 	var lm [landmarkCount]pt
@@ -49,9 +67,6 @@ func (w *worker) consistency(r *raster, f *found, giveUp float64) (shift, flip f
 		return 0, 0, err
 	}
 	shift = meanDist(f.fiveV, fivePoints(&lm)) / side
-	if shift > giveUp {
-		return shift, math.Inf(1), nil
-	}
 	if err := w.landmarks(r, f.v, sq, true, &lm); err != nil {
 		return 0, 0, err
 	}

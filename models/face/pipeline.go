@@ -18,6 +18,9 @@ type found struct {
 	fiveV [5]pt  // in view coordinates
 	sim   affine // view coordinates to the embedding input
 	rms   float64
+	// The landmark consistency (see worker.consistency), measured once.
+	shift, flip float64
+	measured    bool
 }
 
 // attempt detects faces in one view of r, locates their landmarks and

@@ -114,8 +114,10 @@ func NewServer(cfg ServerConfig) *Server {
 	return s
 }
 
-// routes registers every endpoint. docs/api.md and openapi.json describe
-// each; a test checks that the OpenAPI document lists exactly these.
+// routes is central's route table: every endpoint, each served by a
+// handler below in this file (or package api's verify and identify).
+// docs/api.md and openapi.json describe each; a test checks that the
+// OpenAPI document lists exactly these.
 func (s *Server) routes() {
 	s.handle("GET /healthz", "", s.healthz)
 	s.handle("GET /readyz", "", s.readyz)

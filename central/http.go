@@ -91,9 +91,10 @@ func NewServer(cfg ServerConfig) *Server {
 		cfg.Admission.OnShed(cfg.HTTPMetrics.Shed)
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), m: cfg.HTTPMetrics, log: cfg.Log}
+	eng, info := cfg.Registry.Engine()
 	s.faces = &api.FaceHandlers{
-		Engine:        cfg.Registry.eng,
-		Info:          cfg.Registry.info,
+		Engine:        eng,
+		Info:          info,
 		Gallery:       cfg.Registry,
 		Searcher:      cfg.Registry,
 		Limiter:       cfg.Limiter,
@@ -219,7 +220,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	err := s.cfg.Registry.Ping(ctx)
-	if err == nil && s.cfg.Registry.eng == nil {
+	if eng, _ := s.cfg.Registry.Engine(); err == nil && eng == nil {
 		err = fmt.Errorf("the face models are not loaded")
 	}
 	if err == nil && s.cfg.Ready != nil {
@@ -480,7 +481,7 @@ func (s *Server) analyse(w http.ResponseWriter, r *http.Request) error {
 		resp.Refusal = &api.ErrorBody{Error: fe.Msg, Code: fe.Code}
 		if kind == faceauth.KindNoFace {
 			// Show the faces that were found, unjudged.
-			if d, derr := s.cfg.Registry.eng.Analyze(r.Context(), img, faceauth.Request{Purpose: faceauth.PurposeDetect}); derr == nil {
+			if d, derr := s.cfg.Registry.Detect(r.Context(), img); derr == nil {
 				resp.Faces, resp.Width, resp.Height = faceInfos(d.Faces), d.Width, d.Height
 			}
 		}
@@ -747,7 +748,7 @@ func (s *Server) listDeletions(w http.ResponseWriter, r *http.Request) error {
 		}
 		pendingOnly = b
 	}
-	dels, next, err := s.cfg.Registry.deletionRecords(r.Context(), after, limit)
+	dels, next, err := s.cfg.Registry.DeletionRecords(r.Context(), after, limit)
 	if err != nil {
 		return err
 	}

@@ -124,7 +124,7 @@ func (c *opsCollector) deletions(ctx context.Context, now time.Time) (int, time.
 	pending, oldest := 0, time.Time{}
 	var after uint64
 	for {
-		dels, next, err := c.reg.deletionRecords(ctx, after, MaxPageSize)
+		dels, next, err := c.reg.DeletionRecords(ctx, after, MaxPageSize)
 		if err != nil {
 			c.log.Warn("metrics: reading the deletion records", "err", err)
 			c.delErr = err

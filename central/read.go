@@ -370,11 +370,11 @@ func (r *Registry) readDeletions(ctx context.Context, keys []string) ([]*pb.Dele
 	return dels, nil
 }
 
-// deletionRecords returns up to limit deletion records with a revision
+// DeletionRecords returns up to limit deletion records with a revision
 // above after, in ascending revision, and the cursor of the next page (0
 // on the last). Like Snapshot it leaves out a deletion superseded before
 // it completed (the user is live at a lower revision).
-func (r *Registry) deletionRecords(ctx context.Context, after uint64, limit int) ([]*pb.Deletion, uint64, error) {
+func (r *Registry) DeletionRecords(ctx context.Context, after uint64, limit int) ([]*pb.Deletion, uint64, error) {
 	start := ""
 	if after > 0 {
 		start = deletionKey(after)

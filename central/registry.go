@@ -135,6 +135,15 @@ func NewRegistry(cfg Config) *Registry {
 	return r
 }
 
+// Engine returns the face engine and its description, which verify and
+// identify use over the registry's users.
+func (r *Registry) Engine() (faceauth.Engine, faceauth.EngineInfo) { return r.eng, r.info }
+
+// Detect lists the faces in img without judging or embedding any.
+func (r *Registry) Detect(ctx context.Context, img []byte) (*faceauth.Analysis, error) {
+	return r.eng.Analyze(ctx, img, faceauth.Request{Purpose: faceauth.PurposeDetect})
+}
+
 // Model returns the id of the embedding model new references get.
 func (r *Registry) Model() string { return r.info.Model }
 

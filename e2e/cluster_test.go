@@ -61,6 +61,9 @@ cluster {
   name: faceauth-test
   listen: %s
   routes: [%s]
+  # Clients know only the nodes they list, so that the test can take
+  # every node a client knows away (see TestClusterFailover).
+  no_advertise: true
 }
 `, n.name, n.client, n.http, filepath.Join(n.dir, "js"), n.route, strings.Join(routes, ", "))
 		if err := os.WriteFile(filepath.Join(n.dir, "nats.conf"), []byte(conf), 0o600); err != nil {
@@ -98,28 +101,43 @@ func (n *natsNode) start() {
 	})
 }
 
-// busiestNode returns the node with the most client connections.
-func busiestNode(t testing.TB, nodes []*natsNode) *natsNode {
-	t.Helper()
-	best, most := nodes[0], -1
-	for _, n := range nodes {
-		resp, err := http.Get("http://" + n.http + "/connz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var c struct {
-			NumConnections int `json:"num_connections"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&c)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.NumConnections > most {
-			best, most = n, c.NumConnections
+// clients returns how many client connections of each name ("central",
+// "edge site-1") the node serves, from its /connz; nil when it does not
+// answer (it is down).
+func (n *natsNode) clients() map[string]int {
+	if n.p.exited() {
+		return nil
+	}
+	resp, err := http.Get("http://" + n.http + "/connz?limit=1024")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var c struct {
+		Connections []struct {
+			Name string `json:"name"`
+		} `json:"connections"`
+	}
+	if json.NewDecoder(resp.Body).Decode(&c) != nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, cn := range c.Connections {
+		out[cn.Name]++
+	}
+	return out
+}
+
+// connectedTo reports how many connections named name the running nodes
+// other than except serve.
+func connectedTo(nodes []*natsNode, except *natsNode, name string) int {
+	n := 0
+	for _, node := range nodes {
+		if node != except {
+			n += node.clients()[name]
 		}
 	}
-	return best
+	return n
 }
 
 // moveLeader asks the users stream's leader to step down in favour of n
@@ -212,38 +230,62 @@ type change struct {
 
 // TestClusterFailover runs the production topology on loopback: three
 // clustered nats-server processes (R3 streams), two central replicas on
-// one S3 bucket (versitygw) and three edges, all real binaries. While
+// one S3 bucket (versitygw) and three edges, all real binaries, while
 // registrations, image additions and deletions go through both replicas in
-// turn, it kill -9s one NATS node and one central replica and later
-// restarts them. Then every confirmed change is at every edge, nothing was
-// applied twice, every edge is in_sync, every deletion has every edge's
-// receipt and the users stream is still R3 with every replica current.
+// turn. Each client knows one node (the nodes do not advertise the others),
+// so that each fault is aimed at the clients that must survive it, which
+// /connz confirms before it strikes:
+//
+//  1. Two NATS nodes die, the edges' node and the users stream's leader
+//     among them: the stream has no quorum, so the replicas' publishes fail while they stay connected,
+//     and the changes confirmed meanwhile reach the stream only because a
+//     failed publish makes the publisher reconcile. The edges, with every
+//     node they know down, must keep trying until theirs is back. Nothing
+//     is restarted before the check, and the publisher's periodic check is
+//     set to an hour, so neither a start-up reconciliation nor the safety
+//     net hides a lost change.
+//  2. The node leading the users stream, which serves both replicas, dies
+//     with one replica while changes keep coming; the surviving replica
+//     must keep trying until its node is back, and the changes it confirms
+//     meanwhile reach the edges through its own reconciliation.
+//
+// Afterwards every confirmed change is at every edge, nothing was applied
+// twice, every edge is in_sync, every deletion has every edge's receipt and
+// the users stream is still R3 with every replica current.
 func TestClusterFailover(t *testing.T) {
 	const bucket = "faceauth-cluster"
 	gw := versitygw.Start(t, versitygw.Options{Buckets: []string{bucket}})
 	nodes := startNATSCluster(t)
+	// The edges know only v, the replicas only w (production clients list
+	// every node; an outage of every node a client knows is what a WAN
+	// outage at a site looks like).
+	v, w, x := nodes[0], nodes[1], nodes[2]
 	admin, _ := tokens(t)
 
 	env := []string{"SECRET_KEY=" + secret, "STORE=s3", "S3_BUCKET=" + bucket, "S3_ENDPOINT=" + gw.Endpoint,
 		"AWS_REGION=" + gw.Region, "AWS_ACCESS_KEY_ID=" + gw.AccessKey, "AWS_SECRET_ACCESS_KEY=" + gw.SecretKey,
-		"NATS_URL=" + natsURLs(nodes), "NATS_REPLICAS=3"}
+		"NATS_REPLICAS=3", "FEED_CHECK_EVERY=1h"}
 	replicas := make([]*centralProc, 2)
-	startReplica := func(i int) {
+	startReplica := func(i int, natsURL string) {
 		addr := freeAddr(t)
 		if replicas[i] != nil {
 			addr = strings.TrimPrefix(replicas[i].url, "http://") // nginx's upstream keeps its address
 		}
-		p := start(t, fmt.Sprintf("central-%d", i+1), "central", env, "serve", "--listen", addr, "--data", t.TempDir(),
+		p := start(t, fmt.Sprintf("central-%d", i+1), "central", append(env, "NATS_URL="+natsURL), "serve", "--listen", addr, "--data", t.TempDir(),
 			"--models-dir", testenv.ModelsDir(t), "--workers", "1", "--log-level", "debug")
 		replicas[i] = &centralProc{proc: p, url: "http://" + addr}
 		replicas[i].waitReady(replicas[i].url, 2*time.Minute)
 	}
-	startReplica(0)
-	startReplica(1)
+	startReplica(0, "nats://"+w.client)
+	startReplica(1, "nats://"+w.client)
 	var edges []*edge
 	for i := range 3 {
-		edges = append(edges, startEdge(t, fmt.Sprintf("site-%d", i+1), t.TempDir(), natsURLs(nodes)))
+		edges = append(edges, startEdge(t, fmt.Sprintf("site-%d", i+1), t.TempDir(), "nats://"+v.client))
 	}
+	waitFor(t, time.Minute, "the edges to connect to "+v.name+" and the replicas to "+w.name, func() bool {
+		return v.clients()["edge site-1"] == 1 && v.clients()["edge site-2"] == 1 && v.clients()["edge site-3"] == 1 &&
+			w.clients()["central"] == 2
+	})
 
 	// Faces: the pinned samples, and a wider crop of each for additions.
 	samples := []string{"sample1.jpg", "sample2.jpg", "sample3.jpg", "sample4.jpg", "sample5.jpg", "sample6.jpg"}
@@ -304,53 +346,133 @@ func TestClusterFailover(t *testing.T) {
 	}
 	user := func(i int) string { return fmt.Sprintf("cl-%02d", i) }
 	// round runs registrations of users [from, to), then an addition to
-	// the first and the deletion of the second of them.
-	round := func(from, to int) {
+	// the first and the deletion of the second of them, and returns how
+	// many were confirmed.
+	round := func(from, to int) int {
+		var ok int
 		for i := from; i < to; i++ {
-			send("register", user(i), imgs[i%len(imgs)])
+			if send("register", user(i), imgs[i%len(imgs)]).outcome == confirmed {
+				ok++
+			}
 		}
-		send("add", user(from), wide[from%len(wide)])
-		send("delete", user(from+1), nil)
+		if send("add", user(from), wide[from%len(wide)]).outcome == confirmed {
+			ok++
+		}
+		if send("delete", user(from+1), nil).outcome == confirmed {
+			ok++
+		}
+		return ok
+	}
+
+	js, err := jetstream.New(natsConnect(t, nodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// converged waits until the users stream holds exactly what central's
+	// store does (read by the test itself, so an edge that is merely
+	// in_sync with an incomplete stream does not pass) and every edge is
+	// in_sync past the stream's newest change.
+	converged := func(what string) {
+		t.Helper()
+		waitUntil(t, 2*time.Minute, what, func() string {
+			users, err := listUsers(admin, replicas[0].url)
+			if err != nil {
+				return err.Error()
+			}
+			mu.Lock()
+			var ids []string
+			for _, ch := range changes {
+				ids = append(ids, ch.user)
+			}
+			mu.Unlock()
+			slices.Sort(ids)
+			ids = slices.Compact(ids)
+			held, err := streamUsers(js, ids)
+			if err != nil {
+				return "read the users stream: " + err.Error()
+			}
+			var newest uint64
+			for id, e := range held {
+				newest = max(newest, e.rev)
+				if u, ok := users[id]; !e.tombstone && !ok {
+					return fmt.Sprintf("the users stream holds %s (revision %d), whom central deleted", id, e.rev)
+				} else if ok && !e.tombstone && e.rev != u.Revision {
+					return fmt.Sprintf("the users stream holds %s at revision %d, central at %d", id, e.rev, u.Revision)
+				}
+			}
+			for id, u := range users {
+				if e, ok := held[id]; !ok || e.tombstone {
+					return fmt.Sprintf("central holds %s at revision %d, the users stream does not: a confirmed change never reached the feed", id, u.Revision)
+				}
+			}
+			return edgesBehind(admin, replicas[0].url, len(edges), newest)
+		})
 	}
 
 	round(0, 4)
-	// Faults while changes keep coming: the workload runs on while one
-	// NATS node and one central replica are killed, as a power cut would.
+	converged("the first changes to reach every edge")
+
+	// Fault 1: two of three NATS nodes die, the edges' node among them.
+	// The users stream has no quorum; the replicas stay connected to w.
+	// v leads the stream: a leader that survived would keep the publishes
+	// in its log and commit them once the quorum is back, so that no
+	// publish would be lost for good.
+	moveLeader(t, nodes, v)
+	v.p.kill9()
+	x.p.kill9()
+	if n := round(4, 8); n == 0 {
+		t.Fatal("no change was confirmed while the users stream had no quorum: the fault proves nothing")
+	}
+	if w.clients()["central"] != 2 {
+		t.Fatal("a replica lost its connection to " + w.name + ": its reconnection, not its failed publishes, would make it reconcile")
+	}
+	v.start()
+	x.start()
+	for _, e := range edges {
+		waitFor(t, time.Minute, "edge "+e.id+" to reconnect to "+v.name+" once it is back (an edge must keep trying through an outage of every node it knows)", func() bool {
+			return v.clients()["edge "+e.id] == 1
+		})
+	}
+	converged("the changes confirmed while the users stream had no quorum to reach every edge, with no central restarted (a failed publish must make the publisher reconcile)")
+
+	// Fault 2: w, leading the users stream and serving both replicas, dies
+	// with one replica while changes keep coming.
+	if w.clients()["central"] != 2 {
+		t.Fatal("the replicas are not both on " + w.name + ": its death would not test their reconnection")
+	}
+	moveLeader(t, nodes, w)
+	mu.Lock()
+	before := len(changes)
+	mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		round(4, 8)
 		round(8, 12)
+		round(12, 16)
 	}()
 	waitFor(t, time.Minute, "the workload to reach the faults", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(changes) >= 8
+		return len(changes) >= before+4
 	})
-	// The node most clients are connected to, made the leader of the
-	// users stream: its death makes clients reconnect elsewhere and the
-	// stream elect another leader, with changes in flight.
-	victim := busiestNode(t, nodes)
-	moveLeader(t, nodes, victim)
-	victim.p.kill9()
+	w.p.kill9()
 	replicas[1].kill9()
 	<-done
-	round(12, 16) // one replica and two NATS nodes
-	victim.start()
-	startReplica(1)
+	// The other replica's start reconciles what the store holds up to
+	// then; what central-1 confirms afterwards reaches the edges only
+	// through its own publisher, once it has reconnected.
+	startReplica(1, natsURLs(nodes))
 	round(16, 20)
+	w.start()
+	waitFor(t, time.Minute, "both replicas to be connected once "+w.name+" is back (central-1 must keep trying through an outage of every node it knows)", func() bool {
+		return connectedTo(nodes, nil, "central") == 2
+	})
+	round(20, 24)
 
 	// Central's final state, from the store through a replica.
-	finalUsers := map[string]central.UserSummary{}
-	{
-		status, body := httpDo(t, authed(t, http.MethodGet, replicas[0].url+"/api/users?limit=1000", admin))
-		var lr central.ListResponse
-		if status != http.StatusOK || json.Unmarshal(body, &lr) != nil {
-			t.Fatalf("list users: %d %s", status, body)
-		}
-		for _, u := range lr.Users {
-			finalUsers[u.UserID] = u
-		}
+	finalUsers, err := listUsers(admin, replicas[0].url)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// Nothing confirmed is lost, nothing applied twice.
@@ -391,19 +513,11 @@ func TestClusterFailover(t *testing.T) {
 	}
 	t.Logf("%d changes, %d confirmed, %d users left, highest confirmed revision %d", len(changes), confirmedN, len(finalUsers), maxRev)
 
-	// Every edge in_sync, past the last confirmed change.
-	waitFor(t, 2*time.Minute, "every edge to be in_sync past the last confirmed change", func() bool {
-		status, body := httpDo(t, authed(t, http.MethodGet, replicas[0].url+"/api/edges", admin))
-		var er central.EdgesResponse
-		if status != http.StatusOK || json.Unmarshal(body, &er) != nil || len(er.Edges) != len(edges) {
-			return false
-		}
-		for _, e := range er.Edges {
-			if e.State != fleet.StateInSync || e.AppliedRevision < maxRev {
-				return false
-			}
-		}
-		return true
+	// Every edge in_sync, past the last confirmed change, and the stream
+	// holding exactly central's state.
+	converged("every confirmed change to reach every edge")
+	waitUntil(t, time.Minute, "every edge past the last confirmed change", func() string {
+		return edgesBehind(admin, replicas[0].url, len(edges), maxRev)
 	})
 
 	// Every deletion has every edge's receipt.
@@ -429,10 +543,6 @@ func TestClusterFailover(t *testing.T) {
 	})
 
 	// The users stream is still R3, every replica current.
-	js, err := jetstream.New(natsConnect(t, nodes))
-	if err != nil {
-		t.Fatal(err)
-	}
 	waitFor(t, time.Minute, "the users stream's three replicas to be current", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -466,6 +576,108 @@ func TestClusterFailover(t *testing.T) {
 		if !mapsEqual(got, want) {
 			t.Errorf("edge %s holds %v, central %v", e.id, got, want)
 		}
+	}
+}
+
+// listUsers returns central's users by id, through the replica at url.
+func listUsers(admin, url string) (map[string]central.UserSummary, error) {
+	req, err := http.NewRequest(http.MethodGet, url+"/api/users?limit=1000", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer resp.Body.Close()
+	var lr central.ListResponse
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&lr) != nil {
+		return nil, fmt.Errorf("list users: status %d", resp.StatusCode)
+	}
+	users := map[string]central.UserSummary{}
+	for _, u := range lr.Users {
+		users[u.UserID] = u
+	}
+	return users, nil
+}
+
+// edgesInSync returns "" when central at url reports n edges, every one
+// in_sync with at least revision applied, or else what is not.
+func edgesBehind(admin, url string, n int, revision uint64) string {
+	req, err := http.NewRequest(http.MethodGet, url+"/api/edges", nil)
+	if err != nil {
+		return err.Error()
+	}
+	req.Header.Set("Authorization", "Bearer "+admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "GET /api/edges: " + err.Error()
+	}
+	defer resp.Body.Close()
+	var er central.EdgesResponse
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&er) != nil {
+		return fmt.Sprintf("GET /api/edges: status %d", resp.StatusCode)
+	}
+	if len(er.Edges) != n {
+		return fmt.Sprintf("central knows %d edges, not %d", len(er.Edges), n)
+	}
+	for _, e := range er.Edges {
+		if e.State != fleet.StateInSync || e.AppliedRevision < revision {
+			return fmt.Sprintf("edge %s is %s at revision %d, not in_sync at %d", e.ID, e.State, e.AppliedRevision, revision)
+		}
+	}
+	return ""
+}
+
+// streamEntry is what the users stream holds of one user: the newest
+// message's revision and whether it is a tombstone.
+type streamEntry struct {
+	rev       uint64
+	tombstone bool
+}
+
+// streamUsers returns what the users stream holds of each of ids, read
+// with the stream's last-message-for-subject API (no consumer).
+func streamUsers(js jetstream.JetStream, ids []string) (map[string]streamEntry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, pb.UsersStream)
+	if err != nil {
+		return nil, fmt.Errorf("stream info: %w", err)
+	}
+	out := map[string]streamEntry{}
+	for _, id := range ids {
+		m, err := s.GetLastMsgForSubject(ctx, pb.UserSubject(id))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the last message of %s: %w", id, err)
+		}
+		rev, err := pb.HeaderRevision(m.Header)
+		if err != nil {
+			return nil, fmt.Errorf("the last message of %s: %w", id, err)
+		}
+		out[id] = streamEntry{rev: rev, tombstone: m.Header.Get(pb.OpHeader) == pb.OpDelete}
+	}
+	return out, nil
+}
+
+// waitUntil polls cond until it returns "" or the timeout passes, and then
+// fails with the last thing cond said was missing.
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		missing := cond()
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, missing)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

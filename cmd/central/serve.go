@@ -77,6 +77,7 @@ func serveCommand() *cli.Command {
 			&cli.StringFlag{Name: "s3-kms-key-id", Usage: "KMS key for S3_SSE=aws:kms", EnvVars: []string{"S3_KMS_KEY_ID"}},
 			&cli.StringFlag{Name: "shutdown-timeout", Usage: "how long shutdown waits for requests in flight", EnvVars: []string{"SHUTDOWN_TIMEOUT"}, Value: "30s"},
 			&cli.StringFlag{Name: "previous-token-key-file", Usage: "during a key rotation: the previous token key file, whose feed key signs the announcement of the new one (or PREVIOUS_SECRET_KEY)", EnvVars: []string{"PREVIOUS_TOKEN_KEY_FILE"}},
+			&cli.StringFlag{Name: "feed-check-every", Usage: "how often the publisher checks that the users stream holds what the store does and reconciles when not (a safety net: failed publishes and reconnections reconcile at once)", EnvVars: []string{"FEED_CHECK_EVERY"}, Value: "30s"},
 			&cli.StringFlag{Name: "sweep-every", Usage: "how often to sweep images no record names from the store (0: never)", EnvVars: []string{"SWEEP_EVERY"}, Value: "1h"},
 			logLevelFlag(),
 		}, append(serveflags.Flags(), natsFlags()...)...),
@@ -102,6 +103,7 @@ type serveConfig struct {
 	serveflags.Settings
 	shutdownTimeout time.Duration
 	sweepEvery      time.Duration // 0: no sweep
+	feedCheckEvery  time.Duration
 	logLevel        slog.Level
 }
 
@@ -142,6 +144,12 @@ func parseServeConfig(c *cli.Context) (*serveConfig, error) {
 	}
 	if cfg.sweepEvery, err = config.ParseDuration(c.String("sweep-every")); err != nil {
 		return nil, bad("SWEEP_EVERY", err)
+	}
+	if cfg.feedCheckEvery, err = config.ParseDuration(c.String("feed-check-every")); err != nil {
+		return nil, bad("FEED_CHECK_EVERY", err)
+	}
+	if cfg.feedCheckEvery == 0 {
+		return nil, bad("FEED_CHECK_EVERY", errors.New("must be above 0"))
 	}
 	if cfg.logLevel, err = parseLogLevel(c.String("log-level")); err != nil {
 		return nil, bad("LOG_LEVEL", err)
@@ -267,6 +275,7 @@ func runServe(c *cli.Context) error {
 	publisher, err := publish.New(feedConn.nc, publish.Options{
 		Log:            log,
 		Streams:        streamOptions(c),
+		CheckEvery:     cfg.feedCheckEvery,
 		Signer:         feedKey,
 		PreviousSigner: prevFeedKey,
 		TokenKey:       &pb.TokenKey{KeyId: signer.KeyID(), PublicKey: signer.PublicKey()},

@@ -1,34 +1,51 @@
 // Command fleet measures fleet-scale sync (issue 12): it starts a
 // three-node nats-server cluster on loopback (the pinned binary that `make
-// tools` builds), publishes -users users (one 512-d embedding each, signed,
-// R3 streams) with the real publish.Publisher, then for each N in -edges runs
-// N simulated edges in this process, each with its own NATS connection and
-// the real uplink.Consume (ordered consumer, signature checks, decoding; an
-// in-memory map stands in for the bbolt file) and a heartbeat every
-// -heartbeat, beside central's real fleet.Monitor. It prints, per N: the
-// time until every edge has read the whole set and until the monitor
-// reports all of them in_sync, the NATS servers' CPU seconds and peak RSS,
-// the CPU this process spends per heartbeat in steady state (the edges'
-// sending and central's handling: an upper bound for central's cost), and
-// the latency of building GET /api/edges's answer with N edges. It prints
+// tools` builds), publishes -users users straight into the R3 users stream
+// with central's real publish.Publisher (signed by the feed key, one embedding
+// each of the default model's size, 640-d), and starts central's real
+// fleet.Monitor behind central's real HTTP server in a child process of its
+// own, so that its CPU is central's alone. Then, for each N in -edges, it
+// runs N simulated edges in this process, each with its own NATS
+// connection and the real uplink.Consume (ordered consumer, Ed25519 check and
+// decoding of every message; a map of user to revision stands in for the
+// bbolt file, the embeddings are dropped after decoding) and a heartbeat
+// every -heartbeat.
+//
+// It prints, per N: the time until every edge has read the whole set and
+// until GET /api/edges reports all of them in_sync; the CPU seconds of the
+// NATS servers, of central and of the simulated edges during the bootstrap,
+// per delivered message; the servers' peak RSS; central's CPU per heartbeat
+// in steady state; and the latency of GET /api/edges over HTTP with N
+// edges. A bootstrap that has not finished after -max stops there: the
+// line then gives the deliveries made, their rate and the projected time
+// of the whole bootstrap at that rate, marked as projected. It prints
 // numbers; it does not judge them.
 //
-//	make tools && go run ./scripts/fleet -users 5000 -edges 50,200,500
+//	make tools && go run ./scripts/fleet -users 100000 -edges 50 -max 11m
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,52 +58,98 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/central/publish"
 	"github.com/xplore/faceauth/edged/uplink"
+	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/models"
 	pb "github.com/xplore/faceauth/proto"
 )
 
 func main() {
-	users := flag.Int("users", 5000, "users in the stream")
-	edgesFlag := flag.String("edges", "50,200,500", "comma-separated fleet sizes")
+	users := flag.Int("users", 100000, "users in the stream")
+	edgesFlag := flag.String("edges", "50", "comma-separated fleet sizes, run one after the other")
 	hb := flag.Duration("heartbeat", time.Second, "edge heartbeat interval")
-	hold := flag.Duration("hold", 10*time.Second, "steady-state window after all are in_sync")
+	hold := flag.Duration("hold", 10*time.Second, "steady-state window (heartbeats only) after the bootstrap")
+	maxBoot := flag.Duration("max", 11*time.Minute, "stop a bootstrap that has not finished after this long and project it")
+	batch := flag.Int("batch", 0, "uplink.ConsumeOptions.MaxBatch of each simulated edge (0: that option's default, 1000; edged itself uses 4096, which buffers too much for hundreds of edges in one process)")
 	natsBin := flag.String("nats-server", ".tools/bin/nats-server", "nats-server binary")
+	centralMode := flag.Bool("central", false, "internal: run as the central child process (monitor and HTTP API)")
+	urlsFlag := flag.String("urls", "", "internal: NATS URLs for -central")
+	tokenKey := flag.String("token-key", "", "internal: hex public key of the admin token for -central")
 	flag.Parse()
 	log.SetFlags(0)
 
+	choice, err := defaultModel()
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *centralMode {
+		if err := runCentral(*urlsFlag, *tokenKey, choice.ModelID(), *hb); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	var sizes []int
+	for _, f := range strings.Split(*edgesFlag, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			log.Fatalf("-edges: %q is not a fleet size", f)
+		}
+		sizes = append(sizes, n)
+	}
+	if err := run(*natsBin, *users, sizes, choice, *hb, *hold, *maxBoot, *batch); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// defaultModel is the embedding model central and edges run by default:
+// its ID goes into every embedding and heartbeat, its size is the size of
+// each stored vector.
+func defaultModel() (*models.Choice, error) {
+	m, err := models.Builtin()
+	if err != nil {
+		return nil, err
+	}
+	return m.Choose(models.DefaultModel)
+}
+
+func run(natsBin string, users int, sizes []int, choice *models.Choice, hb, hold, maxBoot time.Duration, batch int) error {
 	dir, err := os.MkdirTemp("", "fleet-")
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	defer os.RemoveAll(dir)
-	nodes, urls, err := startCluster(*natsBin, dir)
+	nodes, urls, err := startCluster(natsBin, dir)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	defer func() {
-		for _, n := range nodes {
-			n.Process.Signal(syscall.SIGTERM)
-			n.Wait()
-		}
+	defer stopAll(nodes)
+	go func() { // an interrupted run leaves no 300 MB stores behind
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+		<-sig
+		stopAll(nodes)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}()
 	ctx := context.Background()
-	central, err := nats.Connect(urls, nats.MaxReconnects(-1))
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1))
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	defer central.Close()
+	defer nc.Close()
 
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
 	signer, err := pb.NewSigner(seed)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
 	streams := pb.StreamOptions{Replicas: 3}
-	js, _ := jetstream.New(central)
-	for {
+	js, _ := jetstream.New(nc)
+	for { // the cluster elects its meta leader first
 		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := pb.EnsureStreams(tctx, js, streams)
 		cancel()
@@ -95,181 +158,317 @@ func main() {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	pub, err := publish.New(central, publish.Options{Signer: signer, Streams: streams, Timeout: time.Minute})
+	pub, err := publish.New(nc, publish.Options{Signer: signer, Streams: streams, Timeout: time.Minute, Log: quiet})
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	src := newSource(*users)
 	t0 := time.Now()
-	if _, err := pub.Resync(ctx, src, publish.ResyncOptions{}); err != nil {
-		log.Fatal(err)
+	if _, err := pub.Resync(ctx, &source{n: users, model: choice.ModelID(), dims: choice.Dims()}, publish.ResyncOptions{}); err != nil {
+		return err
 	}
-	fmt.Printf("cluster: 3 nats-server nodes, R3 streams; published %d users (512-d, signed) in %s\n", *users, time.Since(t0).Round(time.Millisecond))
-
-	mon, err := fleet.New(central, fleet.Options{Model: "m1", HeartbeatInterval: *hb, Streams: streams})
+	info, err := js.Stream(ctx, pb.UsersStream)
 	if err != nil {
-		log.Fatal(err)
+		return err
 	}
-	mctx, stopMon := context.WithCancel(ctx)
-	defer stopMon()
-	go mon.Run(mctx)
+	st := info.CachedInfo().State
+	fmt.Printf("machine: %d CPUs, load average %s\n", runtime.NumCPU(), loadAvg())
+	fmt.Printf("cluster: 3 nats-server nodes, R3 streams; published %d users (%s, %d-d, signed) in %s: %d messages, %.0f MB per node\n",
+		users, choice.ModelID(), choice.Dims(), time.Since(t0).Round(time.Millisecond), st.Msgs, float64(st.Bytes)/1e6)
 
-	fmt.Println("edges  bootstrap(all read)  all_in_sync  nats_cpu_s  nats_peak_rss_MB(max node)  µs_cpu/heartbeat  edges_json_p50_ms  p99_ms")
-	for _, f := range strings.Split(*edgesFlag, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			log.Fatalf("-edges: %q", f)
-		}
-		if err := runFleet(ctx, urls, nodes, mon, signer, *users, n, *hb, *hold); err != nil {
-			log.Fatal(err)
-		}
+	tokens, err := auth.NewSigner(seed)
+	if err != nil {
+		return err
 	}
-}
+	token, err := tokens.Issue("fleet", auth.RoleAdmin, 0, time.Now())
+	if err != nil {
+		return err
+	}
+	c, err := startCentral(urls, hex.EncodeToString(tokens.PublicKey()), hb, token)
+	if err != nil {
+		return err
+	}
+	defer c.stop()
 
-// runFleet runs n edges until all are in_sync, holds them for the steady
-// window, prints one line and stops them.
-func runFleet(ctx context.Context, urls string, nodes []*exec.Cmd, mon *fleet.Monitor, signer *pb.Signer, users, n int, hb, hold time.Duration) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cpu0 := natsCPU(nodes)
-	start := time.Now()
-	var (
-		wg      sync.WaitGroup
-		read    atomic.Int64 // edges that have read every user
-		lastAll atomic.Int64 // when the last did, ns since start
-	)
-	run := fmt.Sprintf("n%d", n)
-	for i := range n {
-		nc, err := nats.Connect(urls, nats.MaxReconnects(-1))
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
-		id := fmt.Sprintf("%s-edge-%03d", run, i)
-		e := &simEdge{id: id, users: map[string]uint64{}}
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			uplink.Consume(ctx, js, uplink.ConsumeOptions{Keys: pb.TrustKey(signer.PublicKey()), FilterSubjects: pb.EdgeFilterSubjects(nil)}, func(ds []uplink.Delivery) error {
-				e.mu.Lock()
-				defer e.mu.Unlock()
-				for _, d := range ds {
-					if d.Err != nil {
-						return d.Err
-					}
-					rev := pb.ChangeRevision(d.Change)
-					e.users[pb.ChangeUserID(d.Change)] = rev
-					e.rev, e.seq = max(e.rev, rev), d.Seq
-				}
-				e.caughtUp = ds[len(ds)-1].Pending == 0
-				if len(e.users) == users && e.caughtUp && !e.done {
-					e.done = true
-					read.Add(1)
-					lastAll.Store(int64(time.Since(start)))
-				}
-				return nil
-			})
-		}()
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(hb)
-			defer t.Stop()
-			for {
-				e.mu.Lock()
-				st := &pb.EdgeStatus{EdgeId: id, Model: "m1", Version: "fleet", AppliedRevision: e.rev, AppliedSequence: e.seq,
-					UserCount: int64(len(e.users)), SentAt: timestamppb.Now(), CaughtUp: e.caughtUp}
-				e.mu.Unlock()
-				uplink.PublishStatus(nc, st)
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
-		}()
-	}
-	inSync := func() bool {
-		count := 0
-		for _, es := range mon.Edges(time.Now()) {
-			if strings.HasPrefix(es.ID, run+"-") && es.State == fleet.StateInSync {
-				count++
-			}
-		}
-		return count == n
-	}
-	deadline := time.Now().Add(30 * time.Minute)
-	for !(read.Load() == int64(n) && inSync()) {
-		if time.Now().After(deadline) {
-			return errors.New("the fleet did not get in sync within 30 minutes")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	allInSync := time.Since(start)
-	cpuBoot := natsCPU(nodes) - cpu0
+	// What the cluster and central spend with no edge at all (raft and
+	// monitor timers): subtracted from the heartbeats' cost.
+	natsIdle0, centralIdle0 := procCPU(nodes...), c.cpu()
+	time.Sleep(idleWindow)
+	idle := idleRates{nats: (procCPU(nodes...) - natsIdle0) / idleWindow.Seconds(), central: (c.cpu() - centralIdle0) / idleWindow.Seconds()}
+	fmt.Printf("idle, no edges (%s): NATS servers %.1f ms CPU/s, central %.1f ms CPU/s\n", idleWindow, idle.nats*1e3, idle.central*1e3)
 
-	// Steady state: only heartbeats flow.
-	self0 := selfCPU()
-	time.Sleep(hold)
-	perHB := (selfCPU() - self0) / (float64(n) * hold.Seconds() / hb.Seconds()) * 1e6
-
-	var lat []time.Duration
-	for range 50 {
-		t := time.Now()
-		b, _ := json.Marshal(struct {
-			Edges []fleet.EdgeState `json:"edges"`
-		}{mon.Edges(time.Now())})
-		_ = b
-		lat = append(lat, time.Since(t))
-	}
-	slices.Sort(lat)
-	fmt.Printf("%5d  %18s  %11s  %10.1f  %26.0f  %16.0f  %17.2f  %6.2f\n", n,
-		time.Duration(lastAll.Load()).Round(time.Millisecond), allInSync.Round(time.Millisecond),
-		cpuBoot, natsPeakRSS(nodes), perHB,
-		float64(lat[len(lat)/2].Microseconds())/1000, float64(lat[len(lat)*99/100].Microseconds())/1000)
-	cancel()
-	wg.Wait()
-	for i := range n {
-		mon.Forget(context.Background(), fmt.Sprintf("%s-edge-%03d", run, i))
+	for _, n := range sizes {
+		r := &fleetRun{urls: urls, nodes: nodes, central: c, keys: pb.TrustKey(signer.PublicKey()), model: choice.ModelID(),
+			users: users, n: n, hb: hb, hold: hold, max: maxBoot, batch: batch, idle: idle}
+		if err := r.run(ctx); err != nil {
+			return fmt.Errorf("%d edges: %w", n, err)
+		}
 	}
 	return nil
 }
 
+// progressEvery is how often a bootstrap in progress is reported on
+// stderr.
+const progressEvery = 30 * time.Second
+
+// idleWindow is how long the idle CPU rates are measured.
+const idleWindow = 10 * time.Second
+
+// idleRates are CPU seconds per second spent with no edge connected.
+type idleRates struct{ nats, central float64 }
+
+// quiet drops the publisher's progress logs.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// fleetRun is one fleet size.
+type fleetRun struct {
+	urls    string
+	nodes   []*exec.Cmd
+	central *centralProc
+	keys    pb.Keys
+	model   string
+	users   int
+	n       int
+	hb      time.Duration
+	hold    time.Duration
+	max     time.Duration
+	batch   int
+	idle    idleRates
+
+	delivered atomic.Int64 // messages delivered to all edges
+	read      atomic.Int64 // edges that have read every user
+	lastRead  atomic.Int64 // when the last of them did, ns since start
+	beats     atomic.Int64 // heartbeats sent
+}
+
+// run starts n edges, waits until all are in_sync or r.max has passed,
+// holds them for the steady window, prints the numbers and stops them.
+func (r *fleetRun) run(ctx context.Context) error {
+	prefix := fmt.Sprintf("n%d-", r.n)
+	load0 := loadAvg()
+	// Connect every edge first: connecting while hundreds already read
+	// would start them minutes apart on a busy machine.
+	conns := make([]*nats.Conn, r.n)
+	connStart := time.Now()
+	for i := range conns {
+		nc, err := nats.Connect(r.urls, nats.MaxReconnects(-1))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		conns[i] = nc
+	}
+	fmt.Fprintf(os.Stderr, "  %d edges connected in %s\n", r.n, time.Since(connStart).Round(time.Millisecond))
+	edges := make([]*simEdge, r.n)
+	for i := range edges {
+		edges[i] = &simEdge{id: fmt.Sprintf("%sedge-%03d", prefix, i), users: make(map[uint64]uint64, r.users)}
+	}
+	// Every edge starts at once: started one by one, the first hundred
+	// reading would starve this loop and the last edge start minutes late.
+	consumeCtx, stopConsume := context.WithCancel(ctx)
+	defer stopConsume()
+	beatCtx, stopBeats := context.WithCancel(ctx)
+	defer stopBeats()
+	var wg sync.WaitGroup
+	ready := make(chan struct{})
+	natsCPU0, centralCPU0, selfCPU0 := procCPU(r.nodes...), r.central.cpu(), selfCPU()
+	start := time.Now()
+	for i, nc := range conns {
+		e := edges[i]
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-ready
+			r.consume(consumeCtx, nc, e, start)
+		}()
+		go func() {
+			defer wg.Done()
+			<-ready
+			r.heartbeat(beatCtx, nc, e)
+		}()
+	}
+	close(ready)
+
+	// Wait for every edge to have read everything, then for central to
+	// say so (its view lags by up to one heartbeat).
+	finished := false
+	deadline := start.Add(r.max)
+	nextProgress := start.Add(progressEvery)
+	for time.Now().Before(deadline) {
+		if now := time.Now(); now.After(nextProgress) {
+			nextProgress = nextProgress.Add(progressEvery)
+			el := now.Sub(start).Seconds()
+			d := r.delivered.Load()
+			fmt.Fprintf(os.Stderr, "  %s: %d deliveries (%.0f/s), %d edges done, CPU-s NATS %.1f edges %.1f central %.1f, load %s\n",
+				now.Sub(start).Round(time.Second), d, float64(d)/el, r.read.Load(),
+				procCPU(r.nodes...)-natsCPU0, selfCPU()-selfCPU0, r.central.cpu()-centralCPU0, loadAvg())
+		}
+		if r.read.Load() == int64(r.n) {
+			if inSync, err := r.central.countInSync(prefix); err != nil {
+				return err
+			} else if inSync == r.n {
+				finished = true
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		time.Sleep(time.Second)
+	}
+	wall := time.Since(start)
+	natsCPU, centralCPU, edgesCPU := procCPU(r.nodes...)-natsCPU0, r.central.cpu()-centralCPU0, selfCPU()-selfCPU0
+	delivered := r.delivered.Load()
+	stopConsume() // unfinished: the steady window has heartbeats only
+
+	fmt.Printf("\n== %d edges, %d users, heartbeat every %s (load average before: %s)\n", r.n, r.users, r.hb, load0)
+	total := int64(r.n) * int64(r.users)
+	if finished {
+		fmt.Printf("bootstrap: all edges read every user after %s, all in_sync at central after %s\n",
+			time.Duration(r.lastRead.Load()).Round(time.Millisecond), wall.Round(time.Millisecond))
+	} else {
+		lo, hi := r.users, 0
+		for _, e := range edges {
+			e.mu.Lock()
+			lo, hi = min(lo, len(e.users)), max(hi, len(e.users))
+			e.mu.Unlock()
+		}
+		rate := float64(delivered) / wall.Seconds()
+		fmt.Printf("bootstrap: NOT finished, stopped after %s: %d of %d deliveries (%.1f%%), each edge has read %d to %d users\n",
+			wall.Round(time.Second), delivered, total, 100*float64(delivered)/float64(total), lo, hi)
+		fmt.Printf("bootstrap: PROJECTED at %.0f deliveries/s on this machine: %s for all %d edges to read every user\n",
+			rate, time.Duration(float64(total)/rate*float64(time.Second)).Round(time.Second), r.n)
+	}
+	per := func(cpu float64) string {
+		return fmt.Sprintf("%.1f CPU-s (%.1f µs per delivered message)", cpu, cpu/float64(delivered)*1e6)
+	}
+	fmt.Printf("deliveries: %d in %s, %.0f/s\n", delivered, wall.Round(time.Millisecond), float64(delivered)/wall.Seconds())
+	fmt.Printf("NATS servers (3 nodes together): %s\n", per(natsCPU))
+	fmt.Printf("simulated edges (this process): %s\n", per(edgesCPU))
+	fmt.Printf("central (monitor and HTTP, its own process): %.1f CPU-s during the bootstrap\n", centralCPU)
+	if !finished {
+		fmt.Printf("NATS servers, PROJECTED for the whole bootstrap at the measured cost per message: %.0f CPU-s\n",
+			natsCPU/float64(delivered)*float64(total))
+	}
+
+	// Steady state: only heartbeats flow.
+	time.Sleep(r.hb) // let the last batches settle
+	beats0, centralCPU0, natsCPU0 := r.beats.Load(), r.central.cpu(), procCPU(r.nodes...)
+	time.Sleep(r.hold)
+	beats := r.beats.Load() - beats0
+	centralHB, natsHB := r.central.cpu()-centralCPU0, procCPU(r.nodes...)-natsCPU0
+	fmt.Printf("heartbeats: %d in %s; central %.0f µs CPU each (%.0f less its idle work), NATS servers %.0f µs each (%.0f less idle)\n",
+		beats, r.hold, centralHB/float64(beats)*1e6, (centralHB-r.idle.central*r.hold.Seconds())/float64(beats)*1e6,
+		natsHB/float64(beats)*1e6, (natsHB-r.idle.nats*r.hold.Seconds())/float64(beats)*1e6)
+
+	lat, size, err := r.central.edgesLatency(50)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("GET /api/edges over HTTP with %d edges (%d KB): p50 %.2f ms, p99 %.2f ms (50 requests, one at a time)\n",
+		r.n, size/1024, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]))
+	fmt.Printf("peak RSS: largest NATS node %.0f MB, central %.0f MB, simulated edges %.0f MB; load average after: %s\n",
+		peakRSS(r.nodes...), peakRSS(r.central.cmd), selfPeakRSS(), loadAvg())
+
+	stopBeats()
+	wg.Wait()
+	for _, e := range edges { // the next fleet size starts from an empty list
+		if err := r.central.forget(e.id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// consume is one edge's sync loop: the real consumer, a map for the file.
+func (r *fleetRun) consume(ctx context.Context, nc *nats.Conn, e *simEdge, start time.Time) {
+	js, _ := jetstream.New(nc)
+	o := uplink.ConsumeOptions{Keys: r.keys, FilterSubjects: pb.EdgeFilterSubjects(nil), MaxBatch: r.batch}
+	uplink.Consume(ctx, js, o, func(ds []uplink.Delivery) error {
+		r.delivered.Add(int64(len(ds)))
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, d := range ds {
+			if d.Err != nil {
+				return d.Err
+			}
+			rev := pb.ChangeRevision(d.Change)
+			e.users[userKey(pb.ChangeUserID(d.Change))] = rev
+			e.rev, e.seq = max(e.rev, rev), d.Seq
+		}
+		e.caughtUp = ds[len(ds)-1].Pending == 0
+		if len(e.users) == r.users && e.caughtUp && !e.done {
+			e.done = true
+			r.read.Add(1)
+			r.lastRead.Store(int64(time.Since(start)))
+		}
+		return nil
+	})
+}
+
+// heartbeat sends the edge's status every r.hb, as edged does.
+func (r *fleetRun) heartbeat(ctx context.Context, nc *nats.Conn, e *simEdge) {
+	t := time.NewTicker(r.hb)
+	defer t.Stop()
+	started := timestamppb.Now()
+	for {
+		e.mu.Lock()
+		st := &pb.EdgeStatus{EdgeId: e.id, Model: r.model, Version: "fleet", AppliedRevision: e.rev, AppliedSequence: e.seq,
+			UserCount: int64(len(e.users)), SentAt: timestamppb.Now(), StartedAt: started, CaughtUp: e.caughtUp}
+		e.mu.Unlock()
+		if uplink.PublishStatus(nc, st) == nil {
+			r.beats.Add(1)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // simEdge is one simulated edge: the in-memory stand-in for its file.
 type simEdge struct {
-	id       string
-	mu       sync.Mutex
-	users    map[string]uint64
+	id string
+	mu sync.Mutex
+	// users holds each user's revision under userKey: 2 MB for 100,000
+	// users and nothing for the collector to scan, where string keys
+	// would cost 500 edges 2 GB more.
+	users    map[uint64]uint64
 	rev, seq uint64
 	caughtUp bool
 	done     bool
 }
 
-// source is the registry the publisher reads: n users with one 512-d
-// embedding each.
-type source struct{ changes []*pb.UserChange }
+// userKey is a 64-bit FNV-1a hash of a user ID: among 100,000 IDs a
+// collision has a chance of about 3e-10, and one would show as an edge
+// that never reads every user.
+func userKey(id string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := range len(id) {
+		h = (h ^ uint64(id[i])) * 1099511628211
+	}
+	return h
+}
 
-func newSource(n int) *source {
-	vec := make([]float32, 512)
-	for i := range vec {
-		vec[i] = float32(i) / 512
-	}
-	s := &source{}
-	for i := range n {
-		id := fmt.Sprintf("user.%06d@example.com", i)
-		s.changes = append(s.changes, &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{
-			UserId: id, Revision: uint64(i + 1), Name: id,
-			Embeddings: []*pb.Embedding{{Model: "m1", Vector: vec}}, UpdatedAt: timestamppb.Now(),
-		}}})
-	}
-	return s
+// source is the registry the publisher reads: n users with one embedding
+// each, made as they are read so that 100,000 of them cost no memory.
+type source struct {
+	n     int
+	model string
+	dims  int
 }
 
 func (s *source) Snapshot(ctx context.Context, known func(uint64) bool, fn func(*pb.UserChange) error) error {
-	for _, c := range s.changes {
-		if known != nil && known(pb.ChangeRevision(c)) {
+	now := timestamppb.Now()
+	for i := range s.n {
+		rev := uint64(i + 1)
+		if known != nil && known(rev) {
 			continue
 		}
+		id := fmt.Sprintf("user.%06d@example.com", i)
+		c := &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{
+			UserId: id, Revision: rev, Name: id,
+			Embeddings: []*pb.Embedding{{Model: s.model, Vector: unitVector(s.dims, uint64(i))}}, UpdatedAt: now,
+		}}}
 		if err := fn(c); err != nil {
 			return err
 		}
@@ -277,7 +476,155 @@ func (s *source) Snapshot(ctx context.Context, known func(uint64) bool, fn func(
 	return nil
 }
 
-func (s *source) Revision(context.Context) (uint64, error) { return uint64(len(s.changes)), nil }
+func (s *source) Revision(context.Context) (uint64, error) { return uint64(s.n), nil }
+
+// unitVector is a random unit vector, as an embedding is: no two users
+// share their bytes.
+func unitVector(dims int, seed uint64) []float32 {
+	rng := mrand.New(mrand.NewPCG(seed, 1))
+	v := make([]float32, dims)
+	var sum float64
+	for i := range v {
+		x := rng.NormFloat64()
+		v[i], sum = float32(x), sum+x*x
+	}
+	norm := float32(1 / math.Sqrt(sum))
+	for i := range v {
+		v[i] *= norm
+	}
+	return v
+}
+
+// centralProc is central's monitor and HTTP API in a child process.
+type centralProc struct {
+	cmd   *exec.Cmd
+	url   string
+	token string
+	http  *http.Client
+}
+
+// startCentral starts this program again with -central and waits for it to
+// listen.
+func startCentral(urls, tokenKey string, hb time.Duration, token string) (*centralProc, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "-central", "-urls", urls, "-token-key", tokenKey, "-heartbeat", hb.String())
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		return nil, fmt.Errorf("central child: %w", err)
+	}
+	return &centralProc{cmd: cmd, url: "http://" + strings.TrimSpace(line), token: token, http: &http.Client{Timeout: time.Minute}}, nil
+}
+
+func (c *centralProc) stop() { stopAll([]*exec.Cmd{c.cmd}) }
+
+func (c *centralProc) cpu() float64 { return procCPU(c.cmd) }
+
+func (c *centralProc) do(method, path string) ([]byte, error) {
+	req, _ := http.NewRequest(method, c.url+path, nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	res, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err == nil && res.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s %s: %s: %s", method, path, res.Status, b)
+	}
+	return b, err
+}
+
+// countInSync asks GET /api/edges how many edges named with prefix are
+// in_sync.
+func (c *centralProc) countInSync(prefix string) (int, error) {
+	b, err := c.do("GET", "/api/edges")
+	if err != nil {
+		return 0, err
+	}
+	var res central.EdgesResponse
+	if err := json.Unmarshal(b, &res); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range res.Edges {
+		if strings.HasPrefix(e.ID, prefix) && e.State == fleet.StateInSync {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// edgesLatency times k GET /api/edges, sorted, and the answer's size.
+func (c *centralProc) edgesLatency(k int) ([]time.Duration, int, error) {
+	var lat []time.Duration
+	size := 0
+	for range k {
+		t := time.Now()
+		b, err := c.do("GET", "/api/edges")
+		if err != nil {
+			return nil, 0, err
+		}
+		lat, size = append(lat, time.Since(t)), len(b)
+	}
+	slices.Sort(lat)
+	return lat, size, nil
+}
+
+func (c *centralProc) forget(id string) error {
+	_, err := c.do("DELETE", "/api/edges/"+id)
+	return err
+}
+
+// runCentral is the child process: central's real monitor behind central's
+// real HTTP server, on a loopback port it prints on stdout. It ends when
+// its parent does.
+func runCentral(urls, tokenKey, model string, hb time.Duration) error {
+	pub, err := hex.DecodeString(tokenKey)
+	if err != nil || len(pub) != ed25519.PublicKeySize {
+		return errors.New("-central: -token-key is not a hex Ed25519 public key")
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer cancel()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	mon, err := fleet.New(nc, fleet.Options{Model: model, HeartbeatInterval: hb, Streams: pb.StreamOptions{Replicas: 3}, Log: quiet})
+	if err != nil {
+		return err
+	}
+	go mon.Run(ctx)
+	<-mon.Ready()
+	srv := central.NewServer(central.ServerConfig{Edges: mon, Tokens: auth.NewVerifier(pub), Log: quiet})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(l.Addr())
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		hs.Close()
+	}()
+	if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
 
 // startCluster starts three clustered nats-server processes with
 // JetStream under dir and returns them and the client URL list.
@@ -305,6 +652,7 @@ func startCluster(bin, dir string) ([]*exec.Cmd, string, error) {
 		cmd := exec.Command(bin, "-c", path)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
+			stopAll(cmds)
 			return nil, "", fmt.Errorf("start %s (make tools builds it): %w", bin, err)
 		}
 		cmds = append(cmds, cmd)
@@ -322,6 +670,13 @@ func startCluster(bin, dir string) ([]*exec.Cmd, string, error) {
 	return cmds, strings.Join(urls, ","), nil
 }
 
+func stopAll(cmds []*exec.Cmd) {
+	for _, c := range cmds {
+		c.Process.Signal(syscall.SIGTERM)
+		c.Wait()
+	}
+}
+
 func freeAddr() string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -331,11 +686,12 @@ func freeAddr() string {
 	return l.Addr().String()
 }
 
-// natsCPU returns the CPU seconds the servers have used.
-func natsCPU(nodes []*exec.Cmd) float64 {
+// procCPU returns the CPU seconds (user and system) the processes have
+// used.
+func procCPU(cmds ...*exec.Cmd) float64 {
 	var s float64
-	for _, n := range nodes {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.Process.Pid))
+	for _, c := range cmds {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.Process.Pid))
 		if err != nil {
 			continue
 		}
@@ -347,19 +703,26 @@ func natsCPU(nodes []*exec.Cmd) float64 {
 	return s
 }
 
-// natsPeakRSS returns the highest peak RSS of a server, in MB.
-func natsPeakRSS(nodes []*exec.Cmd) float64 {
+// peakRSS returns the highest peak RSS of the processes, in MB.
+func peakRSS(cmds ...*exec.Cmd) float64 {
 	var peak float64
-	for _, n := range nodes {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.Process.Pid))
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-				peak = max(peak, kb/1024)
-			}
-		}
+	for _, c := range cmds {
+		peak = max(peak, vmHWM(fmt.Sprintf("/proc/%d/status", c.Process.Pid)))
 	}
 	return peak
+}
+
+func selfPeakRSS() float64 { return vmHWM("/proc/self/status") }
+
+func vmHWM(path string) float64 {
+	b, _ := os.ReadFile(path)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 // selfCPU returns this process's CPU seconds.
@@ -368,3 +731,15 @@ func selfCPU() float64 {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
+
+// loadAvg is the 1, 5 and 15 minute load average.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

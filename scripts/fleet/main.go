@@ -271,6 +271,10 @@ func (r *fleetRun) run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	ready := make(chan struct{})
 	natsCPU0, centralCPU0, selfCPU0 := procCPU(r.nodes...), r.central.cpu(), selfCPU()
+	nodeCPU0 := make([]float64, len(r.nodes))
+	for i, n := range r.nodes {
+		nodeCPU0[i] = procCPU(n)
+	}
 	start := time.Now()
 	for i, nc := range conns {
 		e := edges[i]
@@ -341,7 +345,11 @@ func (r *fleetRun) run(ctx context.Context) error {
 		return fmt.Sprintf("%.1f CPU-s (%.1f µs per delivered message)", cpu, cpu/float64(delivered)*1e6)
 	}
 	fmt.Printf("deliveries: %d in %s, %.0f/s\n", delivered, wall.Round(time.Millisecond), float64(delivered)/wall.Seconds())
-	fmt.Printf("NATS servers (3 nodes together): %s\n", per(natsCPU))
+	var byNode []string
+	for i, n := range r.nodes {
+		byNode = append(byNode, fmt.Sprintf("n%d %.1f", i+1, procCPU(n)-nodeCPU0[i]))
+	}
+	fmt.Printf("NATS servers (3 nodes together): %s; by node (CPU-s): %s\n", per(natsCPU), strings.Join(byNode, ", "))
 	fmt.Printf("simulated edges (this process): %s\n", per(edgesCPU))
 	fmt.Printf("central (monitor and HTTP, its own process): %.1f CPU-s during the bootstrap\n", centralCPU)
 	if !finished {

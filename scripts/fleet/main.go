@@ -61,6 +61,7 @@ import (
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/central/publish"
+	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/edged/uplink"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/models"
@@ -190,15 +191,15 @@ func run(natsBin string, users int, sizes []int, choice *models.Choice, hb, hold
 	defer c.stop()
 
 	// What the cluster and central spend with no edge at all (raft and
-	// monitor timers): subtracted from the heartbeats' cost.
+	// monitor timers).
 	natsIdle0, centralIdle0 := procCPU(nodes...), c.cpu()
 	time.Sleep(idleWindow)
-	idle := idleRates{nats: (procCPU(nodes...) - natsIdle0) / idleWindow.Seconds(), central: (c.cpu() - centralIdle0) / idleWindow.Seconds()}
-	fmt.Printf("idle, no edges (%s): NATS servers %.1f ms CPU/s, central %.1f ms CPU/s\n", idleWindow, idle.nats*1e3, idle.central*1e3)
+	fmt.Printf("idle, no edges (%s): NATS servers %.1f ms CPU/s, central %.1f ms CPU/s\n", idleWindow,
+		(procCPU(nodes...)-natsIdle0)/idleWindow.Seconds()*1e3, (c.cpu()-centralIdle0)/idleWindow.Seconds()*1e3)
 
 	for _, n := range sizes {
 		r := &fleetRun{urls: urls, nodes: nodes, central: c, keys: pb.TrustKey(signer.PublicKey()), model: choice.ModelID(),
-			users: users, n: n, hb: hb, hold: hold, max: maxBoot, batch: batch, idle: idle}
+			users: users, n: n, hb: hb, hold: hold, max: maxBoot, batch: batch}
 		if err := r.run(ctx); err != nil {
 			return fmt.Errorf("%d edges: %w", n, err)
 		}
@@ -212,9 +213,6 @@ const progressEvery = 30 * time.Second
 
 // idleWindow is how long the idle CPU rates are measured.
 const idleWindow = 10 * time.Second
-
-// idleRates are CPU seconds per second spent with no edge connected.
-type idleRates struct{ nats, central float64 }
 
 // quiet drops the publisher's progress logs.
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -232,12 +230,12 @@ type fleetRun struct {
 	hold    time.Duration
 	max     time.Duration
 	batch   int
-	idle    idleRates
 
 	delivered atomic.Int64 // messages delivered to all edges
 	read      atomic.Int64 // edges that have read every user
 	lastRead  atomic.Int64 // when the last of them did, ns since start
 	beats     atomic.Int64 // heartbeats sent
+	restarts  atomic.Int64 // consumers started again after an error
 }
 
 // run starts n edges, waits until all are in_sync or r.max has passed,
@@ -344,7 +342,8 @@ func (r *fleetRun) run(ctx context.Context) error {
 	per := func(cpu float64) string {
 		return fmt.Sprintf("%.1f CPU-s (%.1f µs per delivered message)", cpu, cpu/float64(delivered)*1e6)
 	}
-	fmt.Printf("deliveries: %d in %s, %.0f/s\n", delivered, wall.Round(time.Millisecond), float64(delivered)/wall.Seconds())
+	fmt.Printf("deliveries: %d in %s, %.0f/s; consumers started again after an error: %d\n",
+		delivered, wall.Round(time.Millisecond), float64(delivered)/wall.Seconds(), r.restarts.Load())
 	var byNode []string
 	for i, n := range r.nodes {
 		byNode = append(byNode, fmt.Sprintf("n%d %.1f", i+1, procCPU(n)-nodeCPU0[i]))
@@ -357,27 +356,31 @@ func (r *fleetRun) run(ctx context.Context) error {
 			natsCPU/float64(delivered)*float64(total))
 	}
 
-	// Steady state: only heartbeats flow.
+	// Steady state: a window with heartbeats only, then the same window
+	// without them (the edges still connected). The difference is what
+	// the heartbeats cost; the cluster's and the monitor's own timers run
+	// in both.
 	time.Sleep(r.hb) // let the last batches settle
-	beats0, centralCPU0, natsCPU0 := r.beats.Load(), r.central.cpu(), procCPU(r.nodes...)
-	time.Sleep(r.hold)
+	beats0 := r.beats.Load()
+	with := r.window()
 	beats := r.beats.Load() - beats0
-	centralHB, natsHB := r.central.cpu()-centralCPU0, procCPU(r.nodes...)-natsCPU0
-	fmt.Printf("heartbeats: %d in %s; central %.0f µs CPU each (%.0f less its idle work), NATS servers %.0f µs each (%.0f less idle)\n",
-		beats, r.hold, centralHB/float64(beats)*1e6, (centralHB-r.idle.central*r.hold.Seconds())/float64(beats)*1e6,
-		natsHB/float64(beats)*1e6, (natsHB-r.idle.nats*r.hold.Seconds())/float64(beats)*1e6)
-
 	lat, size, err := r.central.edgesLatency(50)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("GET /api/edges over HTTP with %d edges (%d KB): p50 %.2f ms, p99 %.2f ms (50 requests, one at a time)\n",
+	stopBeats()
+	wg.Wait()
+	time.Sleep(r.hb)
+	without := r.window()
+	perBeat := func(with, without float64) float64 { // µs of CPU
+		return (with - without) * float64(r.hold) / float64(time.Second) / float64(beats) * 1e6
+	}
+	fmt.Printf("heartbeats: %d in %s; central %.0f µs CPU each, NATS servers %.0f µs each (CPU with them minus CPU without them, over %s each)\n",
+		beats, with.elapsed.Round(time.Millisecond), perBeat(with.central, without.central), perBeat(with.nats, without.nats), r.hold)
+	fmt.Printf("GET /api/edges over HTTP with %d edges (%d KB): p50 %.2f ms, p99 %.2f ms (50 requests, one at a time, heartbeats flowing)\n",
 		r.n, size/1024, ms(lat[len(lat)/2]), ms(lat[len(lat)*99/100]))
 	fmt.Printf("peak RSS: largest NATS node %.0f MB, central %.0f MB, simulated edges %.0f MB; load average after: %s\n",
 		peakRSS(r.nodes...), peakRSS(r.central.cmd), selfPeakRSS(), loadAvg())
-
-	stopBeats()
-	wg.Wait()
 	for _, e := range edges { // the next fleet size starts from an empty list
 		if err := r.central.forget(e.id); err != nil {
 			return err
@@ -386,11 +389,44 @@ func (r *fleetRun) run(ctx context.Context) error {
 	return nil
 }
 
+// cpuRates are CPU seconds per second over a window.
+type cpuRates struct {
+	central, nats float64
+	elapsed       time.Duration
+}
+
+// window measures central's and the servers' CPU over r.hold.
+func (r *fleetRun) window() cpuRates {
+	t, c, n := time.Now(), r.central.cpu(), procCPU(r.nodes...)
+	time.Sleep(r.hold)
+	el := time.Since(t)
+	return cpuRates{central: (r.central.cpu() - c) / el.Seconds(), nats: (procCPU(r.nodes...) - n) / el.Seconds(), elapsed: el}
+}
+
 // consume is one edge's sync loop: the real consumer, a map for the file.
 func (r *fleetRun) consume(ctx context.Context, nc *nats.Conn, e *simEdge, start time.Time) {
 	js, _ := jetstream.New(nc)
-	o := uplink.ConsumeOptions{Keys: r.keys, FilterSubjects: pb.EdgeFilterSubjects(nil), MaxBatch: r.batch}
-	uplink.Consume(ctx, js, o, func(ds []uplink.Delivery) error {
+	for {
+		e.mu.Lock()
+		from := e.seq + 1
+		e.mu.Unlock()
+		err := r.consumeFrom(ctx, js, e, from, start)
+		if ctx.Err() != nil {
+			return
+		}
+		// As edged does: a consumer that could not be created (a
+		// request timed out on the busy cluster) is tried again.
+		r.restarts.Add(1)
+		if r.restarts.Load() <= 3 {
+			fmt.Fprintf(os.Stderr, "  %s: consuming again after: %v\n", e.id, err)
+		}
+		time.Sleep(time.Second)
+	}
+}
+
+func (r *fleetRun) consumeFrom(ctx context.Context, js jetstream.JetStream, e *simEdge, from uint64, start time.Time) error {
+	o := uplink.ConsumeOptions{From: from, Keys: r.keys, FilterSubjects: pb.EdgeFilterSubjects(nil), MaxBatch: r.batch}
+	return uplink.Consume(ctx, js, o, func(ds []uplink.Delivery) error {
 		r.delivered.Add(int64(len(ds)))
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -617,7 +653,19 @@ func runCentral(urls, tokenKey, model string, hb time.Duration) error {
 	}
 	go mon.Run(ctx)
 	<-mon.Ready()
-	srv := central.NewServer(central.ServerConfig{Edges: mon, Tokens: auth.NewVerifier(pub), Log: quiet})
+	// GET /api/edges reads the monitor only; the registry behind the
+	// other routes is an empty one in a temporary folder.
+	dir, err := os.MkdirTemp("", "fleet-central-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	store, err := filestore.New(dir)
+	if err != nil {
+		return err
+	}
+	reg := central.NewRegistry(central.Config{Store: store, Log: quiet})
+	srv := central.NewServer(central.ServerConfig{Registry: reg, Edges: mon, Tokens: auth.NewVerifier(pub), Log: quiet})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

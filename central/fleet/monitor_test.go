@@ -424,16 +424,53 @@ func TestPermissions(t *testing.T) {
 	if _, err := ejs.OrderedConsumer(c4, pb.ReceiptsStream, jetstream.OrderedConsumerConfig{}); err == nil {
 		t.Error("an edge read the receipts")
 	}
-	uplink.PublishStatus(enc, status("site-2", "m1", 1, nil)) // denied: reported asynchronously
-	enc.Flush()
-	select {
-	case err := <-asyncErrs:
-		if !strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
-			t.Fatalf("async error %v", err)
+	// An edge reads user data only through its own consumers: it cannot
+	// fetch a message by sequence or subject (the stream allows direct
+	// gets, which would bypass a consumer's filter) or listen to the
+	// users subjects themselves.
+	for _, get := range []struct{ subject, body string }{
+		{"$JS.API.DIRECT.GET." + pb.UsersStream, `{"seq":1}`},
+		{"$JS.API.DIRECT.GET." + pb.UsersStream + "." + pb.UserSubject("a.b@c"), ``},
+		{"$JS.API.DIRECT.GET." + pb.UsersStream, `{"last_by_subj":"` + pb.UserSubject("a.b@c") + `"}`},
+		{"$JS.API.STREAM.MSG.GET." + pb.UsersStream, `{"seq":1}`},
+		{"$JS.API.STREAM.MSG.GET." + pb.UsersStream, `{"last_by_subj":"` + pb.UserSubject("a.b@c") + `"}`},
+	} {
+		if m, err := enc.Request(get.subject, []byte(get.body), time.Second); err == nil && !strings.Contains(string(m.Data), `"error"`) && m.Header.Get("Status") == "" {
+			t.Errorf("an edge read a user's message with %s %s", get.subject, get.body)
 		}
-	case <-time.After(5 * time.Second):
-		t.Error("an edge published another edge's heartbeat without a permissions violation")
 	}
+	c5, cancel := short()
+	defer cancel()
+	if s, err := ejs.Stream(c5, pb.UsersStream); err != nil {
+		t.Errorf("edge stream info: %v", err)
+	} else if _, err := s.GetLastMsgForSubject(c5, pb.UserSubject("a.b@c")); err == nil {
+		t.Error("an edge read a user's message through the stream's get API")
+	}
+	// wantViolation waits for the server's permissions violation naming
+	// subject (the refused requests above report theirs too).
+	wantViolation := func(what, subject string) {
+		t.Helper()
+		enc.Flush()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case err := <-asyncErrs:
+				if strings.Contains(strings.ToLower(err.Error()), "permissions violation") && strings.Contains(err.Error(), subject) {
+					return
+				}
+			case <-deadline:
+				t.Errorf("%s without a permissions violation", what)
+				return
+			}
+		}
+	}
+	if _, err := enc.SubscribeSync(pb.UsersSubjects); err != nil {
+		t.Fatal(err)
+	}
+	wantViolation("an edge subscribed to the users subjects", pb.UsersSubjects)
+
+	uplink.PublishStatus(enc, status("site-2", "m1", 1, nil)) // denied: reported asynchronously
+	wantViolation("an edge published another edge's heartbeat", pb.EdgeStatusSubject("site-2"))
 	if st := p.Status(); st.LastError != "" {
 		t.Fatalf("central under its permissions: %+v", st)
 	}

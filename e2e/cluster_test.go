@@ -40,10 +40,47 @@ type natsNode struct {
 }
 
 // startNATSCluster starts three clustered nats-server processes with
-// JetStream and waits until the cluster has a JetStream meta leader.
+// JetStream and waits until the cluster has a JetStream meta leader. The
+// ports come from freeAddr, which another process may take before a node
+// binds it (other tests run beside this one): a node that cannot bind
+// makes it try again on new ports, a few times.
 func startNATSCluster(t testing.TB) []*natsNode {
 	t.Helper()
 	bin := toolBin(t, "nats-server")
+	var nodes []*natsNode
+	for attempt := 1; ; attempt++ {
+		var err error
+		if nodes, err = tryNATSCluster(t, bin); err == nil {
+			break
+		}
+		for _, n := range nodes {
+			if n.p != nil {
+				n.p.stop()
+			}
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("starting the NATS cluster again on other ports: %v", err)
+	}
+	nc := natsConnect(t, nodes)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the NATS cluster to elect a JetStream leader", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err == nil
+	})
+	return nodes
+}
+
+// tryNATSCluster writes the three nodes' configurations on fresh ports and
+// starts them; it returns the nodes (those started so far on an error).
+func tryNATSCluster(t testing.TB, bin string) ([]*natsNode, error) {
+	t.Helper()
 	nodes := make([]*natsNode, 3)
 	for i := range nodes {
 		nodes[i] = &natsNode{t: t, bin: bin, name: fmt.Sprintf("nats-%d", i+1), client: freeAddr(t), route: freeAddr(t), http: freeAddr(t), dir: t.TempDir()}
@@ -69,36 +106,41 @@ cluster {
 		if err := os.WriteFile(filepath.Join(n.dir, "nats.conf"), []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		n.start()
+		if err := n.tryStart(); err != nil {
+			return nodes, err
+		}
 	}
-	nc := natsConnect(t, nodes)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, time.Minute, "the NATS cluster to elect a JetStream leader", func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := js.AccountInfo(ctx)
-		return err == nil
-	})
-	return nodes
+	return nodes, nil
 }
 
+// start starts the node on its ports and waits until it listens.
 func (n *natsNode) start() {
 	n.t.Helper()
+	if err := n.tryStart(); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// tryStart starts the node and waits until it listens; it returns an
+// error with the end of its log when the process exits first.
+func (n *natsNode) tryStart() error {
+	n.t.Helper()
 	n.p = startIn(n.t, n.dir, n.name, n.bin, os.Environ(), "-c", filepath.Join(n.dir, "nats.conf"))
-	waitFor(n.t, 30*time.Second, n.name+" to listen", func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		if n.p.exited() {
-			n.t.Fatalf("%s exited: %s", n.name, n.p.tail(20))
+			return fmt.Errorf("%s exited: %s", n.name, n.p.tail(20))
 		}
 		nc, err := nats.Connect("nats://"+n.client, nats.Timeout(time.Second))
-		if err != nil {
-			return false
+		if err == nil {
+			nc.Close()
+			return nil
 		}
-		nc.Close()
-		return true
-	})
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not listen on %s within 30s", n.name, n.client)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // clients returns how many client connections of each name ("central",

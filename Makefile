@@ -10,7 +10,7 @@ VERSION    ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT     ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS    := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: all build models models-testdata tools proto test fuzz bench dist lint clean run e2e help
+.PHONY: all build models models-testdata tools proto test fuzz bench bench-verify dist lint clean run e2e help
 
 all: build
 
@@ -67,6 +67,10 @@ fuzz:
 ## bench: every Go benchmark
 bench: models-testdata tools
 	FACEAUTH_REQUIRE_MODELS=1 PATH="$(CURDIR)/$(TOOLS):$$PATH" $(GO) test -run '^$$' -bench . -benchtime 2s -cpu 1 ./...
+
+## bench-verify: the edge's 640x480 verify median on one core, for the default ArcFace+dlib (VerifyHTTP) and ArcFace alone (VerifyHTTPSingle), three runs
+bench-verify: models-testdata
+	FACEAUTH_REQUIRE_MODELS=1 $(GO) test -run '^$$' -bench 'VerifyHTTP' -benchtime 200x -count 3 -cpu 1 ./edged
 
 ## dist: the release tarball dist/faceauth-VERSION-linux-amd64.tar.gz (+ .sha256) that deploy/aws/user-data.sh installs
 dist: models

@@ -598,7 +598,10 @@ func TestBadImages(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, call := range []func() error{
 				func() error { _, err := e.Analyze(context.Background(), tc.img, faceauth.Request{}); return err },
-				func() error { _, err := e.Analyze(context.Background(), tc.img, faceauth.Request{Purpose: faceauth.PurposeEnroll}); return err },
+				func() error {
+					_, err := e.Analyze(context.Background(), tc.img, faceauth.Request{Purpose: faceauth.PurposeEnroll})
+					return err
+				},
 			} {
 				err := call()
 				if faceauth.KindOf(err) != tc.kind || errCode(err) != tc.code {

@@ -145,4 +145,3 @@ func normalize(v []float32) float64 {
 	}
 	return n
 }
-

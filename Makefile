@@ -78,6 +78,8 @@ dist: models
 
 ## lint: go vet and staticcheck
 lint: tools
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt -w these files:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(TOOLS)/staticcheck ./...
 

@@ -76,7 +76,7 @@ bench-verify: models-testdata
 dist: models
 	VERSION=$(VERSION) scripts/dist.sh
 
-## lint: go vet and staticcheck
+## lint: gofmt, go vet and staticcheck
 lint: tools
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt -w these files:"; echo "$$unformatted"; exit 1; fi

@@ -30,7 +30,7 @@ type dirEntry struct {
 func newDirectory() *directory { return &directory{byID: map[string]*dirEntry{}} }
 
 func newDirEntry(rec *pb.UserRecord) *dirEntry {
-	s := summary(rec)
+	s := Summary(rec)
 	return &dirEntry{key: recordKey(rec.Id), folded: strings.ToLower(rec.Id + "\x00" + rec.Name), sum: s}
 }
 
@@ -109,8 +109,8 @@ type UserSummary struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// summary is what a listing shows of rec.
-func summary(rec *pb.UserRecord) UserSummary {
+// Summary is what a listing shows of rec.
+func Summary(rec *pb.UserRecord) UserSummary {
 	return UserSummary{
 		UserID:     rec.Id,
 		Name:       rec.Name,

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/internal/centraltest"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/central/store/s3store"
 	"github.com/xplore/faceauth/internal/testenv"
@@ -29,7 +30,7 @@ import (
 // point: the store fails every image delete, and the temporary files are
 // laid down exactly as the file store's writer leaves them when killed.
 func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
-	crops := enrollableVariants(t, faceCrops(t), 3)
+	crops := centraltest.EnrollableVariants(t, centraltest.FaceCrops(t), 3)
 	stores := []struct {
 		name string
 		open func(t *testing.T) (faceauth.Store, string)
@@ -56,13 +57,13 @@ func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			ctx := t.Context()
 			st, dir := b.open(t)
-			fst := &faultyStore{Store: st}
+			fst := &centraltest.FaultyStore{Store: st}
 			now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 			var clockMu sync.Mutex
 			clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 			advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
 			const name = "Erasable Qzxv Person"
-			r := NewRegistry(Config{Store: fst, Engine: testEngine(t), Info: testEngine(t).Info(), Publisher: &recorder{}, Log: quiet, Now: clock})
+			r := NewRegistry(Config{Store: fst, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Publisher: &centraltest.Recorder{}, Log: quiet, Now: clock})
 			res, err := r.Register(ctx, "gone", name, []Image{{Data: crops[0]}, {Data: crops[1]}})
 			if err != nil {
 				t.Fatal(err)
@@ -95,15 +96,15 @@ func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
 			}
 
 			// The delete stops after the tombstone: no image delete succeeds.
-			fst.setFail(func(op, key string) bool { return op == "delete" && strings.HasPrefix(key, "images/") })
-			if _, err := r.Delete(ctx, "gone"); !errors.Is(err, errInjected) {
+			fst.SetFail(func(op, key string) bool { return op == "delete" && strings.HasPrefix(key, "images/") })
+			if _, err := r.Delete(ctx, "gone"); !errors.Is(err, centraltest.ErrInjected) {
 				t.Fatalf("delete: %v, want the injected failure", err)
 			}
-			fst.setFail(nil)
+			fst.SetFail(nil)
 
 			// Restart: what serve does at start-up, then its first sweep
 			// pass SweepFirst later.
-			r2 := NewRegistry(Config{Store: fst, Engine: testEngine(t), Info: testEngine(t).Info(), Publisher: &recorder{}, Log: quiet, Now: clock})
+			r2 := NewRegistry(Config{Store: fst, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Publisher: &centraltest.Recorder{}, Log: quiet, Now: clock})
 			if _, err := r2.RemoveDebris(ctx, "", false); err != nil {
 				t.Fatal(err)
 			}
@@ -125,13 +126,13 @@ func TestDeleteAfterCrashLeavesNoTrace(t *testing.T) {
 // TestDeleteRemovesDebris: a delete alone (no restart, no sweep) removes
 // the temporary files a killed write of the user left in the file store.
 func TestDeleteRemovesDebris(t *testing.T) {
-	crops := enrollableVariants(t, faceCrops(t), 1)
+	crops := centraltest.EnrollableVariants(t, centraltest.FaceCrops(t), 1)
 	dir := t.TempDir()
 	st, err := filestore.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRegistry(Config{Store: st, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
+	r := NewRegistry(Config{Store: st, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Log: quiet})
 	if _, err := r.Register(t.Context(), "gone", "", []Image{{Data: crops[0]}}); err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,10 @@ import (
 	"testing"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/internal/centraltest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
+	"github.com/xplore/faceauth/models/face/realface"
 )
 
 // TestSwitchToFusedModel switches a registry enrolled with ArcFace to the
@@ -18,9 +20,9 @@ import (
 // probe of the old model is refused as a model mismatch.
 func TestSwitchToFusedModel(t *testing.T) {
 	ctx := t.Context()
-	s := backends[0].open(t)
-	crops := realCrops(t)
-	arc := NewRegistry(Config{Store: s, Engine: realEngine(t), Info: realEngine(t).Info(), Log: quiet})
+	s := centraltest.Backends[0].Open(t)
+	crops := realface.Crops(t)
+	arc := NewRegistry(Config{Store: s, Engine: realface.Engine(t), Info: realface.Engine(t).Info(), Log: quiet})
 	for i := range 4 {
 		if _, err := arc.Register(ctx, fmt.Sprintf("p%d", i), "", []Image{{Data: crops[i]}}); err != nil {
 			t.Fatal(err)
@@ -43,7 +45,7 @@ func TestSwitchToFusedModel(t *testing.T) {
 		if err != nil || len(vecs) != 1 || len(vecs[0]) != 512+128 {
 			t.Fatalf("p%d after the switch: %d vectors, %v", i, len(vecs), err)
 		}
-		a, err := fused.Analyze(ctx, variant(t, crops[i], 75), faceauth.Request{})
+		a, err := fused.Analyze(ctx, centraltest.Variant(t, crops[i], 75), faceauth.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +57,7 @@ func TestSwitchToFusedModel(t *testing.T) {
 			t.Fatalf("search for p%d with the fused model: %+v (threshold %v)", i, m, fused.Info().Threshold)
 		}
 	}
-	old, err := realEngine(t).Analyze(ctx, crops[0], faceauth.Request{})
+	old, err := realface.Engine(t).Analyze(ctx, crops[0], faceauth.Request{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
-// Package central is the central service: the user registry over the
-// object store, its HTTP API, limits and metrics.
+// Package central is the central service's domain: the user registry
+// over the object store, the token revocation list and the sweep of what
+// interrupted writes leave.
 //
 // The domain (the Registry, Revocations and the Sweeper: registry.go,
 // read.go, index.go, revindex.go, sweep.go, ...) speaks faceauth errors
-// and its own types and imports no HTTP package; http.go is the HTTP API
-// over it, every route and every handler in one file.
+// and its own types and imports no HTTP package (layout_test.go checks);
+// package central/httpapi is the HTTP API over it, every route and every
+// handler in one file.
 //
 // # Registry and the object layout
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/internal/centraltest"
 	"github.com/xplore/faceauth/internal/fakeengine"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -32,23 +34,25 @@ func TestRegistry(t *testing.T) {
 		{"Search", testSearch},
 		{"SearchSeesOtherReplica", testSearchSeesOtherReplica},
 	}
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	for _, b := range centraltest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
 			for _, tc := range suite {
-				t.Run(tc.name, func(t *testing.T) { tc.fn(t, b.open(t)) })
+				t.Run(tc.name, func(t *testing.T) { tc.fn(t, b.Open(t)) })
 			}
 		})
 	}
 }
 
+var quiet = slog.New(slog.DiscardHandler)
+
 func newTestRegistry(t testing.TB, s faceauth.Store, pub Publisher) *Registry {
-	return NewRegistry(Config{Store: s, Engine: testEngine(t), Info: testEngine(t).Info(), Publisher: pub, Log: quiet})
+	return NewRegistry(Config{Store: s, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Publisher: pub, Log: quiet})
 }
 
 func testRegisterAndRead(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
-	pub := &recorder{}
+	crops := centraltest.FaceCrops(t)
+	pub := &centraltest.Recorder{}
 	r := newTestRegistry(t, s, pub)
 
 	res, err := r.Register(ctx, "alice", "Alice A.", []Image{{Data: crops[0]}, {Data: crops[1]}, {Data: crops[0]}})
@@ -89,7 +93,7 @@ func testRegisterAndRead(t *testing.T, s faceauth.Store) {
 	}
 
 	// Each stored change was published, with its revision.
-	changes := pub.all()
+	changes := pub.All()
 	if len(changes) != 2 || changes[1].GetUpsert().GetRevision() != res.Record.Revision || len(changes[1].GetUpsert().GetEmbeddings()) != 3 {
 		t.Fatalf("published %v", changes)
 	}
@@ -139,9 +143,9 @@ func hasCode(err error, code string) bool {
 
 func testRefusedImageWritesNothing(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	r := newTestRegistry(t, s, nil)
-	_, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0], Label: "image 1"}, {Data: noFaceJPEG(t), Label: `image 2 ("wall.jpg")`}})
+	_, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0], Label: "image 1"}, {Data: centraltest.NoFaceJPEG(t), Label: `image 2 ("wall.jpg")`}})
 	var fe *faceauth.Error
 	if !errors.As(err, &fe) || fe.Kind != faceauth.KindNoFace || !strings.HasPrefix(fe.Msg, `Image 2 ("wall.jpg"): `) {
 		t.Fatalf("err = %v, want a no-face error naming image 2", err)
@@ -150,15 +154,15 @@ func testRefusedImageWritesNothing(t *testing.T, s faceauth.Store) {
 	if faceauth.KindOf(err) != faceauth.KindBadImage {
 		t.Fatalf("garbage: %v", err)
 	}
-	if keys := allKeys(t, s, ""); len(keys) != 0 {
+	if keys := centraltest.AllKeys(t, s, ""); len(keys) != 0 {
 		t.Fatalf("a refused register wrote %v", keys)
 	}
 }
 
 func testDelete(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
-	pub := &recorder{}
+	crops := centraltest.FaceCrops(t)
+	pub := &centraltest.Recorder{}
 	r := newTestRegistry(t, s, pub)
 	if _, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}, {Data: crops[1]}}); err != nil {
 		t.Fatal(err)
@@ -173,10 +177,10 @@ func testDelete(t *testing.T, s faceauth.Store) {
 	if _, err := r.Get(ctx, "alice"); faceauth.KindOf(err) != faceauth.KindNotFound {
 		t.Fatalf("Get after delete: %v", err)
 	}
-	if keys := append(allKeys(t, s, "images/alice/"), allKeys(t, s, "records/alice")...); len(keys) != 0 {
+	if keys := append(centraltest.AllKeys(t, s, "images/alice/"), centraltest.AllKeys(t, s, "records/alice")...); len(keys) != 0 {
 		t.Fatalf("objects of the deleted user remain: %v", keys)
 	}
-	if keys := allKeys(t, s, "deletions/"); !slices.Equal(keys, []string{deletionKey(res.Revision)}) {
+	if keys := centraltest.AllKeys(t, s, "deletions/"); !slices.Equal(keys, []string{deletionKey(res.Revision)}) {
 		t.Fatalf("deletion records %v", keys)
 	}
 	if _, err := r.Get(ctx, "bob"); err != nil {
@@ -188,7 +192,7 @@ func testDelete(t *testing.T, s faceauth.Store) {
 	if _, err := r.Embeddings(ctx, "alice", r.Model()); faceauth.KindOf(err) != faceauth.KindNotFound {
 		t.Fatalf("embeddings of a deleted user: %v", err)
 	}
-	last := pub.all()[len(pub.all())-1]
+	last := pub.All()[len(pub.All())-1]
 	if last.GetDelete().GetUserId() != "alice" || last.GetDelete().GetRevision() != res.Revision {
 		t.Fatalf("published %v", last)
 	}
@@ -200,7 +204,7 @@ func testDelete(t *testing.T, s faceauth.Store) {
 
 func testRemoveImage(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	r := newTestRegistry(t, s, nil)
 	res, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}, {Data: crops[1]}})
 	if err != nil {
@@ -235,7 +239,7 @@ func testRemoveImage(t *testing.T, s faceauth.Store) {
 // and get distinct revisions.
 func testConcurrentRegisters(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	rs := []*Registry{newTestRegistry(t, s, nil), newTestRegistry(t, s, nil)}
 	const n = 50
 	var wg sync.WaitGroup
@@ -269,13 +273,13 @@ func testConcurrentRegisters(t *testing.T, s faceauth.Store) {
 // two registries, all end up in the record.
 func testConcurrentAdditions(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	rs := []*Registry{newTestRegistry(t, s, nil), newTestRegistry(t, s, nil)}
 	if _, err := rs[0].Register(ctx, "alice", "", []Image{{Data: crops[0]}}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 50
-	imgs := enrollableVariants(t, crops, n)
+	imgs := centraltest.EnrollableVariants(t, crops, n)
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
@@ -294,14 +298,14 @@ func testConcurrentAdditions(t *testing.T, s faceauth.Store) {
 	if len(rec.References) != n+1 {
 		t.Fatalf("%d references, want %d: concurrent additions were lost", len(rec.References), n+1)
 	}
-	if keys := allKeys(t, s, "images/alice/"); len(keys) != n+1 {
+	if keys := centraltest.AllKeys(t, s, "images/alice/"); len(keys) != n+1 {
 		t.Fatalf("%d image objects, want %d", len(keys), n+1)
 	}
 }
 
 func testSnapshot(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	r := newTestRegistry(t, s, nil)
 	for i, id := range []string{"a", "b", "c"} {
 		if _, err := r.Register(ctx, id, "", []Image{{Data: crops[i]}}); err != nil {
@@ -399,7 +403,7 @@ func (c *countingStore) count(prefix string) int {
 
 func testReembed(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	// What a registry sees after VERIFICATION_MODEL changed: references
 	// embedded by another model.
 	eng := fakeengine.New(fakeengine.Config{Model: "OldModel@00000000"})
@@ -409,7 +413,7 @@ func testReembed(t *testing.T, s faceauth.Store) {
 			t.Fatal(err)
 		}
 	}
-	pub := &recorder{}
+	pub := &centraltest.Recorder{}
 	r := newTestRegistry(t, s, pub)
 	vecs, err := r.Embeddings(ctx, "alice", r.Model())
 	if err != nil || len(vecs) != 2 {
@@ -421,8 +425,8 @@ func testReembed(t *testing.T, s faceauth.Store) {
 			t.Fatalf("reference still of model %s", ref.Embedding.Model)
 		}
 	}
-	if len(pub.all()) != 1 {
-		t.Fatalf("re-embedding published %d changes, want 1", len(pub.all()))
+	if len(pub.All()) != 1 {
+		t.Fatalf("re-embedding published %d changes, want 1", len(pub.All()))
 	}
 	// The background walk migrates the rest.
 	n, err := r.Reembed(ctx)
@@ -440,8 +444,8 @@ func testReembed(t *testing.T, s faceauth.Store) {
 
 func testSearch(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
-	eng := testEngine(t)
+	crops := centraltest.FaceCrops(t)
+	eng := centraltest.Engine(t)
 	r := newTestRegistry(t, s, nil)
 	for i := range 4 {
 		if _, err := r.Register(ctx, fmt.Sprintf("p%d", i), fmt.Sprintf("Person %d", i), []Image{{Data: crops[i]}}); err != nil {
@@ -449,7 +453,7 @@ func testSearch(t *testing.T, s faceauth.Store) {
 		}
 	}
 	probe := func(i int) []float32 {
-		a, err := eng.Analyze(ctx, variant(t, crops[i], 75), faceauth.Request{})
+		a, err := eng.Analyze(ctx, centraltest.Variant(t, crops[i], 75), faceauth.Request{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,8 +490,8 @@ func testSearch(t *testing.T, s faceauth.Store) {
 // is found once the index notices the revision moved.
 func testSearchSeesOtherReplica(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
-	crops := faceCrops(t)
-	eng := testEngine(t)
+	crops := centraltest.FaceCrops(t)
+	eng := centraltest.Engine(t)
 	a, b := newTestRegistry(t, s, nil), newTestRegistry(t, s, nil)
 	b.index.recheck = 0
 	if _, err := a.Register(ctx, "p0", "", []Image{{Data: crops[0]}}); err != nil {
@@ -513,7 +517,7 @@ func testSearchSeesOtherReplica(t *testing.T, s faceauth.Store) {
 // visible user, and a delete that stopped half-way is finished by the next
 // delete. The faults are injected: real stores cannot fail on demand.
 func TestFailureHalfway(t *testing.T) {
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	tests := []struct {
 		name string
 		fail func(op, key string) bool
@@ -535,12 +539,12 @@ func TestFailureHalfway(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
-			fs := &faultyStore{Store: backends[0].open(t)}
-			pub := &recorder{}
+			fs := &centraltest.FaultyStore{Store: centraltest.Backends[0].Open(t)}
+			pub := &centraltest.Recorder{}
 			r := newTestRegistry(t, fs, pub)
-			fs.setFail(tt.fail)
+			fs.SetFail(tt.fail)
 			_, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}, {Data: crops[1]}})
-			if !errors.Is(err, errInjected) {
+			if !errors.Is(err, centraltest.ErrInjected) {
 				t.Fatalf("err = %v, want the injected failure", err)
 			}
 			if _, err := r.Get(ctx, "alice"); faceauth.KindOf(err) != faceauth.KindNotFound {
@@ -549,11 +553,11 @@ func TestFailureHalfway(t *testing.T) {
 			if users, _, _ := r.List(ctx, "", "", 10); len(users) != 0 {
 				t.Fatalf("listed %d users", len(users))
 			}
-			if len(pub.all()) != 0 {
+			if len(pub.All()) != 0 {
 				t.Fatal("a failed register was published")
 			}
 			// Once the store works again the register succeeds in full.
-			fs.setFail(nil)
+			fs.SetFail(nil)
 			if res, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}, {Data: crops[1]}}); err != nil || len(res.Record.References) != 2 {
 				t.Fatalf("retry: %+v %v", res, err)
 			}
@@ -562,46 +566,46 @@ func TestFailureHalfway(t *testing.T) {
 
 	t.Run("delete", func(t *testing.T) {
 		ctx := t.Context()
-		fs := &faultyStore{Store: backends[0].open(t)}
+		fs := &centraltest.FaultyStore{Store: centraltest.Backends[0].Open(t)}
 		r := newTestRegistry(t, fs, nil)
 		if _, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}, {Data: crops[1]}}); err != nil {
 			t.Fatal(err)
 		}
 		// The images cannot be deleted: the user is already invisible.
-		fs.setFail(func(op, key string) bool { return op == "delete" && strings.HasPrefix(key, "images/") })
-		if _, err := r.Delete(ctx, "alice"); !errors.Is(err, errInjected) {
+		fs.SetFail(func(op, key string) bool { return op == "delete" && strings.HasPrefix(key, "images/") })
+		if _, err := r.Delete(ctx, "alice"); !errors.Is(err, centraltest.ErrInjected) {
 			t.Fatalf("err = %v", err)
 		}
 		if _, err := r.Get(ctx, "alice"); faceauth.KindOf(err) != faceauth.KindNotFound {
 			t.Fatalf("user visible after a delete that stopped: %v", err)
 		}
-		fs.setFail(nil)
+		fs.SetFail(nil)
 		if _, err := r.Delete(ctx, "alice"); err != nil {
 			t.Fatalf("finishing the delete: %v", err)
 		}
-		if keys := append(allKeys(t, fs, "images/alice/"), allKeys(t, fs, "records/")...); len(keys) != 0 {
+		if keys := append(centraltest.AllKeys(t, fs, "images/alice/"), centraltest.AllKeys(t, fs, "records/")...); len(keys) != 0 {
 			t.Fatalf("objects remain: %v", keys)
 		}
-		if keys := allKeys(t, fs, "deletions/"); len(keys) != 1 {
+		if keys := centraltest.AllKeys(t, fs, "deletions/"); len(keys) != 1 {
 			t.Fatalf("deletion records %v, want one", keys)
 		}
 	})
 
 	t.Run("register after a stopped delete", func(t *testing.T) {
 		ctx := t.Context()
-		fs := &faultyStore{Store: backends[0].open(t)}
+		fs := &centraltest.FaultyStore{Store: centraltest.Backends[0].Open(t)}
 		now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 		var clockMu sync.Mutex
 		clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
-		r := NewRegistry(Config{Store: fs, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet, Now: clock})
+		r := NewRegistry(Config{Store: fs, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Log: quiet, Now: clock})
 		if _, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}}); err != nil {
 			t.Fatal(err)
 		}
-		fs.setFail(func(op, key string) bool { return op == "delete" })
-		if _, err := r.Delete(ctx, "alice"); !errors.Is(err, errInjected) {
+		fs.SetFail(func(op, key string) bool { return op == "delete" })
+		if _, err := r.Delete(ctx, "alice"); !errors.Is(err, centraltest.ErrInjected) {
 			t.Fatalf("err = %v", err)
 		}
-		fs.setFail(nil)
+		fs.SetFail(nil)
 		// Right after, the delete may still be running elsewhere.
 		if _, err := r.Register(ctx, "alice", "", []Image{{Data: crops[1]}}); !hasCode(err, "user_being_deleted") {
 			t.Fatalf("register during a delete: %v", err)
@@ -613,7 +617,7 @@ func TestFailureHalfway(t *testing.T) {
 		if err != nil || !res.Created || len(res.Record.References) != 1 {
 			t.Fatalf("register after the grace: %+v %v", res, err)
 		}
-		keys := allKeys(t, fs, "images/alice/")
+		keys := centraltest.AllKeys(t, fs, "images/alice/")
 		if want := []string{imageKey("alice", res.Record.References[0].ImageId, "jpg")}; !slices.Equal(keys, want) {
 			t.Fatalf("images %v, want only the new one %v", keys, want)
 		}
@@ -621,18 +625,18 @@ func TestFailureHalfway(t *testing.T) {
 
 	t.Run("delete before tombstone", func(t *testing.T) {
 		ctx := t.Context()
-		fs := &faultyStore{Store: backends[0].open(t)}
+		fs := &centraltest.FaultyStore{Store: centraltest.Backends[0].Open(t)}
 		r := newTestRegistry(t, fs, nil)
 		if _, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}}); err != nil {
 			t.Fatal(err)
 		}
 		// The deletion record is written, the tombstone is not: the user
 		// stays, and a snapshot must not tell the edges to drop them.
-		fs.setFail(func(op, key string) bool { return op == "put" && strings.HasPrefix(key, "records/") })
-		if _, err := r.Delete(ctx, "alice"); !errors.Is(err, errInjected) {
+		fs.SetFail(func(op, key string) bool { return op == "put" && strings.HasPrefix(key, "records/") })
+		if _, err := r.Delete(ctx, "alice"); !errors.Is(err, centraltest.ErrInjected) {
 			t.Fatalf("err = %v", err)
 		}
-		fs.setFail(nil)
+		fs.SetFail(nil)
 		if _, err := r.Get(ctx, "alice"); err != nil {
 			t.Fatalf("user gone after a delete that failed before its visibility point: %v", err)
 		}

@@ -1,92 +1,19 @@
 package central
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/central/store/filestore"
+	"github.com/xplore/faceauth/central/internal/centraltest"
 	pb "github.com/xplore/faceauth/proto"
 )
-
-// memStore is a faceauth.Store in memory with the real stores' semantics
-// (conditional writes, byte-order listing): a fake, because 100,000 users
-// on the file store or versitygw take minutes to write on this machine,
-// and only the count of reads is measured.
-type memStore struct {
-	mu     sync.Mutex
-	objs   map[string][]byte
-	sorted []string // the keys in order; nil after a key came or went
-}
-
-func newMemStore() *memStore { return &memStore{objs: map[string][]byte{}} }
-
-func (m *memStore) Get(_ context.Context, key string) ([]byte, string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.objs[key]
-	if !ok {
-		return nil, "", faceauth.ErrNotFound
-	}
-	return bytes.Clone(d), filestore.Version(d), nil
-}
-
-func (m *memStore) Put(_ context.Context, key string, data []byte, c faceauth.Cond) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	cur, ok := m.objs[key]
-	if c.IfNoneMatch && ok || c.IfMatch != "" && (!ok || filestore.Version(cur) != c.IfMatch) {
-		return "", faceauth.ErrPrecondition
-	}
-	if !ok {
-		m.sorted = nil
-	}
-	m.objs[key] = bytes.Clone(data)
-	return filestore.Version(data), nil
-}
-
-func (m *memStore) Delete(_ context.Context, key string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.objs[key]; ok {
-		delete(m.objs, key)
-		m.sorted = nil
-	}
-	return nil
-}
-
-func (m *memStore) List(_ context.Context, prefix, after string, limit int) ([]string, error) {
-	m.mu.Lock()
-	if m.sorted == nil {
-		m.sorted = slices.Sorted(maps.Keys(m.objs))
-	}
-	keys := m.sorted
-	m.mu.Unlock()
-	var out []string
-	i, _ := slices.BinarySearch(keys, max(prefix, after))
-	for _, k := range keys[i:] {
-		if !strings.HasPrefix(k, prefix) {
-			break
-		}
-		if k > after {
-			out = append(out, k)
-			if len(out) == limit {
-				break
-			}
-		}
-	}
-	return out, nil
-}
-
-func (m *memStore) Ping(context.Context) error { return nil }
 
 // modelOnly is an engine whose model is m1; nothing here enrolls.
 type modelOnly struct{}
@@ -127,7 +54,7 @@ func seed(t testing.TB, st faceauth.Store, n int) *Registry {
 func restartReads(t testing.TB, users, changes int) (reconcile, reembed, sweep map[string]int, republished int) {
 	t.Helper()
 	ctx := context.Background()
-	st := newMemStore()
+	st := centraltest.NewMemStore()
 	r := seed(t, st, users)
 	if _, err := r.revisions(ctx); err != nil { // the first run's reconciliation
 		t.Fatal(err)
@@ -230,7 +157,7 @@ func TestRestartReadsChanges(t *testing.T) {
 // registries on one store, each one's view equals every record.
 func TestRevisionIndexConcurrentReplicas(t *testing.T) {
 	ctx := t.Context()
-	st := newMemStore()
+	st := centraltest.NewMemStore()
 	a := seed(t, st, 50)
 	b := NewRegistry(Config{Store: st, Engine: modelOnly{}, Info: modelOnly{}.Info(), Log: quiet})
 	var wg sync.WaitGroup
@@ -321,7 +248,7 @@ func (s *afterFirstCall) List(ctx context.Context, prefix, after string, limit i
 // an index read from before the fold.
 func TestRevisionsSeeAFoldMeanwhile(t *testing.T) {
 	ctx := t.Context()
-	st := newMemStore()
+	st := centraltest.NewMemStore()
 	b := seed(t, st, 5)
 	if _, err := b.revisions(ctx); err != nil { // meta/index written, no change objects left
 		t.Fatal(err)

@@ -127,7 +127,7 @@ func repeat(ctx context.Context, every time.Duration, fn func()) {
 // subject again moves its time forward; tokens issued for it later are
 // valid.
 func (r *Revocations) Revoke(ctx context.Context, subject, reason string) (*pb.TokenRevocation, error) {
-	if err := validateText("subject", subject, MaxSubjectLen, true); err != nil {
+	if err := ValidateSubject(subject); err != nil {
 		return nil, err
 	}
 	if err := validateText("reason", reason, MaxReasonLen, false); err != nil {
@@ -212,6 +212,13 @@ func (r *Revocations) use(list *pb.TokenRevocations, written bool) {
 	if r.pub != nil {
 		r.pub.PublishRevocations(list)
 	}
+}
+
+// ValidateSubject checks a token subject, as a revocation and a minted
+// token need it: present, at most MaxSubjectLen bytes, text without
+// control characters.
+func ValidateSubject(subject string) error {
+	return validateText("subject", subject, MaxSubjectLen, true)
 }
 
 // validateText checks a short free-text field.

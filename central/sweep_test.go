@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central/internal/centraltest"
 	"github.com/xplore/faceauth/central/store/filestore"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -20,17 +21,17 @@ import (
 // leave, then checks that passes of a Sweeper remove exactly the leftovers,
 // and only once they have been unreferenced for MinAge.
 func TestSweep(t *testing.T) {
-	crops := enrollableVariants(t, faceCrops(t), 6)
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	crops := centraltest.EnrollableVariants(t, centraltest.FaceCrops(t), 6)
+	for _, b := range centraltest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := t.Context()
-			fs := &faultyStore{Store: b.open(t)}
+			fs := &centraltest.FaultyStore{Store: b.Open(t)}
 			now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 			var clockMu sync.Mutex
 			clock := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
 			advance := func(d time.Duration) { clockMu.Lock(); now = now.Add(d); clockMu.Unlock() }
-			pub := &recorder{}
-			r := NewRegistry(Config{Store: fs, Engine: testEngine(t), Info: testEngine(t).Info(), Publisher: pub, Log: quiet, Now: clock})
+			pub := &centraltest.Recorder{}
+			r := NewRegistry(Config{Store: fs, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Publisher: pub, Log: quiet, Now: clock})
 			register := func(id string, imgs ...[]byte) *pb.UserRecord {
 				t.Helper()
 				var in []Image
@@ -45,9 +46,9 @@ func TestSweep(t *testing.T) {
 			}
 			failing := func(op, prefix string, fn func() error) {
 				t.Helper()
-				fs.setFail(func(o, key string) bool { return o == op && strings.HasPrefix(key, prefix) })
-				defer fs.setFail(nil)
-				if err := fn(); !errors.Is(err, errInjected) {
+				fs.SetFail(func(o, key string) bool { return o == op && strings.HasPrefix(key, prefix) })
+				defer fs.SetFail(nil)
+				if err := fn(); !errors.Is(err, centraltest.ErrInjected) {
 					t.Fatalf("err = %v, want the injected failure", err)
 				}
 			}
@@ -75,7 +76,7 @@ func TestSweep(t *testing.T) {
 			if _, err := fs.Put(ctx, "images/notes.txt", []byte("not ours"), faceauth.Cond{}); err != nil {
 				t.Fatal(err)
 			}
-			before := allKeys(t, fs, "images/")
+			before := centraltest.AllKeys(t, fs, "images/")
 
 			s := r.NewSweeper(time.Hour)
 			s.page = 2 // users' keys split across pages
@@ -91,7 +92,7 @@ func TestSweep(t *testing.T) {
 			}
 			// Right after the failed delete, it may still be running.
 			pass(SweepStats{Users: 5, Images: 8, Waiting: 4, Unfinished: 1})
-			if got := allKeys(t, fs, "images/"); !slices.Equal(got, before) {
+			if got := centraltest.AllKeys(t, fs, "images/"); !slices.Equal(got, before) {
 				t.Fatalf("a first pass deleted: %v, had %v", got, before)
 			}
 
@@ -104,10 +105,10 @@ func TestSweep(t *testing.T) {
 				t.Fatalf("dry run: %+v %v", got, err)
 			}
 			pass(SweepStats{Users: 5, Images: 8, Waiting: 3, Finished: 1})
-			if keys := append(allKeys(t, fs, "images/dave/"), allKeys(t, fs, "records/dave")...); len(keys) != 0 {
+			if keys := append(centraltest.AllKeys(t, fs, "images/dave/"), centraltest.AllKeys(t, fs, "records/dave")...); len(keys) != 0 {
 				t.Fatalf("dave's objects remain after the sweep finished the delete: %v", keys)
 			}
-			if c := pub.all(); c[len(c)-1].GetDelete().GetUserId() != "dave" {
+			if c := pub.All(); c[len(c)-1].GetDelete().GetUserId() != "dave" {
 				t.Fatalf("the finished delete was not published: last change %v", c[len(c)-1])
 			}
 
@@ -124,7 +125,7 @@ func TestSweep(t *testing.T) {
 				}
 			}
 			slices.Sort(want)
-			if got := allKeys(t, fs, "images/"); !slices.Equal(got, want) {
+			if got := centraltest.AllKeys(t, fs, "images/"); !slices.Equal(got, want) {
 				t.Fatalf("after the sweep: %v, want %v", got, want)
 			}
 			pass(SweepStats{Users: 3, Images: 4})
@@ -135,7 +136,7 @@ func TestSweep(t *testing.T) {
 // TestSweepLoop: Sweep runs passes until its context ends, and deletes an
 // unreferenced image once sweepMinAge has passed on the registry's clock.
 func TestSweepLoop(t *testing.T) {
-	fs := backends[0].open(t)
+	fs := centraltest.Backends[0].Open(t)
 	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var clockMu sync.Mutex
 	calls := 0
@@ -154,7 +155,7 @@ func TestSweepLoop(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); r.Sweep(ctx, 0, 5*time.Millisecond) }()
 	defer func() { cancel(); <-done }()
-	for deadline := time.Now().Add(10 * time.Second); len(allKeys(t, fs, "images/")) > 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(10 * time.Second); len(centraltest.AllKeys(t, fs, "images/")) > 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the sweep loop did not delete the unreferenced image")
 		}
@@ -172,11 +173,11 @@ func TestSweepLoop(t *testing.T) {
 // written more than MinAge ago, and keeps one written since (a register may
 // be in flight) and an old image that a record names.
 func TestSweepOldOrphanAfterRestart(t *testing.T) {
-	crops := enrollableVariants(t, faceCrops(t), 1)
-	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) {
+	crops := centraltest.EnrollableVariants(t, centraltest.FaceCrops(t), 1)
+	for _, b := range centraltest.Backends {
+		t.Run(b.Name, func(t *testing.T) {
 			ctx := t.Context()
-			st := b.open(t)
+			st := b.Open(t)
 			mt, ok := st.(modTimer)
 			if !ok {
 				t.Fatalf("%T does not report modification times", st)
@@ -195,7 +196,7 @@ func TestSweepOldOrphanAfterRestart(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r := NewRegistry(Config{Store: st, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
+			r := NewRegistry(Config{Store: st, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Log: quiet})
 			res, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0]}})
 			if err != nil {
 				t.Fatal(err)
@@ -240,7 +241,7 @@ func TestSweepOldOrphanAfterRestart(t *testing.T) {
 			}
 			want := []string{named, fresh}
 			slices.Sort(want)
-			if keys := allKeys(t, st, "images/"); !slices.Equal(keys, want) {
+			if keys := centraltest.AllKeys(t, st, "images/"); !slices.Equal(keys, want) {
 				t.Fatalf("after the first pass: %v, want %v", keys, want)
 			}
 		})

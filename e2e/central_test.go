@@ -23,8 +23,8 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/xplore/faceauth"
-	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/edged"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/facetest"
@@ -143,7 +143,7 @@ func request(t testing.TB, url, token string, fields map[string]string, img []by
 func register(t testing.TB, c *centralProc, admin, id string, img []byte) uint64 {
 	t.Helper()
 	status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": id, "name": "E2E " + id}, img))
-	var r central.RegisterResponse
+	var r httpapi.RegisterResponse
 	if status != http.StatusCreated || json.Unmarshal(body, &r) != nil || r.Revision == 0 {
 		t.Fatalf("register %s: %d %s", id, status, body)
 	}
@@ -256,7 +256,7 @@ func TestCentralToEdge(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+admin)
 			return req
 		}())
-		var del central.DeleteResponse
+		var del httpapi.DeleteResponse
 		if status != 200 || json.Unmarshal(body, &del) != nil {
 			t.Fatalf("delete: %d %s", status, body)
 		}
@@ -275,7 +275,7 @@ func TestCentralToEdge(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, c.url+"/api/deletions", nil)
 			req.Header.Set("Authorization", "Bearer "+admin)
 			status, body := httpDo(t, req)
-			var r central.DeletionsResponse
+			var r httpapi.DeletionsResponse
 			if status != 200 || json.Unmarshal(body, &r) != nil {
 				return false
 			}
@@ -295,7 +295,7 @@ func TestCentralToEdge(t *testing.T) {
 			req, _ := http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
 			req.Header.Set("Authorization", "Bearer "+admin)
 			status, body := httpDo(t, req)
-			var r central.EdgesResponse
+			var r httpapi.EdgesResponse
 			if status != 200 || json.Unmarshal(body, &r) != nil {
 				return false
 			}
@@ -335,10 +335,10 @@ func TestCentralToEdge(t *testing.T) {
 				t.Fatalf("GET %s: %d %s", path, status, body)
 			}
 		}
-		var list central.RevocationsResponse
+		var list httpapi.RevocationsResponse
 		get("/api/revocations", &list)
 		waitFor(t, 30*time.Second, "central to see the edge hold the revocation", func() bool {
-			var r central.EdgesResponse
+			var r httpapi.EdgesResponse
 			get("/api/edges", &r)
 			return slices.ContainsFunc(r.Edges, func(es fleet.EdgeState) bool { return es.ID == "site-1" && es.TokenRevocations == list.Version })
 		})
@@ -423,7 +423,7 @@ func TestEdgeNATSPermissions(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, c.url+"/api/deletions", nil)
 		req.Header.Set("Authorization", "Bearer "+admin)
 		_, body := httpDo(t, req)
-		var dr central.DeletionsResponse
+		var dr httpapi.DeletionsResponse
 		json.Unmarshal(body, &dr)
 		purged := false
 		for _, d := range dr.Deletions {
@@ -432,7 +432,7 @@ func TestEdgeNATSPermissions(t *testing.T) {
 		req, _ = http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
 		req.Header.Set("Authorization", "Bearer "+admin)
 		_, body = httpDo(t, req)
-		var er central.EdgesResponse
+		var er httpapi.EdgesResponse
 		json.Unmarshal(body, &er)
 		seen := false
 		for _, es := range er.Edges {
@@ -454,7 +454,7 @@ func TestEdgeNATSPermissions(t *testing.T) {
 	req, _ = http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
 	req.Header.Set("Authorization", "Bearer "+admin)
 	_, body := httpDo(t, req)
-	var er central.EdgesResponse
+	var er httpapi.EdgesResponse
 	json.Unmarshal(body, &er)
 	for _, es := range er.Edges {
 		if es.ID == "site-nk" {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
@@ -565,7 +566,7 @@ func TestClusterFailover(t *testing.T) {
 	// Every deletion has every edge's receipt.
 	waitFor(t, time.Minute, "every edge's receipt for every deletion", func() bool {
 		status, body := httpDo(t, authed(t, http.MethodGet, replicas[1].url+"/api/deletions?limit=1000", admin))
-		var dr central.DeletionsResponse
+		var dr httpapi.DeletionsResponse
 		if status != http.StatusOK || json.Unmarshal(body, &dr) != nil {
 			return false
 		}
@@ -633,7 +634,7 @@ func listUsers(admin, url string) (map[string]central.UserSummary, error) {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
 	defer resp.Body.Close()
-	var lr central.ListResponse
+	var lr httpapi.ListResponse
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&lr) != nil {
 		return nil, fmt.Errorf("list users: status %d", resp.StatusCode)
 	}
@@ -657,7 +658,7 @@ func edgesBehind(admin, url string, n int, revision uint64) string {
 		return "GET /api/edges: " + err.Error()
 	}
 	defer resp.Body.Close()
-	var er central.EdgesResponse
+	var er httpapi.EdgesResponse
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&er) != nil {
 		return fmt.Sprintf("GET /api/edges: status %d", resp.StatusCode)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/internal/versitygw"
 )
@@ -41,7 +41,7 @@ func (p *person) enroll(t testing.TB, c *centralProc, admin string, photos ...[]
 	var rev uint64
 	for _, img := range photos {
 		status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": p.id, "name": p.name}, img))
-		var r central.RegisterResponse
+		var r httpapi.RegisterResponse
 		if status/100 != 2 || json.Unmarshal(body, &r) != nil {
 			t.Fatalf("register %s: %d %s", p.id, status, body)
 		}
@@ -65,7 +65,7 @@ func waitPurged(t testing.TB, url, admin, id string) {
 		req, _ := http.NewRequest(http.MethodGet, url+"/api/deletions", nil)
 		req.Header.Set("Authorization", "Bearer "+admin)
 		status, body := httpDo(t, req)
-		var r central.DeletionsResponse
+		var r httpapi.DeletionsResponse
 		if status != http.StatusOK || json.Unmarshal(body, &r) != nil {
 			return false
 		}
@@ -153,7 +153,7 @@ func TestErasureLeavesNoTrace(t *testing.T) {
 				bob.patterns[fmt.Sprintf("photo %d", i+3)] = img[len(img)/2 : len(img)/2+64]
 			}
 			status, body := httpDo(t, multiRequest(t, c.url+"/api/register", admin, map[string]string{"user_id": bob.id, "name": bob.name}, photos))
-			var reg central.RegisterResponse
+			var reg httpapi.RegisterResponse
 			if status != http.StatusCreated || json.Unmarshal(body, &reg) != nil {
 				t.Fatalf("register %s: %d %s", bob.id, status, body)
 			}

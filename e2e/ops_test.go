@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/internal/testenv"
 )
 
@@ -78,7 +78,7 @@ func TestDashboardAndAlertsMetricsExist(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, c.url+"/api/edges", nil)
 		req.Header.Set("Authorization", "Bearer "+admin)
 		status, body := httpDo(t, req)
-		var r central.EdgesResponse
+		var r httpapi.EdgesResponse
 		return status == 200 && json.Unmarshal(body, &r) == nil && len(r.Edges) == 1 && r.Edges[0].State == fleet.StateInSync
 	})
 

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/edged"
 )
 
@@ -36,7 +36,7 @@ func TestSiteScopedDistribution(t *testing.T) {
 
 	bobRev := register(t, c, admin, bobID, bob)
 	status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": aliceID, "name": "Alice", "site": "site-a"}, alice))
-	var reg central.RegisterResponse
+	var reg httpapi.RegisterResponse
 	if status != http.StatusCreated || json.Unmarshal(body, &reg) != nil {
 		t.Fatalf("register in site-a: %d %s", status, body)
 	}
@@ -86,7 +86,7 @@ func TestSiteScopedDistribution(t *testing.T) {
 	req := request(t, c.url+"/api/users/"+aliceID+"/site", admin, map[string]string{"site": "site-c"}, nil)
 	req.Method = http.MethodPut
 	status, body = httpDo(t, req)
-	var sr central.SiteResponse
+	var sr httpapi.SiteResponse
 	if status != http.StatusOK || json.Unmarshal(body, &sr) != nil || sr.Site != "site-c" || !sr.Changed {
 		t.Fatalf("move to site-c: %d %s", status, body)
 	}
@@ -96,7 +96,7 @@ func TestSiteScopedDistribution(t *testing.T) {
 	})
 	waitFor(t, 30*time.Second, "central to list site A's receipt and expect none from B", func() bool {
 		status, body := httpDo(t, authed(t, http.MethodGet, c.url+"/api/deletions", admin))
-		var dr central.DeletionsResponse
+		var dr httpapi.DeletionsResponse
 		if status != http.StatusOK || json.Unmarshal(body, &dr) != nil {
 			return false
 		}
@@ -133,7 +133,7 @@ func edgesInSync(t testing.TB, c *centralProc, admin string, rev uint64) {
 	waitFor(t, time.Minute, "central to report every edge in_sync", func() bool {
 		status, body := httpDo(t, authed(t, http.MethodGet, c.url+"/api/edges", admin))
 		last = body
-		var er central.EdgesResponse
+		var er httpapi.EdgesResponse
 		if status != http.StatusOK || json.Unmarshal(body, &er) != nil || len(er.Edges) == 0 {
 			return false
 		}

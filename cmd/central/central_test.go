@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
@@ -184,7 +185,7 @@ func newEnv(t *testing.T) *env {
 	signer, _ := auth.SignerFromSecret("cmd test secret, long enough")
 	reg := central.NewRegistry(central.Config{Store: st, Engine: fake, Info: fake.Info(), Log: slog.New(slog.DiscardHandler)})
 	revs := central.NewRevocations(central.RevocationsConfig{Store: st, Log: slog.New(slog.DiscardHandler)})
-	hs := httptest.NewServer(central.NewServer(central.ServerConfig{
+	hs := httptest.NewServer(httpapi.NewServer(httpapi.Config{
 		Registry: reg, Tokens: signer, Revocations: revs, Log: slog.New(slog.DiscardHandler),
 	}))
 	t.Cleanup(hs.Close)
@@ -239,7 +240,7 @@ func TestUsersCommands(t *testing.T) {
 		t.Fatalf("list --search: %q %v", out, err)
 	}
 	out, _, err = run(t, append([]string{"users", "show"}, append(conn, "alice")...)...)
-	var detail central.UserDetail
+	var detail httpapi.UserDetail
 	if err != nil || json.Unmarshal([]byte(out), &detail) != nil || detail.UserID != "alice" || len(detail.Images) != 1 {
 		t.Fatalf("show: %q %v", out, err)
 	}
@@ -327,7 +328,7 @@ func TestTokenRevoke(t *testing.T) {
 		t.Fatalf("list: %q %v", out, err)
 	}
 	out, _, err = run(t, append([]string{"token", "revocations", "--json"}, conn...)...)
-	var list central.RevocationsResponse
+	var list httpapi.RevocationsResponse
 	if err != nil || json.Unmarshal([]byte(out), &list) != nil || list.Version == 0 || list.Revocations[0].Subject != "door-9" {
 		t.Fatalf("list --json: %q %v", out, err)
 	}

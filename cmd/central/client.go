@@ -18,7 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/internal/api"
 )
 
@@ -110,7 +110,7 @@ func (cl *client) do(ctx context.Context, method, path, contentType string, body
 }
 
 // register sends user_id, an optional name and the image files.
-func (cl *client) register(ctx context.Context, userID, name, site string, files []string) (*central.RegisterResponse, error) {
+func (cl *client) register(ctx context.Context, userID, name, site string, files []string) (*httpapi.RegisterResponse, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("user_id", userID)
@@ -137,7 +137,7 @@ func (cl *client) register(ctx context.Context, userID, name, site string, files
 	if err := mw.Close(); err != nil {
 		return nil, err
 	}
-	var out central.RegisterResponse
+	var out httpapi.RegisterResponse
 	if err := cl.do(ctx, http.MethodPost, "/api/register", mw.FormDataContentType(), buf.Bytes(), &out); err != nil {
 		return nil, err
 	}
@@ -145,19 +145,19 @@ func (cl *client) register(ctx context.Context, userID, name, site string, files
 }
 
 // setSite moves a user to site ("" every edge).
-func (cl *client) setSite(ctx context.Context, userID, site string) (*central.SiteResponse, error) {
+func (cl *client) setSite(ctx context.Context, userID, site string) (*httpapi.SiteResponse, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("site", site)
 	if err := mw.Close(); err != nil {
 		return nil, err
 	}
-	var out central.SiteResponse
+	var out httpapi.SiteResponse
 	err := cl.do(ctx, http.MethodPut, "/api/users/"+url.PathEscape(userID)+"/site", mw.FormDataContentType(), buf.Bytes(), &out)
 	return &out, err
 }
 
-func (cl *client) listUsers(ctx context.Context, search, after string, limit int) (*central.ListResponse, error) {
+func (cl *client) listUsers(ctx context.Context, search, after string, limit int) (*httpapi.ListResponse, error) {
 	q := url.Values{"limit": {fmt.Sprint(limit)}}
 	if search != "" {
 		q.Set("q", search)
@@ -165,25 +165,25 @@ func (cl *client) listUsers(ctx context.Context, search, after string, limit int
 	if after != "" {
 		q.Set("after", after)
 	}
-	var out central.ListResponse
+	var out httpapi.ListResponse
 	err := cl.do(ctx, http.MethodGet, "/api/users?"+q.Encode(), "", nil, &out)
 	return &out, err
 }
 
-func (cl *client) getUser(ctx context.Context, id string) (*central.UserDetail, error) {
-	var out central.UserDetail
+func (cl *client) getUser(ctx context.Context, id string) (*httpapi.UserDetail, error) {
+	var out httpapi.UserDetail
 	err := cl.do(ctx, http.MethodGet, "/api/users/"+url.PathEscape(id), "", nil, &out)
 	return &out, err
 }
 
-func (cl *client) deleteUser(ctx context.Context, id string) (*central.DeleteResponse, error) {
-	var out central.DeleteResponse
+func (cl *client) deleteUser(ctx context.Context, id string) (*httpapi.DeleteResponse, error) {
+	var out httpapi.DeleteResponse
 	err := cl.do(ctx, http.MethodDelete, "/api/users/"+url.PathEscape(id), "", nil, &out)
 	return &out, err
 }
 
 // revoke revokes the tokens of subject issued up to now.
-func (cl *client) revoke(ctx context.Context, subject, reason string) (*central.RevocationInfo, error) {
+func (cl *client) revoke(ctx context.Context, subject, reason string) (*httpapi.RevocationInfo, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("subject", subject)
@@ -193,7 +193,7 @@ func (cl *client) revoke(ctx context.Context, subject, reason string) (*central.
 	if err := mw.Close(); err != nil {
 		return nil, err
 	}
-	var out central.RevocationInfo
+	var out httpapi.RevocationInfo
 	if err := cl.do(ctx, http.MethodPost, "/api/revocations", mw.FormDataContentType(), buf.Bytes(), &out); err != nil {
 		return nil, err
 	}

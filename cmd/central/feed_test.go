@@ -20,6 +20,7 @@ import (
 
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/edged/uplink"
@@ -140,7 +141,7 @@ func TestFeedCommands(t *testing.T) {
 	go mon.Run(mctx)
 	<-mon.Ready()
 	signer, _ := auth.SignerFromSecret("cmd test secret, long enough")
-	hs := httptest.NewServer(central.NewServer(central.ServerConfig{Registry: reg, Tokens: signer, Edges: mon, Log: quiet}))
+	hs := httptest.NewServer(httpapi.NewServer(httpapi.Config{Registry: reg, Tokens: signer, Edges: mon, Log: quiet}))
 	defer hs.Close()
 	tok, _ := signer.Issue("test", auth.RoleAdmin, time.Hour, time.Now())
 	conn := []string{"--url", hs.URL, "--token", tok}

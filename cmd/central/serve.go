@@ -18,6 +18,7 @@ import (
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/central/kvlocks"
 	"github.com/xplore/faceauth/central/publish"
 	"github.com/xplore/faceauth/central/store/filestore"
@@ -318,7 +319,7 @@ func runServe(c *cli.Context) error {
 		return err
 	}
 	var pub central.Publisher = publisher
-	var extra []central.Route
+	var extra []httpapi.Route
 	// ------------------------------------------------------------------
 
 	registry := central.NewRegistry(central.Config{
@@ -340,7 +341,7 @@ func runServe(c *cli.Context) error {
 
 	srv := &http.Server{
 		Addr: cfg.listen,
-		Handler: central.NewServer(central.ServerConfig{
+		Handler: httpapi.NewServer(httpapi.Config{
 			Registry:        registry,
 			Tokens:          signer,
 			Limiter:         api.NewLimiterWith(cfg.Limit, locks, nil, log),

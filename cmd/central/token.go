@@ -11,7 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xplore/faceauth/central"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/config"
 )
@@ -97,7 +97,7 @@ within seconds; an edge offline since refuses them once it reconnects.`,
 				if err != nil {
 					return err
 				}
-				var list central.RevocationsResponse
+				var list httpapi.RevocationsResponse
 				if err := cl.do(c.Context, http.MethodGet, "/api/revocations", "", nil, &list); err != nil {
 					return err
 				}
@@ -112,7 +112,7 @@ within seconds; an edge offline since refuses them once it reconnects.`,
 }
 
 // printRevocations writes the revocation list as a table.
-func printRevocations(w io.Writer, list central.RevocationsResponse) {
+func printRevocations(w io.Writer, list httpapi.RevocationsResponse) {
 	if len(list.Revocations) == 0 {
 		fmt.Fprintln(w, "no revoked tokens")
 		return

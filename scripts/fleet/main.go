@@ -60,6 +60,7 @@ import (
 
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/central/publish"
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/edged/uplink"
@@ -598,7 +599,7 @@ func (c *centralProc) countInSync(prefix string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var res central.EdgesResponse
+	var res httpapi.EdgesResponse
 	if err := json.Unmarshal(b, &res); err != nil {
 		return 0, err
 	}
@@ -665,7 +666,7 @@ func runCentral(urls, tokenKey, model string, hb time.Duration) error {
 		return err
 	}
 	reg := central.NewRegistry(central.Config{Store: store, Log: quiet})
-	srv := central.NewServer(central.ServerConfig{Registry: reg, Edges: mon, Tokens: auth.NewVerifier(pub), Log: quiet})
+	srv := httpapi.NewServer(httpapi.Config{Registry: reg, Edges: mon, Tokens: auth.NewVerifier(pub), Log: quiet})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

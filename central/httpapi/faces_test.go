@@ -1,4 +1,4 @@
-package central
+package httpapi
 
 import (
 	"encoding/csv"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/xplore/faceauth/internal/testenv"
+	"github.com/xplore/faceauth/models/face/realface"
 )
 
 // TestDeepFacePairs registers one photo of each pair and verifies the other
@@ -27,7 +28,7 @@ func TestDeepFacePairs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := realServer(t, func(c *ServerConfig) { c.Limiter = nil })
+	ts := realServer(t, func(c *Config) { c.Limiter = nil })
 	registered := map[string]bool{} // file -> registered
 	userOf := func(file string) string { return "df-" + strings.TrimSuffix(file, filepath.Ext(file)) }
 	register := func(file string) bool {
@@ -100,8 +101,8 @@ func TestDeepFacePairs(t *testing.T) {
 // and verify: each answer is a success or a clear 4xx, never a 5xx.
 func TestRobustnessPhotos(t *testing.T) {
 	dir := filepath.Join(testenv.SharedFaces(t), "robustness")
-	crops := realCrops(t)
-	ts := realServer(t, func(c *ServerConfig) { c.Limiter = nil })
+	crops := realface.Crops(t)
+	ts := realServer(t, func(c *Config) { c.Limiter = nil })
 	if r := ts.do(t, "POST", "/api/register", ts.admin, part{name: "user_id", value: "known"}, part{name: "image", file: crops[0]}); r.status != 201 {
 		t.Fatal(r.status, string(r.raw))
 	}

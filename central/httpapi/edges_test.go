@@ -1,4 +1,4 @@
-package central
+package httpapi
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/internal/centraltest"
 	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/central/publish"
 	"github.com/xplore/faceauth/edged/uplink"
@@ -42,7 +44,8 @@ func TestEdgesAndDeletions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := newTestRegistry(t, backends[0].open(t), pub)
+	eng := centraltest.Engine(t)
+	reg := central.NewRegistry(central.Config{Store: centraltest.Backends[0].Open(t), Engine: eng, Info: eng.Info(), Publisher: pub, Log: quiet})
 	mon, err := fleet.New(nc, fleet.Options{Model: reg.Model(), Log: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -53,9 +56,9 @@ func TestEdgesAndDeletions(t *testing.T) {
 	go mon.Run(rctx)
 	<-mon.Ready()
 
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	for _, id := range []string{"ann.lee@example.com", "bo", "cy"} {
-		if _, err := reg.Register(ctx, id, "", []Image{{Data: crops[0]}}); err != nil {
+		if _, err := reg.Register(ctx, id, "", []central.Image{{Data: crops[0]}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -69,7 +72,7 @@ func TestEdgesAndDeletions(t *testing.T) {
 	}
 	rev, _ := reg.Revision(ctx)
 
-	srv := NewServer(ServerConfig{Registry: reg, Edges: mon, Log: quiet})
+	srv := NewServer(Config{Registry: reg, Edges: mon, Log: quiet})
 	get := func(target string, v any) int {
 		t.Helper()
 		rec := httptest.NewRecorder()
@@ -242,7 +245,7 @@ func TestEdgesAndDeletions(t *testing.T) {
 	}
 
 	// Without the feed the endpoints say so.
-	off := NewServer(ServerConfig{Registry: reg, Log: quiet})
+	off := NewServer(Config{Registry: reg, Log: quiet})
 	for _, h := range []func(*httptest.ResponseRecorder){
 		func(w *httptest.ResponseRecorder) {
 			off.answer(off.listEdges)(w, httptest.NewRequest("GET", "/api/edges", nil))

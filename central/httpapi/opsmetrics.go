@@ -1,4 +1,4 @@
-package central
+package httpapi
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
 )
 
@@ -25,7 +26,7 @@ var edgeStates = []string{fleet.StateInSync, fleet.StateBehind, fleet.StateOffli
 // store's reachability, the edges by state with each one's lag and last
 // heartbeat, and the erasures some edge has not confirmed.
 type opsCollector struct {
-	reg   *Registry
+	reg   *central.Registry
 	edges EdgeMonitor // nil: no edge or deletion series
 	log   *slog.Logger
 
@@ -38,7 +39,7 @@ type opsCollector struct {
 	oldestAt time.Time
 }
 
-func newOpsCollector(reg *Registry, edges EdgeMonitor, log *slog.Logger) *opsCollector {
+func newOpsCollector(reg *central.Registry, edges EdgeMonitor, log *slog.Logger) *opsCollector {
 	return &opsCollector{
 		reg: reg, edges: edges, log: log,
 		storeUp: prometheus.NewDesc("faceauth_central_store_up",
@@ -124,7 +125,7 @@ func (c *opsCollector) deletions(ctx context.Context, now time.Time) (int, time.
 	pending, oldest := 0, time.Time{}
 	var after uint64
 	for {
-		dels, next, err := c.reg.DeletionRecords(ctx, after, MaxPageSize)
+		dels, next, err := c.reg.DeletionRecords(ctx, after, central.MaxPageSize)
 		if err != nil {
 			c.log.Warn("metrics: reading the deletion records", "err", err)
 			c.delErr = err

@@ -1,4 +1,4 @@
-package central
+package httpapi
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"mime/multipart"
 	"net/http"
@@ -18,34 +19,44 @@ import (
 	"time"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/fleet"
+	"github.com/xplore/faceauth/central/internal/centraltest"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
 	"github.com/xplore/faceauth/internal/fakeengine"
+	"github.com/xplore/faceauth/models/face/realface"
 	"github.com/xplore/faceauth/models/photo"
 )
+
+var quiet = slog.New(slog.DiscardHandler)
 
 // testServer is a central HTTP server on the fake engine (realServer: the
 // real one) and a filestore.
 type testServer struct {
 	url           string
 	admin, verify string // tokens
-	reg           *Registry
-	store         *faultyStore
+	reg           *central.Registry
+	store         *centraltest.FaultyStore
 	srv           *Server
 	signer        *auth.Signer
 }
 
-func newTestServer(t testing.TB, change func(*ServerConfig)) *testServer {
+func newTestServer(t testing.TB, change func(*Config)) *testServer {
 	t.Helper()
-	eng := testEngine(t)
+	return newTestServerOn(t, &centraltest.FaultyStore{Store: centraltest.Backends[0].Open(t)}, change)
+}
+
+// newTestServerOn is newTestServer on the store fs.
+func newTestServerOn(t testing.TB, fs *centraltest.FaultyStore, change func(*Config)) *testServer {
+	t.Helper()
+	eng := centraltest.Engine(t)
 	signer, err := auth.SignerFromSecret("central server test secret")
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &faultyStore{Store: backends[0].open(t)}
-	reg := NewRegistry(Config{Store: fs, Engine: eng, Info: eng.Info(), Log: quiet})
-	cfg := ServerConfig{
+	reg := central.NewRegistry(central.Config{Store: fs, Engine: eng, Info: eng.Info(), Log: quiet})
+	cfg := Config{
 		Registry: reg,
 		Tokens:   signer,
 		Issuer:   signer,
@@ -62,6 +73,19 @@ func newTestServer(t testing.TB, change func(*ServerConfig)) *testServer {
 	admin, _ := signer.Issue("test-admin", auth.RoleAdmin, time.Hour, now)
 	verify, _ := signer.Issue("test-door", auth.RoleVerify, time.Hour, now)
 	return &testServer{url: hs.URL, admin: admin, verify: verify, reg: cfg.Registry, store: fs, srv: srv, signer: signer}
+}
+
+// realServer is newTestServer on the real engine.
+func realServer(t testing.TB, change func(*Config)) *testServer {
+	t.Helper()
+	eng := realface.Engine(t)
+	fs := &centraltest.FaultyStore{Store: centraltest.Backends[0].Open(t)}
+	return newTestServerOn(t, fs, func(c *Config) {
+		c.Registry = central.NewRegistry(central.Config{Store: fs, Engine: eng, Info: eng.Info(), Log: quiet})
+		if change != nil {
+			change(c)
+		}
+	})
 }
 
 // part is a multipart field: a text value, or a file when file is set.
@@ -126,9 +150,9 @@ func (ts *testServer) do(t testing.TB, method, path, token string, parts ...part
 }
 
 func TestEndpoints(t *testing.T) {
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	ts := newTestServer(t, nil)
-	alice, alice2, bob := crops[0], variant(t, crops[0], 80), crops[1]
+	alice, alice2, bob := crops[0], centraltest.Variant(t, crops[0], 80), crops[1]
 	if r := ts.do(t, "POST", "/api/register", ts.admin, part{name: "user_id", value: "carol"}, part{name: "image", file: crops[2]}, part{name: "image", file: crops[3]}); r.status != 201 {
 		t.Fatalf("setup: %d %s", r.status, r.raw)
 	}
@@ -169,7 +193,7 @@ func TestEndpoints(t *testing.T) {
 		{"register invalid user id", "POST", "/api/register", "admin", []part{uid("../etc"), img(alice)}, 400, "invalid_user_id", nil},
 		{"register missing user id", "POST", "/api/register", "admin", []part{img(alice)}, 400, "invalid_user_id", nil},
 		{"register missing image", "POST", "/api/register", "admin", []part{uid("x")}, 400, "missing_image", nil},
-		{"register no face", "POST", "/api/register", "admin", []part{uid("x"), img(alice), img(noFaceJPEG(t))}, 422, "no_face", func(r response) {
+		{"register no face", "POST", "/api/register", "admin", []part{uid("x"), img(alice), img(centraltest.NoFaceJPEG(t))}, 422, "no_face", func(r response) {
 			if !strings.HasPrefix(r.str("error"), `Image 2 ("photo2.jpg"): `) {
 				t.Errorf("the error does not name the image: %s", r.raw)
 			}
@@ -179,7 +203,7 @@ func TestEndpoints(t *testing.T) {
 		{"register small face", "POST", "/api/register", "admin", []part{uid("x"), img(smallFace)}, 422, "face_too_small", nil},
 		{"register blurred face", "POST", "/api/register", "admin", []part{uid("x"), img(blurred)}, 422, "face_low_quality", nil},
 		{"register not multipart", "POST", "/api/register", "admin", nil, 400, "not_multipart", nil},
-		{"verify same", "POST", "/api/verify", "verify", []part{uid("alice"), img(variant(t, crops[0], 70))}, 200, "", func(r response) {
+		{"verify same", "POST", "/api/verify", "verify", []part{uid("alice"), img(centraltest.Variant(t, crops[0], 70))}, 200, "", func(r response) {
 			if r.body["verified"] != true || r.str("user_id") != "alice" || r.body["faces"] != 1.0 || r.body["threshold"] == nil || r.body["liveness"] != nil {
 				t.Errorf("verify body %s", r.raw)
 			}
@@ -201,17 +225,17 @@ func TestEndpoints(t *testing.T) {
 		}},
 		{"verify duplicate user_id", "POST", "/api/verify", "verify", []part{uid("alice"), uid("bob"), img(alice)}, 400, "duplicate_field", nil},
 		{"verify invalid user id", "POST", "/api/verify", "verify", []part{uid("a b"), img(alice)}, 400, "invalid_user_id", nil},
-		{"verify no face", "POST", "/api/verify", "verify", []part{uid("alice"), img(noFaceJPEG(t))}, 422, "no_face", nil},
+		{"verify no face", "POST", "/api/verify", "verify", []part{uid("alice"), img(centraltest.NoFaceJPEG(t))}, 422, "no_face", nil},
 		{"verify two images", "POST", "/api/verify", "verify", []part{uid("alice"), img(alice), img(alice)}, 400, "too_many_images", nil},
 		{"verify no token", "POST", "/api/verify", "", []part{uid("alice"), img(alice)}, 401, "missing_token", nil},
-		{"identify", "POST", "/api/identify", "verify", []part{img(variant(t, crops[2], 70))}, 200, "", func(r response) {
+		{"identify", "POST", "/api/identify", "verify", []part{img(centraltest.Variant(t, crops[2], 70))}, 200, "", func(r response) {
 			m, _ := r.body["matches"].([]any)
 			if len(m) == 0 || m[0].(map[string]any)["user_id"] != "carol" {
 				t.Errorf("identify body %s", r.raw)
 			}
 		}},
 		{"identify bad limit", "POST", "/api/identify", "verify", []part{img(alice), {name: "limit", value: "0"}}, 400, "invalid_limit", nil},
-		{"identify no face", "POST", "/api/identify", "verify", []part{img(noFaceJPEG(t))}, 422, "no_face", nil},
+		{"identify no face", "POST", "/api/identify", "verify", []part{img(centraltest.NoFaceJPEG(t))}, 422, "no_face", nil},
 		{"list", "GET", "/api/users?limit=1", "admin", nil, 200, "", func(r response) {
 			u, _ := r.body["users"].([]any)
 			if len(u) != 1 || r.str("next") == "" {
@@ -237,7 +261,7 @@ func TestEndpoints(t *testing.T) {
 		}},
 		{"show unknown", "GET", "/api/users/nobody", "admin", nil, 404, "user_not_found", nil},
 		{"show invalid id", "GET", "/api/users/bad%20id", "admin", nil, 400, "invalid_user_id", nil},
-		{"add images", "POST", "/api/users/carol/images", "admin", []part{img(variant(t, crops[2], 75))}, 201, "", func(r response) {
+		{"add images", "POST", "/api/users/carol/images", "admin", []part{img(centraltest.Variant(t, crops[2], 75))}, 201, "", func(r response) {
 			if r.body["references"] != 3.0 {
 				t.Errorf("add body %s", r.raw)
 			}
@@ -326,12 +350,12 @@ func TestEndpoints(t *testing.T) {
 }
 
 func TestLimits(t *testing.T) {
-	crops := faceCrops(t)
+	crops := centraltest.FaceCrops(t)
 	uid := func(id string) part { return part{name: "user_id", value: id} }
 	img := func(b []byte) part { return part{name: "image", file: b} }
 
 	t.Run("body", func(t *testing.T) {
-		ts := newTestServer(t, func(c *ServerConfig) { c.MaxBodyBytes = 64 << 10 })
+		ts := newTestServer(t, func(c *Config) { c.MaxBodyBytes = 64 << 10 })
 		big := bytes.Repeat([]byte{0xff}, 100<<10)
 		for _, path := range []string{"/api/register", "/api/verify", "/api/identify"} {
 			r := ts.do(t, "POST", path, ts.admin, uid("alice"), img(big))
@@ -343,8 +367,8 @@ func TestLimits(t *testing.T) {
 
 	t.Run("pixels", func(t *testing.T) {
 		eng := fakeengine.New(fakeengine.Config{Photo: photo.Options{MaxPixels: 100 * 100}})
-		ts := newTestServer(t, func(c *ServerConfig) {
-			c.Registry = NewRegistry(Config{Store: backends[0].open(t), Engine: eng, Info: eng.Info(), Log: quiet})
+		ts := newTestServer(t, func(c *Config) {
+			c.Registry = central.NewRegistry(central.Config{Store: centraltest.Backends[0].Open(t), Engine: eng, Info: eng.Info(), Log: quiet})
 		})
 		for _, path := range []string{"/api/register", "/api/verify"} {
 			r := ts.do(t, "POST", path, ts.admin, uid("alice"), img(crops[0]))
@@ -356,7 +380,7 @@ func TestLimits(t *testing.T) {
 	})
 
 	t.Run("lockout", func(t *testing.T) {
-		ts := newTestServer(t, func(c *ServerConfig) {
+		ts := newTestServer(t, func(c *Config) {
 			c.Limiter = api.NewLimiter(api.LimitConfig{MaxFailures: 3, Window: time.Minute, Lockout: 15 * time.Minute}, nil)
 		})
 		if r := ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0])); r.status != 201 {
@@ -408,7 +432,7 @@ func TestLimits(t *testing.T) {
 	// carries a score only when the operator turned that on.
 	t.Run("no enumeration", func(t *testing.T) {
 		for _, scores := range []bool{false, true} {
-			ts := newTestServer(t, func(c *ServerConfig) { c.FailureScores = scores })
+			ts := newTestServer(t, func(c *Config) { c.FailureScores = scores })
 			if r := ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0])); r.status != 201 {
 				t.Fatal(r.status, string(r.raw))
 			}
@@ -431,11 +455,11 @@ func TestLimits(t *testing.T) {
 	})
 
 	t.Run("liveness", func(t *testing.T) {
-		ts := newTestServer(t, func(c *ServerConfig) { c.Liveness = true })
+		ts := newTestServer(t, func(c *Config) { c.Liveness = true })
 		ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0]))
 		r := ts.do(t, "POST", "/api/verify", ts.verify, uid("alice"), img(crops[0]))
 		lv, ok := r.body["liveness"].(map[string]any)
-		if r.status != 200 || !ok || lv["threshold"] == nil || lv["score"] == nil || lv["model"] != testEngine(t).Info().LivenessModel {
+		if r.status != 200 || !ok || lv["threshold"] == nil || lv["score"] == nil || lv["model"] != centraltest.Engine(t).Info().LivenessModel {
 			t.Fatalf("liveness: %d %s", r.status, r.raw)
 		}
 		if live := lv["live"] == true; r.body["verified"] != true || !live {
@@ -453,7 +477,7 @@ func TestLimits(t *testing.T) {
 		// The test client is on loopback, which ParseNetworks refuses in
 		// the real settings (a proxy's address); here it stands for a
 		// door controllers' network.
-		ts := newTestServer(t, func(c *ServerConfig) { c.TokenlessVerify = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
+		ts := newTestServer(t, func(c *Config) { c.TokenlessVerify = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
 		ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0]))
 		if r := ts.do(t, "POST", "/api/verify", "", uid("alice"), img(crops[0])); r.status != 200 || r.body["verified"] != true {
 			t.Fatalf("verify without a token: %d %s", r.status, r.raw)
@@ -473,8 +497,9 @@ func TestLimits(t *testing.T) {
 	})
 
 	t.Run("not ready", func(t *testing.T) {
-		ts := newTestServer(t, func(c *ServerConfig) {
-			c.Registry = NewRegistry(Config{Store: pingFails{c.Registry.store}, Engine: testEngine(t), Info: testEngine(t).Info(), Log: quiet})
+		fs := &centraltest.FaultyStore{Store: centraltest.Backends[0].Open(t)}
+		ts := newTestServerOn(t, fs, func(c *Config) {
+			c.Registry = central.NewRegistry(central.Config{Store: pingFails{fs}, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Log: quiet})
 		})
 		r := ts.do(t, "GET", "/readyz", "")
 		if r.status != 503 || r.str("code") != "not_ready" || !strings.Contains(r.str("error"), "S3_BUCKET") {
@@ -487,7 +512,7 @@ func TestLimits(t *testing.T) {
 
 	t.Run("store down", func(t *testing.T) {
 		ts := newTestServer(t, nil)
-		ts.store.setFail(func(op, key string) bool { return true })
+		ts.store.SetFail(func(op, key string) bool { return true })
 		r := ts.do(t, "POST", "/api/register", ts.admin, uid("alice"), img(crops[0]))
 		if r.status != 500 || r.str("code") != "internal" || bytes.Contains(r.raw, []byte("injected")) {
 			t.Fatalf("store failure: %d %s", r.status, r.raw)
@@ -505,7 +530,7 @@ func (pingFails) Ping(context.Context) error {
 // TestOpenAPICoversRoutes: the OpenAPI document lists exactly the routes
 // the server registers, with the same methods.
 func TestOpenAPICoversRoutes(t *testing.T) {
-	srv := NewServer(ServerConfig{Registry: &Registry{}, Log: quiet})
+	srv := NewServer(Config{Registry: &central.Registry{}, Log: quiet})
 	var doc struct {
 		OpenAPI string                    `json:"openapi"`
 		Paths   map[string]map[string]any `json:"paths"`
@@ -544,7 +569,7 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 
 // TestPanicIsInternalError: a panicking handler answers a JSON 500.
 func TestPanicIsInternalError(t *testing.T) {
-	srv := NewServer(ServerConfig{Registry: &Registry{}, Log: quiet, Extra: []Route{{
+	srv := NewServer(Config{Registry: &central.Registry{}, Log: quiet, Extra: []Route{{
 		Pattern: "GET /boom",
 		Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }),
 	}}})

@@ -1,4 +1,8 @@
-package central
+// Package httpapi is central's HTTP API over its domain (package
+// central): every route and every handler in this file, the OpenAPI
+// document describing them, the web console mounted at /, and the
+// operations metrics served at /metrics.
+package httpapi
 
 import (
 	"context"
@@ -16,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/console"
 	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/internal/api"
@@ -25,9 +30,9 @@ import (
 	pb "github.com/xplore/faceauth/proto"
 )
 
-// ServerConfig configures the HTTP server.
-type ServerConfig struct {
-	Registry *Registry // with the face engine, for verify and identify too
+// Config configures the HTTP server.
+type Config struct {
+	Registry *central.Registry // with the face engine, for verify and identify too
 	Tokens   api.TokenChecker
 	Limiter  *api.Limiter // nil: no verify lockout
 	// Admission bounds the image requests (verify, identify, register,
@@ -45,7 +50,7 @@ type ServerConfig struct {
 	Metrics       *prometheus.Registry        // served at /metrics; nil: metrics.NewRegistry()
 	HTTPMetrics   *api.Metrics                // nil: made in Metrics with prefix faceauth_central
 	Edges         EdgeMonitor                 // the change feed's view of the edges; nil: /api/edges and /api/deletions answer 503
-	Revocations   *Revocations                // revoked token subjects, refused on every route; nil: /api/revocations answers 503
+	Revocations   *central.Revocations        // revoked token subjects, refused on every route; nil: /api/revocations answers 503
 	Issuer        TokenIssuer                 // mints tokens for POST /api/tokens; nil: it answers 503
 	Extra         []Route                     // more routes, e.g. the change feed's
 	Log           *slog.Logger                // nil: slog.Default()
@@ -61,7 +66,7 @@ type Route struct {
 
 // Server is the central service's HTTP API.
 type Server struct {
-	cfg        ServerConfig
+	cfg        Config
 	mux        *http.ServeMux
 	faces      *api.FaceHandlers
 	m          *api.Metrics
@@ -70,7 +75,7 @@ type Server struct {
 }
 
 // NewServer returns the HTTP handler of the central service.
-func NewServer(cfg ServerConfig) *Server {
+func NewServer(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
@@ -259,13 +264,13 @@ type RegisterResponse struct {
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	// The registry checks the fields, user_id first, for every caller.
-	return s.enrol(w, r, func(form *api.Form) (*Result, error) {
+	return s.enrol(w, r, func(form *api.Form) (*central.Result, error) {
 		return s.cfg.Registry.RegisterAt(r.Context(), form.Value("user_id"), form.Value("name"), form.Value("site"), images(form))
 	})
 }
 
 func (s *Server) addImages(w http.ResponseWriter, r *http.Request) error {
-	return s.enrol(w, r, func(form *api.Form) (*Result, error) {
+	return s.enrol(w, r, func(form *api.Form) (*central.Result, error) {
 		return s.cfg.Registry.AddImages(r.Context(), r.PathValue("id"), images(form))
 	})
 }
@@ -273,7 +278,7 @@ func (s *Server) addImages(w http.ResponseWriter, r *http.Request) error {
 // enrol serves a change that analyses the form's images (a register or an
 // image addition): admitted, its images analysed one after the other in
 // one face pipeline slot, the user's new state answered.
-func (s *Server) enrol(w http.ResponseWriter, r *http.Request, change func(form *api.Form) (*Result, error)) error {
+func (s *Server) enrol(w http.ResponseWriter, r *http.Request, change func(form *api.Form) (*central.Result, error)) error {
 	leave, err := s.cfg.Admission.Enter()
 	if err != nil {
 		return err
@@ -305,11 +310,11 @@ func (s *Server) enrol(w http.ResponseWriter, r *http.Request, change func(form 
 	})
 }
 
-func images(form *api.Form) []Image {
+func images(form *api.Form) []central.Image {
 	files := form.FilesOf("image")
-	out := make([]Image, len(files))
+	out := make([]central.Image, len(files))
 	for i, f := range files {
-		out[i] = Image{Data: f.Data, Label: f.Label(i)}
+		out[i] = central.Image{Data: f.Data, Label: f.Label(i)}
 	}
 	return out
 }
@@ -323,7 +328,7 @@ func subject(r *http.Request) string {
 
 // ListResponse is the body of GET /api/users.
 type ListResponse struct {
-	Users []UserSummary `json:"users"`
+	Users []central.UserSummary `json:"users"`
 	// Next is the after parameter for the next page; absent on the last.
 	Next string `json:"next,omitempty"`
 }
@@ -342,7 +347,7 @@ type ReferenceInfo struct {
 
 // UserDetail is the body of GET /api/users/{id}.
 type UserDetail struct {
-	UserSummary
+	central.UserSummary
 	Images []ReferenceInfo `json:"images"`
 }
 
@@ -350,12 +355,12 @@ type UserDetail struct {
 func pageLimit(q url.Values) (int, error) {
 	v := q.Get("limit")
 	if v == "" {
-		return DefaultPageSize, nil
+		return central.DefaultPageSize, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > MaxPageSize {
+	if err != nil || n < 1 || n > central.MaxPageSize {
 		return 0, faceauth.E(faceauth.KindInvalid, "invalid_limit",
-			"The limit must be a whole number from 1 to %d.", MaxPageSize)
+			"The limit must be a whole number from 1 to %d.", central.MaxPageSize)
 	}
 	return n, nil
 }
@@ -378,7 +383,7 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	d := UserDetail{UserSummary: summary(rec), Images: make([]ReferenceInfo, len(rec.References))}
+	d := UserDetail{UserSummary: central.Summary(rec), Images: make([]ReferenceInfo, len(rec.References))}
 	for i, ref := range rec.References {
 		d.Images[i] = ReferenceInfo{
 			ImageID:        ref.ImageId,
@@ -621,7 +626,7 @@ func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	sub := form.Value("subject")
-	if err := validateText("subject", sub, MaxSubjectLen, true); err != nil {
+	if err := central.ValidateSubject(sub); err != nil {
 		return err
 	}
 	role, err := auth.ParseRole(form.Value("role"))

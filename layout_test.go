@@ -63,3 +63,27 @@ func TestServicesNeedNoONNX(t *testing.T) {
 		t.Errorf("CGO_ENABLED=0 go build %s: %v\n%s", strings.Join(pkgs, " "), err, out)
 	}
 }
+
+// TestDomainImportsNoHTTP: central's domain (the registry, revocations,
+// the sweep) is apart from HTTP; its routes and handlers live in
+// central/httpapi. The domain's own (non-test) imports name no HTTP
+// package, so it returns its own types and any caller (the HTTP API, the
+// commands, the feed) can use it.
+func TestDomainImportsNoHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping in -short mode: it runs the go command")
+	}
+	forbidden := []string{"net/http", "github.com/xplore/faceauth/internal/api"}
+	list := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`, "./central")
+	out, err := list.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		for _, f := range forbidden {
+			if p == f || strings.HasPrefix(p, f+"/") {
+				t.Errorf("package central imports %s; keep HTTP in central/httpapi", p)
+			}
+		}
+	}
+}

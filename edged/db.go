@@ -247,26 +247,35 @@ func (d *db) load(add func(id string, vecs [][]float32) error) (loadCounts, erro
 		if err != nil {
 			return err
 		}
-		return g.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
-			h, err := decodeHeader(v)
-			if err != nil {
-				return fmt.Errorf("user %q: %w", k, err)
-			}
-			if h.Count == 0 {
-				for _, m := range h.Refused {
-					c.Refused[m]++
-				}
-				return nil
-			}
+		return eachUser(g, c.Refused, func(id []byte, h *recordHeader) error {
 			c.Users++
 			rows = h.vectorsInto(&flat, rows)
-			return add(string(k), rows)
+			return add(string(id), rows)
 		})
 	})
 	if err != nil {
 		return loadCounts{}, fmt.Errorf("load edge database: %w", err)
 	}
 	return c, nil
+}
+
+// eachUser calls fn for every user of generation g that has vectors of the
+// edge's model, and counts in refused, by model, the users that carried only
+// models the edge does not run.
+func eachUser(g *bbolt.Bucket, refused map[string]int, fn func(id []byte, h *recordHeader) error) error {
+	return g.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
+		h, err := decodeHeader(v)
+		if err != nil {
+			return fmt.Errorf("user %q: %w", k, err)
+		}
+		if h.Count == 0 {
+			for _, m := range h.Refused {
+				refused[m]++
+			}
+			return nil
+		}
+		return fn(k, &h)
+	})
 }
 
 // lookup returns one stored user of the served set, or nil.

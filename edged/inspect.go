@@ -56,20 +56,10 @@ func Inspect(dataDir string, users bool) (*Summary, error) {
 		s.AppliedSequence, s.AppliedRevision, s.StreamCreated = st.Seq, st.Revision, st.Created
 		s.Tombstones = g.Bucket(bucketTombs).Stats().KeyN
 		s.ReceiptsOwed = tx.Bucket(bucketPending).Stats().KeyN
-		return g.Bucket(bucketUsers).ForEach(func(k, v []byte) error {
-			h, err := decodeHeader(v)
-			if err != nil {
-				return fmt.Errorf("user %q: %w", k, err)
-			}
-			if h.Count == 0 {
-				for _, m := range h.Refused {
-					s.Refused[m]++
-				}
-				return nil
-			}
+		return eachUser(g, s.Refused, func(id []byte, h *recordHeader) error {
 			s.Users++
 			if users {
-				s.Revisions[string(k)] = h.Revision
+				s.Revisions[string(id)] = h.Revision
 			}
 			return nil
 		})

@@ -27,11 +27,7 @@ import (
 
 // dims is the embedding size of the default model, which the edges run.
 var dims = func() int {
-	m, err := models.Builtin()
-	if err != nil {
-		panic(err)
-	}
-	c, err := m.Choose(models.DefaultModel)
+	c, err := models.Default()
 	if err != nil {
 		panic(err)
 	}

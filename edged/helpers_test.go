@@ -58,11 +58,7 @@ func realEngine(t testing.TB) *face.Engine {
 // edgeDims is the embedding size of the default model (models.DefaultModel),
 // which realEngine runs and the fake imitates.
 var edgeDims = func() int {
-	m, err := models.Builtin()
-	if err != nil {
-		panic(err)
-	}
-	c, err := m.Choose(models.DefaultModel)
+	c, err := models.Default()
 	if err != nil {
 		panic(err)
 	}

@@ -205,6 +205,17 @@ func Builtin() (*Manifest, error) {
 	return &m, nil
 }
 
+// Default returns DefaultModel as the built-in manifest describes it: the
+// model central and edges run when VERIFICATION_MODEL is unset (its ID goes
+// into every embedding, its Dims is the size of every stored vector).
+func Default() (*Choice, error) {
+	m, err := Builtin()
+	if err != nil {
+		return nil, err
+	}
+	return m.Choose(DefaultModel)
+}
+
 // Load returns the built-in manifest merged with dir/models.local.json when
 // that file exists.
 func Load(dir string) (*Manifest, error) {

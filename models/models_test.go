@@ -57,6 +57,10 @@ func TestBuiltinManifest(t *testing.T) {
 	if fu.Fusion == nil || fu.Dims() != 640 || fu.Threshold <= 0 || fu.TargetFMR != 1e-3 || len(fu.Fusion.ImpostorSD) != 2 || !strings.HasPrefix(fu.ModelID(), "ArcFace+dlib@") {
 		t.Errorf("shipped fusion = %+v (%s)", fu, fu.ModelID())
 	}
+	def, err := Default()
+	if err != nil || def.ModelID() != fu.ModelID() || def.Dims() != fu.Dims() {
+		t.Errorf("Default() = %v, %v; want the built-in %s", def, err, DefaultModel)
+	}
 }
 
 func TestUnknownModelListsChoices(t *testing.T) {

@@ -83,7 +83,7 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 
-	choice, err := defaultModel()
+	choice, err := models.Default()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -104,17 +104,6 @@ func main() {
 	if err := run(*natsBin, *users, sizes, choice, *hb, *hold, *maxBoot, *batch); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// defaultModel is the embedding model central and edges run by default:
-// its ID goes into every embedding and heartbeat, its size is the size of
-// each stored vector.
-func defaultModel() (*models.Choice, error) {
-	m, err := models.Builtin()
-	if err != nil {
-		return nil, err
-	}
-	return m.Choose(models.DefaultModel)
 }
 
 func run(natsBin string, users int, sizes []int, choice *models.Choice, hb, hold, maxBoot time.Duration, batch int) error {

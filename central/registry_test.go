@@ -13,6 +13,7 @@ import (
 
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/central/internal/centraltest"
+	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/fakeengine"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -145,7 +146,7 @@ func testRefusedImageWritesNothing(t *testing.T, s faceauth.Store) {
 	ctx := t.Context()
 	crops := centraltest.FaceCrops(t)
 	r := newTestRegistry(t, s, nil)
-	_, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0], Label: "image 1"}, {Data: centraltest.NoFaceJPEG(t), Label: `image 2 ("wall.jpg")`}})
+	_, err := r.Register(ctx, "alice", "", []Image{{Data: crops[0], Label: "image 1"}, {Data: facetest.NoFaceJPEG(t), Label: `image 2 ("wall.jpg")`}})
 	var fe *faceauth.Error
 	if !errors.As(err, &fe) || fe.Kind != faceauth.KindNoFace || !strings.HasPrefix(fe.Msg, `Image 2 ("wall.jpg"): `) {
 		t.Fatalf("err = %v, want a no-face error naming image 2", err)

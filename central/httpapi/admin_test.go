@@ -14,6 +14,7 @@ import (
 	"github.com/xplore/faceauth/central"
 	"github.com/xplore/faceauth/central/internal/centraltest"
 	"github.com/xplore/faceauth/internal/api"
+	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/fakeengine"
 )
 
@@ -66,7 +67,7 @@ func TestConsoleEndpoints(t *testing.T) {
 				t.Errorf("face %v", f)
 			}
 		}},
-		{"analyse no face", "POST", "/api/analyse", "admin", []part{img(centraltest.NoFaceJPEG(t))}, 200, "", func(r response) {
+		{"analyse no face", "POST", "/api/analyse", "admin", []part{img(facetest.NoFaceJPEG(t))}, 200, "", func(r response) {
 			ref, _ := r.body["refusal"].(map[string]any)
 			if r.body["usable"] != false || r.body["selected"] != -1.0 || ref["code"] != "no_face" || ref["error"] == "" {
 				t.Errorf("analyse body %s", r.raw)

@@ -24,6 +24,7 @@ import (
 	"github.com/xplore/faceauth/central/internal/centraltest"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/models/face/realface"
 	"github.com/xplore/faceauth/models/photo"
@@ -193,7 +194,7 @@ func TestEndpoints(t *testing.T) {
 		{"register invalid user id", "POST", "/api/register", "admin", []part{uid("../etc"), img(alice)}, 400, "invalid_user_id", nil},
 		{"register missing user id", "POST", "/api/register", "admin", []part{img(alice)}, 400, "invalid_user_id", nil},
 		{"register missing image", "POST", "/api/register", "admin", []part{uid("x")}, 400, "missing_image", nil},
-		{"register no face", "POST", "/api/register", "admin", []part{uid("x"), img(alice), img(centraltest.NoFaceJPEG(t))}, 422, "no_face", func(r response) {
+		{"register no face", "POST", "/api/register", "admin", []part{uid("x"), img(alice), img(facetest.NoFaceJPEG(t))}, 422, "no_face", func(r response) {
 			if !strings.HasPrefix(r.str("error"), `Image 2 ("photo2.jpg"): `) {
 				t.Errorf("the error does not name the image: %s", r.raw)
 			}
@@ -225,7 +226,7 @@ func TestEndpoints(t *testing.T) {
 		}},
 		{"verify duplicate user_id", "POST", "/api/verify", "verify", []part{uid("alice"), uid("bob"), img(alice)}, 400, "duplicate_field", nil},
 		{"verify invalid user id", "POST", "/api/verify", "verify", []part{uid("a b"), img(alice)}, 400, "invalid_user_id", nil},
-		{"verify no face", "POST", "/api/verify", "verify", []part{uid("alice"), img(centraltest.NoFaceJPEG(t))}, 422, "no_face", nil},
+		{"verify no face", "POST", "/api/verify", "verify", []part{uid("alice"), img(facetest.NoFaceJPEG(t))}, 422, "no_face", nil},
 		{"verify two images", "POST", "/api/verify", "verify", []part{uid("alice"), img(alice), img(alice)}, 400, "too_many_images", nil},
 		{"verify no token", "POST", "/api/verify", "", []part{uid("alice"), img(alice)}, 401, "missing_token", nil},
 		{"identify", "POST", "/api/identify", "verify", []part{img(centraltest.Variant(t, crops[2], 70))}, 200, "", func(r response) {
@@ -235,7 +236,7 @@ func TestEndpoints(t *testing.T) {
 			}
 		}},
 		{"identify bad limit", "POST", "/api/identify", "verify", []part{img(alice), {name: "limit", value: "0"}}, 400, "invalid_limit", nil},
-		{"identify no face", "POST", "/api/identify", "verify", []part{img(centraltest.NoFaceJPEG(t))}, 422, "no_face", nil},
+		{"identify no face", "POST", "/api/identify", "verify", []part{img(facetest.NoFaceJPEG(t))}, 422, "no_face", nil},
 		{"list", "GET", "/api/users?limit=1", "admin", nil, 200, "", func(r response) {
 			u, _ := r.body["users"].([]any)
 			if len(u) != 1 || r.str("next") == "" {

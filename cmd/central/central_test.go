@@ -3,9 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -21,6 +18,7 @@ import (
 	"github.com/xplore/faceauth/central/store/filestore"
 	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/auth"
+	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/fakeengine"
 )
 
@@ -193,18 +191,6 @@ func newEnv(t *testing.T) *env {
 	return &env{url: hs.URL, token: tok, reg: reg, signer: signer}
 }
 
-func gradientJPEG() []byte {
-	img := image.NewRGBA(image.Rect(0, 0, 200, 200))
-	for y := range 200 {
-		for x := range 200 {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 100, 255})
-		}
-	}
-	var buf bytes.Buffer
-	jpeg.Encode(&buf, img, nil)
-	return buf.Bytes()
-}
-
 func write(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -260,7 +246,7 @@ func TestImport(t *testing.T) {
 	e := newEnv(t)
 	src := filepath.Join(t.TempDir(), "photos")
 	write(t, filepath.Join(src, "alice", "1.jpg"), faces[0])
-	write(t, filepath.Join(src, "alice", "wall.jpg"), gradientJPEG())
+	write(t, filepath.Join(src, "alice", "wall.jpg"), facetest.NoFaceJPEG(t))
 	write(t, filepath.Join(src, "bob", "1.jpg"), faces[1])
 	write(t, filepath.Join(src, "bob", "notes.txt"), []byte("not a photo"))
 	write(t, filepath.Join(src, "-bad", "1.jpg"), faces[2])

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
@@ -100,20 +98,6 @@ func (g mapGallery) Search(_ context.Context, q []float32, _ string, thr float32
 	return out[:min(limit, len(out))], nil
 }
 
-func gradient(t *testing.T) []byte {
-	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
-	for y := range 240 {
-		for x := range 320 {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 90, 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // TestFaceHandlers checks the verify and identify contract the central
 // service and the edges share, on the fake engine and on the real one.
 func TestFaceHandlers(t *testing.T) {
@@ -151,7 +135,7 @@ func testFaceHandlers(t *testing.T, eng faceauth.Engine, info faceauth.EngineInf
 			}
 		},
 	}
-	noFace := gradient(t)
+	noFace := facetest.NoFaceJPEG(t)
 	tests := []struct {
 		name     string
 		handler  http.HandlerFunc

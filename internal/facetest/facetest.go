@@ -1,11 +1,13 @@
-// Package facetest makes camera-like test frames from the pinned sample
-// photos, for the tests of the packages that serve verification.
+// Package facetest makes test photos: camera-like frames from the pinned sample
+// photos and a photo without a face, for the tests of the packages that
+// serve verification.
 package facetest
 
 import (
 	"bytes"
 	"context"
 	"image"
+	"image/color"
 	"image/jpeg"
 	"os"
 	"testing"
@@ -42,6 +44,24 @@ func Frame(t testing.TB, eng faceauth.Engine, name string, w, h int, widths floa
 	draw.CatmullRom.Scale(dst, dst.Bounds(), src, r, draw.Src, nil)
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, dst, &jpeg.Options{Quality: 90}); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// NoFaceJPEG returns a smooth 320x240 colour gradient as a JPEG: a valid
+// photo without a face, for the paths that must refuse one (the real engine
+// and the fake both find nothing in it).
+func NoFaceJPEG(t testing.TB) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
+	for y := range 240 {
+		for x := range 320 {
+			img.Set(x, y, color.RGBA{uint8(x * 255 / 320), uint8(y * 255 / 240), 128, 255})
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, img, nil); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

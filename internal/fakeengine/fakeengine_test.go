@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"math"
 	"testing"
 
 	"github.com/xplore/faceauth"
+	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/models/photo"
 )
 
@@ -36,21 +35,6 @@ func codeOf(err error) string {
 		return e.Code
 	}
 	return ""
-}
-
-func gradient(t *testing.T) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
-	for y := range 240 {
-		for x := range 320 {
-			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 90, 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 func TestAnalyze(t *testing.T) {
@@ -87,7 +71,7 @@ func TestAnalyze(t *testing.T) {
 		{"offset", JPEG(t, Picture{Faces: []Face{{ID: "alice", Offset: 0.3}}}), faceauth.Request{}, "", 0, 1, 0, "alice", 0.7, 0},
 		{"live", alice, faceauth.Request{Liveness: true}, "", 0, 1, 0, "alice", 1, 0.99},
 		{"spoof", JPEG(t, Picture{Faces: []Face{{ID: "eve", Liveness: 0.01}}}), faceauth.Request{Liveness: true}, "", 0, 1, 0, "eve", 1, 0.01},
-		{"no grid", gradient(t), faceauth.Request{}, "no_face", faceauth.KindNoFace, 0, 0, "", 0, 0},
+		{"no grid", facetest.NoFaceJPEG(t), faceauth.Request{}, "no_face", faceauth.KindNoFace, 0, 0, "", 0, 0},
 		{"no faces", JPEG(t, Picture{}), faceauth.Request{}, "no_face", faceauth.KindNoFace, 0, 0, "", 0, 0},
 		{"two alike, enroll", JPEG(t, Picture{Faces: []Face{{ID: "a", Box: half}, {ID: "b", Box: otherHalf}}}),
 			faceauth.Request{Purpose: faceauth.PurposeEnroll}, "several_faces", faceauth.KindNoFace, 0, 0, "", 0, 0},

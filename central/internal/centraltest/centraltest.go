@@ -9,8 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"maps"
 	"slices"
@@ -94,22 +92,6 @@ func EnrollableVariants(t testing.TB, crops [][]byte, n int) [][]byte {
 		t.Fatalf("only %d enrollable variants", len(out))
 	}
 	return out
-}
-
-// NoFaceJPEG is a smooth gradient: a valid photo without a face.
-func NoFaceJPEG(t testing.TB) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
-	for y := range 240 {
-		for x := range 320 {
-			img.Set(x, y, color.RGBA{uint8(x * 255 / 320), uint8(y * 255 / 240), 128, 255})
-		}
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, img, nil); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }
 
 // Backend is a store the tests run against.

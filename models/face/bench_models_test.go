@@ -2,7 +2,6 @@ package face
 
 import (
 	"context"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -10,31 +9,6 @@ import (
 	"github.com/xplore/faceauth"
 	"github.com/xplore/faceauth/internal/testenv"
 )
-
-// Engines of the other model choices, one worker each, shared by the
-// benchmarks below (closed by TestMain with the others).
-var (
-	choiceMu      sync.Mutex
-	choiceEngines = map[string]*Engine{}
-)
-
-func choiceEngine(b testing.TB, model string) *Engine {
-	b.Helper()
-	choiceMu.Lock()
-	defer choiceMu.Unlock()
-	if e, ok := choiceEngines[model]; ok {
-		return e
-	}
-	e, err := New(context.Background(), Config{ModelsDir: testenv.ModelsDir(b), Model: model, Workers: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	choiceEngines[model] = e
-	enginesMu.Lock()
-	engines[-len(choiceEngines)] = e // closed by TestMain
-	enginesMu.Unlock()
-	return e
-}
 
 // cpuTime is the process's user and system CPU time: on a shared machine
 // it varies less than wall time with the other processes' load.
@@ -50,7 +24,7 @@ func cpuTime(b testing.TB) time.Duration {
 // sample1.jpg: its chip (68-point fit, 150x150 warp) and inference.
 func BenchmarkEmbedDlib(b *testing.B) {
 	s := newStageBench(b)
-	e := choiceEngine(b, "dlib")
+	e := modelEngine(b, "dlib", 1)
 	w, err := e.pool.get(context.Background())
 	if err != nil {
 		b.Fatal(err)
@@ -73,7 +47,7 @@ func BenchmarkProbe640JPEGModels(b *testing.B) {
 	img := resizedJPEG(b, r, cut/2, 0, float64(r.w)-cut/2, float64(r.h), 640, 480)
 	for _, model := range []string{"ArcFace", "dlib", "ArcFace+dlib"} {
 		b.Run(model, func(b *testing.B) {
-			e := choiceEngine(b, model)
+			e := modelEngine(b, model, 1)
 			ctx := context.Background()
 			start := cpuTime(b)
 			for b.Loop() {
@@ -92,7 +66,7 @@ func BenchmarkEmbeddings250Models(b *testing.B) {
 	photos := faces250(b, testEngine(b, 1))
 	for _, model := range []string{"ArcFace", "dlib", "ArcFace+dlib"} {
 		b.Run(model, func(b *testing.B) {
-			e := choiceEngine(b, model)
+			e := modelEngine(b, model, 1)
 			ctx := context.Background()
 			i := 0
 			start := cpuTime(b)

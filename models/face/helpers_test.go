@@ -11,33 +11,45 @@ import (
 	"testing"
 
 	"github.com/xplore/faceauth"
-
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/photo"
 )
 
 // Engines are costly to start (about 100 ms per worker), so tests in this
-// package share one per worker count.
+// package share one per model choice and worker count.
+type engineKey struct {
+	model   string
+	workers int
+}
+
 var (
 	enginesMu sync.Mutex
-	engines   = map[int]*Engine{}
+	engines   = map[engineKey]*Engine{}
 )
 
-func testEngine(t testing.TB, workers int) *Engine {
+// modelEngine returns the shared engine of model with workers workers.
+func modelEngine(t testing.TB, model string, workers int) *Engine {
 	t.Helper()
 	enginesMu.Lock()
 	defer enginesMu.Unlock()
-	if e, ok := engines[workers]; ok {
+	k := engineKey{model, workers}
+	if e, ok := engines[k]; ok {
 		return e
 	}
-	// ArcFace alone: these tests check the pipeline and ArcFace's embeddings;
-	// fusion_test.go and TestDefaultModel cover the default fusion.
-	e, err := New(context.Background(), Config{ModelsDir: testenv.ModelsDir(t), Model: "ArcFace", Workers: workers})
+	e, err := New(context.Background(), Config{ModelsDir: testenv.ModelsDir(t), Model: model, Workers: workers})
 	if err != nil {
 		t.Fatal(err)
 	}
-	engines[workers] = e
+	engines[k] = e
 	return e
+}
+
+// testEngine is ArcFace alone: these tests check the pipeline and
+// ArcFace's embeddings; fusion_test.go and TestDefaultModel cover the
+// default fusion.
+func testEngine(t testing.TB, workers int) *Engine {
+	t.Helper()
+	return modelEngine(t, "ArcFace", workers)
 }
 
 func TestMain(m *testing.M) {

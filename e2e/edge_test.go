@@ -18,6 +18,7 @@ import (
 
 	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/edged/uplink"
+	"github.com/xplore/faceauth/internal/natstest"
 	"github.com/xplore/faceauth/models"
 	pb "github.com/xplore/faceauth/proto"
 )
@@ -78,15 +79,7 @@ func startFeed(t testing.TB) *feedServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, srv.ClientURL())
 	if err := pb.EnsureStreams(ctx, js, pb.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/xplore/faceauth/central/natsd"
 	"github.com/xplore/faceauth/internal/fakeengine"
 	"github.com/xplore/faceauth/internal/natsconn"
+	"github.com/xplore/faceauth/internal/natstest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models"
 	"github.com/xplore/faceauth/models/face"
@@ -115,15 +116,7 @@ func (n *testNATS) stop() {
 // streams exist.
 func (n *testNATS) client(t testing.TB) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(n.url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, n.url)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := pb.EnsureStreams(ctx, js, pb.StreamOptions{}); err != nil {

@@ -170,6 +170,7 @@ func (g *Gallery) ResetSized(hint SizeHint, load func(add func(userID string, ve
 			r := r0 + i
 			sc, a, b, err := encodeRow(ns.codes[r*stride:(r+1)*stride], v, g.dims, gam, userID, i)
 			if err != nil {
+				ns.clearRows(r0, n)
 				ns.setRows(r0)
 				return err
 			}

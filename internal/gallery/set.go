@@ -269,7 +269,27 @@ func (s *set) removeRow(r int32) {
 			s.next[p] = r
 		}
 	}
+	s.clearRows(int(last), int(last)+1)
 	s.setRows(int(last))
+}
+
+// clearRows zeroes rows [from, to) before they fall beyond rows(): the
+// arrays keep their capacity, and a deleted user's embedding must not stay
+// in the process's memory until a later user happens to overwrite it
+// (erasure, docs/security.md).
+func (s *set) clearRows(from, to int) {
+	if from >= to {
+		return
+	}
+	clear(s.codes[from*s.stride : to*s.stride])
+	clear(s.scale[from:to])
+	clear(s.errA[from:to])
+	clear(s.errB[from:to])
+	clear(s.owner[from:to])
+	clear(s.next[from:to])
+	for r := from; r < to; r++ {
+		clear(s.vecs.row(r))
+	}
 }
 
 // vecChunkBytes is the size of a full vecStore chunk.

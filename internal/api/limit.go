@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -145,7 +146,11 @@ const (
 // NewLimiter returns a limiter keeping its states in memory; now is the
 // clock (nil means time.Now).
 func NewLimiter(cfg LimitConfig, now func() time.Time) *Limiter {
-	return NewLimiterWith(cfg, NewMemoryLocks(), now, nil)
+	store := NewMemoryLocks()
+	if now != nil {
+		store.now = now // the store judges which states are locked by the same clock
+	}
+	return NewLimiterWith(cfg, store, now, nil)
 }
 
 // NewLimiterWith returns a limiter keeping its states in store; log
@@ -353,11 +358,16 @@ func plural(n int) string {
 
 // MemoryLocks is a LockStore in the process's memory: states are lost on
 // restart and not shared. Entries untouched for StateTTL are dropped now
-// and then, so memory stays bounded by the keys active within it.
+// and then, and at most MaxMemoryLocks are kept: every failed attempt on a
+// new user id adds keys, so without a bound a verify token (or a network
+// allowed to verify without one) could grow the process by a few hundred
+// bytes per attempt until it is killed, which would also forget every lock.
 type MemoryLocks struct {
 	mu    sync.Mutex
 	m     map[string]memLock
 	calls int
+	max   int              // MaxMemoryLocks unless a test sets it
+	now   func() time.Time // time.Now unless a test sets it
 }
 
 type memLock struct {
@@ -366,8 +376,20 @@ type memLock struct {
 	touched time.Time
 }
 
+// MaxMemoryLocks is how many lockout states a MemoryLocks keeps, about
+// 80 MB of them (some 310 bytes each). An edge's genuine states are far
+// fewer: a key is only written by a failure (or the success that resets
+// it), and is dropped a day after its last change. When a new key would exceed the bound, the
+// eighth of the states touched longest ago is dropped, unlocked ones
+// before locked ones: to erase a state, an attacker must first add some
+// 7/8 MaxMemoryLocks newer ones, about 100,000 failed attempts that each
+// take a face comparison.
+const MaxMemoryLocks = 1 << 18
+
 // NewMemoryLocks returns an empty in-memory store.
-func NewMemoryLocks() *MemoryLocks { return &MemoryLocks{m: map[string]memLock{}} }
+func NewMemoryLocks() *MemoryLocks {
+	return &MemoryLocks{m: map[string]memLock{}, max: MaxMemoryLocks, now: time.Now}
+}
 
 // Load implements LockStore.
 func (s *MemoryLocks) Load(_ context.Context, key string) (LockState, uint64, error) {
@@ -383,11 +405,11 @@ func (s *MemoryLocks) Load(_ context.Context, key string) (LockState, uint64, er
 func (s *MemoryLocks) Save(_ context.Context, key string, st LockState, rev uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.m[key].rev != rev {
+	old, ok := s.m[key]
+	if old.rev != rev {
 		return ErrLockConflict
 	}
-	now := time.Now()
-	s.m[key] = memLock{st: st, rev: rev + 1, touched: now}
+	now := s.now()
 	if s.calls++; s.calls%1024 == 0 {
 		for k, e := range s.m {
 			if now.Sub(e.touched) > 24*time.Hour && now.After(e.st.LockedUntil) {
@@ -395,7 +417,38 @@ func (s *MemoryLocks) Save(_ context.Context, key string, st LockState, rev uint
 			}
 		}
 	}
+	if !ok && len(s.m) >= s.max {
+		s.evict(now)
+	}
+	s.m[key] = memLock{st: st, rev: rev + 1, touched: now}
 	return nil
+}
+
+// evict drops the eighth of the states touched longest ago, unlocked ones
+// first, so that a new one fits under s.max. Dropping many at once keeps
+// the cost of the sort to a few comparisons per Save.
+func (s *MemoryLocks) evict(now time.Time) {
+	type aged struct {
+		key     string
+		locked  bool
+		touched time.Time
+	}
+	all := make([]aged, 0, len(s.m))
+	for k, e := range s.m {
+		all = append(all, aged{k, now.Before(e.st.LockedUntil), e.touched})
+	}
+	slices.SortFunc(all, func(a, b aged) int {
+		if a.locked != b.locked {
+			if a.locked {
+				return 1
+			}
+			return -1
+		}
+		return a.touched.Compare(b.touched)
+	})
+	for _, a := range all[:min(len(all), max(len(all)-s.max+1, s.max/8, 1))] {
+		delete(s.m, a.key)
+	}
 }
 
 // Counts returns how many keys the store holds and how many of them are

@@ -36,7 +36,7 @@ type Config struct {
 	Tokens   api.TokenChecker
 	Limiter  *api.Limiter // nil: no verify lockout
 	// Admission bounds the image requests (verify, identify, register,
-	// image additions) held at once; nil admits everything.
+	// image additions, analyse) held at once; nil admits everything.
 	Admission *api.Admission
 	// Liveness makes verify and identify refuse faces that fail the
 	// presentation-attack check.
@@ -463,6 +463,13 @@ func faceInfos(fs []faceauth.Face) []api.FaceInfo {
 // would, nothing stored. A photo the engine refuses is a 200 with usable
 // false and the refusal, so the console can show the faces it found.
 func (s *Server) analyse(w http.ResponseWriter, r *http.Request) error {
+	// Admitted like every image request: without it a burst of analyses
+	// holds every body in memory and decodes past the pipeline's bound.
+	leave, err := s.cfg.Admission.Enter()
+	if err != nil {
+		return err
+	}
+	defer leave()
 	form, err := api.ParseForm(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
@@ -475,6 +482,11 @@ func (s *Server) analyse(w http.ResponseWriter, r *http.Request) error {
 		return faceauth.E(faceauth.KindInvalid, "too_many_images", "Send exactly one image.")
 	}
 	img := files[0].Data
+	release, err := s.cfg.Admission.Slot(r.Context())
+	if err != nil {
+		return err
+	}
+	defer release()
 	resp := AnalyseResponse{Model: s.cfg.Registry.Model(), Faces: []api.FaceInfo{}, Selected: -1}
 	a, err := s.cfg.Registry.Analyse(r.Context(), img)
 	if err != nil {

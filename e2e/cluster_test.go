@@ -691,7 +691,7 @@ func streamUsers(js jetstream.JetStream, ids []string) (map[string]streamEntry, 
 	}
 	out := map[string]streamEntry{}
 	for _, id := range ids {
-		m, err := s.GetLastMsgForSubject(ctx, pb.UserSubject(id))
+		m, err := s.GetLastMsgForSubject(ctx, pb.UserSubject(id, ""))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}

@@ -45,7 +45,7 @@ func ChangeKey(c *UserChange) (key string, rev uint64, op string, err error) {
 	if rev == 0 {
 		return "", 0, "", fmt.Errorf("feed: change for user %q has no revision", id)
 	}
-	return UserSiteSubject(id, site), rev, op, nil
+	return UserSubject(id, site), rev, op, nil
 }
 
 // ChangeSubject returns the users-stream subject of a change.

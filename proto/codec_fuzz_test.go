@@ -24,7 +24,7 @@ func FuzzDecodeChange(f *testing.F) {
 		}
 		f.Add(m.Subject, m.Data, m.Header.Get(pb.KeyIDHeader), m.Header.Get(pb.SignatureHeader), m.Header.Get(pb.RevisionHeader))
 	}
-	f.Add(pb.UserSubject("x"), []byte{0x0a, 0x02}, "", "", "")
+	f.Add(pb.UserSubject("x", ""), []byte{0x0a, 0x02}, "", "", "")
 	f.Add("faceauth.users.!!", []byte{}, "k", "sig", "-1")
 	f.Fuzz(func(t *testing.T, subject string, data []byte, keyID, sig, rev string) {
 		c, err := pb.DecodeChange(subject, data)

@@ -19,7 +19,8 @@ const (
 	UsersStream = "FACEAUTH_USERS"
 	// UsersSubjects is the users stream's subject filter.
 	UsersSubjects = "faceauth.users.>"
-	// UsersPrefix is what UserSubject puts before the encoded id.
+	// UsersPrefix is what UserSubject puts before the encoded id and the
+	// scope.
 	UsersPrefix = "faceauth.users."
 
 	// ConfigStream holds configuration that edges need offline, one
@@ -62,54 +63,99 @@ const (
 // are valid in a token, and maps every id to exactly one token.
 var idEncoding = base64.RawURLEncoding
 
-// UserSubject returns the users-stream subject of the user id:
-// "faceauth.users." followed by the id in unpadded base64url.
-func UserSubject(id string) string {
-	return UsersPrefix + idEncoding.EncodeToString([]byte(id))
+// NoSite is the scope token of the users of no site (every edge's): the
+// last token of their subjects, as a site is for a site's users. It begins
+// with '_', which ValidateSite refuses, so no site can take it.
+const NoSite = "_all"
+
+// UserSubject returns the users-stream subject of user id in site:
+// "faceauth.users.<id token>.<scope>", where the scope is the site, or
+// NoSite for a user of no site (""). The scope is always the last token,
+// so an edge's NATS permissions can name the scopes it may read
+// (EdgePermissions) and a consumer filter cannot reach past them: a '>'
+// in the id position is not a valid filter, and the scope is matched
+// literally.
+func UserSubject(id, site string) string {
+	return UsersPrefix + idEncoding.EncodeToString([]byte(id)) + "." + scopeToken(site)
 }
 
-// UserSiteSubject returns the users-stream subject of user id in site:
-// UserSubject(id) for a user of no site (every edge), else
-// "faceauth.users.<id token>.<site>". An edge's consumer filters on its
-// sites (EdgeFilterSubjects), so central never sends it another site's user.
-func UserSiteSubject(id, site string) string {
+// scopeToken is the last subject token of the users of site.
+func scopeToken(site string) string {
 	if site == "" {
-		return UserSubject(id)
+		return NoSite
 	}
-	return UserSubject(id) + "." + site
+	return site
 }
 
-// EdgeFilterSubjects are the users-stream subjects an edge of sites reads:
-// the users of no site and those of each of its sites.
+// EdgeFilterSubjects are the users-stream subjects an edge of sites reads,
+// one per scope: the users of no site, then those of each of its sites.
+// Each is a single-filter consumer's filter, which the consumer's create
+// subject carries and EdgePermissions names.
 func EdgeFilterSubjects(sites []string) []string {
-	out := []string{UsersPrefix + "*"}
+	out := []string{ScopeFilter("")}
 	for _, s := range sites {
-		out = append(out, UsersPrefix+"*."+s)
+		out = append(out, ScopeFilter(s))
 	}
 	return out
 }
 
-// UserIDFromSubject returns the user id encoded in a subject made by
-// UserSubject or UserSiteSubject.
-func UserIDFromSubject(subject string) (string, error) {
+// ScopeFilter is the users-stream filter of one scope: every user of site,
+// or of no site for "".
+func ScopeFilter(site string) string {
+	return UsersPrefix + "*." + scopeToken(site)
+}
+
+// ParseUserSubject returns the user id and the site ("" for NoSite) of a
+// subject made by UserSubject. Any other form is refused, including the
+// scopeless "faceauth.users.<id token>" of releases before scopes (which
+// central's reconciliation replaces, see package publish).
+func ParseUserSubject(subject string) (id, site string, err error) {
 	rest, ok := strings.CutPrefix(subject, UsersPrefix)
-	tok, site, scoped := strings.Cut(rest, ".")
-	if !ok || tok == "" || (scoped && ValidateSite(site) != nil) {
-		return "", fmt.Errorf("feed: %q is not a user subject", subject)
+	tok, scope, scoped := strings.Cut(rest, ".")
+	if !ok || tok == "" || !scoped || (scope != NoSite && ValidateSite(scope) != nil) {
+		return "", "", fmt.Errorf("feed: %q is not a user subject", subject)
 	}
 	b, err := idEncoding.DecodeString(tok)
 	if err != nil {
-		return "", fmt.Errorf("feed: %q is not a user subject: %w", subject, err)
+		return "", "", fmt.Errorf("feed: %q is not a user subject: %w", subject, err)
 	}
-	return string(b), nil
+	if scope == NoSite {
+		scope = ""
+	}
+	return string(b), scope, nil
+}
+
+// UserIDFromSubject returns the user id encoded in a subject made by
+// UserSubject.
+func UserIDFromSubject(subject string) (string, error) {
+	id, _, err := ParseUserSubject(subject)
+	return id, err
+}
+
+// IsScopelessUserSubject reports whether subject has the form users'
+// subjects had before scopes: "faceauth.users.<id token>", with no scope
+// token. Central erases such messages and republishes their users.
+func IsScopelessUserSubject(subject string) bool {
+	tok, ok := strings.CutPrefix(subject, UsersPrefix)
+	if !ok || tok == "" || strings.Contains(tok, ".") {
+		return false
+	}
+	_, err := idEncoding.DecodeString(tok)
+	return err == nil
 }
 
 // ValidateSite reports whether s may name a site: the rules of edge ids
-// (1 to 64 ASCII letters, digits, '-' and '_'), since it is a subject token.
+// (1 to 64 ASCII letters, digits, '-' and '_'), since it is a subject
+// token, and not beginning with '_', which is kept for reserved scopes
+// such as NoSite.
 func ValidateSite(s string) error {
 	if s == "" || ValidateEdgeID(s) != nil {
 		return faceauth.E(faceauth.KindInvalid, "invalid_site",
 			"The site %q must be 1 to %d letters, digits, '-' or '_'.", s, MaxEdgeIDLen)
+	}
+	if strings.HasPrefix(s, "_") {
+		return faceauth.E(faceauth.KindInvalid, "invalid_site",
+			"The site %q may not begin with '_': such names are reserved (%s names the users of no site).", s, NoSite)
 	}
 	return nil
 }

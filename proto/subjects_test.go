@@ -15,34 +15,45 @@ func TestSiteSubjects(t *testing.T) {
 	for _, tt := range []struct {
 		id, site, subject string
 	}{
-		{"alice", "", "faceauth.users.YWxpY2U"},
+		{"alice", "", "faceauth.users.YWxpY2U._all"},
 		{"alice", "site-a", "faceauth.users.YWxpY2U.site-a"},
 		{"a.b@c", "hq_2", "faceauth.users.YS5iQGM.hq_2"},
 	} {
-		if got := pb.UserSiteSubject(tt.id, tt.site); got != tt.subject {
-			t.Errorf("UserSiteSubject(%q, %q) = %q, want %q", tt.id, tt.site, got, tt.subject)
+		if got := pb.UserSubject(tt.id, tt.site); got != tt.subject {
+			t.Errorf("UserSubject(%q, %q) = %q, want %q", tt.id, tt.site, got, tt.subject)
 		}
-		if id, err := pb.UserIDFromSubject(tt.subject); err != nil || id != tt.id {
-			t.Errorf("UserIDFromSubject(%q) = %q, %v", tt.subject, id, err)
+		if id, site, err := pb.ParseUserSubject(tt.subject); err != nil || id != tt.id || site != tt.site {
+			t.Errorf("ParseUserSubject(%q) = %q, %q, %v", tt.subject, id, site, err)
+		}
+		if pb.IsScopelessUserSubject(tt.subject) {
+			t.Errorf("IsScopelessUserSubject(%q) = true", tt.subject)
 		}
 		up := &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: tt.id, Revision: 1, Site: tt.site}}}
 		del := &pb.UserChange{Change: &pb.UserChange_Delete{Delete: &pb.UserDelete{UserId: tt.id, Revision: 2, Site: tt.site}}}
 		if pb.ChangeSubject(up) != tt.subject || pb.ChangeSubject(del) != tt.subject {
 			t.Errorf("ChangeSubject of %q in %q: %q, %q", tt.id, tt.site, pb.ChangeSubject(up), pb.ChangeSubject(del))
 		}
-		if _, err := pb.DecodeChange(pb.UserSubject(tt.id)+".other", mustMarshal(t, up)); err == nil {
+		if _, err := pb.DecodeChange(pb.UserSubject(tt.id, "other"), mustMarshal(t, up)); err == nil {
 			t.Errorf("a change of %q in %q decoded on another site's subject", tt.id, tt.site)
 		}
 	}
-	for _, bad := range []string{"faceauth.users.YWxpY2U.", "faceauth.users.YWxpY2U.a.b", "faceauth.users.YWxpY2U.a*", "faceauth.users."} {
+	// The scopeless form of releases before scopes is no user subject
+	// any more (central migrates it), nor is any other scope '_' begins.
+	for _, bad := range []string{"faceauth.users.YWxpY2U", "faceauth.users.YWxpY2U.", "faceauth.users.YWxpY2U.a.b",
+		"faceauth.users.YWxpY2U.a*", "faceauth.users.YWxpY2U.>", "faceauth.users.YWxpY2U._x", "faceauth.users.", "faceauth.users.*._all"} {
 		if _, err := pb.UserIDFromSubject(bad); err == nil {
 			t.Errorf("UserIDFromSubject(%q) accepted", bad)
 		}
 	}
-	if got, want := pb.EdgeFilterSubjects([]string{"a", "b"}), []string{"faceauth.users.*", "faceauth.users.*.a", "faceauth.users.*.b"}; !slices.Equal(got, want) {
+	for subj, want := range map[string]bool{"faceauth.users.YWxpY2U": true, "faceauth.users.YWxpY2U._all": false, "faceauth.users.*": false, "faceauth.users.": false, "faceauth.config.YWxpY2U": false} {
+		if got := pb.IsScopelessUserSubject(subj); got != want {
+			t.Errorf("IsScopelessUserSubject(%q) = %v, want %v", subj, got, want)
+		}
+	}
+	if got, want := pb.EdgeFilterSubjects([]string{"a", "b"}), []string{"faceauth.users.*._all", "faceauth.users.*.a", "faceauth.users.*.b"}; !slices.Equal(got, want) {
 		t.Errorf("EdgeFilterSubjects = %v, want %v", got, want)
 	}
-	if got := pb.EdgeFilterSubjects(nil); !slices.Equal(got, []string{"faceauth.users.*"}) {
+	if got := pb.EdgeFilterSubjects(nil); !slices.Equal(got, []string{"faceauth.users.*._all"}) {
 		t.Errorf("an edge of no site reads %v, want only the users of no site", got)
 	}
 }
@@ -59,6 +70,9 @@ func TestParseSites(t *testing.T) {
 		{"a.b", nil, false},
 		{"a b", nil, false},
 		{"*", nil, false},
+		{"_all", nil, false},
+		{"a,_b", nil, false},
+		{"a_b", []string{"a_b"}, true},
 	} {
 		got, err := pb.ParseSites(tt.in)
 		if (err == nil) != tt.ok || !slices.Equal(got, tt.want) {
@@ -79,10 +93,10 @@ func mustMarshal(t *testing.T, c *pb.UserChange) []byte {
 func TestUserSubject(t *testing.T) {
 	for _, id := range natstest.TrickyIDs {
 		t.Run(id, func(t *testing.T) {
-			subj := pb.UserSubject(id)
-			tok := strings.TrimPrefix(subj, "faceauth.users.")
-			if tok == "" || strings.ContainsAny(tok, ".*> \t") {
-				t.Fatalf("UserSubject(%q) = %q is not one valid token", id, subj)
+			subj := pb.UserSubject(id, "")
+			tok, ok := strings.CutSuffix(strings.TrimPrefix(subj, "faceauth.users."), "._all")
+			if !ok || tok == "" || strings.ContainsAny(tok, ".*> \t") {
+				t.Fatalf("UserSubject(%q, \"\") = %q is not a valid subject", id, subj)
 			}
 			got, err := pb.UserIDFromSubject(subj)
 			if err != nil || got != id {
@@ -90,7 +104,7 @@ func TestUserSubject(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"faceauth.users.", "faceauth.users.a.b", "faceauth.config.x", "faceauth.users.!!"} {
+	for _, bad := range []string{"faceauth.users.", "faceauth.users.a.b.c", "faceauth.config.x._all", "faceauth.users.!!._all"} {
 		if id, err := pb.UserIDFromSubject(bad); err == nil {
 			t.Errorf("UserIDFromSubject(%q) = %q, want an error", bad, id)
 		}
@@ -98,10 +112,10 @@ func TestUserSubject(t *testing.T) {
 	// Distinct ids never share a subject.
 	seen := map[string]string{}
 	for _, id := range append(natstest.TrickyIDs, "a.b.", "a_b", "ab", "a-b") {
-		if prev, ok := seen[pb.UserSubject(id)]; ok {
-			t.Fatalf("%q and %q share subject %s", prev, id, pb.UserSubject(id))
+		if prev, ok := seen[pb.UserSubject(id, "")]; ok {
+			t.Fatalf("%q and %q share subject %s", prev, id, pb.UserSubject(id, ""))
 		}
-		seen[pb.UserSubject(id)] = id
+		seen[pb.UserSubject(id, "")] = id
 	}
 }
 

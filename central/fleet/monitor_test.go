@@ -430,10 +430,10 @@ func TestPermissions(t *testing.T) {
 	// users subjects themselves.
 	for _, get := range []struct{ subject, body string }{
 		{"$JS.API.DIRECT.GET." + pb.UsersStream, `{"seq":1}`},
-		{"$JS.API.DIRECT.GET." + pb.UsersStream + "." + pb.UserSubject("a.b@c"), ``},
-		{"$JS.API.DIRECT.GET." + pb.UsersStream, `{"last_by_subj":"` + pb.UserSubject("a.b@c") + `"}`},
+		{"$JS.API.DIRECT.GET." + pb.UsersStream + "." + pb.UserSubject("a.b@c", ""), ``},
+		{"$JS.API.DIRECT.GET." + pb.UsersStream, `{"last_by_subj":"` + pb.UserSubject("a.b@c", "") + `"}`},
 		{"$JS.API.STREAM.MSG.GET." + pb.UsersStream, `{"seq":1}`},
-		{"$JS.API.STREAM.MSG.GET." + pb.UsersStream, `{"last_by_subj":"` + pb.UserSubject("a.b@c") + `"}`},
+		{"$JS.API.STREAM.MSG.GET." + pb.UsersStream, `{"last_by_subj":"` + pb.UserSubject("a.b@c", "") + `"}`},
 	} {
 		if m, err := enc.Request(get.subject, []byte(get.body), time.Second); err == nil && !strings.Contains(string(m.Data), `"error"`) && m.Header.Get("Status") == "" {
 			t.Errorf("an edge read a user's message with %s %s", get.subject, get.body)
@@ -443,7 +443,7 @@ func TestPermissions(t *testing.T) {
 	defer cancel()
 	if s, err := ejs.Stream(c5, pb.UsersStream); err != nil {
 		t.Errorf("edge stream info: %v", err)
-	} else if _, err := s.GetLastMsgForSubject(c5, pb.UserSubject("a.b@c")); err == nil {
+	} else if _, err := s.GetLastMsgForSubject(c5, pb.UserSubject("a.b@c", "")); err == nil {
 		t.Error("an edge read a user's message through the stream's get API")
 	}
 	// wantViolation waits for the server's permissions violation naming

@@ -464,8 +464,8 @@ func scanUsers(ctx context.Context, js jetstream.JetStream, keyID string) (map[s
 	// user's message of a site (a space is in no user id).
 	revs := make(map[string]uint64, len(sc.revs))
 	for subj, rev := range sc.revs {
-		id, _ := pb.UserIDFromSubject(subj)
-		if _, site, ok := strings.Cut(strings.TrimPrefix(subj, pb.UsersPrefix), "."); ok {
+		id, site, _ := pb.ParseUserSubject(subj)
+		if site != "" {
 			id += " " + site
 		}
 		revs[id] = rev
@@ -478,6 +478,7 @@ type streamScan struct {
 	revs       map[string]uint64 // user id -> the newest revision held
 	seqs       map[string]uint64 // user id -> the sequence of that message
 	superseded []replaced        // messages a newer revision of their user replaced
+	scopeless  int               // of them, messages on a subject without a scope (the old form)
 	info       *jetstream.StreamInfo
 }
 
@@ -518,7 +519,15 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 			return nil, err
 		}
 		// Keyed by subject, as pb.ChangeKey keys changes.
-		if keyID != "" && msg.Headers().Get(pb.KeyIDHeader) != keyID {
+		if pb.IsScopelessUserSubject(msg.Subject()) {
+			// A user's message from before subjects ended with a scope:
+			// no edge reads it any more. It is erased, and the user is
+			// missing from revs, so reconciliation republishes them on
+			// their scoped subject (docs/sync.md, "Sites").
+			rev, _ := pb.HeaderRevision(msg.Headers())
+			sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: msg.Subject(), rev: rev})
+			sc.scopeless++
+		} else if keyID != "" && msg.Headers().Get(pb.KeyIDHeader) != keyID {
 			if _, err := pb.UserIDFromSubject(msg.Subject()); err == nil {
 				rev, _ := pb.HeaderRevision(msg.Headers()) // 0 when missing: so the erasure checks it
 				sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: msg.Subject(), rev: rev})
@@ -571,6 +580,9 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 		return fmt.Errorf("scan the users stream: %w", err)
 	}
 	have, info := sc.revs, sc.info
+	if sc.scopeless > 0 {
+		p.log.Info("feed: moving users to subjects with a scope; edges rebuild their sets", "messages", sc.scopeless)
+	}
 	// Replaced messages a crash or another replica left are erased first.
 	p.erase = append(p.erase, sc.superseded...)
 	if err := p.eraseSuperseded(ctx); err != nil {

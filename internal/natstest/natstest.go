@@ -317,10 +317,10 @@ func streamRevisions(ctx context.Context, js jetstream.JetStream) (map[string]ui
 		if err != nil {
 			return nil, err
 		}
-		id, err := pb.UserIDFromSubject(msg.Subject())
+		id, site, err := pb.ParseUserSubject(msg.Subject())
 		rev, rerr := pb.HeaderRevision(msg.Headers())
 		if err == nil && rerr == nil {
-			if _, site, ok := strings.Cut(strings.TrimPrefix(msg.Subject(), pb.UsersPrefix), "."); ok {
+			if site != "" {
 				id += " " + site
 			}
 			revs[id] = max(revs[id], rev)

@@ -49,6 +49,9 @@ func (m *Manifest) checkFusion(f *Fusion, ids map[string]bool) error {
 	if n < 2 || len(f.ImpostorMean) != n || len(f.ImpostorSD) != n {
 		return fmt.Errorf("model manifest: fusion %q needs two or more embedders and an impostor mean and sd for each", f.ID)
 	}
+	if err := checkThreshold(f.Threshold); err != nil {
+		return fmt.Errorf("model manifest: fusion %q: %w", f.ID, err)
+	}
 	f.parts = nil
 	h := sha256.New()
 	for i, id := range f.Embedders {

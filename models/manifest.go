@@ -306,6 +306,9 @@ func (m *Manifest) check() error {
 		if err := e.checkAlignment(); err != nil {
 			return err
 		}
+		if err := checkThreshold(e.Threshold); err != nil {
+			return fmt.Errorf("model manifest: embedder %q: %w", e.ID, err)
+		}
 		e.sha256 = f.SHA256
 	}
 	for i := range m.Embedders {
@@ -337,6 +340,17 @@ func (m *Manifest) check() error {
 		if _, ok := files[name]; !ok {
 			return fmt.Errorf("model manifest: %q is not listed in files", name)
 		}
+	}
+	return nil
+}
+
+// checkThreshold checks a match threshold of cosine similarity (or of a
+// fusion's score, in the same range). 0 means not measured yet, and the
+// engine uses an interim value; one at or below 0 would accept a random
+// face about every other time, one of 1 or more nobody.
+func checkThreshold(t float32) error {
+	if t != 0 && !(t > 0 && t < 1) {
+		return fmt.Errorf("the threshold %g must be above 0 and below 1 (or left out)", t)
 	}
 	return nil
 }

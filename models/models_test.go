@@ -153,9 +153,13 @@ func TestBadLocalManifest(t *testing.T) {
 	emb := func(fields string) string {
 		return `{` + file + `, "embedders": [{"id": "X", "file": "x.onnx", "size": 112, "dims": 512, "std": 1, "channels": "RGB"` + fields + `}]}`
 	}
-	// The bases of the liveness and embedder cases are valid: each case
-	// breaks one thing.
-	for _, valid := range []string{live(""), emb(""), emb(`, "alignment": "dlib", "padding": 0.25, "mean_rgb": [1, 2, 3]`),
+	fusion := func(threshold string) string {
+		return `{"fusions": [{"id": "F", "embedders": ["ArcFace", "dlib"], "impostor_mean": [0, 0.8], "impostor_sd": [0.1, 0.05], "threshold": ` + threshold + `}]}`
+	}
+	// The bases of the liveness, embedder and fusion cases are valid: each
+	// case breaks one thing.
+	for _, valid := range []string{live(""), emb(""), emb(`, "threshold": 0.5`), fusion("0.7"), fusion("0"),
+		emb(`, "alignment": "dlib", "padding": 0.25, "mean_rgb": [1, 2, 3]`),
 		emb(`, "alignment": "template", "template": [[38,51],[73,51],[56,71],[41,92],[70,92]]`)} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, LocalManifestName), []byte(valid), 0o644); err != nil {
@@ -183,8 +187,14 @@ func TestBadLocalManifest(t *testing.T) {
 		"template without kind":    emb(`, "template": [[1,1],[2,2],[3,3],[4,4],[5,5]]`),
 		"padding without dlib":     emb(`, "padding": 0.25`),
 		"two-value mean_rgb":       emb(`, "mean_rgb": [1, 2]`),
-		"unknown build":            `{"files": [{"name": "y.onnx", "build": "magic", "sha256": "` + strings.Repeat("a", 64) + `"}]}`,
-		"build from unlisted file": `{"files": [{"name": "y.onnx", "build": "` + BuildFaceRecognitionNet + `", "from": ["a.json", "b.bin"], "sha256": "` + strings.Repeat("a", 64) + `"}]}`,
+		// A threshold at or below 0 accepts a random face about every
+		// other time; one of 1 or more accepts nobody.
+		"negative threshold":        emb(`, "threshold": -0.2`),
+		"threshold 1":               emb(`, "threshold": 1`),
+		"negative fusion threshold": fusion("-0.5"),
+		"fusion threshold above 1":  fusion("1.5"),
+		"unknown build":             `{"files": [{"name": "y.onnx", "build": "magic", "sha256": "` + strings.Repeat("a", 64) + `"}]}`,
+		"build from unlisted file":  `{"files": [{"name": "y.onnx", "build": "` + BuildFaceRecognitionNet + `", "from": ["a.json", "b.bin"], "sha256": "` + strings.Repeat("a", 64) + `"}]}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

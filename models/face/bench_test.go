@@ -198,3 +198,36 @@ func faces250(b testing.TB, e *Engine) [][]byte {
 	}
 	return photos
 }
+
+// BenchmarkSample is sample's three cases in a 640x480 probe whose face
+// is a third of the frame wide (the edge's BenchmarkVerifyHTTP): the
+// detector's colour 2x2 halving to 320x240, the landmark model's grey
+// 64x64 crop of a 256-pixel box (k = 4, three runs per probe) and the
+// embedder's turned 112x112 warp of a face with eyes 85 pixels apart
+// (k = 3). Pure Go: run it with -cpu 1; cpu-us/op is the process's CPU
+// time per call, which a loaded machine inflates less than wall time.
+func BenchmarkSample(b *testing.B) {
+	r := randomRaster(640, 480, 1)
+	lmBox := rectMap(190, 130, 446, 386, landmarkSize, landmarkSize)
+	warp := simFrom(2.4, 0.12, 0, 0)
+	warp.c, warp.f = 320-(warp.a*56+warp.b*56), 250-(warp.d*56+warp.e*56)
+	for _, c := range []struct {
+		name         string
+		m            affine
+		dw, dh, taps int
+		enc          encoding
+	}{
+		{"detect", rectMap(0, 0, 640, 480, detW, detH), detW, detH, detTaps, encoding{bgr: true, mean: uniform(127), norm: 1.0 / 128}},
+		{"landmarks", lmBox, landmarkSize, landmarkSize, maxTaps, encoding{grey: true, norm: 1.0 / 256}},
+		{"embed", warp, 112, 112, maxTaps, encoding{bgr: true, mean: uniform(127.5), norm: 1.0 / 127.5}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			dst := make([]float32, 3*c.dw*c.dh)
+			start := cpuTime(b)
+			for b.Loop() {
+				r.sample(c.m, c.dw, c.dh, c.taps, c.enc, dst)
+			}
+			b.ReportMetric(float64(cpuTime(b)-start)/1e3/float64(b.N), "cpu-us/op")
+		})
+	}
+}

@@ -295,6 +295,12 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 			}
 			continue
 		}
+		var rs [maxTaps][]byte // pix from each row's offset, when all are inside
+		if rowIn {
+			for j, ro := range ry {
+				rs[j] = pix[ro:] // a row, or a column of a turned view
+			}
+		}
 		var r0, r1 []byte // the two source rows when k == 2
 		if rowIn && k == 2 {
 			r0, r1 = pix[ry[0]:], pix[ry[1]:]
@@ -316,10 +322,30 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 				sr = int32(r0[c0]) + int32(r0[c1]) + int32(r1[c0]) + int32(r1[c1])
 				sg = int32(r0[c0+1]) + int32(r0[c1+1]) + int32(r1[c0+1]) + int32(r1[c1+1])
 				sb = int32(r0[c0+2]) + int32(r0[c1+2]) + int32(r1[c0+2]) + int32(r1[c1+2])
+			case rowIn && colsIn[x] && k == 3:
+				// The landmark model's crop of a mid-sized face: the taps
+				// of a row written out, which halves the time of the loop
+				// below.
+				c0, c1, c2 := int(cx[0]), int(cx[1]), int(cx[2])
+				for _, row := range rs[:3] {
+					p, q, s := row[c0:c0+3:c0+3], row[c1:c1+3:c1+3], row[c2:c2+3:c2+3]
+					sr += int32(p[0]) + int32(q[0]) + int32(s[0])
+					sg += int32(p[1]) + int32(q[1]) + int32(s[1])
+					sb += int32(p[2]) + int32(q[2]) + int32(s[2])
+				}
+			case rowIn && colsIn[x] && k == 4:
+				// The same for a large face.
+				c0, c1, c2, c3 := int(cx[0]), int(cx[1]), int(cx[2]), int(cx[3])
+				for _, row := range rs[:4] {
+					p, q, s, u := row[c0:c0+3:c0+3], row[c1:c1+3:c1+3], row[c2:c2+3:c2+3], row[c3:c3+3:c3+3]
+					sr += int32(p[0]) + int32(q[0]) + int32(s[0]) + int32(u[0])
+					sg += int32(p[1]) + int32(q[1]) + int32(s[1]) + int32(u[1])
+					sb += int32(p[2]) + int32(q[2]) + int32(s[2]) + int32(u[2])
+				}
 			case rowIn && colsIn[x]:
-				for _, ro := range ry {
+				for _, row := range rs[:k] {
 					for _, co := range cx {
-						q := pix[ro+co : ro+co+3 : ro+co+3]
+						q := row[co : co+3 : co+3]
 						sr += int32(q[0])
 						sg += int32(q[1])
 						sb += int32(q[2])

@@ -316,6 +316,68 @@ func TestSampleBox2MatchesReference(t *testing.T) {
 	}
 }
 
+// The axis-aligned box filter (crops, resizes, quarter turns) has
+// written-out paths for k = 3 and 4 (the landmark model's crop of a mid-
+// sized or large face); every k must give exactly what the plain filter
+// gives, grey and colour, inside the image, across its edges, turned and
+// mirrored.
+func TestSampleBoxAxesMatchesReference(t *testing.T) {
+	encs := []encoding{
+		{grey: true, norm: 1.0 / 256},
+		{norm: 1},
+		{bgr: true, mean: uniform(127.5), norm: 1.0 / 127.5},
+	}
+	for _, tc := range []struct {
+		name    string
+		k       int
+		outside float64 // how far the crop may start outside the image, as a fraction of its size
+	}{
+		{"k=2 inside", 2, 0},
+		{"k=3 inside", 3, 0},
+		{"k=4 inside", 4, 0},
+		{"k=3 across edges", 3, 0.3},
+		{"k=4 across edges", 4, 0.3},
+		{"k=4 mostly outside", 4, 1.2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(tc.k), uint64(10*tc.outside)))
+			for it := 0; it < 60; it++ {
+				w, h := 1+rng.IntN(120), 1+rng.IntN(120)
+				r := randomRaster(w, h, uint64(it))
+				dw, dh := 1+rng.IntN(30), 1+rng.IntN(30)
+				// Scales that make sample choose tc.k taps.
+				sw := (float64(tc.k) - 0.9 + 0.8*rng.Float64()) * float64(dw)
+				sh := (float64(tc.k) - 0.9 + 0.8*rng.Float64()) * float64(dh)
+				x1 := (rng.Float64() - 0.5) * 2 * tc.outside * float64(w)
+				y1 := (rng.Float64() - 0.5) * 2 * tc.outside * float64(h)
+				m := rectMap(x1, y1, x1+sw, y1+sh, dw, dh).then(rotation(90*rng.IntN(4), w, h))
+				if it%3 == 1 {
+					m = affine{a: -1, c: float64(dw)}.then(m) // mirrored, as the landmark model's flip
+				}
+				if k := int(math.Ceil(m.scale() - 0.05)); k != tc.k {
+					t.Fatalf("map %d: %d taps, want %d", it, k, tc.k)
+				}
+				enc := encs[it%len(encs)]
+				got := make([]float32, 3*dw*dh)
+				r.sample(m, dw, dh, maxTaps, enc, got)
+				want := make([]float32, 3*dw*dh)
+				ref := newPlanes(enc, want, dw*dh)
+				for y := 0; y < dh; y++ {
+					for x := 0; x < dw; x++ {
+						c := refBox(r, m, x, y, tc.k)
+						ref.set(y*dw+x, c[0], c[1], c[2])
+					}
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("map %d (%dx%d from %dx%d, %+v): value %d is %g, want %g", it, dw, dh, w, h, m, i, got[i], want[i])
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestNMS(t *testing.T) {
 	b := func(x1, y1, x2, y2 float64, s float32) box { return box{x1, y1, x2, y2, s} }
 	for _, tc := range []struct {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"image"
+	"image/draw"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -241,9 +243,18 @@ func TestConcurrentDecode(t *testing.T) {
 // TestMaxFullDecodePixels checks the full-decode budget: a format decoded
 // at full size is refused above it from the header, a JPEG of the same
 // size (decoded reduced) is not.
+//
+// The budget is of memory: about 7 bytes a pixel, the decoder's 8-bit RGBA
+// and the packed RGB. A 16-bit colour image decodes to 8 bytes a pixel
+// before the 3 of RGB, so a flat one of a few hundred kilobytes would
+// otherwise cost 11/7 of what the budget allows; it gets 7/11 of the
+// pixels.
 func TestMaxFullDecodePixels(t *testing.T) {
 	img := blocks(100, 50).rgba()
 	png, jpg := encPNG(t, img), encJPEG(t, img, 90)
+	wide := image.NewNRGBA64(img.Bounds())
+	draw.Draw(wide, wide.Bounds(), img, image.Point{}, draw.Src)
+	png16 := encPNG(t, wide)
 	for _, tt := range []struct {
 		name   string
 		data   []byte
@@ -254,6 +265,9 @@ func TestMaxFullDecodePixels(t *testing.T) {
 		{"png over", png, 4999, false},
 		{"png default", png, 0, true},
 		{"jpeg over the budget decodes reduced", jpg, 4999, true},
+		{"16-bit png within its share", png16, 7858, true}, // 5000 px x 11 bytes <= 7858 x 7
+		{"16-bit png over its share", png16, 7857, false},
+		{"16-bit png within the pixels but over the bytes", png16, 5000, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Decode(tt.data, Options{MaxFullDecodePixels: tt.budget})

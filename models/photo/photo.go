@@ -105,7 +105,8 @@ type Options struct {
 	// image of a format that can only be decoded at full size (all but
 	// JPEG, which decodes at reduced size) whose header W*H exceeds it, so
 	// the memory of one decode follows the pixel count the header declares;
-	// <= 0 means DefaultMaxFullDecodePixels.
+	// a 16-bit colour image, which decodes to 8 bytes a pixel instead of 4,
+	// gets 7/11 of it. <= 0 means DefaultMaxFullDecodePixels.
 	MaxFullDecodePixels int64
 	// MinSide rejects (KindBadImage, code "image_too_small") an image whose
 	// shorter side is below it; 0 means DefaultMinSide, < 0 disables it.
@@ -139,6 +140,9 @@ type header struct {
 	format string
 	w, h   int // stored size, before orientation
 	orient int // 1..8
+	// decoded is how many bytes a pixel of the decoder's image takes, for
+	// the formats decoded at full size by Go's decoders (0 for the others).
+	decoded int64
 	jpeg   jpegHeader
 	pnm    pnmHeader
 }
@@ -184,10 +188,14 @@ func DecodeInto(data []byte, opt Options, buf []byte) (im *Image, err error) {
 			"The image is too large (%dx%d pixels): at most %s megapixels are accepted.",
 			ow, oh, megapixels(opt.MaxPixels))
 	}
-	if px := int64(h.w) * int64(h.h); h.format != FormatJPEG && px > opt.MaxFullDecodePixels {
+	if px, most := int64(h.w)*int64(h.h), fullDecodePixels(opt.MaxFullDecodePixels, h.decoded); h.format != FormatJPEG && px > most {
+		kind := formatName(h.format)
+		if most < opt.MaxFullDecodePixels {
+			kind = "16-bit " + kind
+		}
 		return nil, faceauth.E(faceauth.KindTooLarge, "image_too_large",
 			"The image is too large (%dx%d pixels): %s images are decoded at full size, so at most %s megapixels are accepted; send a JPEG or a smaller image.",
-			ow, oh, formatName(h.format), megapixels(opt.MaxFullDecodePixels))
+			ow, oh, kind, megapixels(most))
 	}
 	if opt.MinSide > 0 && min(h.w, h.h) < opt.MinSide {
 		return nil, faceauth.E(faceauth.KindBadImage, "image_too_small",
@@ -235,6 +243,17 @@ func Config(data []byte) (format string, w, h int, err error) {
 	return hd.format, w, h, nil
 }
 
+// fullDecodeBytes is the bytes a pixel of the full-decode budget stands
+// for: the decoder's 8-bit RGBA and the packed RGB it is converted to.
+const fullDecodeBytes = 4 + 3
+
+// fullDecodePixels is the most pixels decoded at full size for an image
+// whose decoder takes decoded bytes a pixel: the budget, and fewer when
+// its memory would exceed the budget's (16-bit colour: 8 bytes a pixel).
+func fullDecodePixels(budget, decoded int64) int64 {
+	return min(budget, budget*fullDecodeBytes/(decoded+3))
+}
+
 // targetSize returns the size that shrinks w x h to a longest side of
 // target, keeping the aspect ratio, and whether that is a reduction.
 func targetSize(w, h, target int) (dw, dh int, ok bool) {
@@ -248,7 +267,7 @@ func targetSize(w, h, target int) (dw, dh int, ok bool) {
 }
 
 func megapixels(n int64) string {
-	return fmt.Sprintf("%g", float64(n)/1e6)
+	return fmt.Sprintf("%.3g", float64(n)/1e6)
 }
 
 // readHeader sniffs the format and reads the header and orientation.

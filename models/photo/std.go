@@ -34,6 +34,7 @@ func readStdHeader(b []byte, h *header) error {
 		return stdError(err)
 	}
 	h.w, h.h = cfg.Width, cfg.Height
+	h.decoded = bytesPerPixel(cfg.ColorModel)
 	switch h.format {
 	case FormatPNG:
 		h.orient = pngOrientation(b)
@@ -48,6 +49,23 @@ func readStdHeader(b []byte, h *header) error {
 		h.orient = o
 	}
 	return nil
+}
+
+// bytesPerPixel is how many bytes a pixel of a decoded image of colour
+// model m takes: 8 for 16-bit colour (PNG, TIFF), 4 at most otherwise.
+func bytesPerPixel(m color.Model) int64 {
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	switch m {
+	case color.RGBA64Model, color.NRGBA64Model:
+		return 8
+	case color.Gray16Model:
+		return 2
+	case color.GrayModel:
+		return 1
+	}
+	return 4
 }
 
 // decodeStd decodes with Go's decoder and converts to packed RGB.

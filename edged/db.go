@@ -26,6 +26,9 @@ import (
 //	                  the one served. A full resync builds the next
 //	                  generation beside it and swaps in one transaction.
 //	    seq, created, revision   the feed position the set reflects
+//	    scopes        scope (pb.Scope) -> 8-byte stream sequence of the
+//	                  scope's last message applied: each scope is read by
+//	                  its own consumer and resumes from there
 //	    users         user id -> record (see record.go)
 //	    tombs         keyed hash of a deleted user's id -> revision, so an
 //	                  older upsert arriving late cannot resurrect the user
@@ -37,6 +40,7 @@ var (
 	bucketUsers    = []byte("users")
 	bucketTombs    = []byte("tombs")
 	bucketReceipts = []byte("receipts")
+	bucketScopes   = []byte("scopes")
 
 	keyActive   = []byte("active")
 	keyNextGen  = []byte("next_gen")

@@ -2,6 +2,7 @@ package edged
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -17,6 +18,7 @@ import (
 
 // entry is one message of the users stream.
 type entry struct {
+	Scope  string // the scope whose consumer delivered it (uplink.Delivery.Scope)
 	Seq    uint64
 	Change *pb.UserChange
 	Err    error // the message could not be decoded: skip it, but advance
@@ -40,9 +42,9 @@ type outcome struct {
 	State        syncState      // the position after the batch
 }
 
-// apply applies entries, in stream order, to generation gen (0: the served
-// one) and records the last sequence, all in one transaction. dims is the
-// length of the edge model's vectors.
+// apply applies entries, in stream order within each scope, to generation
+// gen (0: the served one) and records each scope's last sequence, all in one
+// transaction. dims is the length of the edge model's vectors.
 func (d *db) apply(gen uint64, entries []entry, dims int) (*outcome, error) {
 	out := &outcome{RefusedDelta: map[string]int{}}
 	if len(entries) == 0 {
@@ -69,12 +71,20 @@ func (d *db) apply(gen uint64, entries []entry, dims int) (*outcome, error) {
 		}
 		st := readState(g)
 		var buf []byte
+		scopes, err := g.CreateBucketIfNotExists(bucketScopes)
+		if err != nil {
+			return err
+		}
+		touched := map[string]bool{}
 		for _, e := range entries {
-			if e.Seq <= st.Seq {
+			// (Only central's tools read the stream unfiltered, with no scope.)
+			scope := cmp.Or(e.Scope, pb.NoSite)
+			if e.Seq <= st.Scopes[scope] {
 				out.Ignored++ // redelivered
 				continue
 			}
-			st.Seq = e.Seq
+			st.Scopes[scope], st.Seq = e.Seq, max(st.Seq, e.Seq)
+			touched[scope] = true
 			if e.Err != nil {
 				out.Invalid = append(out.Invalid, fmt.Errorf("message %d: %w", e.Seq, e.Err))
 				continue
@@ -86,6 +96,11 @@ func (d *db) apply(gen uint64, entries []entry, dims int) (*outcome, error) {
 			st.Revision = max(st.Revision, rev)
 		}
 		out.State = st
+		for scope := range touched {
+			if err := putUint(scopes, []byte(scope), st.Scopes[scope]); err != nil {
+				return err
+			}
+		}
 		if err := putUint(g, keySeq, st.Seq); err != nil {
 			return err
 		}

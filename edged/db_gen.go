@@ -12,9 +12,10 @@ import (
 
 // syncState is the feed position a generation reflects.
 type syncState struct {
-	Seq      uint64    // last applied stream sequence
-	Created  time.Time // creation time of the stream it came from
-	Revision uint64    // highest change revision applied
+	Seq      uint64            // highest applied stream sequence, over every scope
+	Scopes   map[string]uint64 // scope -> the stream sequence of its last applied message
+	Created  time.Time         // creation time of the stream it came from
+	Revision uint64            // highest change revision applied
 }
 
 // newGen creates an empty generation and returns its number.
@@ -50,7 +51,15 @@ func activeGen(tx *bbolt.Tx) (*bbolt.Bucket, error) {
 }
 
 func readState(gen *bbolt.Bucket) syncState {
-	s := syncState{Seq: getUint(gen, keySeq), Revision: getUint(gen, keyRevision)}
+	s := syncState{Seq: getUint(gen, keySeq), Revision: getUint(gen, keyRevision), Scopes: map[string]uint64{}}
+	// A generation written before scopes has none: every scope plans a
+	// full rebuild (uplink.PlanScopes).
+	if b := gen.Bucket(bucketScopes); b != nil {
+		b.ForEach(func(k, _ []byte) error {
+			s.Scopes[string(k)] = getUint(b, k)
+			return nil
+		})
+	}
 	if c := getUint(gen, keyCreated); c != 0 {
 		s.Created = time.Unix(0, int64(c)).UTC()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -410,5 +411,73 @@ func TestEraseFromFile(t *testing.T) {
 	}
 	if _, err := d.apply(0, []entry{{Seq: 203, Change: upsert(victim, 203, testModel, vv)}}, dims); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestApplyScopes: each scope is applied from its own sequence (the scopes'
+// consumers interleave, so a lower sequence of another scope is not a
+// redelivery), the positions survive a reopen, and a user moved from site A
+// to site B converges on the newer state whichever of A's tombstone and B's
+// upsert arrives first.
+func TestApplyScopes(t *testing.T) {
+	inSite := func(c *pb.UserChange, site string) *pb.UserChange {
+		if u := c.GetUpsert(); u != nil {
+			u.Site = site
+		} else {
+			c.GetDelete().Site = site
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		order []string // scopes, in the order their entries arrive
+	}{
+		{"tombstone first", []string{"A", "B"}},
+		{"upsert first", []string{"B", "A"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			d := openTestDB(t, dir)
+			// alice in A at sequence 10; bob of no site at 11.
+			if _, err := d.apply(0, []entry{{Scope: "A", Seq: 10, Change: inSite(upsert("alice", 5, testModel, vec(4, 1)), "A")}}, 4); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.apply(0, []entry{{Scope: pb.NoSite, Seq: 11, Change: upsert("bob", 6, testModel, vec(4, 2))}}, 4); err != nil {
+				t.Fatal(err)
+			}
+			// The move: A's tombstone at 12 (revision 7), B's upsert at
+			// 13 (revision 8), each on its own scope's consumer.
+			move := map[string]entry{
+				"A": {Scope: "A", Seq: 12, Change: inSite(del("alice", 7), "A")},
+				"B": {Scope: "B", Seq: 13, Change: inSite(upsert("alice", 8, testModel, vec(4, 3)), "B")},
+			}
+			for _, s := range tc.order {
+				out, err := d.apply(0, []entry{move[s]}, 4)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out.State.Scopes[s] != move[s].Seq {
+					t.Fatalf("scope %s's entry at %d was taken for a redelivery: %+v", s, move[s].Seq, out)
+				}
+			}
+			got, _ := loaded(t, d)
+			if want := map[string]float32{"alice": vec(4, 3)[0], "bob": vec(4, 2)[0]}; !maps.Equal(got, want) {
+				t.Fatalf("after the move the set is %v, want %v", got, want)
+			}
+			d.close()
+			d = openTestDB(t, dir)
+			st, err := d.state()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := map[string]uint64{"A": 12, "B": 13, pb.NoSite: 11}; !maps.Equal(st.Scopes, want) || st.Seq != 13 {
+				t.Fatalf("positions after a reopen %v (max %d), want %v", st.Scopes, st.Seq, want)
+			}
+			// A redelivery within a scope is still skipped.
+			out, err := d.apply(0, []entry{{Scope: "A", Seq: 12, Change: inSite(del("alice", 7), "A")}}, 4)
+			if err != nil || out.Ignored != 1 {
+				t.Fatalf("redelivered tombstone: %+v, %v", out, err)
+			}
+		})
 	}
 }

@@ -56,6 +56,16 @@ func (e *Edge) syncLoop(ctx context.Context, js jetstream.JetStream) {
 		if ctx.Err() != nil {
 			return
 		}
+		var refused *uplink.ScopeRefusedError
+		if errors.As(err, &refused) {
+			// Retrying changes nothing until an operator does: say what
+			// to fix, in the log and the heartbeat, and retry slowly.
+			err = e.scopeRefused(refused)
+			e.log.Error("sync stopped", "err", err, "retry_in", maxWait)
+			e.setError(err)
+			wait = maxWait
+			continue
+		}
 		switch {
 		case errors.Is(err, uplink.ErrStreamReset):
 			e.log.Info("the users stream was re-created or reset; planning again")
@@ -76,6 +86,18 @@ func (e *Edge) syncLoop(ctx context.Context, js jetstream.JetStream) {
 		}
 		e.setError(err)
 	}
+}
+
+// scopeRefused turns the NATS server's refusal of a scope's consumer into
+// one sentence naming the site and what to fix.
+func (e *Edge) scopeRefused(r *uplink.ScopeRefusedError) error {
+	if r.Scope == pb.NoSite {
+		return faceauth.Wrap(r, faceauth.KindForbidden, "feed_not_permitted",
+			"The NATS server does not let edge %q read the users of no site (%s): its credentials are not an edge's (pb.EdgePermissions); use the key central made for it or deploy/nats/new-edge.sh.", e.cfg.EdgeID, pb.ScopeFilter(""))
+	}
+	return faceauth.Wrap(r, faceauth.KindForbidden, "site_not_permitted",
+		"The NATS server does not let edge %q read site %q: add the site to %s.sites next to %s.pub in central's edge keys folder (NATS_EDGE_KEYS; deploy/nats/new-edge.sh %s --sites ...) and restart central, or remove it from EDGE_SITES.",
+		e.cfg.EdgeID, r.Scope, e.cfg.EdgeID, e.cfg.EdgeID, e.cfg.EdgeID)
 }
 
 // errKeyRotated stops a consumer whose batch held messages signed by a
@@ -157,9 +179,12 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 		return false, err
 	}
 	pos := e.position()
-	plan := uplink.Plan(uplink.Position{Seq: pos.Seq, StreamCreated: pos.Created}, st)
+	scopes := pb.EdgeScopes(e.cfg.Sites)
+	plan := uplink.PlanScopes(pos.Scopes, pos.Created, st, scopes)
 	if e.loadErr != nil && !plan.Full {
-		plan = uplink.Resume{Full: true, From: max(st.FirstSeq, 1), Reason: "the stored set could not be loaded"}
+		// A saved position of nothing: every scope from the start.
+		plan = uplink.PlanScopes(nil, pos.Created, st, scopes)
+		plan.Reason = "the stored set could not be loaded"
 	}
 	quiet := time.NewTimer(time.Hour)
 	quiet.Stop()
@@ -174,22 +199,26 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 			notify(e.dirtyCh)
 		}
 	}()
+	from := st.LastSeq + 1 // the lowest sequence a scope reads from
+	for _, sc := range plan.Scopes {
+		from = min(from, max(sc.From, 1))
+	}
 	if plan.Full {
-		e.log.Info("full resync", "reason", plan.Reason, "from", plan.From, "to", st.LastSeq, "messages", st.Msgs)
+		e.log.Info("full resync", "reason", plan.Reason, "from", from, "to", st.LastSeq, "messages", st.Msgs)
 		gen, err := e.db.beginResync()
 		if err != nil {
 			return false, err
 		}
 		rs = &resync{gen: gen, created: st.Created, started: time.Now()}
 		e.setResyncing(true)
-		if st.Msgs == 0 || st.LastSeq < plan.From {
+		if st.Msgs == 0 || st.LastSeq < from {
 			// Nothing to read: an empty stream, once it has existed for
 			// a moment (a re-created one is refilled right away).
 			rs.caughtUp = true
 			quiet.Reset(max(resyncQuiet-time.Since(st.Created), 0))
 		}
 	} else {
-		e.log.Info("following the users stream", "from", plan.From, "to", st.LastSeq)
+		e.log.Info("following the users stream", "from", from, "to", st.LastSeq, "scopes", len(plan.Scopes))
 	}
 
 	// The consumer runs in its own goroutine and hands each batch over,
@@ -200,14 +229,15 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 	consumed := make(chan error, 1)
 	go func() {
 		consumed <- uplink.Consume(cctx, js, uplink.ConsumeOptions{
-			From:          plan.From,
+			// One consumer per scope: the server sends only this edge's
+			// sites' users (and those of no site), and its permissions
+			// allow no other consumer, so another site's embeddings never
+			// reach it.
+			Scopes:        plan.Scopes,
 			StreamCreated: st.Created,
 			MaxBatch:      maxBatch,
 			CheckEvery:    e.cfg.Heartbeat,
 			Keys:          &e.trust,
-			// The server sends only this edge's sites' users (and those of
-			// no site): another site's embeddings never reach it.
-			FilterSubjects: pb.EdgeFilterSubjects(e.cfg.Sites),
 		}, func(ds []uplink.Delivery) error {
 			b := batch{ds: ds, done: make(chan error, 1)}
 			select {
@@ -287,7 +317,7 @@ func (e *Edge) syncOnce(ctx context.Context, js jetstream.JetStream) (progressed
 func (e *Edge) applyBatch(ds []uplink.Delivery, rsp **resync, quiet *time.Timer) error {
 	es := make([]entry, len(ds))
 	for i, d := range ds {
-		es[i] = entry{Seq: d.Seq, Change: d.Change, Err: d.Err}
+		es[i] = entry{Scope: d.Scope, Seq: d.Seq, Change: d.Change, Err: d.Err}
 	}
 	last := ds[len(ds)-1]
 	caughtUp := last.Pending == 0

@@ -76,33 +76,39 @@ const NoSite = "_all"
 // in the id position is not a valid filter, and the scope is matched
 // literally.
 func UserSubject(id, site string) string {
-	return UsersPrefix + idEncoding.EncodeToString([]byte(id)) + "." + scopeToken(site)
+	return UsersPrefix + idEncoding.EncodeToString([]byte(id)) + "." + Scope(site)
 }
 
-// scopeToken is the last subject token of the users of site.
-func scopeToken(site string) string {
+// Scope returns the scope token of the users of site: the site, or NoSite
+// for "". A scope token passes through unchanged.
+func Scope(site string) string {
 	if site == "" {
 		return NoSite
 	}
 	return site
 }
 
+// EdgeScopes are the scopes an edge of sites reads: NoSite, then each of
+// its sites. The edge runs one consumer per scope, on ScopeFilter.
+func EdgeScopes(sites []string) []string {
+	return append([]string{NoSite}, sites...)
+}
+
 // EdgeFilterSubjects are the users-stream subjects an edge of sites reads,
-// one per scope: the users of no site, then those of each of its sites.
-// Each is a single-filter consumer's filter, which the consumer's create
-// subject carries and EdgePermissions names.
+// one per scope of EdgeScopes. Each is a single-filter consumer's filter,
+// which the consumer's create subject carries and EdgePermissions names.
 func EdgeFilterSubjects(sites []string) []string {
-	out := []string{ScopeFilter("")}
-	for _, s := range sites {
+	var out []string
+	for _, s := range EdgeScopes(sites) {
 		out = append(out, ScopeFilter(s))
 	}
 	return out
 }
 
-// ScopeFilter is the users-stream filter of one scope: every user of site,
-// or of no site for "".
+// ScopeFilter is the users-stream filter of one scope: every user of a
+// site (or scope token), or of no site for "".
 func ScopeFilter(site string) string {
-	return UsersPrefix + "*." + scopeToken(site)
+	return UsersPrefix + "*." + Scope(site)
 }
 
 // ParseUserSubject returns the user id and the site ("" for NoSite) of a

@@ -6,10 +6,13 @@ package uplink
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/xplore/faceauth"
@@ -116,13 +119,72 @@ func Plan(pos Position, st StreamState) Resume {
 	return Resume{From: pos.Seq + 1, Reason: "resuming"}
 }
 
+// Scope is one scope of the users stream an edge reads (pb.EdgeScopes)
+// and where to read it from.
+type Scope struct {
+	// Name is the scope token: a site, or pb.NoSite.
+	Name string
+	// From is the first stream sequence to deliver; 0 or 1 start at the
+	// beginning.
+	From uint64
+}
+
+// ScopedResume says where an edge reading several scopes goes on from.
+type ScopedResume struct {
+	// Full means the edge's cache cannot be trusted to match the stream:
+	// build a fresh one, reading every scope from the stream's first
+	// message, and swap it in once caught up.
+	Full bool
+	// Scopes are the scopes to read and where from.
+	Scopes []Scope
+	// Reason says why, for the logs.
+	Reason string
+}
+
+// PlanScopes applies Plan's gap rule to each scope, from its own saved
+// position (pos: scope -> sequence of the last message of that scope
+// applied) in the stream created at created. Any scope that needs a full
+// rebuild makes it full for all, since the cache is one set. A scope with
+// no position while others have one (a scope that has been empty so far)
+// is read from the stream's start without a rebuild: the edge holds nothing
+// that only its messages could have changed.
+func PlanScopes(pos map[string]uint64, created time.Time, st StreamState, scopes []string) ScopedResume {
+	first := max(st.FirstSeq, 1)
+	saved := false
+	for _, s := range scopes {
+		saved = saved || pos[s] != 0
+	}
+	out := ScopedResume{Reason: "resuming"}
+	for _, s := range scopes {
+		r := Plan(Position{Seq: pos[s], StreamCreated: created}, st)
+		if r.Full && pos[s] == 0 && saved {
+			r = Resume{From: first}
+		}
+		if r.Full {
+			out = ScopedResume{Full: true, Reason: fmt.Sprintf("scope %s: %s", s, r.Reason)}
+			for _, s := range scopes {
+				out.Scopes = append(out.Scopes, Scope{Name: s, From: first})
+			}
+			return out
+		}
+		out.Scopes = append(out.Scopes, Scope{Name: s, From: r.From})
+	}
+	return out
+}
+
 // Delivery is one users-stream message.
 type Delivery struct {
-	// Seq is the message's stream sequence: save it as Position.Seq once
-	// the change is applied.
+	// Scope is the scope whose consumer delivered it ("" when reading the
+	// whole stream unfiltered). Deliveries of one scope come in stream
+	// order; those of different scopes interleave.
+	Scope string
+	// Seq is the message's stream sequence: save it as the position of
+	// Scope once the change is applied.
 	Seq uint64
-	// Pending is the number of messages after this one in the stream when
-	// it was delivered; 0 means the edge has caught up.
+	// Pending is the number of messages still to deliver, over every
+	// scope, when it was delivered (a scope not heard from yet counts as
+	// pending, one that was empty at the start as caught up); 0 means the
+	// edge has caught up with every scope.
 	Pending uint64
 	// Time is when the message was stored.
 	Time time.Time
@@ -137,13 +199,34 @@ type Delivery struct {
 // deleted and re-created or reset under it. Plan again from the new state.
 var ErrStreamReset = errors.New("feed: the users stream was re-created or reset")
 
+// ScopeRefusedError is returned by Consume when the NATS server refused
+// to create the consumer of a scope: the edge's credentials do not name
+// that site (pb.EdgePermissions).
+type ScopeRefusedError struct {
+	// Scope is the scope token refused.
+	Scope string
+	// Err is the server's permissions violation.
+	Err error
+}
+
+func (e *ScopeRefusedError) Error() string {
+	return fmt.Sprintf("feed: the NATS server refused this edge a consumer of scope %s: %v", e.Scope, e.Err)
+}
+
+func (e *ScopeRefusedError) Unwrap() error { return e.Err }
+
 // ConsumeOptions adjust Consume.
 type ConsumeOptions struct {
-	// From is the first stream sequence to deliver (Resume.From); 0 or 1
+	// Scopes are the scopes to read, each from its own sequence, with one
+	// single-filter ordered consumer per scope (the form an edge's NATS
+	// permissions allow). Nil reads the whole stream, unfiltered, from
+	// From: for central's tools and tests, which an edge may not do.
+	Scopes []Scope
+	// From is the first stream sequence to deliver without Scopes; 0 or 1
 	// start at the beginning.
 	From uint64
-	// StreamCreated is the Created time of the stream From refers to.
-	// When set, Consume stops with ErrStreamReset if the stream is
+	// StreamCreated is the Created time of the stream the sequences refer
+	// to. When set, Consume stops with ErrStreamReset if the stream is
 	// replaced by another.
 	StreamCreated time.Time
 	// MaxBatch is the most deliveries fn receives at once. 0 means 1000.
@@ -155,19 +238,16 @@ type ConsumeOptions struct {
 	// is unsigned or not signed by one of them is delivered with an Err
 	// wrapping pb.ErrRejected, never with a Change.
 	Keys pb.Keys
-	// FilterSubjects restrict the delivery to these subjects (an edge's
-	// pb.EdgeFilterSubjects); nil delivers every message. The server filters,
-	// so what is filtered out never reaches the client.
-	FilterSubjects []string
 }
 
-// Consume delivers the users stream from o.From in stream order to fn, in
-// batches of whatever has arrived (large batches while catching up, single
-// messages once live), until ctx ends (it returns ctx.Err()), fn fails
-// (that error), or the stream is reset (ErrStreamReset). It uses an
-// ordered consumer (ephemeral, no acks, recreated by the client after a
-// reconnect or a missed message), which also reads at full speed. A
-// NATS outage only pauses it.
+// Consume delivers the users stream to fn, in batches of whatever has
+// arrived (large batches while catching up, single messages once live),
+// until ctx ends (it returns ctx.Err()), fn fails (that error), or the
+// stream is reset (ErrStreamReset). Each scope is read by its own ordered
+// consumer (ephemeral, no acks, recreated by the client after a reconnect
+// or a missed message), filtered on pb.ScopeFilter by the server, so what
+// is filtered out never reaches the client; their deliveries are merged,
+// each in its scope's stream order. A NATS outage only pauses it.
 func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn func([]Delivery) error) error {
 	if o.Keys == nil {
 		return errors.New("feed: consuming the users stream needs the trusted feed keys")
@@ -178,41 +258,78 @@ func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn f
 	if o.CheckEvery <= 0 {
 		o.CheckEvery = 10 * time.Second
 	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubjects: o.FilterSubjects}
-	if o.From > 1 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = o.From
-	}
-	cons, err := js.OrderedConsumer(ctx, pb.UsersStream, cfg)
-	if err != nil {
-		return fmt.Errorf("feed: consume the users stream: %w", err)
+	scopes := o.Scopes
+	if scopes == nil {
+		scopes = []Scope{{From: o.From}}
 	}
 	ch := make(chan Delivery, 4*o.MaxBatch)
 	done := make(chan struct{})
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		d := Delivery{}
-		meta, err := msg.Metadata()
-		if err != nil {
-			d.Err = err
-		} else {
-			d.Seq, d.Pending, d.Time = meta.Sequence.Stream, meta.NumPending, meta.Timestamp
-			d.Change, d.Err = pb.DecodeVerified(o.Keys, msg.Subject(), msg.Headers(), msg.Data())
+	defer close(done) // first (deferred last): unblocks handlers waiting on ch
+	if o.Scopes != nil {
+		if err := probeScopes(ctx, js, scopes); err != nil {
+			return err
 		}
-		select {
-		case ch <- d:
-		case <-done:
-		}
-	}, jetstream.PullMaxMessages(2*o.MaxBatch))
-	if err != nil {
-		return fmt.Errorf("feed: consume the users stream: %w", err)
 	}
-	defer cc.Stop()
-	defer close(done) // first: unblocks a handler waiting on ch
+	// pending is each scope's count of messages still to deliver, as its
+	// consumer last said; a scope not heard from counts as one.
+	pending := make(map[string]uint64, len(scopes))
+	applied := uint64(0)
+	for _, sc := range scopes {
+		cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+		if o.Scopes != nil {
+			cfg.FilterSubjects = []string{pb.ScopeFilter(sc.Name)}
+		}
+		if sc.From > 1 {
+			cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			cfg.OptStartSeq = sc.From
+		}
+		applied = max(applied, max(sc.From, 1)-1)
+		cons, err := js.OrderedConsumer(ctx, pb.UsersStream, cfg)
+		if err != nil {
+			return fmt.Errorf("feed: consume the users stream: %w", err)
+		}
+		scope := sc.Name
+		cc, err := cons.Consume(func(msg jetstream.Msg) {
+			d := Delivery{Scope: scope}
+			meta, err := msg.Metadata()
+			if err != nil {
+				d.Err = err
+			} else {
+				d.Seq, d.Pending, d.Time = meta.Sequence.Stream, meta.NumPending, meta.Timestamp
+				d.Change, d.Err = pb.DecodeVerified(o.Keys, msg.Subject(), msg.Headers(), msg.Data())
+			}
+			select {
+			case ch <- d:
+			case <-done:
+			}
+		}, jetstream.PullMaxMessages(2*o.MaxBatch))
+		if err != nil {
+			return fmt.Errorf("feed: consume the users stream (scope %s): %w", scope, err)
+		}
+		defer cc.Stop()
+		pending[scope] = 1
+		// The server counted the scope's messages when it created the
+		// consumer, before delivering any: an empty scope is caught up.
+		if info := cons.CachedInfo(); info != nil {
+			pending[scope] = info.NumPending
+		}
+	}
 
 	check := time.NewTicker(o.CheckEvery)
 	defer check.Stop()
-	applied := max(o.From, 1) - 1
 	batch := make([]Delivery, 0, o.MaxBatch)
+	// add records d in its scope's pending count and sets its Pending to
+	// what is pending over every scope.
+	add := func(d Delivery) {
+		if d.Err == nil || d.Seq != 0 {
+			pending[d.Scope] = d.Pending
+		}
+		d.Pending = 0
+		for _, n := range pending {
+			d.Pending += n
+		}
+		batch = append(batch, d)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -229,12 +346,13 @@ func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn f
 				return ErrStreamReset
 			}
 		case d := <-ch:
-			batch = append(batch[:0], d)
+			batch = batch[:0]
+			add(d)
 		fill:
 			for len(batch) < o.MaxBatch {
 				select {
 				case d := <-ch:
-					batch = append(batch, d)
+					add(d)
 				default:
 					break fill
 				}
@@ -242,7 +360,52 @@ func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn f
 			if err := fn(batch); err != nil {
 				return err
 			}
-			applied = batch[len(batch)-1].Seq
+			for _, d := range batch {
+				applied = max(applied, d.Seq)
+			}
 		}
 	}
+}
+
+// probeScopes creates and deletes a consumer of each scope, so that a scope
+// the edge's credentials do not allow comes back as a ScopeRefusedError.
+// The ordered consumers cannot tell: their creation retries for ever, and a
+// refused request gets no answer, only an asynchronous error on the
+// connection.
+func probeScopes(ctx context.Context, js jetstream.JetStream, scopes []Scope) error {
+	for _, sc := range scopes {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := js.CreateOrUpdateConsumer(pctx, pb.UsersStream, jetstream.ConsumerConfig{
+			Name:              "probe_" + rand.Text(),
+			FilterSubject:     pb.ScopeFilter(sc.Name),
+			DeliverPolicy:     jetstream.DeliverNewPolicy,
+			AckPolicy:         jetstream.AckNonePolicy,
+			InactiveThreshold: 10 * time.Second, // removed by the server if the delete below is lost
+			Replicas:          1,
+			MemoryStorage:     true,
+		})
+		if err == nil {
+			err = js.DeleteConsumer(pctx, pb.UsersStream, c.CachedInfo().Name)
+		}
+		cancel()
+		switch {
+		case err == nil:
+		case refused(js, sc.Name):
+			return &ScopeRefusedError{Scope: sc.Name, Err: js.Conn().LastError()}
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return faceauth.Wrap(err, faceauth.KindUnavailable, "feed_missing", "The users stream does not exist yet; central creates it when it starts.")
+		default:
+			return fmt.Errorf("feed: consume the users stream (scope %s): %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// refused reports whether the connection's last error is the server
+// refusing, for lack of permission, a consumer create request of scope: a consumer create request the
+// credentials do not allow gets no answer, only that error.
+func refused(js jetstream.JetStream, scope string) bool {
+	err := js.Conn().LastError()
+	return err != nil && errors.Is(err, nats.ErrPermissionViolation) &&
+		strings.Contains(err.Error(), "$JS.API.CONSUMER.CREATE.") && strings.Contains(err.Error(), pb.ScopeFilter(scope))
 }

@@ -415,7 +415,7 @@ func (r *fleetRun) consume(ctx context.Context, nc *nats.Conn, e *simEdge, start
 }
 
 func (r *fleetRun) consumeFrom(ctx context.Context, js jetstream.JetStream, e *simEdge, from uint64, start time.Time) error {
-	o := uplink.ConsumeOptions{From: from, Keys: r.keys, FilterSubjects: pb.EdgeFilterSubjects(nil), MaxBatch: r.batch}
+	o := uplink.ConsumeOptions{Scopes: []uplink.Scope{{Name: pb.NoSite, From: from}}, Keys: r.keys, MaxBatch: r.batch}
 	return uplink.Consume(ctx, js, o, func(ds []uplink.Delivery) error {
 		r.delivered.Add(int64(len(ds)))
 		e.mu.Lock()

@@ -19,6 +19,7 @@ import (
 	"github.com/xplore/faceauth/cmd/internal/natsflags"
 	"github.com/xplore/faceauth/cmd/internal/serveflags"
 	"github.com/xplore/faceauth/edged"
+	"github.com/xplore/faceauth/internal/api"
 	"github.com/xplore/faceauth/internal/config"
 	"github.com/xplore/faceauth/internal/natsconn"
 	"github.com/xplore/faceauth/models"
@@ -53,6 +54,8 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "compact-delay", Usage: "wait after a delete before the erasing compaction, to gather a burst", EnvVars: []string{"EDGE_COMPACT_DELAY"}, Value: edged.DefaultCompactDelay.String()},
 			&cli.StringFlag{Name: "nats-inbox-prefix", Usage: "reply-subject prefix (default: the edge's own, as its NATS permissions expect)", EnvVars: []string{"NATS_INBOX_PREFIX"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"LOG_LEVEL"}, Value: "info"},
+			&cli.IntFlag{Name: "max-conns-per-client", Usage: "open connections one IP address may hold; more are closed at once (0: no limit)", EnvVars: []string{"EDGE_MAX_CONNS_PER_CLIENT"}, Value: api.DefaultConnLimit.PerClient},
+			&cli.IntFlag{Name: "max-conns", Usage: "open connections in all; more are closed at once (0: no limit)", EnvVars: []string{"EDGE_MAX_CONNS"}, Value: api.DefaultConnLimit.Total},
 		}, append(serveflags.Flags(), natsflags.Flags(defaultNATS, "NATS server URL(s), comma-separated")...)...),
 		Action: run,
 	}
@@ -106,6 +109,10 @@ func run(c *cli.Context) error {
 		if feedPub, err = parsePublicKey(s); err != nil {
 			return fmt.Errorf("--feed-public-key: %w", err)
 		}
+	}
+	conns := api.ConnLimit{PerClient: c.Int("max-conns-per-client"), Total: c.Int("max-conns")}
+	if conns.PerClient < 0 || conns.Total < 0 {
+		return fmt.Errorf("--max-conns-per-client and --max-conns must not be negative")
 	}
 	ln, err := net.Listen("tcp", c.String("listen"))
 	if err != nil {
@@ -172,7 +179,7 @@ func run(c *cli.Context) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(api.LimitConns(ln, conns, log)) }()
 	log.Info("edge serving", "edge_id", edgeID, "listen", ln.Addr().String(), "data", c.String("data"),
 		"nats", opts.URL, "model", engine.Info().Model, "version", c.App.Version)
 

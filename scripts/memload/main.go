@@ -131,9 +131,13 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("central feed-key: %w", err)
 	}
+	// The burst stands for many doors but comes from one address: lift
+	// the edge's per-client connection limit so that admission, not the
+	// listener, answers it.
 	edge, err := start(filepath.Join(o.bin, "edged"), env, filepath.Join(tmp, "edge.log"),
 		"run", "--listen", ports[2], "--data", filepath.Join(tmp, "edge"), "--edge-id", "memload", "--nats-url", "nats://"+ports[1],
-		"--feed-public-key", strings.TrimSpace(string(feedKey)), "--nats-nkey", filepath.Join(tmp, "central", "nats-auth", "memload.nk"))
+		"--feed-public-key", strings.TrimSpace(string(feedKey)), "--nats-nkey", filepath.Join(tmp, "central", "nats-auth", "memload.nk"),
+		"--max-conns-per-client", "0")
 	if err != nil {
 		return err
 	}

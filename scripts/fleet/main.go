@@ -21,6 +21,11 @@
 // of the whole bootstrap at that rate, marked as projected. It prints
 // numbers; it does not judge them.
 //
+// With -verify once the simulated edges share one signature check per
+// message (shared.go): on two cores those checks, which real edges make on
+// their own CPUs, would otherwise set the pace of a run of hundreds of
+// edges. What NATS serves stays the same.
+//
 //	make tools && go run ./scripts/fleet -users 100000 -edges 50 -max 11m
 package main
 
@@ -75,6 +80,7 @@ func main() {
 	hb := flag.Duration("heartbeat", time.Second, "edge heartbeat interval")
 	hold := flag.Duration("hold", 10*time.Second, "steady-state window (heartbeats only) after the bootstrap")
 	maxBoot := flag.Duration("max", 11*time.Minute, "stop a bootstrap that has not finished after this long and project it")
+	verify := flag.String("verify", "each", "who checks the signatures: each (every simulated edge checks every message, as real edges do) or once (one check per message in this process, shared by the simulated edges; see shared.go)")
 	batch := flag.Int("batch", 0, "uplink.ConsumeOptions.MaxBatch of each simulated edge (0: that option's default, 1000; edged itself uses 4096, which buffers too much for hundreds of edges in one process)")
 	natsBin := flag.String("nats-server", ".tools/bin/nats-server", "nats-server binary")
 	centralMode := flag.Bool("central", false, "internal: run as the central child process (monitor and HTTP API)")
@@ -101,12 +107,15 @@ func main() {
 		}
 		sizes = append(sizes, n)
 	}
-	if err := run(*natsBin, *users, sizes, choice, *hb, *hold, *maxBoot, *batch); err != nil {
+	if *verify != "each" && *verify != "once" {
+		log.Fatalf("-verify: %q is neither each nor once", *verify)
+	}
+	if err := run(*natsBin, *users, sizes, choice, *hb, *hold, *maxBoot, *batch, *verify == "once"); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(natsBin string, users int, sizes []int, choice *models.Choice, hb, hold, maxBoot time.Duration, batch int) error {
+func run(natsBin string, users int, sizes []int, choice *models.Choice, hb, hold, maxBoot time.Duration, batch int, verifyOnce bool) error {
 	dir, err := os.MkdirTemp("", "fleet-")
 	if err != nil {
 		return err
@@ -190,6 +199,9 @@ func run(natsBin string, users int, sizes []int, choice *models.Choice, hb, hold
 	for _, n := range sizes {
 		r := &fleetRun{urls: urls, nodes: nodes, central: c, keys: pb.TrustKey(signer.PublicKey()), model: choice.ModelID(),
 			users: users, n: n, hb: hb, hold: hold, max: maxBoot, batch: batch}
+		if verifyOnce {
+			r.shared = newSharedChecks(r.keys, st.LastSeq)
+		}
 		if err := r.run(ctx); err != nil {
 			return fmt.Errorf("%d edges: %w", n, err)
 		}
@@ -220,6 +232,7 @@ type fleetRun struct {
 	hold    time.Duration
 	max     time.Duration
 	batch   int
+	shared  *sharedChecks // set with -verify once
 
 	delivered atomic.Int64 // messages delivered to all edges
 	read      atomic.Int64 // edges that have read every user
@@ -233,6 +246,7 @@ type fleetRun struct {
 func (r *fleetRun) run(ctx context.Context) error {
 	prefix := fmt.Sprintf("n%d-", r.n)
 	load0 := loadAvg()
+	loadLo, loadHi := math.Inf(1), math.Inf(-1)
 	// Connect every edge first: connecting while hundreds already read
 	// would start them minutes apart on a busy machine.
 	conns := make([]*nats.Conn, r.n)
@@ -286,6 +300,9 @@ func (r *fleetRun) run(ctx context.Context) error {
 	deadline := start.Add(r.max)
 	nextProgress := start.Add(progressEvery)
 	for time.Now().Before(deadline) {
+		if l := load1(); l >= 0 {
+			loadLo, loadHi = min(loadLo, l), max(loadHi, l)
+		}
 		if now := time.Now(); now.After(nextProgress) {
 			nextProgress = nextProgress.Add(progressEvery)
 			el := now.Sub(start).Seconds()
@@ -311,7 +328,14 @@ func (r *fleetRun) run(ctx context.Context) error {
 	delivered := r.delivered.Load()
 	stopConsume() // unfinished: the steady window has heartbeats only
 
-	fmt.Printf("\n== %d edges, %d users, heartbeat every %s (load average before: %s)\n", r.n, r.users, r.hb, load0)
+	fmt.Printf("\n== %d edges, %d users, heartbeat every %s (load average before: %s; 1-minute load during the bootstrap: %.2f to %.2f)\n",
+		r.n, r.users, r.hb, load0, loadLo, loadHi)
+	if r.shared != nil {
+		fmt.Printf("signatures: checked once per message in this process, shared by the simulated edges (-verify once): %d checks for %d deliveries\n",
+			r.shared.checks.Load(), r.delivered.Load())
+	} else {
+		fmt.Printf("signatures: every simulated edge checks every message (-verify each)\n")
+	}
 	total := int64(r.n) * int64(r.users)
 	if finished {
 		fmt.Printf("bootstrap: all edges read every user after %s, all in_sync at central after %s\n",
@@ -416,7 +440,13 @@ func (r *fleetRun) consume(ctx context.Context, nc *nats.Conn, e *simEdge, start
 
 func (r *fleetRun) consumeFrom(ctx context.Context, js jetstream.JetStream, e *simEdge, from uint64, start time.Time) error {
 	o := uplink.ConsumeOptions{Scopes: []uplink.Scope{{Name: pb.NoSite, From: from}}, Keys: r.keys, MaxBatch: r.batch}
-	return uplink.Consume(ctx, js, o, func(ds []uplink.Delivery) error {
+	consume := uplink.Consume
+	if r.shared != nil {
+		consume = func(ctx context.Context, js jetstream.JetStream, o uplink.ConsumeOptions, fn func([]uplink.Delivery) error) error {
+			return consumeOnce(ctx, js, r.shared, o, fn)
+		}
+	}
+	return consume(ctx, js, o, func(ds []uplink.Delivery) error {
 		r.delivered.Add(int64(len(ds)))
 		e.mu.Lock()
 		defer e.mu.Unlock()
@@ -786,6 +816,20 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// load1 is the 1-minute load average, -1 when unknown.
+func load1() float64 {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return -1
+	}
+	l, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return l
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

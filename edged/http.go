@@ -3,7 +3,9 @@ package edged
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +49,11 @@ func (e *Edge) Handler() http.Handler {
 		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	}))
 	route("GET /readyz", "/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		api.WriteJSON(w, http.StatusOK, e.Ready())
+		rd := e.Ready()
+		if !sameMachine(r) {
+			rd.withholdDetails()
+		}
+		api.WriteJSON(w, http.StatusOK, rd)
 	}))
 	mux.Handle("GET /metrics", metrics.Handler(e.reg))
 	route("GET /{$}", "/", http.HandlerFunc(e.statusPage))
@@ -94,13 +100,51 @@ type Readiness struct {
 	TokenRevocations uint64   `json:"token_revocations"`
 	RefusedModels    []string `json:"refused_models,omitempty"`
 	ReceiptsOwed     int      `json:"receipts_owed"`
-	LastError        string   `json:"last_error,omitempty"`
+	// LastError and LastReject may name a user: GET /readyz gives their
+	// text only to the edge's own machine (withholdDetails).
+	LastError string `json:"last_error,omitempty"`
 	// FeedKeyID is the feed key changes must be signed by; FeedRejected
 	// counts the feed messages refused since start, LastReject says why
 	// the last one was (docs/sync.md, "Signed feed").
 	FeedKeyID    string `json:"feed_key_id,omitempty"`
 	FeedRejected uint64 `json:"feed_rejected"`
 	LastReject   string `json:"last_reject,omitempty"`
+}
+
+// detailsWithheld stands for an error text in the GET /readyz of another
+// machine.
+const detailsWithheld = "withheld from other machines, as it may name a user: run edged status on the edge's machine, or see central's GET /api/edges"
+
+// withholdDetails replaces the error texts, which may name a user (an id
+// can be an e-mail address), for a client that is not on the edge's own
+// machine: /readyz needs no token. That there is an error still shows.
+func (r *Readiness) withholdDetails() {
+	if r.LastError != "" {
+		r.LastError = detailsWithheld
+	}
+	if r.LastReject != "" {
+		r.LastReject = detailsWithheld
+	}
+}
+
+// sameMachine reports whether r comes from the edge's own machine: from
+// loopback, or from the address it reached the edge on (edged status run
+// there with the listen address).
+func sameMachine(r *http.Request) bool {
+	remote, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := remote.Addr().Unmap()
+	if ip.IsLoopback() {
+		return true
+	}
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	l, err := netip.ParseAddrPort(local.String())
+	return err == nil && l.Addr().Unmap() == ip
 }
 
 // Ready reports the edge's readiness.

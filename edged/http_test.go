@@ -316,3 +316,54 @@ func TestIdentifyWaitsForGallery(t *testing.T) {
 		t.Fatal("a probe of another model was searched")
 	}
 }
+
+// TestReadyzDetailsStayOnTheMachine: GET /readyz needs no token, and its
+// last_error and last_reject may name a user (an id can be an e-mail
+// address). Another machine on the site network gets a placeholder; the
+// edge's own machine (edged status) gets the text, as central does in the
+// heartbeat.
+func TestReadyzDetailsStayOnTheMachine(t *testing.T) {
+	// An edge that is open but not running: nothing changes its errors
+	// meanwhile.
+	e, err := Open(Config{EdgeID: "edge-1", DataDir: t.TempDir(), Engine: testEngine(t), Info: testEngine(t).Info(), Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	const id = "alice@example.org"
+	e.mu.Lock()
+	e.lastErr = `user "` + id + `" revision 7: an embedding is not 512 finite values of norm 1`
+	e.rejected.last = `feed message rejected: change for user "` + id + `" has revision 3, older than the 7 held (replayed)`
+	e.mu.Unlock()
+	h := e.Handler()
+
+	req := httptest.NewRequest("GET", "/readyz", nil)
+	req.RemoteAddr = "192.0.2.7:40000"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var remote Readiness
+	if err := json.Unmarshal(rec.Body.Bytes(), &remote); err != nil || rec.Code != 200 {
+		t.Fatalf("GET /readyz from another machine: %d %s", rec.Code, rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), id) {
+		t.Errorf("another machine read a user id in /readyz: %s", rec.Body)
+	}
+	if remote.LastError == "" || remote.LastReject == "" {
+		t.Errorf("another machine is not told that there are errors: %+v", remote)
+	}
+
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var local Readiness
+	if err := json.NewDecoder(resp.Body).Decode(&local); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(local.LastError, id) || !strings.Contains(local.LastReject, id) {
+		t.Errorf("the edge's own machine lost the details: %+v", local)
+	}
+}

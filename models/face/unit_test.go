@@ -378,6 +378,59 @@ func TestSampleBoxAxesMatchesReference(t *testing.T) {
 	}
 }
 
+// An exact halving (the detector's input from a 640-pixel-wide frame, and
+// the middle of a bordered view) is done eight columns at a time by
+// halveRow (AVX2); with the Go loop for the columns around it, every
+// value must be exactly the plain filter's, for every encoding (per-
+// channel means and both channel orders) and run length.
+func TestSampleHalvingMatchesReference(t *testing.T) {
+	encs := []encoding{
+		{bgr: true, mean: uniform(127), norm: 1.0 / 128}, // the detector's
+		{mean: [3]float32{122.782, 117.001, 104.298}, norm: 1.0 / 256},
+		{bgr: true, mean: [3]float32{0.5, 200, 33.3}, norm: 3},
+		{norm: 1},
+	}
+	for _, tc := range []struct {
+		name           string
+		w, h           int
+		x1, y1, x2, y2 float64 // the source rectangle
+		dw, dh         int
+	}{
+		{"640x480 frame", 640, 480, 0, 0, 640, 480, detW, detH},
+		{"bordered 560x420 view", 560, 420, -40, -40, 600, 460, detW, detH},
+		{"width not a multiple of 16", 646, 20, 0, 0, 646, 20, 323, 10},
+		{"from an odd pixel", 90, 80, 1, 3, 75, 77, 37, 37},
+		{"shorter than eight", 14, 14, 0, 0, 14, 14, 7, 7},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := randomRaster(tc.w, tc.h, uint64(tc.dw))
+			m := rectMap(tc.x1, tc.y1, tc.x2, tc.y2, tc.dw, tc.dh)
+			for _, enc := range encs {
+				got := make([]float32, 3*tc.dw*tc.dh)
+				r.sample(m, tc.dw, tc.dh, detTaps, enc, got)
+				want := make([]float32, 3*tc.dw*tc.dh)
+				ref := newPlanes(enc, want, tc.dw*tc.dh)
+				for y := 0; y < tc.dh; y++ {
+					for x := 0; x < tc.dw; x++ {
+						c := refBox(r, m, x, y, 2)
+						ref.set(y*tc.dw+x, c[0], c[1], c[2])
+					}
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%+v: value %d (plane %d, pixel %d) is %g, want %g", enc, i, i/(tc.dw*tc.dh), i%(tc.dw*tc.dh), got[i], want[i])
+					}
+				}
+			}
+		})
+	}
+	// Whether the vectorised path ran at all on this machine.
+	p := make([]float32, 8)
+	if n := halveRow(make([]byte, 48), make([]byte, 48), p, p, p, &[3]float32{}, 1); n == 0 {
+		t.Log("this CPU has no AVX2: only the Go loop was compared")
+	}
+}
+
 func TestNMS(t *testing.T) {
 	b := func(x1, y1, x2, y2 float64, s float32) box { return box{x1, y1, x2, y2, s} }
 	for _, tc := range []struct {

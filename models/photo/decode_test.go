@@ -338,6 +338,46 @@ func TestMinSideDisabled(t *testing.T) {
 	}
 }
 
+// The JPEG decoder reads up to 16 rows per libjpeg call; the pixels must
+// be exactly those of reading one row per call, for chroma subsampled and
+// full, progressive and greyscale JPEGs, heights that leave a partial
+// last batch and odd sizes.
+func TestDecodeJPEGRowsExact(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		w, h int
+		enc  func(p pic) []byte
+	}{
+		{"4:2:0 640x480", 640, 480, func(p pic) []byte { return encJPEG(t, p.rgba(), 90) }},
+		{"4:2:0 odd 641x481", 641, 481, func(p pic) []byte { return encJPEG(t, p.rgba(), 90) }},
+		{"4:2:0 33x47", 33, 47, func(p pic) []byte { return encJPEG(t, p.rgba(), 75) }},
+		{"progressive 97x35", 97, 35, func(p pic) []byte {
+			return mustEnc(t, p.pix, p.w, p.h, jpegenc.RGB, jpegenc.Options{Quality: 90, Progressive: true})
+		}},
+		{"grey 50x83", 50, 83, func(p pic) []byte { return encJPEG(t, p.gray().grayImage(), 90) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := tc.enc(blocks(tc.w, tc.h))
+			want, err := jpegenc.DecodeRowByRow(data, tc.w, tc.h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Decode(data, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.W != tc.w || got.H != tc.h {
+				t.Fatalf("decoded %dx%d, want %dx%d", got.W, got.H, tc.w, tc.h)
+			}
+			for i := range want {
+				if got.Pix[i] != want[i] {
+					t.Fatalf("pixel (%d, %d) channel %d is %d, one row per call gives %d", i/3%tc.w, i/3/tc.w, i%3, got.Pix[i], want[i])
+				}
+			}
+		})
+	}
+}
+
 // DecodeInto gives exactly Decode's image, writing a JPEG into the
 // caller's buffer when it is large enough (whatever it held before) and
 // leaving it alone otherwise: too small, another format, or an EXIF turn

@@ -139,9 +139,16 @@ int photo_jpeg_decode(const unsigned char *data, unsigned long len,
 
 	const size_t stride = (size_t)out_w * 3;
 	if (!cmyk) {
+		// Several rows per call: with one, libjpeg upsamples two-row
+		// chroma groups into a spare buffer and copies each row out.
+		JSAMPROW rows[16];
 		while (cinfo.output_scanline < cinfo.output_height) {
-			JSAMPROW row = out + (size_t)cinfo.output_scanline * stride;
-			jpeg_read_scanlines(&cinfo, &row, 1);
+			JDIMENSION n = cinfo.output_height - cinfo.output_scanline;
+			if (n > 16)
+				n = 16;
+			for (JDIMENSION i = 0; i < n; i++)
+				rows[i] = out + (size_t)(cinfo.output_scanline + i) * stride;
+			jpeg_read_scanlines(&cinfo, rows, n);
 		}
 	} else {
 		// Photoshop (which writes the Adobe marker) stores CMYK inverted,

@@ -1,6 +1,8 @@
 // Package jpegenc encodes JPEGs through libjpeg-turbo for the photo tests:
 // the variants image/jpeg cannot write (progressive, arithmetic-coded, CMYK
-// and YCCK with an Adobe marker). It is test support, not for production.
+// and YCCK with an Adobe marker); and decodes them the plainest way, as the
+// reference the photo decoder must match. It is test support, not for
+// production.
 package jpegenc
 
 /*
@@ -55,6 +57,34 @@ static int enc(const unsigned char *pix, int w, int h, int comps,
 	}
 	jpeg_finish_compress(&c);
 	jpeg_destroy_compress(&c);
+	return 0;
+}
+
+// dec decompresses a JPEG of w x h pixels to packed RGB in out (w*h*3
+// bytes) the plainest way: one scanline per jpeg_read_scanlines call.
+static int dec(const unsigned char *data, unsigned long len, int w, int h, unsigned char *out) {
+	struct jpeg_decompress_struct d;
+	struct enc_err err;
+	d.err = jpeg_std_error(&err.pub);
+	err.pub.error_exit = enc_error_exit;
+	if (setjmp(err.jb)) {
+		jpeg_destroy_decompress(&d);
+		return 1;
+	}
+	jpeg_create_decompress(&d);
+	jpeg_mem_src(&d, data, len);
+	jpeg_read_header(&d, TRUE);
+	d.out_color_space = JCS_RGB;
+	jpeg_start_decompress(&d);
+	if ((int)d.output_width != w || (int)d.output_height != h || d.output_components != 3) {
+		jpeg_destroy_decompress(&d);
+		return 1;
+	}
+	while (d.output_scanline < d.output_height) {
+		JSAMPROW row = out + (size_t)d.output_scanline * w * 3;
+		jpeg_read_scanlines(&d, &row, 1);
+	}
+	jpeg_destroy_decompress(&d);
 	return 0;
 }
 */
@@ -113,4 +143,19 @@ func cbool(b bool) C.int {
 		return 1
 	}
 	return 0
+}
+
+// DecodeRowByRow decodes a w x h RGB or greyscale JPEG to packed RGB with
+// libjpeg's defaults, one scanline per call: the reference for decoders
+// that read several rows per call, which libjpeg defines to give the same
+// pixels.
+func DecodeRowByRow(data []byte, w, h int) ([]byte, error) {
+	if len(data) == 0 || w <= 0 || h <= 0 {
+		return nil, errors.New("jpegenc: no data or no size")
+	}
+	out := make([]byte, w*h*3)
+	if C.dec((*C.uchar)(unsafe.Pointer(&data[0])), C.ulong(len(data)), C.int(w), C.int(h), (*C.uchar)(unsafe.Pointer(&out[0]))) != 0 {
+		return nil, errors.New("jpegenc: libjpeg failed to decode")
+	}
+	return out, nil
 }

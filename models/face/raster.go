@@ -108,7 +108,7 @@ func (r *raster) sample(m affine, dw, dh, taps int, enc encoding, dst []float32)
 		r.bilinear(m, dw, dh, out)
 	case m.b == 0 && m.d == 0 || m.a == 0 && m.e == 0:
 		r.boxAxes(m, dw, dh, k, out)
-	default:
+	case !r.boxWarp(m, dw, dh, k, out): // vectorised where the CPU can
 		r.box(m, dw, dh, k, out)
 	}
 }
@@ -190,7 +190,9 @@ func (r *raster) bilinear(m affine, dw, dh int, out planes) {
 }
 
 // box writes the mean of k x k source pixels spread evenly over each
-// destination pixel's footprint, for any affine map.
+// destination pixel's footprint, for any affine map. On CPUs with AVX2
+// sample uses boxWarp instead, which computes the same values eight
+// pixels at a time.
 func (r *raster) box(m affine, dw, dh, k int, out planes) {
 	W, H := float32(r.w), float32(r.h)
 	stride := r.w * 3

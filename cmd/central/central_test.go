@@ -71,12 +71,12 @@ func TestServeConfig(t *testing.T) {
 			"MAX_BODY_BYTES": "5MiB", "MAX_PIXELS": "1000000", "VERIFY_MAX_FAILURES": "3", "VERIFY_FAILURE_WINDOW": "60",
 			"VERIFY_LOCKOUT": "1h", "LIVENESS": "on", "WORKERS": "4", "LOG_LEVEL": "debug", "VERIFICATION_MODEL": "Other",
 			"SECRET_KEY": "a secret that is long enough", "MODELS_DIR": "/opt/models", "SWEEP_EVERY": "0",
-			"VERIFY_USER_CEILING": "50", "VERIFY_FAILURE_SCORES": "on",
+			"VERIFY_USER_CEILING": "50", "VERIFY_FAILURE_SCORES": "on", "VERIFY_CLIENT_MAX_FAILURES": "20",
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := api.LimitConfig{MaxFailures: 3, Window: time.Minute, Lockout: time.Hour, UserCeiling: 50}
+		want := api.LimitConfig{MaxFailures: 3, Window: time.Minute, Lockout: time.Hour, UserCeiling: 50, ClientMaxFailures: 20}
 		if cfg.listen != "0.0.0.0:8080" || cfg.data != "/var/lib/fa" || cfg.s3.Bucket != "faces" || cfg.s3.Region != "eu-west-1" ||
 			cfg.s3.Endpoint != "http://s3.local" || cfg.s3.Prefix != "prod" || cfg.s3.SSE != "aws:kms" || cfg.s3.KMSKeyID != "key-1" ||
 			cfg.MaxBodyBytes != 5<<20 || cfg.MaxPixels != 1e6 || cfg.Limit != want || !cfg.FailureScores || !cfg.Liveness || cfg.workers != 4 ||

@@ -29,6 +29,13 @@ type LimitConfig struct {
 	// together, without a success lock the user for every client (NIST SP
 	// 800-63B 5.2.2: at most 100); 0 means DefaultUserCeiling.
 	UserCeiling int
+	// ClientMaxFailures failed verifications from one client within
+	// Window, whatever the users, lock that client's verifications, with
+	// the same doubling; a success does not reset them. The per-user
+	// counts cannot see one face tried once against each of many user ids
+	// (at a false-match rate of 1e-3, one accept in a thousand tries);
+	// this bounds it. 0 means no such bound.
+	ClientMaxFailures int
 }
 
 // DefaultUserCeiling is NIST SP 800-63B's upper bound of consecutive
@@ -38,8 +45,13 @@ const DefaultUserCeiling = 100
 // DefaultLimit is the lockout used when none is configured: 5 failures of
 // a user from one client in 3 minutes lock the user for that client for
 // 15 minutes, then 30, 60, ... up to 4 hours; 100 consecutive failures
-// from all clients lock the user for everyone.
-var DefaultLimit = LimitConfig{MaxFailures: 5, Window: 3 * time.Minute, Lockout: 15 * time.Minute, UserCeiling: DefaultUserCeiling}
+// from all clients lock the user for everyone; 50 failures from one
+// client in 3 minutes, of any users, lock that client's verifications
+// (far more than a busy door's genuine failures).
+var DefaultLimit = LimitConfig{MaxFailures: 5, Window: 3 * time.Minute, Lockout: 15 * time.Minute, UserCeiling: DefaultUserCeiling, ClientMaxFailures: DefaultClientMaxFailures}
+
+// DefaultClientMaxFailures is DefaultLimit's ClientMaxFailures.
+const DefaultClientMaxFailures = 50
 
 func (c LimitConfig) maxLockout() time.Duration {
 	if c.MaxLockout > 0 {
@@ -75,7 +87,8 @@ func (c LimitConfig) StateTTL() time.Duration {
 }
 
 // LockState is the failure accounting of one key: a user for one client,
-// a user for all clients, or a client's identifications. It holds no user
+// a user for all clients, a client's verifications of all users, or a
+// client's identifications. It holds no user
 // id, name or embedding.
 type LockState struct {
 	// Failures are the recent failures, oldest first (per client keys).
@@ -116,8 +129,9 @@ type LockStore interface {
 // client (a token subject: one door) after MaxFailures failures from it
 // within Window, with locks that double while failures continue; a user is
 // locked for every client after UserCeiling consecutive failures from all
-// clients; a client's identifications that match nobody are limited the
-// same way. The states live in a LockStore.
+// clients; a client is locked after ClientMaxFailures failures of any users
+// within Window; a client's identifications that match nobody are limited
+// the same way. The states live in a LockStore.
 //
 // Attempts in flight count against the limit until they finish, so a burst
 // of parallel requests cannot exceed it; they are counted in this process.
@@ -169,8 +183,12 @@ func NewLimiterWith(cfg LimitConfig, store LockStore, now func() time.Time, log 
 func (l *Limiter) Config() LimitConfig { return l.cfg }
 
 // identifyUser stands for "any user" in the key of a client's
-// identifications; no user id can contain a NUL byte.
-const identifyUser = "\x00identify"
+// identifications, verifyUser in that of a client's verifications of all
+// users (ClientMaxFailures); no user id can contain a NUL byte.
+const (
+	identifyUser = "\x00identify"
+	verifyUser   = "\x00verify"
+)
 
 // lockKey is the store key of a user (client "" for all clients): a hash,
 // so the store holds no user id.
@@ -205,11 +223,24 @@ func (l *Limiter) begin(ctx context.Context, user, client string, perUser bool) 
 		return func(Outcome) {}, nil
 	}
 	now := l.now()
-	pairKey, userKey := lockKey(user, client), ""
+	pairKey, userKey, clientKey := lockKey(user, client), "", ""
+	clientFailures := 0
 	if perUser {
 		userKey = lockKey(user, "")
 		if d, err := l.lockedFor(ctx, userKey, now); err != nil || d > 0 {
 			return nil, orLocked(err, d)
+		}
+		if l.cfg.ClientMaxFailures > 0 {
+			clientKey = lockKey(verifyUser, client)
+			st, _, err := l.store.Load(ctx, clientKey)
+			if err != nil {
+				return nil, unavailable(err)
+			}
+			if now.Before(st.LockedUntil) {
+				return nil, clientLocked(st.LockedUntil.Sub(now))
+			}
+			st.prune(now, l.cfg.Window)
+			clientFailures = len(st.Failures)
 		}
 	}
 	pair, _, err := l.store.Load(ctx, pairKey)
@@ -223,23 +254,47 @@ func (l *Limiter) begin(ctx context.Context, user, client string, perUser bool) 
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(pair.Failures)+l.inFlight[pairKey] >= l.cfg.MaxFailures {
+	if len(pair.Failures)+l.inFlight[pairKey] >= l.cfg.MaxFailures ||
+		(clientKey != "" && clientFailures+l.inFlight[clientKey] >= l.cfg.ClientMaxFailures) {
 		// Only parallel attempts get here: the failures alone would have
-		// locked the pair. Ask to retry once one finishes.
+		// locked the pair or the client. Ask to retry once one finishes.
 		return nil, WithRetryAfter(faceauth.E(faceauth.KindRateLimited, "too_many_attempts",
 			"Too many verification attempts are in progress; try again shortly."), time.Second)
 	}
 	l.inFlight[pairKey]++
+	if clientKey != "" {
+		l.inFlight[clientKey]++
+	}
 	var once sync.Once
 	return func(o Outcome) {
-		once.Do(func() { l.finish(context.WithoutCancel(ctx), pairKey, userKey, o) })
+		once.Do(func() { l.finish(context.WithoutCancel(ctx), pairKey, userKey, clientKey, o) })
 	}, nil
 }
 
-func (l *Limiter) finish(ctx context.Context, pairKey, userKey string, o Outcome) {
+// failed returns the change that counts a failure at now in a per-client
+// state, locking it at the limit-th within the window.
+func (l *Limiter) failed(now time.Time, limit int) func(*LockState) bool {
+	return func(st *LockState) bool {
+		st.prune(now, l.cfg.Window)
+		st.Failures = append(st.Failures, now)
+		if len(st.Failures) >= limit {
+			st.LockedUntil = now.Add(l.cfg.lockFor(st.Level))
+			st.Level++
+			st.Failures = nil
+		}
+		return true
+	}
+}
+
+func (l *Limiter) finish(ctx context.Context, pairKey, userKey, clientKey string, o Outcome) {
 	l.mu.Lock()
-	if l.inFlight[pairKey]--; l.inFlight[pairKey] <= 0 {
-		delete(l.inFlight, pairKey)
+	for _, k := range []string{pairKey, clientKey} {
+		if k == "" {
+			continue
+		}
+		if l.inFlight[k]--; l.inFlight[k] <= 0 {
+			delete(l.inFlight, k)
+		}
 	}
 	l.mu.Unlock()
 	if o == Abandoned {
@@ -261,16 +316,11 @@ func (l *Limiter) finish(ctx context.Context, pairKey, userKey string, o Outcome
 			err = errors.Join(err, l.update(ctx, userKey, reset))
 		}
 	case Failed:
-		err = l.update(ctx, pairKey, func(st *LockState) bool {
-			st.prune(now, l.cfg.Window)
-			st.Failures = append(st.Failures, now)
-			if len(st.Failures) >= l.cfg.MaxFailures {
-				st.LockedUntil = now.Add(l.cfg.lockFor(st.Level))
-				st.Level++
-				st.Failures = nil
-			}
-			return true
-		})
+		err = l.update(ctx, pairKey, l.failed(now, l.cfg.MaxFailures))
+		if clientKey != "" {
+			// A success does not reset it: a spray would interleave one.
+			err = errors.Join(err, l.update(ctx, clientKey, l.failed(now, l.cfg.ClientMaxFailures)))
+		}
 		if userKey != "" {
 			err = errors.Join(err, l.update(ctx, userKey, func(st *LockState) bool {
 				st.Consecutive++
@@ -347,6 +397,12 @@ func locked(d time.Duration) error {
 	mins := int((d + time.Minute - 1) / time.Minute)
 	return WithRetryAfter(faceauth.E(faceauth.KindRateLimited, "user_locked",
 		"Too many failed attempts; try again in %d minute%s.", mins, plural(mins)), d)
+}
+
+func clientLocked(d time.Duration) error {
+	mins := int((d + time.Minute - 1) / time.Minute)
+	return WithRetryAfter(faceauth.E(faceauth.KindRateLimited, "client_locked",
+		"Too many failed verifications from this client; try again in %d minute%s.", mins, plural(mins)), d)
 }
 
 func plural(n int) string {

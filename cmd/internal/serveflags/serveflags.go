@@ -23,6 +23,7 @@ func Flags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-pixels", Usage: "largest image accepted, in pixels, read from the header before decoding (413 above it)", EnvVars: []string{"MAX_PIXELS"}, Value: photo.DefaultMaxPixels},
 		&cli.IntFlag{Name: "verify-max-failures", Usage: "failed verifications within the window that lock a user (0: no lockout)", EnvVars: []string{"VERIFY_MAX_FAILURES"}, Value: api.DefaultLimit.MaxFailures},
 		&cli.StringFlag{Name: "verify-failure-window", Usage: "window in which failures are counted", EnvVars: []string{"VERIFY_FAILURE_WINDOW"}, Value: api.DefaultLimit.Window.String()},
+		&cli.IntFlag{Name: "verify-client-max-failures", Usage: "failed verifications from one client within the window, of any users, that lock the client's verifications (0: no such bound)", EnvVars: []string{"VERIFY_CLIENT_MAX_FAILURES"}, Value: api.DefaultClientMaxFailures},
 		&cli.IntFlag{Name: "verify-user-ceiling", Usage: "consecutive failed verifications of a user from all clients that lock the user for everyone (NIST SP 800-63B: at most 100)", EnvVars: []string{"VERIFY_USER_CEILING"}, Value: api.DefaultUserCeiling},
 		&cli.StringFlag{Name: "verify-failure-scores", Usage: "include the similarity in failed verifications: off or on (it helps tune a fake)", EnvVars: []string{"VERIFY_FAILURE_SCORES"}, Value: "off"},
 		&cli.IntFlag{Name: "pipeline-queue", Usage: "image requests that may wait for a face pipeline slot; more are answered 503 at once", EnvVars: []string{"PIPELINE_QUEUE"}, Value: api.DefaultAdmit.Queue},
@@ -75,6 +76,9 @@ func Parse(c *cli.Context) (Settings, error) {
 	}
 	if s.Limit.UserCeiling = c.Int("verify-user-ceiling"); s.Limit.UserCeiling < 1 || s.Limit.UserCeiling > 100 {
 		return s, bad("VERIFY_USER_CEILING", "verify-user-ceiling", fmt.Errorf("%d is not from 1 to 100", s.Limit.UserCeiling))
+	}
+	if s.Limit.ClientMaxFailures = c.Int("verify-client-max-failures"); s.Limit.ClientMaxFailures < 0 {
+		return s, bad("VERIFY_CLIENT_MAX_FAILURES", "verify-client-max-failures", fmt.Errorf("%d is negative", s.Limit.ClientMaxFailures))
 	}
 	if s.FailureScores, err = config.ParseSwitch(c.String("verify-failure-scores")); err != nil {
 		return s, bad("VERIFY_FAILURE_SCORES", "verify-failure-scores", err)

@@ -2,6 +2,8 @@ package kvlocks
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -112,6 +114,34 @@ func TestLockoutPolicy(t *testing.T) {
 				// Another client is not affected.
 				if err := attempt(t, r2, u, "door-2", api.Matched); err != nil {
 					t.Fatalf("door-2: %v", err)
+				}
+			})
+
+			t.Run("one client's failures over many users lock the client, across replicas", func(t *testing.T) {
+				cfg := testLimit
+				cfg.ClientMaxFailures = 4
+				c1 := api.NewLimiterWith(cfg, s1, clock.now, nil)
+				c2 := api.NewLimiterWith(cfg, s2, clock.now, nil)
+				sprayer := st.name[:3] + "-sprayer"
+				// One attempt on each of four users, over both replicas,
+				// with a success in between that does not reset the count.
+				for i, r := range []*api.Limiter{c1, c2, c1, c2, c1} {
+					o := api.Failed
+					if i == 2 {
+						o = api.Matched
+					}
+					if err := attempt(t, r, user(fmt.Sprintf("sprayed-%d", i)), sprayer, o); err != nil {
+						t.Fatalf("attempt %d: %v", i, err)
+					}
+				}
+				for _, r := range []*api.Limiter{c1, c2} {
+					err := attempt(t, r, user("sprayed-next"), sprayer, api.Failed)
+					if fe, _ := errors.AsType[*faceauth.Error](err); fe == nil || fe.Code != "client_locked" {
+						t.Fatalf("a fifth user after four failures: %v, want client_locked", err)
+					}
+				}
+				if err := attempt(t, c2, user("sprayed-next"), st.name[:3]+"-other-door", api.Failed); err != nil {
+					t.Errorf("another client: %v", err)
 				}
 			})
 

@@ -111,6 +111,16 @@ type limitedConn struct {
 	release func()
 }
 
+// CloseWrite half-closes a TCP connection, as net/http does before it
+// closes one whose request body it did not read (a 413), so that the
+// client reads the answer instead of a reset.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
 // Close implements net.Conn.
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()

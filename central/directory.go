@@ -71,9 +71,10 @@ func (d *directory) reset(recs []*pb.UserRecord) {
 }
 
 // page returns up to limit users after user id after ("" from the start)
-// whose id or name contains q, ignoring case ("" matches all), and the
-// cursor of the next page ("" when this one is the last).
-func (d *directory) page(q, after string, limit int) ([]UserSummary, string) {
+// whose id or name contains q, ignoring case ("" matches all), and that
+// are in site ("" any), and the cursor of the next page ("" when this one
+// is the last).
+func (d *directory) page(q, site, after string, limit int) ([]UserSummary, string) {
 	start := 0
 	if after != "" {
 		start, _ = slices.BinarySearchFunc(d.sorted, recordKey(after), func(x *dirEntry, k string) int { return cmp.Compare(x.key, k) })
@@ -86,6 +87,9 @@ func (d *directory) page(q, after string, limit int) ([]UserSummary, string) {
 	for i := start; i < len(d.sorted); i++ {
 		e := d.sorted[i]
 		if q != "" && !strings.Contains(e.folded, q) {
+			continue
+		}
+		if site != "" && !slices.Contains(e.sum.Sites, site) {
 			continue
 		}
 		if len(out) == limit {
@@ -103,8 +107,8 @@ type UserSummary struct {
 	Name       string `json:"name,omitempty"`
 	Revision   uint64 `json:"revision"`
 	References int    `json:"references"`
-	// Site is the site whose edges receive the user; empty: every edge.
-	Site      string    `json:"site,omitempty"`
+	// Sites are the sites whose edges receive the user; none: every edge.
+	Sites     []string  `json:"sites,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -116,7 +120,7 @@ func Summary(rec *pb.UserRecord) UserSummary {
 		Name:       rec.Name,
 		Revision:   rec.Revision,
 		References: len(rec.References),
-		Site:       rec.Site,
+		Sites:      rec.Sites,
 		CreatedAt:  rec.CreatedAt.AsTime(),
 		UpdatedAt:  rec.UpdatedAt.AsTime(),
 	}

@@ -44,7 +44,7 @@ func TestDirectoryPage(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("q=%s,after=%s,limit=%d", tt.q, tt.after, tt.limit), func(t *testing.T) {
-			users, next := d.page(tt.q, tt.after, tt.limit)
+			users, next := d.page(tt.q, "", tt.after, tt.limit)
 			var got []string
 			for _, u := range users {
 				got = append(got, u.UserID)
@@ -57,7 +57,7 @@ func TestDirectoryPage(t *testing.T) {
 			}
 		})
 	}
-	if u, _ := d.page("david", "", 1); u[0].References != 2 || u[0].Revision != 2 {
+	if u, _ := d.page("david", "", "", 1); u[0].References != 2 || u[0].Revision != 2 {
 		t.Errorf("dave after the update: %+v", u[0])
 	}
 }
@@ -91,7 +91,7 @@ func TestListReadsNoRecords(t *testing.T) {
 	st.mu.Unlock()
 	seen, after := 0, ""
 	for {
-		users, next, err := reg.List(ctx, "", after, 50)
+		users, next, err := reg.List(ctx, "", "", after, 50)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestListReadsNoRecords(t *testing.T) {
 		t.Fatalf("paged through %d users, want %d", seen, n)
 	}
 	for _, q := range []string{"person 7", "u0119", "nobody"} {
-		if _, _, err := reg.List(ctx, q, "", 50); err != nil {
+		if _, _, err := reg.List(ctx, q, "", "", 50); err != nil {
 			t.Fatal(err)
 		}
 	}

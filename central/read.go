@@ -215,12 +215,12 @@ func (r *Registry) WarmIndex(ctx context.Context) error { return r.index.fresh(c
 const MaxQueryLen = 256
 
 // List returns up to limit users whose record keys sort after that of
-// user after ("" starts at the beginning) and whose id or name contains q,
-// ignoring case ("" lists all), and the cursor for the next page ("" when
-// this was the last). It reads the in-memory directory, loaded from the
+// user after ("" starts at the beginning), whose id or name contains q,
+// ignoring case ("" lists all), and that are in site ("" any), and the
+// cursor for the next page ("" when this was the last). It reads the in-memory directory, loaded from the
 // store on first use like identify's index, so a page costs no store
 // request however many users there are.
-func (r *Registry) List(ctx context.Context, q, after string, limit int) (users []UserSummary, next string, err error) {
+func (r *Registry) List(ctx context.Context, q, site, after string, limit int) (users []UserSummary, next string, err error) {
 	if limit <= 0 {
 		limit = DefaultPageSize
 	}
@@ -234,12 +234,17 @@ func (r *Registry) List(ctx context.Context, q, after string, limit int) (users 
 		return nil, "", faceauth.E(faceauth.KindInvalid, "invalid_query",
 			"The search text (q) must be at most %d bytes of text without control characters.", MaxQueryLen)
 	}
+	if site != "" {
+		if err := pb.ValidateSite(site); err != nil {
+			return nil, "", err
+		}
+	}
 	if err := r.index.fresh(ctx); err != nil {
 		return nil, "", err
 	}
 	r.index.mu.Lock()
 	defer r.index.mu.Unlock()
-	users, next = r.index.dir.page(q, after, limit)
+	users, next = r.index.dir.page(q, site, after, limit)
 	return users, next, nil
 }
 
@@ -317,8 +322,10 @@ func (r *Registry) Snapshot(ctx context.Context, known func(rev uint64) bool, fn
 	slices.SortFunc(entries, func(a, b entry) int { return cmp.Compare(a.rev, b.rev) })
 	for _, e := range entries {
 		if e.del != nil {
-			if err := fn(deleteChange(e.del)); err != nil {
-				return err
+			for _, c := range deleteChanges(e.del) {
+				if err := fn(c); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -334,8 +341,10 @@ func (r *Registry) Snapshot(ctx context.Context, known func(rev uint64) bool, fn
 		if rec == nil {
 			continue
 		}
-		if err := fn(upsertChange(rec)); err != nil {
-			return err
+		for _, c := range upsertChanges(rec) {
+			if err := fn(c); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -176,32 +176,31 @@ type Result struct {
 // must hold exactly one usable face, else nothing is written and the error
 // names the image. An image the user already has is not added twice.
 func (r *Registry) Register(ctx context.Context, id, name string, images []Image) (*Result, error) {
-	return r.add(ctx, id, name, "", images, false)
+	return r.add(ctx, id, name, nil, images, false)
 }
 
-// RegisterAt is Register for a user of a site: a new user is created in
-// site (and reaches only that site's edges from its first revision); an
-// existing user of another site is refused, since moving it is SetSite's
-// job. An empty site is Register.
-func (r *Registry) RegisterAt(ctx context.Context, id, name, site string, images []Image) (*Result, error) {
-	return r.add(ctx, id, name, site, images, false)
+// RegisterAt is Register for a user of sites: a new user is created in
+// sites (and reaches only their edges from its first revision); an
+// existing user of other sites is refused, since changing them is
+// SetSites' job. No sites is Register.
+func (r *Registry) RegisterAt(ctx context.Context, id, name string, sites []string, images []Image) (*Result, error) {
+	return r.add(ctx, id, name, sites, images, false)
 }
 
 // AddImages adds reference images to an existing user.
 func (r *Registry) AddImages(ctx context.Context, id string, images []Image) (*Result, error) {
-	return r.add(ctx, id, "", "", images, true)
+	return r.add(ctx, id, "", nil, images, true)
 }
 
 // add is the one path of every enrolment, so its checks of the request
 // (the id first) hold for every caller, HTTP or not.
-func (r *Registry) add(ctx context.Context, id, name, site string, images []Image, mustExist bool) (*Result, error) {
+func (r *Registry) add(ctx context.Context, id, name string, sites []string, images []Image, mustExist bool) (*Result, error) {
 	if err := faceauth.ValidateUserID(id); err != nil {
 		return nil, err
 	}
-	if site != "" {
-		if err := pb.ValidateSite(site); err != nil {
-			return nil, err
-		}
+	sites, err := pb.CheckSites(sites)
+	if err != nil {
+		return nil, err
 	}
 	if err := validateName(name); err != nil {
 		return nil, err
@@ -236,11 +235,11 @@ func (r *Registry) add(ctx context.Context, id, name, site string, images []Imag
 			if mustExist {
 				return nil, errUserNotFound(id)
 			}
-			cur = &pb.UserRecord{Id: id, CreatedAt: timestamppb.New(r.now()), Site: site}
+			cur = &pb.UserRecord{Id: id, CreatedAt: timestamppb.New(r.now()), Sites: sites}
 		}
-		if site != "" && cur.Site != site {
+		if len(sites) > 0 && !slices.Equal(cur.Sites, sites) {
 			return nil, faceauth.E(faceauth.KindConflict, "user_in_other_site",
-				"User %q belongs to site %q; move it with PUT /api/users/%s/site first.", id, cur.Site, id)
+				"User %q belongs to %s; change them with PUT /api/users/%s/sites first.", id, SitesText(cur.Sites), id)
 		}
 		changed := false
 		if name != "" && name != cur.Name {
@@ -275,7 +274,7 @@ func (r *Registry) add(ctx context.Context, id, name, site string, images []Imag
 			return nil, faceauth.E(faceauth.KindConflict, "user_being_deleted",
 				"User %q is being deleted; try again in a minute.", id)
 		}
-		d := &pb.Deletion{UserId: id, Revision: te.tomb.Revision, DeletedAt: te.tomb.UpdatedAt, Site: te.tomb.Site}
+		d := &pb.Deletion{UserId: id, Revision: te.tomb.Revision, DeletedAt: te.tomb.UpdatedAt, Sites: te.tomb.Sites}
 		if err := r.finishDelete(ctx, d); err != nil {
 			return nil, err
 		}
@@ -613,25 +612,66 @@ func userContention(id string, err error) error {
 // changed publishes a stored record and updates the identify index.
 func (r *Registry) changed(rec *pb.UserRecord) {
 	r.index.upsert(rec)
-	if r.pub != nil {
-		r.pub.Publish(upsertChange(rec))
+	r.publish(upsertChanges(rec))
+}
+
+// publish hands the messages of one revision to the publisher.
+func (r *Registry) publish(changes []*pb.UserChange) {
+	if r.pub == nil {
+		return
+	}
+	for _, c := range changes {
+		r.pub.Publish(c)
 	}
 }
 
-func upsertChange(rec *pb.UserRecord) *pb.UserChange {
-	up := &pb.UserUpsert{UserId: rec.Id, Revision: rec.Revision, Name: rec.Name, UpdatedAt: rec.UpdatedAt, Site: rec.Site}
+// upsertChanges are the messages of a stored record: one upsert per
+// scope of the user (each of its sites, or the one of no site), so that
+// each edge receives it on a subject of its own scopes.
+func upsertChanges(rec *pb.UserRecord) []*pb.UserChange {
+	var embs []*pb.Embedding
 	for _, ref := range rec.References {
 		if ref.Embedding != nil {
-			up.Embeddings = append(up.Embeddings, ref.Embedding)
+			embs = append(embs, ref.Embedding)
 		}
 	}
-	return &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: up}}
+	scopes := pb.Scopes(rec.Sites)
+	out := make([]*pb.UserChange, len(scopes))
+	for i, site := range scopes {
+		up := &pb.UserUpsert{UserId: rec.Id, Revision: rec.Revision, Name: rec.Name, UpdatedAt: rec.UpdatedAt, Site: site, Embeddings: embs}
+		out[i] = &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: up}, Parts: uint32(len(scopes))}
+	}
+	return out
 }
 
-func deleteChange(d *pb.Deletion) *pb.UserChange {
-	return &pb.UserChange{Change: &pb.UserChange_Delete{Delete: &pb.UserDelete{
-		UserId: d.UserId, Revision: d.Revision, DeletedAt: d.DeletedAt, Site: d.Site,
-	}}}
+// deleteChanges are the tombstones of a deletion record: one per scope the
+// user left, each carrying where it remains when it was moved.
+func deleteChanges(d *pb.Deletion) []*pb.UserChange {
+	scopes := pb.Scopes(d.Sites)
+	out := make([]*pb.UserChange, len(scopes))
+	for i, site := range scopes {
+		out[i] = &pb.UserChange{Change: &pb.UserChange_Delete{Delete: &pb.UserDelete{
+			UserId: d.UserId, Revision: d.Revision, DeletedAt: d.DeletedAt, Site: site,
+			Moved: d.Moved, RemainingSites: d.RemainingSites,
+		}}, Parts: uint32(len(scopes))}
+	}
+	return out
+}
+
+// SitesText names a user's sites in a sentence: `site "A"`, `sites "A",
+// "B"`, or `every edge (no site)`.
+func SitesText(sites []string) string {
+	switch len(sites) {
+	case 0:
+		return "every edge (no site)"
+	case 1:
+		return fmt.Sprintf("site %q", sites[0])
+	}
+	q := make([]string, len(sites))
+	for i, s := range sites {
+		q[i] = strconv.Quote(s)
+	}
+	return "sites " + strings.Join(q, ", ")
 }
 
 // nextRevision allocates a new global revision for a change of user id,
@@ -730,7 +770,7 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		if isTombstone(rec) {
 			// An earlier delete wrote the deletion record and the tombstone;
 			// finish its clean-up.
-			d = &pb.Deletion{UserId: id, Revision: rec.Revision, DeletedAt: rec.UpdatedAt, Site: rec.Site}
+			d = &pb.Deletion{UserId: id, Revision: rec.Revision, DeletedAt: rec.UpdatedAt, Sites: rec.Sites}
 			return nil, nil
 		}
 		// When the tombstone's write loses a race, the deletion record
@@ -740,11 +780,11 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 		if err != nil {
 			return nil, err
 		}
-		d = &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now()), Site: rec.Site}
+		d = &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now()), Sites: rec.Sites}
 		if err := r.putDeletion(ctx, d); err != nil {
 			return nil, err
 		}
-		tomb, err := proto.Marshal(&pb.UserRecord{Id: id, Revision: rev, CreatedAt: rec.CreatedAt, UpdatedAt: d.DeletedAt, Site: rec.Site})
+		tomb, err := proto.Marshal(&pb.UserRecord{Id: id, Revision: rev, CreatedAt: rec.CreatedAt, UpdatedAt: d.DeletedAt, Sites: rec.Sites})
 		if err != nil {
 			return nil, fmt.Errorf("encode tombstone of %s: %w", id, err)
 		}
@@ -759,46 +799,79 @@ func (r *Registry) Delete(ctx context.Context, id string) (*DeleteResult, error)
 	return &DeleteResult{UserID: id, Revision: d.Revision}, nil
 }
 
-// SetSite moves the user to site ("" every edge). The edges of the site it
-// leaves that do not serve the new one erase it and send receipts: first a
-// deletion record of the old site (its own revision, so GET
-// /api/deletions tracks the receipts, and the reconciliation republishes
-// the tombstone), then the record with the new site (a newer revision), so
-// an edge serving both ends with the user whatever order it sees them in.
-func (r *Registry) SetSite(ctx context.Context, id, site string) (*Result, error) {
+// SetSites sets the user's sites (none: every edge). The edges of the
+// scopes it leaves that serve none of the new sites erase it and send
+// receipts: first a deletion record of the scopes it leaves (moved, with
+// the remaining sites; its own revision, so that each revision is all
+// upserts or all tombstones, GET /api/deletions tracks the receipts and the
+// reconciliation republishes the tombstones), then the record with the
+// new sites at the next revision. An edge serving a remaining site ignores
+// the tombstone (pb.UserDelete.KeptBy), so it ends with the user whatever
+// order it sees the two in.
+func (r *Registry) SetSites(ctx context.Context, id string, sites []string) (*Result, error) {
 	if err := faceauth.ValidateUserID(id); err != nil {
 		return nil, err
 	}
-	if site != "" {
-		if err := pb.ValidateSite(site); err != nil {
+	sites, err := pb.CheckSites(sites)
+	if err != nil {
+		return nil, err
+	}
+	var d *pb.Deletion
+	// dropOrphan removes the deletion record of an attempt whose record
+	// write lost a race or failed: it would claim a move that did not
+	// happen.
+	dropOrphan := func() error {
+		if d == nil {
+			return nil
+		}
+		if err := r.store.Delete(ctx, deletionKey(d.Revision)); err != nil && !errors.Is(err, faceauth.ErrNotFound) {
+			return fmt.Errorf("remove the deletion record of an interrupted site change of %s: %w", id, err)
+		}
+		d = nil
+		return nil
+	}
+	res, err := r.update(ctx, id, func(cur *pb.UserRecord) (*pb.UserRecord, error) {
+		if err := dropOrphan(); err != nil {
 			return nil, err
 		}
-	}
-	cur, err := r.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if cur.Site == site {
-		return &Result{Record: cur}, nil
-	}
-	rev, err := r.nextRevision(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	d := &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now()), Site: cur.Site, Moved: true, MovedTo: site}
-	if err := r.putDeletion(ctx, d); err != nil {
-		return nil, err
-	}
-	if r.pub != nil {
-		r.pub.Publish(deleteChange(d))
-	}
-	return r.update(ctx, id, func(cur *pb.UserRecord) (*pb.UserRecord, error) {
 		if cur == nil {
 			return nil, errUserNotFound(id)
 		}
-		cur.Site = site
+		if slices.Equal(cur.Sites, sites) {
+			return nil, nil
+		}
+		var left []string
+		for _, s := range pb.Scopes(cur.Sites) {
+			if !slices.Contains(pb.Scopes(sites), s) {
+				left = append(left, s)
+			}
+		}
+		if len(left) > 0 {
+			rev, err := r.nextRevision(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			if left[0] == "" {
+				left = nil // the scope of no site: Deletion.sites is empty
+			}
+			d = &pb.Deletion{UserId: id, Revision: rev, DeletedAt: timestamppb.New(r.now()), Sites: left, Moved: true, RemainingSites: sites}
+			if err := r.putDeletion(ctx, d); err != nil {
+				return nil, err
+			}
+		}
+		cur.Sites = sites
 		return cur, nil
 	})
+	if err != nil {
+		if derr := dropOrphan(); derr != nil {
+			r.log.Warn("site change failed and left its deletion record", "user_id", id, "err", derr)
+		}
+		return nil, err
+	}
+	if d != nil {
+		r.publish(deleteChanges(d))
+	}
+	return res, nil
 }
 
 // finishDelete removes the images and then the tombstone of a user that is
@@ -818,9 +891,7 @@ func (r *Registry) finishDelete(ctx context.Context, d *pb.Deletion) error {
 		return fmt.Errorf("delete record of %s: %w", d.UserId, err)
 	}
 	r.index.remove(d.UserId, d.Revision)
-	if r.pub != nil {
-		r.pub.Publish(deleteChange(d))
-	}
+	r.publish(deleteChanges(d))
 	return nil
 }
 

@@ -120,7 +120,7 @@ func testRegisterAndRead(t *testing.T, s faceauth.Store) {
 	var ids []string
 	after := ""
 	for {
-		users, next, err := r.List(ctx, "", after, 2)
+		users, next, err := r.List(ctx, "", "", after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,7 +254,7 @@ func testConcurrentRegisters(t *testing.T, s faceauth.Store) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
-	users, _, err := rs[0].List(ctx, "", "", 1000)
+	users, _, err := rs[0].List(ctx, "", "", "", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -551,7 +551,7 @@ func TestFailureHalfway(t *testing.T) {
 			if _, err := r.Get(ctx, "alice"); faceauth.KindOf(err) != faceauth.KindNotFound {
 				t.Fatalf("half-registered user is visible: %v", err)
 			}
-			if users, _, _ := r.List(ctx, "", "", 10); len(users) != 0 {
+			if users, _, _ := r.List(ctx, "", "", "", 10); len(users) != 0 {
 				t.Fatalf("listed %d users", len(users))
 			}
 			if len(pub.All()) != 0 {

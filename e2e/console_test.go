@@ -28,7 +28,7 @@ import (
 // TestConsoleInBrowser drives central's web console in Debian's chromium,
 // headless, against real bin/central and bin/edged processes: sign in,
 // register a user into a site from a photo (and look at a camera frame), find them,
-// verify, move them to another site on their page (the API agrees), see
+// verify, put them in two sites and then move them to one on their page (the API agrees), see
 // the edge's sites, watch the edge reach in_sync, erase them and watch the edge's
 // purge receipt arrive, mint a verify token and see it refused on an admin
 // page, revoke its subject and see it refused at sign-in. Each page is saved as a screenshot under test-output/console/.
@@ -67,7 +67,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The edge serves both sites the user is put in, so it keeps the user
 	// (and sends the purge receipt at the end) wherever they are moved.
 	e := startEdge(t, "console-edge", t.TempDir(), c.nats, append(c.edgeAuth("console-edge"), "--sites", "hall-a,hall-b")...)
-	// userSite is the user's site as the API has it.
+	// userSite is the user's sites as the API has them, comma-separated.
 	userSite := func(id string) string {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, c.url+"/api/users/"+id, nil)
@@ -77,15 +77,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+admin)
 		code, body := httpDo(t, req)
 		var u struct {
-			Site *string `json:"site"`
+			Sites []string `json:"sites"`
 		}
 		if err := json.Unmarshal(body, &u); code != http.StatusOK || err != nil {
 			t.Fatalf("GET /api/users/%s: %d %s (%v)", id, code, body, err)
 		}
-		if u.Site == nil {
-			return ""
-		}
-		return *u.Site
+		return strings.Join(u.Sites, ",")
 	}
 
 	opts := []chromedp.ExecAllocatorOption{
@@ -258,16 +255,24 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click("#rename-submit", chromedp.ByQuery),
 		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.includes('Augusta Ada King'))`))
 
-	step("user: move to another site",
+	step("user: put in two sites",
 		chromedp.Navigate(c.url+"/#/users/ada"), visible("#site"),
 		poll(`document.querySelector('#user-site').textContent === 'hall-a'`),
+		chromedp.SetValue("#site", "hall-b, hall-a", chromedp.ByQuery),
+		chromedp.Click("#site-submit", chromedp.ByQuery),
+		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Sites set to hall-a, hall-b'))`),
+		poll(`document.querySelector('#user-site').textContent === 'hall-a, hall-b'`),
+		shot("8-user-site"))
+	if got := userSite("ada"); got != "hall-a,hall-b" {
+		t.Errorf("after putting the user in hall-a and hall-b on their page, the API says the sites are %q", got)
+	}
+	step("user: move to one site",
 		chromedp.SetValue("#site", "hall-b", chromedp.ByQuery),
 		chromedp.Click("#site-submit", chromedp.ByQuery),
-		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Site set to hall-b'))`),
-		poll(`document.querySelector('#user-site').textContent === 'hall-b'`),
-		shot("8-user-site"))
+		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Sites set to hall-b:'))`),
+		poll(`document.querySelector('#user-site').textContent === 'hall-b'`))
 	if got := userSite("ada"); got != "hall-b" {
-		t.Errorf("after moving the user to hall-b on their page, the API says the site is %q", got)
+		t.Errorf("after moving the user to hall-b on their page, the API says the sites are %q", got)
 	}
 	step("user: a bad site is refused with the server's sentence",
 		chromedp.SetValue("#site", "hall b!", chromedp.ByQuery),
@@ -277,9 +282,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := userSite("ada"); got != "hall-b" {
 		t.Errorf("after a refused site, the API says the site is %q", got)
 	}
-	step("user: clear the site",
+	step("user: clear the sites",
 		chromedp.Click("#site-clear", chromedp.ByQuery),
-		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Site cleared'))`),
+		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Sites cleared'))`),
 		poll(`document.querySelector('#user-site').textContent === '— (every edge)'`))
 	if got := userSite("ada"); got != "" {
 		t.Errorf("after clearing the user's site, the API says it is %q", got)

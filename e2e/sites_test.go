@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,30 +20,37 @@ import (
 
 // TestSiteScopedDistribution runs central with the edges of two sites. A
 // user registered in site A is verifiable at A's edge and unknown at B's,
-// whose file never holds the embedding; a user of no site reaches both;
-// `central edges` shows each edge's sites; moving the user out of A erases
-// it from A's edge, with the receipt central expects from A alone, and
-// leaves no trace in A's file.
+// whose file never holds the embedding; a user of no site reaches both; a
+// user of sites A and B is verifiable at both, and removed from A it is
+// erased from A's edge (A's receipt, none expected from B, no trace in A's
+// file) and still verifiable at B; `central edges` shows each edge's
+// sites; moving the site-A user out of A erases it from A's edge, with the
+// receipt central expects from A alone, and leaves no trace in A's file.
 func TestSiteScopedDistribution(t *testing.T) {
 	admin, verifyTok := tokens(t)
-	alice, bob := frame(t, "sample1.jpg"), frame(t, "sample2.jpg")
-	aliceVec, bobVec := vectorBytes(t, alice), vectorBytes(t, bob)
-	const aliceID, bobID = "alice-site-a", "bob-everywhere"
+	alice, bob, carol := frame(t, "sample1.jpg"), frame(t, "sample2.jpg"), frame(t, "sample3.jpg")
+	aliceVec, bobVec, carolVec := vectorBytes(t, alice), vectorBytes(t, bob), vectorBytes(t, carol)
+	const aliceID, bobID, carolID = "alice-site-a", "bob-everywhere", "carol-sites-a-b"
 
 	c := startCentral(t, t.TempDir(), freeAddr(t), "--nats-local-edges", "edge-a,edge-b")
 	dataA, dataB := t.TempDir(), t.TempDir()
 	edgeA := startEdge(t, "edge-a", dataA, c.nats, append(c.edgeAuth("edge-a"), "--sites", "site-a")...)
 	edgeB := startEdge(t, "edge-b", dataB, c.nats, append(c.edgeAuth("edge-b"), "--sites", "site-b")...)
 
-	bobRev := register(t, c, admin, bobID, bob)
-	status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": aliceID, "name": "Alice", "site": "site-a"}, alice))
+	register(t, c, admin, bobID, bob)
+	status, body := httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": aliceID, "name": "Alice", "sites": "site-a"}, alice))
 	var reg httpapi.RegisterResponse
 	if status != http.StatusCreated || json.Unmarshal(body, &reg) != nil {
 		t.Fatalf("register in site-a: %d %s", status, body)
 	}
-	waitApplied(t, edgeA, reg.Revision)
-	waitApplied(t, edgeB, bobRev)
-	edgesInSync(t, c, admin, reg.Revision)
+	status, body = httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": carolID, "name": "Carol", "sites": "site-b,site-a"}, carol))
+	var regC httpapi.RegisterResponse
+	if status != http.StatusCreated || json.Unmarshal(body, &regC) != nil {
+		t.Fatalf("register in site-a and site-b: %d %s", status, body)
+	}
+	waitApplied(t, edgeA, regC.Revision)
+	waitApplied(t, edgeB, regC.Revision)
+	edgesInSync(t, c, admin, regC.Revision)
 
 	if status, m := verify(t, edgeA.url, verifyTok, aliceID, alice); status != http.StatusOK || m["verified"] != true {
 		t.Fatalf("verify at site A's edge: %d %v", status, m)
@@ -55,6 +63,9 @@ func TestSiteScopedDistribution(t *testing.T) {
 	for _, e := range []*edge{edgeA, edgeB} {
 		if status, m := verify(t, e.url, verifyTok, bobID, bob); status != http.StatusOK || m["verified"] != true {
 			t.Fatalf("verify the user of no site at %s: %d %v", e.id, status, m)
+		}
+		if status, m := verify(t, e.url, verifyTok, carolID, carol); status != http.StatusOK || m["verified"] != true {
+			t.Fatalf("verify the user of sites A and B at %s: %d %v", e.id, status, m)
 		}
 	}
 	// Identify at B searches B's users only: alice's face finds nobody.
@@ -73,6 +84,32 @@ func TestSiteScopedDistribution(t *testing.T) {
 		t.Fatalf("central edges: %v\n%s", err, out)
 	}
 
+	// Carol out of site A: A's edge erases her and confirms; B, which
+	// still serves her, owes no receipt and keeps verifying her.
+	req := request(t, c.url+"/api/users/"+carolID+"/sites", admin, map[string]string{"sites": "site-b"}, nil)
+	req.Method = http.MethodPut
+	status, body = httpDo(t, req)
+	var sr httpapi.SitesResponse
+	if status != http.StatusOK || json.Unmarshal(body, &sr) != nil || !slices.Equal(sr.Sites, []string{"site-b"}) || !sr.Changed {
+		t.Fatalf("remove the user of sites A and B from A: %d %s", status, body)
+	}
+	waitFor(t, 30*time.Second, "site A's edge to forget the user removed from A", func() bool {
+		status, m := verify(t, edgeA.url, verifyTok, carolID, carol)
+		return m["verified"] != true && (status == http.StatusOK || status == http.StatusNotFound)
+	})
+	waitReceipts(t, c, admin, carolID, []string{"edge-a"})
+	waitApplied(t, edgeB, sr.Revision)
+	if status, m := verify(t, edgeB.url, verifyTok, carolID, carol); status != http.StatusOK || m["verified"] != true {
+		t.Fatalf("verify the user removed from A at B's edge: %d %v", status, m)
+	}
+	waitFor(t, 30*time.Second, "the user removed from A to leave site A's edge file", func() bool {
+		if edgeA.ready() == nil {
+			return false
+		}
+		b, err := os.ReadFile(filepath.Join(dataA, edged.DBFileName))
+		return err == nil && !bytes.Contains(b, carolVec) && !bytes.Contains(b, []byte(carolID))
+	})
+
 	// B's file never held alice: neither her embedding nor her id.
 	edgeB.stop()
 	if b, err := os.ReadFile(filepath.Join(dataB, edged.DBFileName)); err != nil || bytes.Contains(b, aliceVec) || bytes.Contains(b, []byte(aliceID)) {
@@ -81,32 +118,22 @@ func TestSiteScopedDistribution(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(dataA, edged.DBFileName)); !bytes.Contains(b, aliceVec) || !bytes.Contains(b, bobVec) {
 		t.Fatal("site A's edge file lacks the embeddings: the checks of B's file prove nothing")
 	}
+	if b, _ := os.ReadFile(filepath.Join(dataB, edged.DBFileName)); !bytes.Contains(b, carolVec) {
+		t.Fatal("site B's edge file lacks the user of sites A and B: the check of A's file proves nothing")
+	}
 
 	// Out of site A (into a site with no edge): A's edge erases her.
-	req := request(t, c.url+"/api/users/"+aliceID+"/site", admin, map[string]string{"site": "site-c"}, nil)
+	req = request(t, c.url+"/api/users/"+aliceID+"/sites", admin, map[string]string{"sites": "site-c"}, nil)
 	req.Method = http.MethodPut
 	status, body = httpDo(t, req)
-	var sr httpapi.SiteResponse
-	if status != http.StatusOK || json.Unmarshal(body, &sr) != nil || sr.Site != "site-c" || !sr.Changed {
+	if status != http.StatusOK || json.Unmarshal(body, &sr) != nil || !slices.Equal(sr.Sites, []string{"site-c"}) || !sr.Changed {
 		t.Fatalf("move to site-c: %d %s", status, body)
 	}
 	waitFor(t, 30*time.Second, "site A's edge to forget the moved user", func() bool {
 		status, m := verify(t, edgeA.url, verifyTok, aliceID, alice)
 		return m["verified"] != true && (status == http.StatusOK || status == http.StatusNotFound)
 	})
-	waitFor(t, 30*time.Second, "central to list site A's receipt and expect none from B", func() bool {
-		status, body := httpDo(t, authed(t, http.MethodGet, c.url+"/api/deletions", admin))
-		var dr httpapi.DeletionsResponse
-		if status != http.StatusOK || json.Unmarshal(body, &dr) != nil {
-			return false
-		}
-		for _, d := range dr.Deletions {
-			if d.UserID == aliceID && slices.Equal(d.Purged, []string{"edge-a"}) && len(d.Pending) == 0 {
-				return true
-			}
-		}
-		return false
-	})
+	waitReceipts(t, c, admin, aliceID, []string{"edge-a"})
 	waitFor(t, 30*time.Second, "the moved user to leave site A's edge file", func() bool {
 		r := edgeA.ready()
 		if r == nil {
@@ -118,6 +145,25 @@ func TestSiteScopedDistribution(t *testing.T) {
 	if status, m := verify(t, edgeA.url, verifyTok, bobID, bob); status != http.StatusOK || m["verified"] != true {
 		t.Fatalf("the user of no site at A after the move: %d %v", status, m)
 	}
+}
+
+// waitReceipts waits until GET /api/deletions lists a deletion of user id
+// confirmed by exactly the edges purged and pending at none.
+func waitReceipts(t testing.TB, c *centralProc, admin, id string, purged []string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, fmt.Sprintf("central to list the receipts of %v for %s and expect no other", purged, id), func() bool {
+		status, body := httpDo(t, authed(t, http.MethodGet, c.url+"/api/deletions", admin))
+		var dr httpapi.DeletionsResponse
+		if status != http.StatusOK || json.Unmarshal(body, &dr) != nil {
+			return false
+		}
+		for _, d := range dr.Deletions {
+			if d.UserID == id && slices.Equal(d.Purged, purged) && len(d.Pending) == 0 {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // edgesInSync waits until central reports every edge in_sync at or past

@@ -88,6 +88,9 @@ type db struct {
 	// tombKey keys the hashes of deleted ids, so the file does not hold
 	// an unsalted hash that a dictionary of ids would reverse.
 	tombKey []byte
+	// sites are the sites the edge serves (setSites): a tombstone of a
+	// user moved to one of them is not applied.
+	sites []string
 }
 
 // openDB opens or creates the bbolt file at path for an edge that runs

@@ -251,6 +251,13 @@ func (a *applier) delete(d *pb.UserDelete) (uint64, error) {
 		a.out.Invalid = append(a.out.Invalid, fmt.Errorf("delete with user id %.40q: %w", d.UserId, err))
 		return d.Revision, nil
 	}
+	if d.KeptBy(a.db.sites) {
+		// Moved, not erased, and still in a site this edge serves: the
+		// message of that scope carries the user (before or after this
+		// one), so this scope's tombstone changes nothing here.
+		a.out.Ignored++
+		return d.Revision, nil
+	}
 	cur, old, err := a.current(d.UserId)
 	if err != nil {
 		return 0, err

@@ -3,6 +3,7 @@ package edged
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.etcd.io/bbolt"
@@ -193,6 +194,9 @@ func (d *db) setSites(sites []string) (bool, error) {
 		}
 		return meta.Put(keySites, []byte(want))
 	})
+	if err == nil {
+		d.sites = slices.Clone(sites)
+	}
 	return dropped, err
 }
 

@@ -86,6 +86,9 @@ func ChangeMsg(s *Signer, c *UserChange, dedupe bool) (*nats.Msg, error) {
 	m := nats.NewMsg(id) // the key is the subject
 	m.Data = data
 	m.Header.Set(OpHeader, op)
+	if c.GetParts() > 1 {
+		m.Header.Set(PartsHeader, strconv.FormatUint(uint64(c.GetParts()), 10))
+	}
 	s.Sign(m, op, ChangeUserID(c), rev)
 	if dedupe {
 		m.Header.Set(nats.MsgIdHdr, id+"-"+strconv.FormatUint(rev, 10))

@@ -261,9 +261,12 @@ type UserRecord struct {
 	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
 	References []*Reference           `protobuf:"bytes,6,rep,name=references,proto3" json:"references,omitempty"`
-	// The site the user is distributed to: only the edges configured with it
-	// receive the user. Empty: every edge (docs/sync.md, Sites).
-	Site          string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
+	// The sites the user is distributed to, sorted and unique: only the
+	// edges configured with one of them receive the user. Empty: every edge
+	// (docs/sync.md, Sites). Field 20 was the single `string site`; a
+	// repeated string has the same encoding, so an old record reads as a
+	// one-site set.
+	Sites         []string `protobuf:"bytes,20,rep,name=sites,proto3" json:"sites,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,11 +343,11 @@ func (x *UserRecord) GetReferences() []*Reference {
 	return nil
 }
 
-func (x *UserRecord) GetSite() string {
+func (x *UserRecord) GetSites() []string {
 	if x != nil {
-		return x.Site
+		return x.Sites
 	}
-	return ""
+	return nil
 }
 
 // Deletion records that a user was erased: deletions/<revision>.pb. It holds
@@ -354,15 +357,18 @@ type Deletion struct {
 	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	Revision  uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
-	// The site the user was erased from ("" every edge): the edges expected
-	// to confirm it.
-	Site string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
-	// moved: the user was not erased but moved to moved_to ("" every edge),
-	// so the edges that also serve moved_to are not expected to confirm.
-	Moved         bool   `protobuf:"varint,21,opt,name=moved,proto3" json:"moved,omitempty"`
-	MovedTo       string `protobuf:"bytes,22,opt,name=moved_to,json=movedTo,proto3" json:"moved_to,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The sites the user was erased from (empty: it was on every edge): the
+	// edges serving one of them are expected to confirm it. Field 20 was the
+	// single `string site`, read as a one-site set.
+	Sites []string `protobuf:"bytes,20,rep,name=sites,proto3" json:"sites,omitempty"`
+	// moved: the user was not erased but left these sites and remains in
+	// remaining_sites (empty: every edge), so the edges that serve one of
+	// those keep it and are not expected to confirm. Field 22 was the single
+	// `string moved_to`, read as a one-site set.
+	Moved          bool     `protobuf:"varint,21,opt,name=moved,proto3" json:"moved,omitempty"`
+	RemainingSites []string `protobuf:"bytes,22,rep,name=remaining_sites,json=remainingSites,proto3" json:"remaining_sites,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Deletion) Reset() {
@@ -416,11 +422,11 @@ func (x *Deletion) GetDeletedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-func (x *Deletion) GetSite() string {
+func (x *Deletion) GetSites() []string {
 	if x != nil {
-		return x.Site
+		return x.Sites
 	}
-	return ""
+	return nil
 }
 
 func (x *Deletion) GetMoved() bool {
@@ -430,11 +436,11 @@ func (x *Deletion) GetMoved() bool {
 	return false
 }
 
-func (x *Deletion) GetMovedTo() string {
+func (x *Deletion) GetRemainingSites() []string {
 	if x != nil {
-		return x.MovedTo
+		return x.RemainingSites
 	}
-	return ""
+	return nil
 }
 
 // UserUpsert carries a user's current embeddings to the edges. Never images.
@@ -445,7 +451,9 @@ type UserUpsert struct {
 	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	Embeddings []*Embedding           `protobuf:"bytes,4,rep,name=embeddings,proto3" json:"embeddings,omitempty"`
 	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	// The user's site; it is also the last token of the message's subject.
+	// The scope of this message, one of the user's sites ("" for a user of
+	// no site); it is also the last token of the message's subject. A user
+	// of several sites has one upsert per site, each on its own subject.
 	Site          string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -529,10 +537,17 @@ type UserDelete struct {
 	UserId    string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	Revision  uint64                 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	DeletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deleted_at,json=deletedAt,proto3" json:"deleted_at,omitempty"`
-	// The site the user leaves; also the last token of the subject.
-	Site          string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The scope the user leaves ("" no site); also the last token of the
+	// subject.
+	Site string `protobuf:"bytes,20,opt,name=site,proto3" json:"site,omitempty"`
+	// moved: the user was not erased but left this scope and remains in
+	// remaining_sites (empty: every edge). An edge serving one of those
+	// keeps the user (its other scope's message carries it); any other
+	// edge erases it.
+	Moved          bool     `protobuf:"varint,21,opt,name=moved,proto3" json:"moved,omitempty"`
+	RemainingSites []string `protobuf:"bytes,22,rep,name=remaining_sites,json=remainingSites,proto3" json:"remaining_sites,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UserDelete) Reset() {
@@ -593,6 +608,20 @@ func (x *UserDelete) GetSite() string {
 	return ""
 }
 
+func (x *UserDelete) GetMoved() bool {
+	if x != nil {
+		return x.Moved
+	}
+	return false
+}
+
+func (x *UserDelete) GetRemainingSites() []string {
+	if x != nil {
+		return x.RemainingSites
+	}
+	return nil
+}
+
 // UserChange is the one message type on the per-user feed subjects.
 type UserChange struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -600,7 +629,12 @@ type UserChange struct {
 	//
 	//	*UserChange_Upsert
 	//	*UserChange_Delete
-	Change        isUserChange_Change `protobuf_oneof:"change"`
+	Change isUserChange_Change `protobuf_oneof:"change"`
+	// How many messages (one per subject) central put on the stream for
+	// this revision: an upsert per scope the user is in and a tombstone per
+	// scope it left. 0 means 1. Reconciliation compares it with what the
+	// stream holds, so a revision published only in part is completed.
+	Parts         uint32 `protobuf:"varint,3,opt,name=parts,proto3" json:"parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -658,6 +692,13 @@ func (x *UserChange) GetDelete() *UserDelete {
 		}
 	}
 	return nil
+}
+
+func (x *UserChange) GetParts() uint32 {
+	if x != nil {
+		return x.Parts
+	}
+	return 0
 }
 
 type isUserChange_Change interface {
@@ -1186,7 +1227,7 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"\x03box\x18\x05 \x01(\v2\x10.faceauth.v1.BoxR\x03box\x12'\n" +
 	"\x0fdetection_score\x18\x06 \x01(\x02R\x0edetectionScore\x12\x18\n" +
 	"\aquality\x18\a \x01(\x02R\aquality\x125\n" +
-	"\badded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"\x8e\x02\n" +
+	"\badded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\aaddedAt\"\x90\x02\n" +
 	"\n" +
 	"UserRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
@@ -1198,16 +1239,16 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x126\n" +
 	"\n" +
 	"references\x18\x06 \x03(\v2\x16.faceauth.v1.ReferenceR\n" +
-	"references\x12\x12\n" +
-	"\x04site\x18\x14 \x01(\tR\x04site\"\xbf\x01\n" +
+	"references\x12\x14\n" +
+	"\x05sites\x18\x14 \x03(\tR\x05sites\"\xcf\x01\n" +
 	"\bDeletion\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x129\n" +
 	"\n" +
-	"deleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x12\n" +
-	"\x04site\x18\x14 \x01(\tR\x04site\x12\x14\n" +
-	"\x05moved\x18\x15 \x01(\bR\x05moved\x12\x19\n" +
-	"\bmoved_to\x18\x16 \x01(\tR\amovedTo\"\xdc\x01\n" +
+	"deleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x14\n" +
+	"\x05sites\x18\x14 \x03(\tR\x05sites\x12\x14\n" +
+	"\x05moved\x18\x15 \x01(\bR\x05moved\x12'\n" +
+	"\x0fremaining_sites\x18\x16 \x03(\tR\x0eremainingSites\"\xdc\x01\n" +
 	"\n" +
 	"UserUpsert\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
@@ -1218,18 +1259,21 @@ const file_proto_faceauth_proto_rawDesc = "" +
 	"embeddings\x129\n" +
 	"\n" +
 	"updated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x12\n" +
-	"\x04site\x18\x14 \x01(\tR\x04site\"\x90\x01\n" +
+	"\x04site\x18\x14 \x01(\tR\x04site\"\xcf\x01\n" +
 	"\n" +
 	"UserDelete\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x129\n" +
 	"\n" +
 	"deleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tdeletedAt\x12\x12\n" +
-	"\x04site\x18\x14 \x01(\tR\x04site\"|\n" +
+	"\x04site\x18\x14 \x01(\tR\x04site\x12\x14\n" +
+	"\x05moved\x18\x15 \x01(\bR\x05moved\x12'\n" +
+	"\x0fremaining_sites\x18\x16 \x03(\tR\x0eremainingSites\"\x92\x01\n" +
 	"\n" +
 	"UserChange\x121\n" +
 	"\x06upsert\x18\x01 \x01(\v2\x17.faceauth.v1.UserUpsertH\x00R\x06upsert\x121\n" +
-	"\x06delete\x18\x02 \x01(\v2\x17.faceauth.v1.UserDeleteH\x00R\x06deleteB\b\n" +
+	"\x06delete\x18\x02 \x01(\v2\x17.faceauth.v1.UserDeleteH\x00R\x06delete\x12\x14\n" +
+	"\x05parts\x18\x03 \x01(\rR\x05partsB\b\n" +
 	"\x06change\"\x9e\a\n" +
 	"\n" +
 	"EdgeStatus\x12\x17\n" +

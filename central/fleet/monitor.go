@@ -543,9 +543,9 @@ func (m *Monitor) Deletions(dels []*pb.Deletion) []DeletionState {
 		got := m.receipts[d.GetUserId()]
 		for _, id := range known {
 			// Only the edges that held the user owe a receipt: those of the
-			// site it left, less those that still serve it where it went.
-			sites := m.edges[id].status.GetSites()
-			if !pb.InScope(sites, d.GetSite()) || (d.GetMoved() && pb.InScope(sites, d.GetMovedTo())) {
+			// sites it left, less those that still serve one where it
+			// remains.
+			if !d.Owed(m.edges[id].status.GetSites()) {
 				continue
 			}
 			if got[id] >= d.GetRevision() && got[id] > 0 {

@@ -482,17 +482,24 @@ func TestDeletionScope(t *testing.T) {
 		"a":   {status: &pb.EdgeStatus{Sites: []string{"site-a"}}},
 		"ab":  {status: &pb.EdgeStatus{Sites: []string{"site-a", "site-b"}}},
 		"b":   {status: &pb.EdgeStatus{Sites: []string{"site-b"}}},
+		"c":   {status: &pb.EdgeStatus{Sites: []string{"site-c"}}},
 	}, receipts: map[string]map[string]uint64{}}
+	ab, a, b, c := []string{"site-a", "site-b"}, []string{"site-a"}, []string{"site-b"}, []string{"site-c"}
 	for _, tt := range []struct {
 		name string
 		d    *pb.Deletion
 		want []string // the edges expected to confirm
 	}{
-		{"no site", &pb.Deletion{UserId: "u", Revision: 1}, []string{"a", "ab", "all", "b"}},
-		{"site a", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a"}, []string{"a", "ab"}},
-		{"a to b", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a", Moved: true, MovedTo: "site-b"}, []string{"a"}},
-		{"a to every edge", &pb.Deletion{UserId: "u", Revision: 1, Site: "site-a", Moved: true}, nil},
-		{"every edge to b", &pb.Deletion{UserId: "u", Revision: 1, Moved: true, MovedTo: "site-b"}, []string{"a", "all"}},
+		{"no site", &pb.Deletion{UserId: "u", Revision: 1}, []string{"a", "ab", "all", "b", "c"}},
+		{"site a", &pb.Deletion{UserId: "u", Revision: 1, Sites: a}, []string{"a", "ab"}},
+		{"erase a user of sites a and b", &pb.Deletion{UserId: "u", Revision: 1, Sites: ab}, []string{"a", "ab", "b"}},
+		{"a to b", &pb.Deletion{UserId: "u", Revision: 1, Sites: a, Moved: true, RemainingSites: b}, []string{"a"}},
+		{"a to every edge", &pb.Deletion{UserId: "u", Revision: 1, Sites: a, Moved: true}, nil},
+		{"every edge to b", &pb.Deletion{UserId: "u", Revision: 1, Moved: true, RemainingSites: b}, []string{"a", "all", "c"}},
+		{"every edge to a and b", &pb.Deletion{UserId: "u", Revision: 1, Moved: true, RemainingSites: ab}, []string{"all", "c"}},
+		{"a and b, remove a", &pb.Deletion{UserId: "u", Revision: 1, Sites: a, Moved: true, RemainingSites: b}, []string{"a"}},
+		{"a and b to c", &pb.Deletion{UserId: "u", Revision: 1, Sites: ab, Moved: true, RemainingSites: c}, []string{"a", "ab", "b"}},
+		{"a and c, remove a", &pb.Deletion{UserId: "u", Revision: 1, Sites: a, Moved: true, RemainingSites: c}, []string{"a", "ab"}},
 	} {
 		ds := m.Deletions([]*pb.Deletion{tt.d})[0]
 		if !slices.Equal(ds.Pending, tt.want) && !(len(ds.Pending) == 0 && len(tt.want) == 0) {

@@ -108,7 +108,7 @@ func BenchmarkListUsers100k(b *testing.B) {
 	if err := reg.WarmIndex(b.Context()); err != nil {
 		b.Fatal(err)
 	}
-	if users, _, err := reg.List(b.Context(), "", "", 50); err != nil || len(users) != 50 {
+	if users, _, err := reg.List(b.Context(), "", "", "", 50); err != nil || len(users) != 50 {
 		b.Fatalf("the directory lists %d users (%v), want a page of 50", len(users), err)
 	}
 	srv := httptest.NewServer(NewServer(Config{Registry: reg, Tokens: signer, Log: quiet}))

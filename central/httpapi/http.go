@@ -145,7 +145,7 @@ func (s *Server) routes() {
 	s.handle("POST /api/analyse", auth.RoleAdmin, s.analyse)
 	s.handle("GET /api/users/{id}/images/{image_id}", auth.RoleAdmin, s.userImage)
 	s.handle("PATCH /api/users/{id}", auth.RoleAdmin, s.renameUser)
-	s.handle("PUT /api/users/{id}/site", auth.RoleAdmin, s.setSite)
+	s.handle("PUT /api/users/{id}/sites", auth.RoleAdmin, s.setSites)
 	s.handle("GET /api/whoami", auth.RoleVerify, s.whoami)
 	s.handle("POST /api/tokens", auth.RoleAdmin, s.mintToken)
 	for _, r := range s.cfg.Extra {
@@ -265,7 +265,11 @@ type RegisterResponse struct {
 func (s *Server) register(w http.ResponseWriter, r *http.Request) error {
 	// The registry checks the fields, user_id first, for every caller.
 	return s.enrol(w, r, func(form *api.Form) (*central.Result, error) {
-		return s.cfg.Registry.RegisterAt(r.Context(), form.Value("user_id"), form.Value("name"), form.Value("site"), images(form))
+		sites, err := formSites(form)
+		if err != nil {
+			return nil, err
+		}
+		return s.cfg.Registry.RegisterAt(r.Context(), form.Value("user_id"), form.Value("name"), sites, images(form))
 	})
 }
 
@@ -371,7 +375,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	users, next, err := s.cfg.Registry.List(r.Context(), q.Get("q"), q.Get("after"), limit)
+	users, next, err := s.cfg.Registry.List(r.Context(), q.Get("q"), q.Get("site"), q.Get("after"), limit)
 	if err != nil {
 		return err
 	}
@@ -563,30 +567,47 @@ func fieldForm(w http.ResponseWriter, r *http.Request, field, missing string) (*
 	return form, nil
 }
 
-// SiteResponse is the body of PUT /api/users/{id}/site.
-type SiteResponse struct {
-	UserID   string `json:"user_id"`
-	Site     string `json:"site"`
-	Revision uint64 `json:"revision"`
-	Changed  bool   `json:"changed"`
+// formSites reads the sites field: a comma-separated list of sites, none
+// for every edge. The field site, which once named the one site, is
+// refused rather than ignored: ignoring it would send the user to every
+// edge.
+func formSites(form *api.Form) ([]string, error) {
+	if _, ok := form.Values["site"]; ok {
+		return nil, faceauth.E(faceauth.KindInvalid, "invalid_field",
+			"The field site is now sites: a comma-separated list of the user's sites.")
+	}
+	return pb.ParseUserSites(form.Value("sites"))
 }
 
-// setSite serves PUT /api/users/{id}/site: the form field site names the
-// site whose edges alone receive the user; empty sends it to every edge.
-// The edges of the site it leaves erase it and send receipts
-// (GET /api/deletions).
-func (s *Server) setSite(w http.ResponseWriter, r *http.Request) error {
-	form, err := fieldForm(w, r, "site", "The site field is required (empty sends the user to every edge).")
+// SitesResponse is the body of PUT /api/users/{id}/sites.
+type SitesResponse struct {
+	UserID string `json:"user_id"`
+	// Sites are the user's sites now; empty: every edge.
+	Sites    []string `json:"sites"`
+	Revision uint64   `json:"revision"`
+	Changed  bool     `json:"changed"`
+}
+
+// setSites serves PUT /api/users/{id}/sites: the form field sites lists
+// the sites whose edges alone receive the user, comma-separated; empty
+// sends it to every edge. The edges of the sites it leaves that serve none
+// of the new ones erase it and send receipts (GET /api/deletions).
+func (s *Server) setSites(w http.ResponseWriter, r *http.Request) error {
+	form, err := fieldForm(w, r, "sites", "The sites field is required (a comma-separated list; empty sends the user to every edge).")
 	if err != nil {
 		return err
 	}
-	res, err := s.cfg.Registry.SetSite(r.Context(), r.PathValue("id"), form.Value("site"))
+	sites, err := formSites(form)
+	if err != nil {
+		return err
+	}
+	res, err := s.cfg.Registry.SetSites(r.Context(), r.PathValue("id"), sites)
 	if err != nil {
 		return err
 	}
 	rec := res.Record
-	s.log.Info("user site set", "user_id", rec.Id, "site", rec.Site, "revision", rec.Revision, "changed", res.Changed, "by", subject(r))
-	return reply(w, http.StatusOK, SiteResponse{UserID: rec.Id, Site: rec.Site, Revision: rec.Revision, Changed: res.Changed})
+	s.log.Info("user sites set", "user_id", rec.Id, "sites", rec.Sites, "revision", rec.Revision, "changed", res.Changed, "by", subject(r))
+	return reply(w, http.StatusOK, SitesResponse{UserID: rec.Id, Sites: append([]string{}, rec.Sites...), Revision: rec.Revision, Changed: res.Changed})
 }
 
 // WhoAmIResponse is the body of GET /api/whoami.

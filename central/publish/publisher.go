@@ -477,6 +477,7 @@ func scanUsers(ctx context.Context, js jetstream.JetStream, keyID string) (map[s
 type streamScan struct {
 	revs       map[string]uint64 // user id -> the newest revision held
 	seqs       map[string]uint64 // user id -> the sequence of that message
+	parts      map[string]int    // user id -> the parts of that message's revision (pb.PartsHeader)
 	superseded []replaced        // messages a newer revision of their user replaced
 	scopeless  int               // of them, messages on a subject without a scope (the old form)
 	info       *jetstream.StreamInfo
@@ -496,7 +497,7 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 	if err != nil {
 		return nil, err
 	}
-	sc := &streamScan{revs: make(map[string]uint64, info.State.Msgs), seqs: make(map[string]uint64, info.State.Msgs), info: info}
+	sc := &streamScan{revs: make(map[string]uint64, info.State.Msgs), seqs: make(map[string]uint64, info.State.Msgs), parts: make(map[string]int), info: info}
 	if info.State.Msgs == 0 {
 		return sc, nil
 	}
@@ -536,12 +537,13 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 			id := msg.Subject()
 			if rev, err := pb.HeaderRevision(msg.Headers()); err == nil {
 				seq := meta.Sequence.Stream
+				parts := pb.HeaderParts(msg.Headers())
 				switch old, ok := sc.revs[id]; {
 				case !ok:
-					sc.revs[id], sc.seqs[id] = rev, seq
+					sc.revs[id], sc.seqs[id], sc.parts[id] = rev, seq, parts
 				case rev >= old:
 					sc.superseded = append(sc.superseded, replaced{seq: sc.seqs[id], id: id, rev: old})
-					sc.revs[id], sc.seqs[id] = rev, seq
+					sc.revs[id], sc.seqs[id], sc.parts[id] = rev, seq, parts
 				default:
 					sc.superseded = append(sc.superseded, replaced{seq: seq, id: id, rev: rev})
 				}
@@ -591,18 +593,29 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	last := make(map[string]uint64, len(have))
 	p.last = last // acks of the publishes below land here
 	p.seqs = maps.Clone(sc.seqs)
-	byRev := make(map[uint64]string, len(have))
+	// A revision is one message per subject it touched (a user of several
+	// sites, or a tombstone per site left); each carries how many.
+	byRev := make(map[uint64][]string, len(have))
 	for id, rev := range have {
-		byRev[rev] = id
+		byRev[rev] = append(byRev[rev], id)
 	}
 	// What the stream holds already need not be read from the registry:
-	// on a restart with nothing missed that is every user.
+	// on a restart with nothing missed that is every user. A revision held
+	// in part (a crash or a dropped change between its messages) is read
+	// and published again, the messages held skipped below.
 	known := func(rev uint64) bool {
-		id, ok := byRev[rev]
-		if ok {
+		ids := byRev[rev]
+		parts := 0
+		for _, id := range ids {
+			parts = max(parts, sc.parts[id])
+		}
+		if len(ids) == 0 || len(ids) < parts {
+			return false
+		}
+		for _, id := range ids {
 			last[id] = max(last[id], rev)
 		}
-		return ok
+		return true
 	}
 	sent := 0
 	ap := p.newAsync()

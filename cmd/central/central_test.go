@@ -212,13 +212,33 @@ func TestUsersCommands(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "created alice: 1 reference image(s)") {
 		t.Fatalf("add: %q %q %v", out, stderr, err)
 	}
-	if _, _, err := run(t, append([]string{"users", "add"}, append(conn, "bob", filepath.Join(dir, "b.jpg"))...)...); err != nil {
+	if _, _, err := run(t, append([]string{"users", "add", "--sites", "hq,branch-2"}, append(conn, "bob", filepath.Join(dir, "b.jpg"))...)...); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err = run(t, append([]string{"users", "list", "--page", "1"}, conn...)...)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[1], "alice") || !strings.Contains(lines[1], "Alice") || !strings.HasPrefix(lines[2], "bob") {
+	if err != nil || len(lines) != 3 || !strings.HasPrefix(lines[1], "alice") || !strings.Contains(lines[1], "Alice") || !strings.Contains(lines[1], "(every edge)") ||
+		!strings.HasPrefix(lines[2], "bob") || !strings.Contains(lines[2], "branch-2,hq") {
 		t.Fatalf("list: %q %v", out, err)
+	}
+	// Sites: set, listed by site, refused when listed twice.
+	out, _, err = run(t, append([]string{"users", "sites"}, append(conn, "alice", "hq, lab")...)...)
+	if err != nil || !strings.HasPrefix(out, "alice: sites hq,lab (revision ") {
+		t.Fatalf("users sites: %q %v", out, err)
+	}
+	out, _, err = run(t, append([]string{"users", "list", "--site", "lab"}, conn...)...)
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); err != nil || len(lines) != 2 || !strings.HasPrefix(lines[1], "alice") {
+		t.Fatalf("list --site lab: %q %v", out, err)
+	}
+	if _, _, err := run(t, append([]string{"users", "sites"}, append(conn, "alice", "hq,hq")...)...); err == nil || !strings.Contains(err.Error(), `The site "hq" is listed more than once. (HTTP 400, duplicate_site)`) {
+		t.Fatalf("users sites with a site twice: %v", err)
+	}
+	out, _, err = run(t, append([]string{"users", "sites", "--everywhere"}, append(conn, "alice")...)...)
+	if err != nil || !strings.HasPrefix(out, "alice: every edge (revision ") {
+		t.Fatalf("users sites --everywhere: %q %v", out, err)
+	}
+	if _, _, err := run(t, append([]string{"users", "sites"}, append(conn, "alice")...)...); err == nil || !strings.Contains(err.Error(), "usage:") {
+		t.Fatalf("users sites without sites: %v", err)
 	}
 	out, _, err = run(t, append([]string{"users", "list", "--search", "ALI"}, conn...)...)
 	lines = strings.Split(strings.TrimSpace(out), "\n")
@@ -268,7 +288,7 @@ func TestImport(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
 		}
 	}
-	if users, _, _ := e.reg.List(t.Context(), "", "", 10); len(users) != 2 {
+	if users, _, _ := e.reg.List(t.Context(), "", "", "", 10); len(users) != 2 {
 		t.Fatalf("%d users after import", len(users))
 	}
 	// Run again: the done photos are skipped, the failed ones tried again.

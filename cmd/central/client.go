@@ -109,16 +109,17 @@ func (cl *client) do(ctx context.Context, method, path, contentType string, body
 	return nil
 }
 
-// register sends user_id, an optional name and the image files.
-func (cl *client) register(ctx context.Context, userID, name, site string, files []string) (*httpapi.RegisterResponse, error) {
+// register sends user_id, an optional name, the sites (a comma-separated
+// list, "" every edge) and the image files.
+func (cl *client) register(ctx context.Context, userID, name, sites string, files []string) (*httpapi.RegisterResponse, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("user_id", userID)
 	if name != "" {
 		mw.WriteField("name", name)
 	}
-	if site != "" {
-		mw.WriteField("site", site)
+	if sites != "" {
+		mw.WriteField("sites", sites)
 	}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
@@ -144,23 +145,28 @@ func (cl *client) register(ctx context.Context, userID, name, site string, files
 	return &out, nil
 }
 
-// setSite moves a user to site ("" every edge).
-func (cl *client) setSite(ctx context.Context, userID, site string) (*httpapi.SiteResponse, error) {
+// setSites sets a user's sites (a comma-separated list, "" every edge).
+func (cl *client) setSites(ctx context.Context, userID, sites string) (*httpapi.SitesResponse, error) {
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
-	mw.WriteField("site", site)
+	mw.WriteField("sites", sites)
 	if err := mw.Close(); err != nil {
 		return nil, err
 	}
-	var out httpapi.SiteResponse
-	err := cl.do(ctx, http.MethodPut, "/api/users/"+url.PathEscape(userID)+"/site", mw.FormDataContentType(), buf.Bytes(), &out)
+	var out httpapi.SitesResponse
+	err := cl.do(ctx, http.MethodPut, "/api/users/"+url.PathEscape(userID)+"/sites", mw.FormDataContentType(), buf.Bytes(), &out)
 	return &out, err
 }
 
-func (cl *client) listUsers(ctx context.Context, search, after string, limit int) (*httpapi.ListResponse, error) {
+// listUsers fetches a page of users whose id or name contains search ("" all)
+// and that are in site ("" any).
+func (cl *client) listUsers(ctx context.Context, search, site, after string, limit int) (*httpapi.ListResponse, error) {
 	q := url.Values{"limit": {fmt.Sprint(limit)}}
 	if search != "" {
 		q.Set("q", search)
+	}
+	if site != "" {
+		q.Set("site", site)
 	}
 	if after != "" {
 		q.Set("after", after)

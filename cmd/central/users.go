@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -17,10 +18,11 @@ func usersCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:  "list",
-				Usage: "list every user, or those whose id or name contains --search",
+				Usage: "list every user, or those whose id or name contains --search, or those of --site",
 				Flags: append([]cli.Flag{
 					&cli.BoolFlag{Name: "json", Usage: "one JSON object per line"},
 					&cli.StringFlag{Name: "search", Usage: "only users whose id or name contains this text, ignoring case"},
+					&cli.StringFlag{Name: "site", Usage: "only users of this site"},
 					&cli.IntFlag{Name: "page", Usage: "users fetched per request", Value: 500},
 				}, clientFlags()...),
 				Action: func(c *cli.Context) error {
@@ -31,11 +33,11 @@ func usersCommand() *cli.Command {
 					tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 					enc := json.NewEncoder(c.App.Writer)
 					if !c.Bool("json") {
-						fmt.Fprintln(tw, "USER_ID\tNAME\tIMAGES\tREVISION\tUPDATED")
+						fmt.Fprintln(tw, "USER_ID\tNAME\tSITES\tIMAGES\tREVISION\tUPDATED")
 					}
 					after := ""
 					for {
-						page, err := cl.listUsers(c.Context, c.String("search"), after, c.Int("page"))
+						page, err := cl.listUsers(c.Context, c.String("search"), c.String("site"), after, c.Int("page"))
 						if err != nil {
 							return err
 						}
@@ -44,7 +46,7 @@ func usersCommand() *cli.Command {
 								enc.Encode(u)
 								continue
 							}
-							fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", u.UserID, u.Name, u.References, u.Revision, u.UpdatedAt.Format(time.RFC3339))
+							fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", u.UserID, u.Name, sitesColumn(u.Sites), u.References, u.Revision, u.UpdatedAt.Format(time.RFC3339))
 						}
 						if page.Next == "" {
 							return tw.Flush()
@@ -81,7 +83,7 @@ func usersCommand() *cli.Command {
 				ArgsUsage: "USER_ID IMAGE...",
 				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "name", Usage: "display name"},
-					&cli.StringFlag{Name: "site", Usage: "for a new user: the site whose edges alone receive it (default: every edge)"},
+					&cli.StringFlag{Name: "sites", Usage: "for a new user: the sites whose edges alone receive it, comma-separated (default: every edge)"},
 				}, clientFlags()...),
 				Action: func(c *cli.Context) error {
 					if c.NArg() < 2 {
@@ -91,7 +93,7 @@ func usersCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					res, err := cl.register(c.Context, c.Args().First(), c.String("name"), c.String("site"), c.Args().Slice()[1:])
+					res, err := cl.register(c.Context, c.Args().First(), c.String("name"), c.String("sites"), c.Args().Slice()[1:])
 					if err != nil {
 						return err
 					}
@@ -104,25 +106,25 @@ func usersCommand() *cli.Command {
 				},
 			},
 			{
-				Name:      "site",
-				Usage:     "distribute a user only to the edges of SITE (EDGE_SITES), or with --everywhere to every edge; the edges it leaves erase it",
-				ArgsUsage: "USER_ID [SITE]",
+				Name:      "sites",
+				Usage:     "distribute a user only to the edges of SITES (comma-separated; an edge serves the sites in its EDGE_SITES), or with --everywhere to every edge; the edges it leaves erase it",
+				ArgsUsage: "USER_ID [SITES]",
 				Flags:     append([]cli.Flag{&cli.BoolFlag{Name: "everywhere", Usage: "send the user to every edge (no site)"}}, clientFlags()...),
 				Action: func(c *cli.Context) error {
-					site := c.Args().Get(1)
-					if c.NArg() < 1 || c.NArg() > 2 || (site == "") == !c.Bool("everywhere") {
-						return errors.New("usage: central users site USER_ID SITE, or central users site --everywhere USER_ID")
+					sites := c.Args().Get(1)
+					if c.NArg() < 1 || c.NArg() > 2 || (sites == "") == !c.Bool("everywhere") {
+						return errors.New("usage: central users sites USER_ID SITE[,SITE...], or central users sites --everywhere USER_ID")
 					}
 					cl, err := newClient(c)
 					if err != nil {
 						return err
 					}
-					res, err := cl.setSite(c.Context, c.Args().First(), site)
+					res, err := cl.setSites(c.Context, c.Args().First(), sites)
 					if err != nil {
 						return err
 					}
-					where := "site " + res.Site
-					if res.Site == "" {
+					where := "sites " + strings.Join(res.Sites, ",")
+					if len(res.Sites) == 0 {
 						where = "every edge"
 					}
 					fmt.Fprintf(c.App.Writer, "%s: %s (revision %d)\n", res.UserID, where, res.Revision)
@@ -160,4 +162,13 @@ func usersCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+// sitesColumn shows a user's sites in a table: comma-separated, or
+// "(every edge)" for a user of no site.
+func sitesColumn(sites []string) string {
+	if len(sites) == 0 {
+		return "(every edge)"
+	}
+	return strings.Join(sites, ",")
 }

@@ -68,8 +68,8 @@
     return Math.round(s / 3600) + ' h ago';
   }
   function num(x, digits) { return typeof x === 'number' ? x.toFixed(digits) : '—'; }
-  // siteText says where a user goes: its site's edges, or every edge.
-  function siteText(site) { return site || '— (every edge)'; }
+  // sitesText says where a user goes: its sites' edges, or every edge.
+  function sitesText(sites) { return sites && sites.length ? sites.join(', ') : '— (every edge)'; }
 
   // ---- API -------------------------------------------------------------
   class APIError extends Error {
@@ -187,6 +187,7 @@
   // ---- users -----------------------------------------------------------
   function usersPage() {
     const q = h('input', { type: 'search', id: 'user-search', placeholder: 'id or name', class: 'wide' });
+    const siteFilter = h('input', { type: 'search', id: 'user-site-filter', placeholder: 'any site' });
     const body = h('tbody');
     const status = h('p', { class: 'muted' });
     const prev = h('button', { type: 'button', disabled: true }, '← Previous');
@@ -199,6 +200,7 @@
       const after = cursors[cursors.length - 1];
       const params = new URLSearchParams({ limit: '50' });
       if (q.value.trim()) params.set('q', q.value.trim());
+      if (siteFilter.value.trim()) params.set('site', siteFilter.value.trim());
       if (after) params.set('after', after);
       try {
         const t0 = performance.now();
@@ -207,7 +209,7 @@
         body.replaceChildren(...page.users.map((u) => h('tr', { class: 'link', dataset: { user: u.user_id }, onclick: () => { location.hash = '#/users/' + encodeURIComponent(u.user_id); } },
           h('td', {}, h('a', { href: '#/users/' + encodeURIComponent(u.user_id) }, u.user_id)),
           h('td', {}, u.name || ''),
-          h('td', { class: u.site ? '' : 'muted' }, siteText(u.site)),
+          h('td', { class: u.sites ? 'sites' : 'sites muted' }, sitesText(u.sites)),
           h('td', { class: 'num' }, u.references),
           h('td', { class: 'num' }, u.revision),
           h('td', {}, fmtTime(u.updated_at)))));
@@ -219,13 +221,15 @@
       } catch (e) { err.append(msg('error', e.message)); }
     }
     let debounce;
-    q.addEventListener('input', () => { clearTimeout(debounce); debounce = setTimeout(() => { cursors = ['']; load(); }, 250); });
+    for (const input of [q, siteFilter]) {
+      input.addEventListener('input', () => { clearTimeout(debounce); debounce = setTimeout(() => { cursors = ['']; load(); }, 250); });
+    }
     next.addEventListener('click', () => { cursors.push(nextCursor); load(); });
     prev.addEventListener('click', () => { cursors.pop(); load(); });
     put(h('h1', {}, 'Users'),
-      h('div', { class: 'row' }, h('label', {}, 'Search', q), h('a', { href: '#/register' }, h('button', { type: 'button', class: 'primary' }, 'Register a user'))),
+      h('div', { class: 'row' }, h('label', {}, 'Search', q), h('label', { title: 'only the users of this site' }, 'Site', siteFilter), h('a', { href: '#/register' }, h('button', { type: 'button', class: 'primary' }, 'Register a user'))),
       err,
-      h('table', { id: 'users' }, h('thead', {}, h('tr', {}, h('th', {}, 'User id'), h('th', {}, 'Name'), h('th', {}, 'Site'), h('th', { class: 'num' }, 'Photos'), h('th', { class: 'num' }, 'Revision'), h('th', {}, 'Updated'))), body),
+      h('table', { id: 'users' }, h('thead', {}, h('tr', {}, h('th', {}, 'User id'), h('th', {}, 'Name'), h('th', {}, 'Sites'), h('th', { class: 'num' }, 'Photos'), h('th', { class: 'num' }, 'Revision'), h('th', {}, 'Updated'))), body),
       h('div', { class: 'row' }, prev, next, status));
     load();
   }
@@ -248,26 +252,26 @@
       } catch (e) { note.append(msg('error', e.message)); }
     } }, h('label', {}, 'Display name', name), h('button', { type: 'submit', id: 'rename-submit' }, 'Rename'));
 
-    // The site: only its edges receive the user; empty sends it to every
-    // edge. Those of the site it leaves erase it (the erasure page lists
-    // the move).
-    const siteShown = h('dd', { id: 'user-site' }, siteText(user.site));
+    // The sites: only their edges receive the user; none sends it to every
+    // edge. The edges of the sites it leaves that serve none of the new
+    // ones erase it (the erasure page lists the change).
+    const siteShown = h('dd', { id: 'user-site' }, sitesText(user.sites));
     const revShown = h('dd', {}, user.revision);
-    const site = h('input', { type: 'text', id: 'site', value: user.site || '', placeholder: 'every edge' });
-    async function setSite(value) {
+    const site = h('input', { type: 'text', id: 'site', value: (user.sites || []).join(', '), placeholder: 'every edge', title: 'sites, comma-separated' });
+    async function setSites(value) {
       note.replaceChildren();
       try {
-        const r = await api('PUT', '/api/users/' + encodeURIComponent(id) + '/site', form({ site: value }));
-        siteShown.textContent = siteText(r.site);
+        const r = await api('PUT', '/api/users/' + encodeURIComponent(id) + '/sites', form({ sites: value }));
+        siteShown.textContent = sitesText(r.sites);
         revShown.textContent = r.revision;
-        site.value = r.site || '';
-        note.append(msg('success', !r.changed ? 'The site is unchanged.'
-          : (r.site ? 'Site set to ' + r.site + ': only its edges receive ' + r.user_id : 'Site cleared: every edge receives ' + r.user_id) + ' (revision ' + r.revision + ').'));
+        site.value = r.sites.join(', ');
+        note.append(msg('success', !r.changed ? 'The sites are unchanged.'
+          : (r.sites.length ? 'Sites set to ' + r.sites.join(', ') + ': only their edges receive ' + r.user_id : 'Sites cleared: every edge receives ' + r.user_id) + ' (revision ' + r.revision + ').'));
       } catch (e) { note.append(msg('error', e.message)); }
     }
-    const siteForm = h('form', { class: 'row', onsubmit: (ev) => { ev.preventDefault(); setSite(site.value.trim()); } },
-      h('label', {}, 'Site', site), h('button', { type: 'submit', id: 'site-submit' }, 'Set site'),
-      h('button', { type: 'button', id: 'site-clear', onclick: () => setSite('') }, 'Clear (every edge)'));
+    const siteForm = h('form', { class: 'row', onsubmit: (ev) => { ev.preventDefault(); setSites(site.value.trim()); } },
+      h('label', {}, 'Sites (comma-separated)', site), h('button', { type: 'submit', id: 'site-submit' }, 'Set sites'),
+      h('button', { type: 'button', id: 'site-clear', onclick: () => setSites('') }, 'Clear (every edge)'));
 
     const thumbs = h('div', { class: 'thumbs', id: 'thumbs' });
     for (const img of user.images) {
@@ -310,7 +314,7 @@
     out.append(
       h('section', { class: 'card' }, h('dl', { class: 'facts' },
         h('dt', {}, 'Name'), h('dd', {}, user.name || '—'),
-        h('dt', {}, 'Site'), siteShown,
+        h('dt', {}, 'Sites'), siteShown,
         h('dt', {}, 'Revision'), revShown,
         h('dt', {}, 'Created'), h('dd', {}, fmtTime(user.created_at)),
         h('dt', {}, 'Updated'), h('dd', {}, fmtTime(user.updated_at))), renameForm, siteForm),
@@ -421,7 +425,7 @@
       out.replaceChildren();
       save.disabled = true;
       try {
-        const r = await api('POST', '/api/register', form({ user_id: uid.value.trim(), name: name.value, site: site.value.trim() || undefined, image: photos }));
+        const r = await api('POST', '/api/register', form({ user_id: uid.value.trim(), name: name.value, sites: site.value.trim() || undefined, image: photos }));
         out.append(msg('success', (r.created ? 'Registered ' : 'Updated ') + r.user_id + ' with ' + r.references + ' reference photo(s), revision ' + r.revision + '.'),
           h('a', { href: '#/users/' + encodeURIComponent(r.user_id) }, 'Open ' + r.user_id));
         photos = [];
@@ -432,7 +436,7 @@
       refresh();
     } },
     h('section', { class: 'card' }, h('div', { class: 'row' }, h('label', {}, 'User id', uid), h('label', {}, 'Name', name),
-      h('label', { title: 'Only the edges of this site receive the user; empty: every edge' }, 'Site (optional)', site))),
+      h('label', { title: 'Only the edges of these sites receive the user (comma-separated); empty: every edge' }, 'Sites (optional, comma-separated)', site))),
     h('section', { class: 'card' }, h('h2', {}, 'Photos'),
       h('p', { class: 'muted' }, 'Each photo is analysed as registration would (nothing is stored yet): the box marks the face that would be enrolled.'),
       h('div', { class: 'row' }, h('label', {}, 'From files', files)), cam, previews),

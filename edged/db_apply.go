@@ -263,7 +263,12 @@ func (a *applier) delete(d *pb.UserDelete) (uint64, error) {
 		return 0, err
 	}
 	if d.Revision < cur {
-		a.out.Invalid = append(a.out.Invalid, staleChange(d.UserId, d.Revision, cur))
+		// Not a reject, unlike an older upsert: each scope has its own
+		// consumer, and a scope the user left keeps its tombstone, which
+		// an edge serving another scope of the user may read after that
+		// scope's newer upsert (a user erased from sites A and B and
+		// registered again in A). Applying nothing is the answer either way.
+		a.out.Ignored++
 		return d.Revision, nil
 	}
 	if old == nil && d.Revision == cur {

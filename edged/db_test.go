@@ -126,8 +126,9 @@ func TestApply(t *testing.T) {
 			want: map[string]float32{"bob": b1[0]}, deletes: 1},
 		{name: "older than delete refused", changes: []*pb.UserChange{upsert("alice", 1, testModel, a1), del("alice", 3), upsert("alice", 2, testModel, a2)},
 			want: map[string]float32{}, deletes: 1, invalid: 1},
-		{name: "older delete refused", changes: []*pb.UserChange{upsert("alice", 5, testModel, a1), del("alice", 3)},
-			want: map[string]float32{"alice": a1[0]}, invalid: 1},
+		// An older tombstone is ignored: another scope's, read late.
+		{name: "older delete ignored", changes: []*pb.UserChange{upsert("alice", 5, testModel, a1), del("alice", 3)},
+			want: map[string]float32{"alice": a1[0]}, ignored: 1},
 		{name: "re-register after delete", changes: []*pb.UserChange{upsert("alice", 1, testModel, a1), del("alice", 2), upsert("alice", 4, testModel, a2)},
 			want: map[string]float32{"alice": a2[0]}, deletes: 1},
 		{name: "other model refused", changes: []*pb.UserChange{upsert("alice", 1, "other", a1), upsert("bob", 2, testModel, b1)},

@@ -147,6 +147,15 @@ func TestTokenCreate(t *testing.T) {
 	if _, _, err := run(t, "token", "create", "--role", "root"); err == nil {
 		t.Fatal("unknown role accepted")
 	}
+	// A verify token names its door: doors sharing a subject would share
+	// their lockout counts, and one door's failures lock the others.
+	if _, _, err := run(t, "token", "create", "--role", "verify", "--data", dir); err == nil || !strings.Contains(err.Error(), "--subject") {
+		t.Fatalf("a verify token without --subject: %v, want an error naming --subject", err)
+	}
+	out, _, err = run(t, "token", "create", "--role", "admin", "--data", dir)
+	if c, cerr := fromSecret.Check(strings.TrimSpace(out), time.Now()); err != nil || cerr != nil || c.Subject != "cli" {
+		t.Fatalf("an admin token without --subject: %+v %v %v, want subject cli", c, err, cerr)
+	}
 }
 
 // env is a running central service with the real engine and a filestore.

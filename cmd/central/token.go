@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,7 +28,7 @@ func tokenCommand() *cli.Command {
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "role", Usage: "admin (register, users, edges, verify) or verify (verify, identify)", Required: true},
 				&cli.StringFlag{Name: "ttl", Usage: "validity, e.g. 24h or 720h; 0 never expires", Value: "2160h"},
-				&cli.StringFlag{Name: "subject", Usage: "who the token is for (shows in the logs)", Value: "cli"},
+				&cli.StringFlag{Name: "subject", Usage: "who the token is for, e.g. door-3 (shows in the logs; the lockout counts per subject); required for a verify token, cli for an admin token by default"},
 				dataFlag(),
 				keyFileFlag(),
 			},
@@ -38,6 +39,15 @@ func tokenCommand() *cli.Command {
 				role, err := auth.ParseRole(c.String("role"))
 				if err != nil {
 					return err
+				}
+				subject := c.String("subject")
+				if subject == "" {
+					if role == auth.RoleVerify {
+						// Doors sharing a subject share their lockout counts:
+						// one door's failures would lock the others.
+						return errors.New("--subject is required for a verify token: name the door or kiosk it is for (e.g. --subject door-3), since the lockout counts failures per subject")
+					}
+					subject = "cli"
 				}
 				ttl, err := config.ParseDuration(c.String("ttl"))
 				if err != nil {
@@ -52,14 +62,14 @@ func tokenCommand() *cli.Command {
 					return err
 				}
 				now := time.Now()
-				tok, err := signer.Issue(c.String("subject"), role, ttl, now)
+				tok, err := signer.Issue(subject, role, ttl, now)
 				if err != nil {
 					return err
 				}
 				if ttl > 0 {
-					fmt.Fprintf(c.App.ErrWriter, "%s token for %q, valid until %s\n", role, c.String("subject"), now.Add(ttl).UTC().Format(time.RFC3339))
+					fmt.Fprintf(c.App.ErrWriter, "%s token for %q, valid until %s\n", role, subject, now.Add(ttl).UTC().Format(time.RFC3339))
 				} else {
-					fmt.Fprintf(c.App.ErrWriter, "%s token for %q, never expires (`central token revoke %s` revokes it)\n", role, c.String("subject"), c.String("subject"))
+					fmt.Fprintf(c.App.ErrWriter, "%s token for %q, never expires (`central token revoke %s` revokes it)\n", role, subject, subject)
 				}
 				fmt.Fprintln(c.App.Writer, tok)
 				return nil

@@ -1,6 +1,7 @@
 package central
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -150,6 +151,8 @@ func TestSitesRefused(t *testing.T) {
 		{[]string{"A", "b c"}, "invalid_site"},
 		{[]string{""}, "invalid_site"},
 		{[]string{"a.b"}, "invalid_site"},
+		{[]string{"_all"}, "invalid_site"},
+		{manySites(pb.MaxUserSites + 1), "too_many_sites"},
 	} {
 		if _, err := r.SetSites(ctx, "u", tt.sites); !hasCode(err, tt.code) || faceauth.KindOf(err) != faceauth.KindInvalid {
 			t.Errorf("SetSites(%q): %v, want %s", tt.sites, err, tt.code)
@@ -166,6 +169,9 @@ func TestSitesRefused(t *testing.T) {
 	}
 	if res, err := r.RegisterAt(ctx, "u", "", []string{"A"}, []Image{{Data: crops[1]}}); err != nil || len(res.Record.References) != 2 {
 		t.Fatalf("register of a user of site A into A again: %+v %v", res, err)
+	}
+	if res, err := r.SetSites(ctx, "u", manySites(pb.MaxUserSites)); err != nil || len(res.Record.Sites) != pb.MaxUserSites {
+		t.Fatalf("SetSites with the most sites: %v", err)
 	}
 	if _, err := r.SetSites(ctx, "nobody", []string{"A"}); faceauth.KindOf(err) != faceauth.KindNotFound {
 		t.Fatalf("SetSites of an unknown user: %v", err)
@@ -291,4 +297,13 @@ func TestDeleteInSites(t *testing.T) {
 	if err != nil || len(dels) != 1 || !slices.Equal(dels[0].Sites, []string{"A", "B"}) || dels[0].Moved {
 		t.Fatalf("deletion records %v %v", dels, err)
 	}
+}
+
+// manySites returns n distinct sites.
+func manySites(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("site-%d", i)
+	}
+	return out
 }

@@ -116,7 +116,7 @@ func TestSiteOrders(t *testing.T) {
 					if _, err := d.setSites(sites); err != nil {
 						t.Fatal(err)
 					}
-					deletes, rejects := 0, 0
+					deletes, rejects, users := 0, 0, 0
 					for n, c := range order {
 						// Each scope's consumer delivers it; stream sequences
 						// grow in every scope as they do across the stream.
@@ -127,10 +127,15 @@ func TestSiteOrders(t *testing.T) {
 						}
 						deletes += out.Deletes
 						rejects += len(out.Invalid)
+						users += out.UsersDelta
 					}
-					got, _ := loaded(t, d)
+					got, counts := loaded(t, d)
 					v, ok := got["u"]
 					switch {
+					case users != len(got) || counts.Users != len(got):
+						// An edge of both sites holds the user once, and
+						// counts it once (the heartbeat's user_count).
+						t.Errorf("%s: %d users counted while applying, %d on load, %d held", name, users, counts.Users, len(got))
 					case wantHeld == 0 && ok:
 						t.Errorf("%s: the user is held, want erased", name)
 					case wantHeld > 0 && (!ok || v != vec(4, wantHeld)[0]):

@@ -15,9 +15,19 @@ import (
 // is a scope of the user's messages, one subject per scope; a user of no
 // site has the single scope "" (docs/sync.md, Sites).
 
+// MaxUserSites is the most sites one user may be in. Each is a message
+// of every change of the user, so the bound keeps a change's cost on the
+// feed bounded; a user wanted everywhere has no site instead.
+const MaxUserSites = 100
+
 // CheckSites checks a user's set of sites, each by ValidateSite and none
-// twice, and returns it sorted (a new slice; empty: every edge).
+// twice, at most MaxUserSites, and returns it sorted (a new slice; empty:
+// every edge).
 func CheckSites(sites []string) ([]string, error) {
+	if len(sites) > MaxUserSites {
+		return nil, faceauth.E(faceauth.KindInvalid, "too_many_sites",
+			"A user may be in at most %d sites (%d given); one wanted at every edge has no site.", MaxUserSites, len(sites))
+	}
 	out := make([]string, 0, len(sites))
 	for _, s := range sites {
 		if err := ValidateSite(s); err != nil {

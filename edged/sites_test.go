@@ -84,7 +84,7 @@ func TestSiteOrders(t *testing.T) {
 			A: {scopedUp(A, 1), scopedDel(A, 2, false), scopedUp(A, 4)},
 			B: {scopedUp(B, 1), scopedDel(B, 2, false)},
 		}, a: outcome{held: 4, receipt: true}, b: erased, ab: outcome{held: 4, receipt: true}, none: absent},
-				{name: "from A to every edge", scopes: map[string][]*pb.UserChange{
+		{name: "from A to every edge", scopes: map[string][]*pb.UserChange{
 			A:  {scopedUp(A, 1), scopedDel(A, 2, true)},
 			"": {scopedUp("", 3)},
 		}, a: outcome{held: 3}, b: outcome{held: 3}, ab: outcome{held: 3}, none: outcome{held: 3}},

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -225,8 +226,10 @@ func TestNATSConfig(t *testing.T) {
 	}
 	dir := t.TempDir()
 	keys := filepath.Join(dir, "keys")
-	for _, id := range []string{"central", "site-1", "site-2"} {
-		cmd := exec.Command("bash", "nats/new-edge.sh", id)
+	// site-1 serves two sites, site-2 none.
+	for _, args := range [][]string{{"central"}, {"site-1", "--sites", "lobby,hq"}, {"site-2"}} {
+		id := args[0]
+		cmd := exec.Command("bash", append([]string{"nats/new-edge.sh"}, args...)...)
 		cmd.Env = append(os.Environ(), "KEYS="+keys, "CONF="+filepath.Join(dir, "users.conf"), "NK="+nk)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("new-edge.sh %s: %v\n%s", id, err, out)
@@ -457,7 +460,8 @@ func expectFirstUser(ctx context.Context, t *testing.T, js jetstream.JetStream, 
 	got := make(chan string, 1)
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go uplink.Consume(cctx, js, uplink.ConsumeOptions{Keys: pb.TrustKey(testFeedKey.PublicKey())}, func(ds []uplink.Delivery) error {
+	o := uplink.ConsumeOptions{Keys: pb.TrustKey(testFeedKey.PublicKey()), Scopes: []uplink.Scope{{Name: pb.NoSite}}}
+	go uplink.Consume(cctx, js, o, func(ds []uplink.Delivery) error {
 		for _, d := range ds {
 			if d.Change != nil {
 				got <- pb.ChangeUserID(d.Change)
@@ -513,7 +517,16 @@ func checkPermissions(t *testing.T, keys string, opts *server.Options, ids ...st
 		}
 		want := pb.CentralPermissions()
 		if id != "central" {
-			want = pb.EdgePermissions(id)
+			// No <id>.sites file: no site.
+			b, err := os.ReadFile(filepath.Join(keys, id+".sites"))
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				t.Fatal(err)
+			}
+			sites, err := pb.ParseSites(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Fatalf("%s.sites: %v", id, err)
+			}
+			want = pb.EdgePermissions(id, sites)
 		}
 		if !slices.Equal(sorted(p.Publish.Allow), sorted(want.Publish)) {
 			t.Errorf("%s may publish %v, feed says %v", id, p.Publish.Allow, want.Publish)

@@ -16,6 +16,9 @@ import (
 	"github.com/xplore/faceauth/central/fleet"
 	"github.com/xplore/faceauth/central/httpapi"
 	"github.com/xplore/faceauth/edged"
+	"github.com/xplore/faceauth/internal/natsconn"
+	"github.com/xplore/faceauth/internal/natstest"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // TestSiteScopedDistribution runs central with the edges of two sites. A
@@ -32,7 +35,16 @@ func TestSiteScopedDistribution(t *testing.T) {
 	aliceVec, bobVec, carolVec := vectorBytes(t, alice), vectorBytes(t, bob), vectorBytes(t, carol)
 	const aliceID, bobID, carolID = "alice-site-a", "bob-everywhere", "carol-sites-a-b"
 
-	c := startCentral(t, t.TempDir(), freeAddr(t), "--nats-local-edges", "edge-a,edge-b")
+	// Each edge's NATS permissions name its sites (<id>.sites beside its
+	// key); edge-c has none, so it may read only the users of no site.
+	cdata := t.TempDir()
+	for id, sites := range map[string]string{"edge-a": "site-a", "edge-b": "site-b"} {
+		os.MkdirAll(filepath.Join(cdata, "nats-auth"), 0o700)
+		if err := os.WriteFile(filepath.Join(cdata, "nats-auth", id+".sites"), []byte(sites+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := startCentral(t, cdata, freeAddr(t), "--nats-local-edges", "edge-a,edge-b,edge-c")
 	dataA, dataB := t.TempDir(), t.TempDir()
 	edgeA := startEdge(t, "edge-a", dataA, c.nats, append(c.edgeAuth("edge-a"), "--sites", "site-a")...)
 	edgeB := startEdge(t, "edge-b", dataB, c.nats, append(c.edgeAuth("edge-b"), "--sites", "site-b")...)
@@ -77,6 +89,30 @@ func TestSiteScopedDistribution(t *testing.T) {
 	if status != http.StatusOK || !bytes.Contains(body, []byte(aliceID)) {
 		t.Fatalf("identify at site A's edge: %d %s", status, body)
 	}
+
+	// With B's NATS key, none of the ways to read A's user works (the
+	// server refuses them), while B's own scope can be read.
+	bnc, err := natsconn.Connect(t.Context(), natsconn.ConnectOptions{URL: c.nats,
+		NKeySeedFile: filepath.Join(cdata, "nats-auth", "edge-b.nk"), InboxPrefix: pb.EdgeInboxPrefix("edge-b")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bnc.Close()
+	aliceSubject := pb.UserSubject(aliceID, "site-a")
+	for _, a := range natstest.Allowed(bnc, natstest.SiteReadAttempts("site-b", aliceSubject), 3*time.Second) {
+		t.Errorf("site B's key read site A's user with %s (%s %s)", a.What, a.Subject, a.Body)
+	}
+	own := natstest.SiteReadAttempts("site-a", pb.UserSubject(bobID, "site-b"))[0]
+	if len(natstest.Allowed(bnc, []natstest.ReadAttempt{own}, 10*time.Second)) != 1 {
+		t.Fatalf("site B's key cannot create a consumer of site B (%s)", own.Subject)
+	}
+	// An edge asking for a site its key does not name says what to fix.
+	// (site-z has no user, so that central expects no receipt from it.)
+	edgeC := startEdge(t, "edge-c", t.TempDir(), c.nats, append(c.edgeAuth("edge-c"), "--sites", "site-z")...)
+	waitFor(t, 30*time.Second, "edge-c to say its key does not name site-z", func() bool {
+		return edgeC.logHas(`does not let edge \"edge-c\" read site \"site-z\": add the site to edge-c.sites`)
+	})
+	edgeC.stop()
 
 	// central edges shows each edge's scope.
 	out, err := exec.Command(filepath.Join(binDir, "central"), "edges", "--url", c.url, "--token", admin).CombinedOutput()

@@ -89,15 +89,16 @@ func (e *Edge) syncLoop(ctx context.Context, js jetstream.JetStream) {
 }
 
 // scopeRefused turns the NATS server's refusal of a scope's consumer into
-// one sentence naming the site and what to fix.
+// one sentence naming the site and what to fix (the server's own words are
+// in the log already, as a NATS error).
 func (e *Edge) scopeRefused(r *uplink.ScopeRefusedError) error {
 	if r.Scope == pb.NoSite {
-		return faceauth.Wrap(r, faceauth.KindForbidden, "feed_not_permitted",
+		return faceauth.E(faceauth.KindForbidden, "feed_not_permitted",
 			"The NATS server does not let edge %q read the users of no site (%s): its credentials are not an edge's (pb.EdgePermissions); use the key central made for it or deploy/nats/new-edge.sh.", e.cfg.EdgeID, pb.ScopeFilter(""))
 	}
-	return faceauth.Wrap(r, faceauth.KindForbidden, "site_not_permitted",
-		"The NATS server does not let edge %q read site %q: add the site to %s.sites next to %s.pub in central's edge keys folder (NATS_EDGE_KEYS; deploy/nats/new-edge.sh %s --sites ...) and restart central, or remove it from EDGE_SITES.",
-		e.cfg.EdgeID, r.Scope, e.cfg.EdgeID, e.cfg.EdgeID, e.cfg.EdgeID)
+	return faceauth.E(faceauth.KindForbidden, "site_not_permitted",
+		"The NATS server does not let edge %q read site %q: add the site to %s.sites beside the edge's key at central (in NATS_EDGE_KEYS, or <data>/nats-auth for an edge of NATS_LOCAL_EDGES; deploy/nats/new-edge.sh %s --sites ... writes it) and restart central, or remove the site from EDGE_SITES.",
+		e.cfg.EdgeID, r.Scope, e.cfg.EdgeID, e.cfg.EdgeID)
 }
 
 // errKeyRotated stops a consumer whose batch held messages signed by a

@@ -277,25 +277,42 @@ func CentralPermissions() Permissions {
 	}
 }
 
-// EdgePermissions are what the edge edgeID needs and no more: read the
-// users and config streams through its own consumers, publish its own
-// heartbeat and receipts. It cannot publish user data, change streams, or
-// speak for another edge.
-func EdgePermissions(edgeID string) Permissions {
+// EdgePermissions are what the edge edgeID, serving sites, needs and no
+// more: read the users of no site and of its sites, and the config stream,
+// through its own consumers; publish its own heartbeat and receipts. It
+// cannot publish user data, change streams, speak for another edge, or
+// read another site's users.
+//
+// NATS checks a JetStream request's subject, not its body, so the users
+// stream is reachable only through consumers whose create subject names
+// their one filter, "$JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>"
+// (the server refuses a body whose filter differs), and the edge may create
+// one only on the filter of each of its scopes (ScopeFilter). The scope is
+// the subject's last token, matched literally; a '*' in the permission's id
+// position would match a literal '>' there, but "faceauth.users.>.<scope>"
+// is no valid filter. A multi-filter consumer (created without a filter in
+// its subject), an unfiltered one, and the users stream's direct and
+// message gets are refused.
+func EdgePermissions(edgeID string, sites []string) Permissions {
+	pub := []string{
+		EdgeStatusSubject(edgeID),
+		"faceauth.receipts." + edgeID + ".>",
+		"$JS.API.INFO",
+		"$JS.API.STREAM.INFO." + UsersStream,
+		"$JS.API.STREAM.INFO." + ConfigStream,
+	}
+	for _, s := range EdgeScopes(sites) {
+		pub = append(pub, "$JS.API.CONSUMER.CREATE."+UsersStream+".*."+ScopeFilter(s))
+	}
+	pub = append(pub,
+		"$JS.API.CONSUMER.DELETE."+UsersStream+".>",
+		"$JS.API.CONSUMER.INFO."+UsersStream+".>",
+		"$JS.API.CONSUMER.MSG.NEXT."+UsersStream+".>",
+		"$JS.API.DIRECT.GET."+ConfigStream+".>",
+		"$JS.API.STREAM.MSG.GET."+ConfigStream,
+	)
 	return Permissions{
-		Publish: []string{
-			EdgeStatusSubject(edgeID),
-			"faceauth.receipts." + edgeID + ".>",
-			"$JS.API.INFO",
-			"$JS.API.STREAM.INFO." + UsersStream,
-			"$JS.API.STREAM.INFO." + ConfigStream,
-			"$JS.API.CONSUMER.CREATE." + UsersStream + ".>",
-			"$JS.API.CONSUMER.DELETE." + UsersStream + ".>",
-			"$JS.API.CONSUMER.INFO." + UsersStream + ".>",
-			"$JS.API.CONSUMER.MSG.NEXT." + UsersStream + ".>",
-			"$JS.API.DIRECT.GET." + ConfigStream + ".>",
-			"$JS.API.STREAM.MSG.GET." + ConfigStream,
-		},
+		Publish: pub,
 		// Replies (JetStream acks, consumer deliveries) come to the edge's
 		// own inbox prefix, so an edge cannot listen to other clients'.
 		Subscribe: []string{

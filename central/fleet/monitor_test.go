@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -344,11 +345,13 @@ func TestMonitorIgnoresSpoofedHeartbeats(t *testing.T) {
 	}
 }
 
-// TestPermissions runs central and an edge with the permissions docs/sync.md
-// prescribes, against a server that enforces them.
+// TestPermissions runs central and an edge of site-b with the permissions
+// docs/sync.md prescribes, against a server that enforces them: the edge
+// syncs the users of no site and of site-b, and every way to read a site-a
+// user's message is refused.
 func TestPermissions(t *testing.T) {
 	n := natstest.New(t)
-	cp, ep := pb.CentralPermissions(), pb.EdgePermissions("site-1")
+	cp, ep := pb.CentralPermissions(), pb.EdgePermissions("site-1", []string{"site-b"})
 	n.Opts.Users = []natsd.User{
 		{Name: "central", Password: "c", Publish: cp.Publish, Subscribe: cp.Subscribe},
 		{Name: "site-1", Password: "e", Publish: ep.Publish, Subscribe: ep.Subscribe},
@@ -362,10 +365,17 @@ func TestPermissions(t *testing.T) {
 	defer cnc.Close()
 	src := natstest.NewSource()
 	src.Upsert("a.b@c", 8)
+	inSite := func(id, site string) {
+		src.Set(func(rev uint64) *pb.UserChange {
+			return &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: id, Revision: rev, Site: site}}}
+		})
+	}
+	inSite("alice-a", "site-a")
+	inSite("bob-b", "site-b")
 	p, _ := runPublisher(t, cnc, src, publish.Options{Signer: testSigner, TokenKey: &pb.TokenKey{KeyId: "k", PublicKey: []byte("pk")}})
 	m, _ := runMonitor(t, cnc, Options{Model: "m1"})
 
-	asyncErrs := make(chan error, 16)
+	asyncErrs := make(chan error, 256)
 	enc, err := natsconn.Connect(ctx, natsconn.ConnectOptions{URL: n.URL(), User: "site-1", Password: "e", InboxPrefix: pb.EdgeInboxPrefix("site-1")})
 	if err != nil {
 		t.Fatal(err)
@@ -380,20 +390,44 @@ func TestPermissions(t *testing.T) {
 	// What an edge does works.
 	var st uplink.StreamState
 	deadline := time.Now().Add(15 * time.Second)
-	for st, err = uplink.ReadStreamState(ctx, ejs); err != nil || st.Msgs == 0; st, err = uplink.ReadStreamState(ctx, ejs) {
+	for st, err = uplink.ReadStreamState(ctx, ejs); err != nil || st.Msgs < 3; st, err = uplink.ReadStreamState(ctx, ejs) {
 		if time.Now().After(deadline) {
 			t.Fatalf("edge cannot read the stream state: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	got := natstest.Collect(t, ejs, uplink.ConsumeOptions{Keys: testKeys}, 1)
-	if pb.ChangeUserID(got[0].Change) != "a.b@c" {
-		t.Fatalf("edge consumed %v", got[0].Change)
+	got := natstest.Collect(t, ejs, uplink.ConsumeOptions{Keys: testKeys, Scopes: []uplink.Scope{{Name: pb.NoSite}, {Name: "site-b"}}}, 2)
+	var ids []string
+	for _, d := range got {
+		ids = append(ids, pb.ChangeUserID(d.Change))
+	}
+	if slices.Sort(ids); !slices.Equal(ids, []string{"a.b@c", "bob-b"}) {
+		t.Fatalf("edge consumed %v", ids)
+	}
+	// A scope it does not serve is refused, in words Consume can tell.
+	c0, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var refused *uplink.ScopeRefusedError
+	err = uplink.Consume(c0, ejs, uplink.ConsumeOptions{Keys: testKeys, Scopes: []uplink.Scope{{Name: pb.NoSite}, {Name: "site-a"}}}, func([]uplink.Delivery) error { return nil })
+	if !errors.As(err, &refused) || refused.Scope != "site-a" {
+		t.Fatalf("consuming site-a with site-b's permissions: %v, want a ScopeRefusedError", err)
+	}
+	// Every other way to read site-a's user is refused too; the edge's own
+	// scope, asked the same way, is the control.
+	alice := pb.UserSubject("alice-a", "site-a")
+	if ok := natstest.Allowed(enc, natstest.SiteReadAttempts("site-b", alice), 3*time.Second); len(ok) > 0 {
+		for _, a := range ok {
+			t.Errorf("an edge of site-b read site-a's user with %s (%s %s)", a.What, a.Subject, a.Body)
+		}
+	}
+	own := natstest.SiteReadAttempts("site-a", pb.UserSubject("bob-b", "site-b"))[0]
+	if ok := natstest.Allowed(enc, []natstest.ReadAttempt{own}, 10*time.Second); len(ok) != 1 {
+		t.Fatalf("an edge of site-b could not create a consumer of its own site (%s %s)", own.Subject, own.Body)
 	}
 	if k, err := pb.FetchTokenKey(ctx, ejs, testKeys); err != nil || k.Value.GetKeyId() != "k" {
 		t.Fatalf("edge token key: %v, %v", k, err)
 	}
-	if err := uplink.PublishStatus(enc, status("site-1", "m1", 1, nil)); err != nil {
+	if err := uplink.PublishStatus(enc, status("site-1", "m1", 3, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if err := uplink.PublishReceipt(ctx, ejs, &pb.DeleteReceipt{EdgeId: "site-1", UserId: "gone", Revision: 1}); err != nil {

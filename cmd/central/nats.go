@@ -30,8 +30,8 @@ func natsFlags() []cli.Flag {
 		&cli.IntFlag{Name: "nats-replicas", EnvVars: []string{"NATS_REPLICAS"}, Value: 1, Usage: "stream replicas on a NATS cluster"},
 		&cli.StringFlag{Name: "nats-listen", EnvVars: []string{"NATS_LISTEN"}, Value: natsd.DefaultListen, Usage: "embedded NATS: listen address"},
 		&cli.StringFlag{Name: "nats-store", EnvVars: []string{"NATS_STORE_DIR"}, Usage: "embedded NATS: JetStream folder (default <data>/nats)"},
-		&cli.StringFlag{Name: "nats-edge-keys", EnvVars: []string{"NATS_EDGE_KEYS"}, Usage: "embedded NATS: folder of <edge-id>.pub NKey public keys of the edges, each with its own permissions; required to listen beyond loopback"},
-		&cli.StringFlag{Name: "nats-local-edges", EnvVars: []string{"NATS_LOCAL_EDGES"}, Value: "local-edge", Usage: "embedded NATS: comma-separated ids of edges on this host; each gets a generated NKey seed <data>/" + localCredsDir + "/<edge-id>.nk (mode 0600) with its edge permissions"},
+		&cli.StringFlag{Name: "nats-edge-keys", EnvVars: []string{"NATS_EDGE_KEYS"}, Usage: "embedded NATS: folder of <edge-id>.pub NKey public keys of the edges, each with its own permissions, for the sites listed in its <edge-id>.sites (none: only the users of no site); required to listen beyond loopback"},
+		&cli.StringFlag{Name: "nats-local-edges", EnvVars: []string{"NATS_LOCAL_EDGES"}, Value: "local-edge", Usage: "embedded NATS: comma-separated ids of edges on this host; each gets a generated NKey seed <data>/" + localCredsDir + "/<edge-id>.nk (mode 0600) with its edge permissions, for the sites listed in <edge-id>.sites beside it (none: only the users of no site)"},
 		&cli.StringFlag{Name: "nats-tls-cert", EnvVars: []string{"NATS_TLS_CERT"}, Usage: "embedded NATS: server certificate file (clients must use TLS)"},
 		&cli.StringFlag{Name: "nats-tls-key", EnvVars: []string{"NATS_TLS_KEY"}, Usage: "embedded NATS: server key file"},
 		&cli.StringFlag{Name: "nats-tls-ca", EnvVars: []string{"NATS_TLS_CA"}, Usage: "embedded NATS: CA of client certificates (clients must present one)"},
@@ -181,7 +181,11 @@ func embeddedOptions(c *cli.Context, dataDir string, log *slog.Logger) (natsd.Op
 		if err != nil {
 			return o, err
 		}
-		p := pb.EdgePermissions(id)
+		sites, err := readEdgeSites(filepath.Join(dataDir, localCredsDir, id+".sites"))
+		if err != nil {
+			return o, err
+		}
+		p := pb.EdgePermissions(id, sites)
 		o.Users = append(o.Users, natsd.User{NKey: pub, Publish: p.Publish, Subscribe: p.Subscribe})
 	}
 	o.Users = append(o.Users, edges...)
@@ -234,7 +238,7 @@ func loadOrCreateSeed(path string) (nkeys.KeyPair, error) {
 }
 
 // readEdgeKeys reads <edge-id>.pub NKey public keys from dir and gives each
-// edge the edge permissions.
+// edge the edge permissions, for the sites in its <edge-id>.sites file.
 func readEdgeKeys(dir string) ([]natsd.User, error) {
 	if dir == "" {
 		return nil, nil
@@ -263,10 +267,33 @@ func readEdgeKeys(dir string) ([]natsd.User, error) {
 		if !nkeys.IsValidPublicUserKey(key) {
 			return nil, faceauth.E(faceauth.KindInvalid, "nats_edge_keys", "%s does not hold an NKey user public key (U...).", f)
 		}
-		p := pb.EdgePermissions(id)
+		sites, err := readEdgeSites(strings.TrimSuffix(f, ".pub") + ".sites")
+		if err != nil {
+			return nil, err
+		}
+		p := pb.EdgePermissions(id, sites)
 		users = append(users, natsd.User{NKey: key, Publish: p.Publish, Subscribe: p.Subscribe})
 	}
 	return users, nil
+}
+
+// readEdgeSites reads the sites an edge may read the users of from its
+// <edge-id>.sites file (sites separated by commas, spaces or lines), which
+// lies next to its key. No file means no site: the edge reads only the
+// users of no site, the safe default.
+func readEdgeSites(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the edge's sites: %w", err)
+	}
+	sites, err := pb.ParseSites(strings.Join(strings.Fields(strings.ReplaceAll(string(b), ",", " ")), ","))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sites, nil
 }
 
 func isLoopback(listen string) bool {

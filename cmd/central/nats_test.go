@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +248,46 @@ func TestNATSClientURL(t *testing.T) {
 		if isLoopback(listen) != want {
 			t.Errorf("isLoopback(%q) != %v", listen, want)
 		}
+	}
+}
+
+// TestEdgeSitesFiles: an edge's permissions name the sites of its
+// <edge-id>.sites file, beside its .pub in NATS_EDGE_KEYS or its .nk for a
+// local edge; no file means only the users of no site, and a file naming a
+// reserved or malformed site stops central with the file's name.
+func TestEdgeSitesFiles(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	keys := t.TempDir()
+	writeEdgeKey(t, keys, "site-1")
+	writeEdgeKey(t, keys, "site-2")
+	os.WriteFile(filepath.Join(keys, "site-1.sites"), []byte("lobby, hq\nlobby\n"), 0o644)
+	bad := t.TempDir()
+	writeEdgeKey(t, bad, "site-3")
+	os.WriteFile(filepath.Join(bad, "site-3.sites"), []byte("_all"), 0o644)
+
+	data := t.TempDir()
+	os.MkdirAll(filepath.Join(data, localCredsDir), 0o700)
+	os.WriteFile(filepath.Join(data, localCredsDir, "door.sites"), []byte("hq"), 0o600)
+	o, err := embeddedOptions(natsContext(t, "--nats-edge-keys", keys, "--nats-local-edges", "door,plain"), data, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"site-1": {"hq", "lobby"}, "site-2": nil, "door": {"hq"}, "plain": nil}
+	seen := 0
+	for _, u := range o.Users {
+		for id, sites := range want {
+			if slices.Contains(u.Subscribe, pb.EdgeInboxPrefix(id)+".>") {
+				seen++
+				if p := pb.EdgePermissions(id, sites); !slices.Equal(u.Publish, p.Publish) {
+					t.Errorf("%s may publish %v, want %v", id, u.Publish, p.Publish)
+				}
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Fatalf("found %d of the %d edges among the users", seen, len(want))
+	}
+	if _, err := embeddedOptions(natsContext(t, "--nats-edge-keys", bad), t.TempDir(), log); err == nil || !strings.Contains(err.Error(), "site-3.sites") {
+		t.Fatalf("a sites file naming _all: %v, want an error naming the file", err)
 	}
 }

@@ -1,16 +1,44 @@
 #!/usr/bin/env bash
 # Makes NKey credentials for central or an edge and regenerates users.conf.
 #
-#   new-edge.sh central        # once: central's key (publishes user data)
-#   new-edge.sh EDGE_ID        # per site device
+#   new-edge.sh central                 # once: central's key (publishes user data)
+#   new-edge.sh EDGE_ID [--sites A,B]   # per site device
 #
 # Keys live in $KEYS (default /etc/nats/keys): ID.nk is the secret seed to copy
-# to that machine (NATS_NKEY_SEED), ID.pub the public key the server trusts.
-# Then reload the server: nats-server --signal reload
+# to that machine (NATS_NKEY_SEED), ID.pub the public key the server trusts,
+# ID.sites the sites whose users the edge may read (the users of no site
+# always; no file: no site). The edge's EDGE_SITES must be within them.
+# --sites replaces ID.sites (--sites '' removes it); without it the file is
+# kept. central's embedded server reads the same folder (NATS_EDGE_KEYS).
+# Then reload the server: nats-server --signal reload (or restart central).
+# The edge's permission block is printed for a cluster's own configuration.
 # Needs `nk` (make tools builds .tools/bin/nk).
 set -euo pipefail
-id=${1:?usage: new-edge.sh central|EDGE_ID}
+usage="usage: new-edge.sh central | new-edge.sh EDGE_ID [--sites A,B]"
+id=${1:?$usage}
+shift
 [[ $id =~ ^[A-Za-z0-9_-]{1,64}$ ]] || { echo "edge id may use letters, digits, '_' and '-' (max 64)" >&2; exit 2; }
+set_sites=0
+sites=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --sites) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; set_sites=1; sites=$2; shift 2 ;;
+    --sites=*) set_sites=1; sites=${1#--sites=}; shift ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+done
+if [ "$id" = central ] && [ $set_sites = 1 ]; then
+  echo "central reads every site; --sites is for edges" >&2; exit 2
+fi
+# The rules of pb.ValidateSite: a subject token, and no leading '_'
+# (reserved: _all is the scope of the users of no site).
+clean=()
+IFS=', ' read -r -a list <<< "$sites"
+for s in "${list[@]}"; do
+  [ -n "$s" ] || continue
+  [[ $s =~ ^[A-Za-z0-9-][A-Za-z0-9_-]{0,63}$ ]] || { echo "site '$s': 1 to 64 letters, digits, '-' or '_', not beginning with '_'" >&2; exit 2; }
+  clean+=("$s")
+done
 here=$(cd "$(dirname "$0")" && pwd)
 KEYS=${KEYS:-/etc/nats/keys}
 CONF=${CONF:-$here/users.conf}
@@ -21,20 +49,42 @@ if [ ! -f "$KEYS/$id.nk" ]; then
   "$NK" -gen user > "$KEYS/$id.nk"
   "$NK" -inkey "$KEYS/$id.nk" -pubout > "$KEYS/$id.pub"
 fi
+if [ $set_sites = 1 ]; then
+  if [ ${#clean[@]} -eq 0 ]; then
+    rm -f "$KEYS/$id.sites"
+  else
+    printf '%s\n' "${clean[@]}" | sort -u | paste -sd, - > "$KEYS/$id.sites.tmp"
+    chmod 0644 "$KEYS/$id.sites.tmp"
+    mv "$KEYS/$id.sites.tmp" "$KEYS/$id.sites"
+  fi
+fi
 
 # These lists mirror pb.CentralPermissions and pb.EdgePermissions (the
 # deploy tests fail when they drift apart). An edge reads the users and
 # config streams through its own consumers, gets replies only on its own
-# inbox prefix, and publishes only its own heartbeat and receipts.
+# inbox prefix, and publishes only its own heartbeat and receipts. It may
+# create a users-stream consumer only with one filter, that of the users of
+# no site (_all) or of one of its sites, named in the create subject.
 central_pub='"faceauth.users.>", "faceauth.config.>", "$JS.API.>", "$KV.FACEAUTH_LOCKOUTS.>"'
 central_sub='"faceauth.edges.*.status", "_INBOX.>"'
 edge_pub() {
-  local e=$1
+  local e=$1 scope creates=()
+  local scopes=(_all)
+  if [ -f "$KEYS/$e.sites" ]; then
+    IFS=', ' read -r -a more < "$KEYS/$e.sites"
+    scopes+=("${more[@]}")
+  fi
+  for scope in "${scopes[@]}"; do
+    [ -n "$scope" ] && creates+=("\$JS.API.CONSUMER.CREATE.FACEAUTH_USERS.*.faceauth.users.*.$scope")
+  done
   printf '"%s", ' "faceauth.edges.$e.status" "faceauth.receipts.$e.>" '$JS.API.INFO' \
     '$JS.API.STREAM.INFO.FACEAUTH_USERS' '$JS.API.STREAM.INFO.FACEAUTH_CONFIG' \
-    '$JS.API.CONSUMER.CREATE.FACEAUTH_USERS.>' '$JS.API.CONSUMER.DELETE.FACEAUTH_USERS.>' \
+    "${creates[@]}" '$JS.API.CONSUMER.DELETE.FACEAUTH_USERS.>' \
     '$JS.API.CONSUMER.INFO.FACEAUTH_USERS.>' '$JS.API.CONSUMER.MSG.NEXT.FACEAUTH_USERS.>' \
     '$JS.API.DIRECT.GET.FACEAUTH_CONFIG.>' '$JS.API.STREAM.MSG.GET.FACEAUTH_CONFIG' | sed 's/, $//'
+}
+edge_user() {
+  echo "  { nkey: \"$(cat "$KEYS/$1.pub")\", permissions: { publish: [$(edge_pub "$1")], subscribe: [\"_INBOX_$1.>\"] } }"
 }
 
 {
@@ -46,7 +96,7 @@ edge_pub() {
     if [ "$name" = central ]; then
       echo "  { nkey: \"$key\", permissions: { publish: [$central_pub], subscribe: [$central_sub] } }"
     else
-      echo "  { nkey: \"$key\", permissions: { publish: [$(edge_pub "$name")], subscribe: [\"_INBOX_$name.>\"] } }"
+      edge_user "$name"
     fi
   done
   echo "]"
@@ -54,3 +104,8 @@ edge_pub() {
 chmod 0644 "$CONF.tmp"
 mv "$CONF.tmp" "$CONF"
 echo "credentials for $id: seed $KEYS/$id.nk, public key $(cat "$KEYS/$id.pub"); users.conf regenerated"
+if [ "$id" != central ]; then
+  echo "sites: $(cat "$KEYS/$id.sites" 2>/dev/null || echo "none (only the users of no site)")"
+  echo "its entry in users = [ ... ] of a nats-server configuration:"
+  edge_user "$id"
+fi

@@ -374,10 +374,25 @@ func Consume(ctx context.Context, js jetstream.JetStream, o ConsumeOptions, fn f
 // connection.
 func probeScopes(ctx context.Context, js jetstream.JetStream, scopes []Scope) error {
 	for _, sc := range scopes {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := probeScope(ctx, js, sc.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// probeScope is probeScopes for one scope. The connection's errors are
+// watched meanwhile, so a refusal is known at once rather than after the
+// request's timeout.
+func probeScope(ctx context.Context, js jetstream.JetStream, scope string) error {
+	before := js.Conn().LastError()
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
 		c, err := js.CreateOrUpdateConsumer(pctx, pb.UsersStream, jetstream.ConsumerConfig{
 			Name:              "probe_" + rand.Text(),
-			FilterSubject:     pb.ScopeFilter(sc.Name),
+			FilterSubject:     pb.ScopeFilter(scope),
 			DeliverPolicy:     jetstream.DeliverNewPolicy,
 			AckPolicy:         jetstream.AckNonePolicy,
 			InactiveThreshold: 10 * time.Second, // removed by the server if the delete below is lost
@@ -387,25 +402,38 @@ func probeScopes(ctx context.Context, js jetstream.JetStream, scopes []Scope) er
 		if err == nil {
 			err = js.DeleteConsumer(pctx, pb.UsersStream, c.CachedInfo().Name)
 		}
-		cancel()
-		switch {
-		case err == nil:
-		case refused(js, sc.Name):
-			return &ScopeRefusedError{Scope: sc.Name, Err: js.Conn().LastError()}
-		case errors.Is(err, jetstream.ErrStreamNotFound):
-			return faceauth.Wrap(err, faceauth.KindUnavailable, "feed_missing", "The users stream does not exist yet; central creates it when it starts.")
-		default:
-			return fmt.Errorf("feed: consume the users stream (scope %s): %w", sc.Name, err)
+		done <- err
+	}()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			switch {
+			case err == nil:
+				return nil
+			case refused(js, scope, before):
+				return &ScopeRefusedError{Scope: scope, Err: js.Conn().LastError()}
+			case errors.Is(err, jetstream.ErrStreamNotFound):
+				return faceauth.Wrap(err, faceauth.KindUnavailable, "feed_missing", "The users stream does not exist yet; central creates it when it starts.")
+			default:
+				return fmt.Errorf("feed: consume the users stream (scope %s): %w", scope, err)
+			}
+		case <-tick.C:
+			if refused(js, scope, before) {
+				cancel()
+				<-done
+				return &ScopeRefusedError{Scope: scope, Err: js.Conn().LastError()}
+			}
 		}
 	}
-	return nil
 }
 
-// refused reports whether the connection's last error is the server
-// refusing, for lack of permission, a consumer create request of scope: a consumer create request the
-// credentials do not allow gets no answer, only that error.
-func refused(js jetstream.JetStream, scope string) bool {
+// refused reports whether the connection's last error, when it is not
+// before, is the server refusing, for lack of permission, a consumer create
+// request of scope.
+func refused(js jetstream.JetStream, scope string, before error) bool {
 	err := js.Conn().LastError()
-	return err != nil && errors.Is(err, nats.ErrPermissionViolation) &&
+	return err != nil && err != before && errors.Is(err, nats.ErrPermissionViolation) &&
 		strings.Contains(err.Error(), "$JS.API.CONSUMER.CREATE.") && strings.Contains(err.Error(), pb.ScopeFilter(scope))
 }

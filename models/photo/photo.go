@@ -143,8 +143,8 @@ type header struct {
 	// decoded is how many bytes a pixel of the decoder's image takes, for
 	// the formats decoded at full size by Go's decoders (0 for the others).
 	decoded int64
-	jpeg   jpegHeader
-	pnm    pnmHeader
+	jpeg    jpegHeader
+	pnm     pnmHeader
 }
 
 // uprightSize returns the size after orientation: 5-8 swap the axes.

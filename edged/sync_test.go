@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -435,5 +436,52 @@ func TestTokenKeyOffline(t *testing.T) {
 	defer e3.Close()
 	if _, err := e3.checker.Check(good, time.Now()); err != nil {
 		t.Fatalf("provisioned key: %v", err)
+	}
+}
+
+// TestFileFromBeforeScopes: an edge.db written before the edge kept a
+// position per scope (one sequence for its single consumer) is rebuilt
+// once from the stream, then resumed from its scope positions.
+func TestFileFromBeforeScopes(t *testing.T) {
+	n := startNATS(t)
+	js := n.client(t)
+	model := testEngine(t).Info().Model
+	publish(t, js, users("s", 10, 1, model)...)
+	dir := t.TempDir()
+	e := startEdge(t, dir, n.url)
+	waitFor(t, 20*time.Second, "the bootstrap", func() bool { return e.Users() == 10 && e.Ready().Synced })
+	e.stop()
+
+	// What an older edge left: the set and its one sequence, no scopes.
+	b, err := bbolt.Open(dbPath(dir), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Update(func(tx *bbolt.Tx) error {
+		g, err := activeGen(tx)
+		if err != nil {
+			return err
+		}
+		if getUint(g, keySeq) == 0 {
+			return errors.New("the generation has no sequence")
+		}
+		return g.DeleteBucket(bucketScopes)
+	})
+	b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	publish(t, js, upsert("s0001", 100, model, vec(edgeDims, 100)))
+	e = startEdge(t, dir, n.url)
+	waitFor(t, 20*time.Second, "the rebuild", func() bool {
+		c := contents(t, e.Edge)
+		return len(c) == 10 && c["s0001"] == 100 && e.resyncs() == 1
+	})
+	e.stop()
+	e = startEdge(t, dir, n.url)
+	waitFor(t, 20*time.Second, "the restart", func() bool { return e.Users() == 10 && e.Ready().Synced })
+	if e.resyncs() != 0 {
+		t.Fatal("the restart after the rebuild rebuilt again instead of resuming from its scope positions")
 	}
 }

@@ -19,8 +19,9 @@ import (
 // With -verify once, the simulated edges check each message's Ed25519
 // signature once in this process instead of once per edge. A real edge
 // checks every message on its own CPU; here hundreds of edges share two
-// cores, and their checks (about 50 of the 70 µs each edge spends per
-// message) set the pace of the whole run, not the cluster. The NATS side
+// cores, and their checks (about 60 of the 69 µs each edge spends per
+// message, docs/benchmarks.md) set the pace of the whole run, not the
+// cluster. The NATS side
 // stays what edged does: the same consumers, filters, pull size and
 // stream checks as uplink.Consume, which cannot skip the check (and must
 // not be able to), so consumeOnce below repeats its loop with a decoder

@@ -32,7 +32,7 @@ func TestImageRoutesAdmitted(t *testing.T) {
 		{"analyse", "POST", "/api/analyse", []part{img}},
 	}
 	// The one place is taken, as by an upload in the pipeline.
-	leave, err := adm.Enter()
+	leave, err := adm.Enter("test")
 	if err != nil {
 		t.Fatal(err)
 	}

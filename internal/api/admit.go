@@ -29,12 +29,17 @@ type AdmitConfig struct {
 	// request has been admitted for this long (a burst's decoded images
 	// otherwise stay in the process's RSS); 0 never does.
 	IdleRelease time.Duration
+	// PerClient is how many of the Slots+Queue places one client (a token
+	// subject, see Client) may hold at once; 0 means no share. Without it
+	// one door, or a token taken from one, sending its bodies slowly holds
+	// every place for the read timeout and every other door gets 503.
+	PerClient int
 }
 
 // DefaultAdmit is the admission used when none is configured: 64 waiting
 // requests, each for at most 10 seconds, memory given back after 10
-// seconds idle.
-var DefaultAdmit = AdmitConfig{Queue: 64, Wait: 10 * time.Second, IdleRelease: 10 * time.Second}
+// seconds idle, at most 16 places for one client.
+var DefaultAdmit = AdmitConfig{Queue: 64, Wait: 10 * time.Second, IdleRelease: 10 * time.Second, PerClient: 16}
 
 // Admission admits image requests in two steps: Enter when a request
 // arrives (before reading its body), Slot when it is about to run the face
@@ -47,6 +52,7 @@ type Admission struct {
 	held chan struct{}
 
 	mu    sync.Mutex
+	per   map[string]int // places held by client; absent: none
 	idle  *time.Timer
 	shed  func(reason string)
 	relse func()
@@ -58,6 +64,7 @@ func NewAdmission(cfg AdmitConfig) *Admission {
 		cfg.Slots = runtime.GOMAXPROCS(0)
 	}
 	cfg.Queue = max(cfg.Queue, 0)
+	cfg.PerClient = max(cfg.PerClient, 0)
 	if cfg.Wait <= 0 {
 		cfg.Wait = DefaultAdmit.Wait
 	}
@@ -65,6 +72,7 @@ func NewAdmission(cfg AdmitConfig) *Admission {
 		cfg:   cfg,
 		slots: make(chan struct{}, cfg.Slots),
 		held:  make(chan struct{}, cfg.Slots+cfg.Queue),
+		per:   map[string]int{},
 		relse: debug.FreeOSMemory,
 	}
 }
@@ -72,8 +80,9 @@ func NewAdmission(cfg AdmitConfig) *Admission {
 // Config returns the admission's settings, defaults applied.
 func (a *Admission) Config() AdmitConfig { return a.cfg }
 
-// OnShed sets a function called with "queue_full" or "wait" for every
-// request shed, e.g. to count it in a metric. Call it before serving.
+// OnShed sets a function called with "queue_full", "client_share" or
+// "wait" for every request shed, e.g. to count it in a metric. Call it
+// before serving.
 func (a *Admission) OnShed(f func(reason string)) { a.shed = f }
 
 // Held returns how many requests are admitted (running or waiting) and how
@@ -85,29 +94,42 @@ func (a *Admission) Held() (admitted, running int) {
 	return len(a.held), len(a.slots)
 }
 
-// Enter admits a request that carries an image, or answers at once with a
-// KindUnavailable error carrying Retry-After when Slots+Queue requests are
-// already admitted. The caller must call leave exactly once when done.
-func (a *Admission) Enter() (leave func(), err error) {
+// Enter admits a request of client (Client's name for it) that carries an
+// image, or answers at once with a KindUnavailable error carrying
+// Retry-After when Slots+Queue requests are already admitted, or PerClient
+// of client's. The caller must call leave exactly once when done.
+func (a *Admission) Enter(client string) (leave func(), err error) {
 	if a == nil {
 		return func() {}, nil
+	}
+	a.mu.Lock()
+	if a.cfg.PerClient > 0 && a.per[client] >= a.cfg.PerClient {
+		a.mu.Unlock()
+		a.shedOne("client_share")
+		return nil, a.busy()
 	}
 	select {
 	case a.held <- struct{}{}:
 	default:
+		a.mu.Unlock()
 		a.shedOne("queue_full")
 		return nil, a.busy()
 	}
-	a.mu.Lock()
+	a.per[client]++
 	if a.idle != nil {
 		a.idle.Stop()
 	}
 	a.mu.Unlock()
 	var once sync.Once
-	return func() { once.Do(a.leave) }, nil
+	return func() { once.Do(func() { a.leave(client) }) }, nil
 }
 
-func (a *Admission) leave() {
+func (a *Admission) leave(client string) {
+	a.mu.Lock()
+	if a.per[client]--; a.per[client] <= 0 {
+		delete(a.per, client) // only clients holding places
+	}
+	a.mu.Unlock()
 	<-a.held
 	if a.cfg.IdleRelease <= 0 {
 		return

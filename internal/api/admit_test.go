@@ -108,6 +108,52 @@ func TestAdmissionSheds(t *testing.T) {
 		}
 	})
 
+	t.Run("one client's share", func(t *testing.T) {
+		// A client that holds its share (here sending nothing more, as
+		// one trickling its bodies would) cannot take the places the
+		// other doors need.
+		h, gp, adm := newHandlers(AdmitConfig{Slots: 1, Queue: 4, PerClient: 2, Wait: time.Hour})
+		from := func(addr string, r io.Reader) *httptest.ResponseRecorder {
+			req := httptest.NewRequest("POST", "/api/verify", r)
+			req.Header.Set("Content-Type", ct)
+			req.RemoteAddr = addr
+			rec := httptest.NewRecorder()
+			h.Verify(rec, req)
+			return rec
+		}
+		done := make(chan *httptest.ResponseRecorder, 3)
+		go func() { done <- from("192.0.2.7:1000", bytes.NewReader(body)) }()
+		<-gp.entered // the first holds the slot
+		go func() { done <- from("192.0.2.7:1001", bytes.NewReader(body)) }()
+		waitFor(t, func() bool { n, _ := adm.Held(); return n == 2 })
+
+		cr := &countingReader{r: bytes.NewReader(body)}
+		shed := make(chan *httptest.ResponseRecorder, 1)
+		go func() { shed <- from("192.0.2.7:1002", cr) }()
+		select {
+		case rec := <-shed:
+			wantBusy(t, rec, "3600")
+		case <-time.After(time.Minute):
+			close(gp.open)
+			t.Fatal("a third request of a client with a share of two was not answered at once")
+		}
+		if n := cr.n.Load(); n != 0 {
+			t.Errorf("the shed request's body was read (%d bytes)", n)
+		}
+		// Another client still gets a place.
+		go func() { done <- from("192.0.2.8:1000", bytes.NewReader(body)) }()
+		waitFor(t, func() bool { n, _ := adm.Held(); return n == 3 })
+		close(gp.open)
+		for range 3 {
+			if rec := <-done; rec.Code != 200 {
+				t.Errorf("admitted request: %d %s", rec.Code, rec.Body)
+			}
+		}
+		if n, _ := adm.Held(); n != 0 {
+			t.Errorf("%d requests still held", n)
+		}
+	})
+
 	t.Run("wait over", func(t *testing.T) {
 		h, gp, _ := newHandlers(AdmitConfig{Slots: 1, Queue: 1, Wait: time.Millisecond})
 		done := make(chan *httptest.ResponseRecorder, 1)
@@ -129,7 +175,7 @@ func TestAdmissionIdleRelease(t *testing.T) {
 	adm := NewAdmission(AdmitConfig{Slots: 1, Queue: 1, IdleRelease: time.Millisecond})
 	released := make(chan struct{}, 8)
 	adm.relse = func() { released <- struct{}{} }
-	leave, err := adm.Enter()
+	leave, err := adm.Enter("test")
 	if err != nil {
 		t.Fatal(err)
 	}

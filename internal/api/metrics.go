@@ -52,14 +52,14 @@ func NewMetrics(reg prometheus.Registerer, prefix string) *Metrics {
 		}, []string{"outcome"}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "_shed_total",
-			Help: "Image requests answered 503 by admission: queue_full (shed on arrival) or wait (no pipeline slot within the wait).",
+			Help: "Image requests answered 503 by admission: queue_full (shed on arrival), client_share (shed on arrival: the client holds its share) or wait (no pipeline slot within the wait).",
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.stages, m.outcomes, m.shed)
 	for _, o := range Outcomes {
 		m.outcomes.WithLabelValues(o)
 	}
-	for _, r := range []string{"queue_full", "wait"} {
+	for _, r := range []string{"queue_full", "client_share", "wait"} {
 		m.shed.WithLabelValues(r)
 	}
 	for _, s := range Stages {

@@ -210,7 +210,7 @@ func (h *FaceHandlers) answer(w http.ResponseWriter, r *http.Request, resp any, 
 // admit admits an image request (Admission.Enter) and parses its form;
 // the caller calls leave when done with it.
 func (h *FaceHandlers) admit(w http.ResponseWriter, r *http.Request) (form *Form, leave func(), err error) {
-	leave, err = h.Admission.Enter()
+	leave, err = h.Admission.Enter(Client(r))
 	if err != nil {
 		return nil, nil, err
 	}

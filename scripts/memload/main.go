@@ -106,7 +106,7 @@ func run(o options) error {
 
 	central, err := start(filepath.Join(o.bin, "central"), env, filepath.Join(tmp, "central.log"),
 		"serve", "--listen", ports[0], "--data", filepath.Join(tmp, "central"), "--nats-listen", ports[1],
-		"--nats-local-edges", "memload")
+		"--nats-local-edges", "memload", "--pipeline-queue-per-client", "0")
 	if err != nil {
 		return err
 	}
@@ -131,13 +131,13 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("central feed-key: %w", err)
 	}
-	// The burst stands for many doors but comes from one address: lift
-	// the edge's per-client connection limit so that admission, not the
-	// listener, answers it.
+	// The burst stands for many doors but comes from one address and one
+	// token: lift the per-client connection limit and admission share, so
+	// that the queue bound, as before them, answers it.
 	edge, err := start(filepath.Join(o.bin, "edged"), env, filepath.Join(tmp, "edge.log"),
 		"run", "--listen", ports[2], "--data", filepath.Join(tmp, "edge"), "--edge-id", "memload", "--nats-url", "nats://"+ports[1],
 		"--feed-public-key", strings.TrimSpace(string(feedKey)), "--nats-nkey", filepath.Join(tmp, "central", "nats-auth", "memload.nk"),
-		"--max-conns-per-client", "0")
+		"--max-conns-per-client", "0", "--pipeline-queue-per-client", "0")
 	if err != nil {
 		return err
 	}

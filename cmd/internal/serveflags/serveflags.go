@@ -27,6 +27,7 @@ func Flags() []cli.Flag {
 		&cli.IntFlag{Name: "verify-user-ceiling", Usage: "consecutive failed verifications of a user from all clients that lock the user for everyone (NIST SP 800-63B: at most 100)", EnvVars: []string{"VERIFY_USER_CEILING"}, Value: api.DefaultUserCeiling},
 		&cli.StringFlag{Name: "verify-failure-scores", Usage: "include the similarity in failed verifications: off or on (it helps tune a fake)", EnvVars: []string{"VERIFY_FAILURE_SCORES"}, Value: "off"},
 		&cli.IntFlag{Name: "pipeline-queue", Usage: "image requests that may wait for a face pipeline slot; more are answered 503 at once", EnvVars: []string{"PIPELINE_QUEUE"}, Value: api.DefaultAdmit.Queue},
+		&cli.IntFlag{Name: "pipeline-queue-per-client", Usage: "of the pipeline's slots and queue, how many one client (token subject) may hold at once; more get 503 at once (0: no share)", EnvVars: []string{"PIPELINE_QUEUE_PER_CLIENT"}, Value: api.DefaultAdmit.PerClient},
 		&cli.StringFlag{Name: "pipeline-wait", Usage: "longest wait for a face pipeline slot before 503", EnvVars: []string{"PIPELINE_WAIT"}, Value: api.DefaultAdmit.Wait.String()},
 		&cli.StringFlag{Name: "memory-release-idle", Usage: "give freed memory back to the system after this long without image requests (0: never)", EnvVars: []string{"MEMORY_RELEASE_IDLE"}, Value: api.DefaultAdmit.IdleRelease.String()},
 		&cli.StringFlag{Name: "verify-without-token-from", Usage: "networks (CIDRs, comma-separated) whose door controllers may call POST /api/verify without a token; off by default", EnvVars: []string{"VERIFY_WITHOUT_TOKEN_FROM"}},
@@ -85,6 +86,9 @@ func Parse(c *cli.Context) (Settings, error) {
 	}
 	if s.Admit.Queue = c.Int("pipeline-queue"); s.Admit.Queue < 0 {
 		return s, bad("PIPELINE_QUEUE", "pipeline-queue", fmt.Errorf("%d is negative", s.Admit.Queue))
+	}
+	if s.Admit.PerClient = c.Int("pipeline-queue-per-client"); s.Admit.PerClient < 0 {
+		return s, bad("PIPELINE_QUEUE_PER_CLIENT", "pipeline-queue-per-client", fmt.Errorf("%d is negative", s.Admit.PerClient))
 	}
 	if s.Admit.Wait, err = config.ParseDuration(c.String("pipeline-wait")); err != nil || s.Admit.Wait <= 0 {
 		return s, bad("PIPELINE_WAIT", "pipeline-wait", fmt.Errorf("%q is not a positive duration", c.String("pipeline-wait")))

@@ -46,6 +46,7 @@ func TestParse(t *testing.T) {
 		{"max-body-bytes", "0", "MAX_BODY_BYTES"},
 		{"max-pixels", "-5", "MAX_PIXELS"},
 		{"verify-client-max-failures", "-1", "VERIFY_CLIENT_MAX_FAILURES"},
+		{"pipeline-queue-per-client", "-1", "PIPELINE_QUEUE_PER_CLIENT"},
 		{"verify-max-failures", "-1", "VERIFY_MAX_FAILURES"},
 		{"verify-failure-window", "0s", "VERIFY_FAILURE_WINDOW"},
 		{"verify-lockout", "forever", "VERIFY_LOCKOUT"},

@@ -62,10 +62,18 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c := startCentral(t, t.TempDir(), freeAddr(t))
-	admin, _ := tokens(t)
 	// The edge serves both sites the user is put in, so it keeps the user
-	// (and sends the purge receipt at the end) wherever they are moved.
+	// (and sends the purge receipt at the end) wherever they are moved; its
+	// NATS permissions name them (<id>.sites beside its key).
+	cdata := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(cdata, "nats-auth"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cdata, "nats-auth", "console-edge.sites"), []byte("hall-a,hall-b\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startCentral(t, cdata, freeAddr(t))
+	admin, _ := tokens(t)
 	e := startEdge(t, "console-edge", t.TempDir(), c.nats, append(c.edgeAuth("console-edge"), "--sites", "hall-a,hall-b")...)
 	// userSite is the user's sites as the API has them, comma-separated.
 	userSite := func(id string) string {

@@ -107,7 +107,7 @@ func (r *raster) sample(m affine, dw, dh, taps int, enc encoding, dst []float32)
 	case k == 1:
 		r.bilinear(m, dw, dh, out)
 	case m.b == 0 && m.d == 0 || m.a == 0 && m.e == 0:
-		r.boxAxes(m, dw, dh, k, out, true)
+		r.boxAxes(m, dw, dh, k, out)
 	case !r.boxWarp(m, dw, dh, k, out): // vectorised where the CPU can
 		r.box(m, dw, dh, k, out)
 	}
@@ -238,9 +238,7 @@ func (r *raster) box(m affine, dw, dh, k int, out planes) {
 // quarter turns): each source offset is then the sum of a part that
 // depends only on the destination column and one that depends only on the
 // row, so both are tabulated once and the inner loop only adds and reads.
-// With simd, the tables go to boxTable (AVX2, the same values) on CPUs
-// that have it; tests turn it off to check the Go loop.
-func (r *raster) boxAxes(m affine, dw, dh, k int, out planes, simd bool) {
+func (r *raster) boxAxes(m affine, dw, dh, k int, out planes) {
 	stride := r.w * 3
 	swap := !(m.b == 0 && m.d == 0)
 	// part returns the offset contribution of destination coordinate t
@@ -299,11 +297,6 @@ func (r *raster) boxAxes(m affine, dw, dh, k int, out planes, simd bool) {
 				hx1++
 			}
 		}
-	}
-	// Vectorised where the CPU can, except the exact halving, which
-	// halveRow does faster below.
-	if simd && hx1-hx0 < 8 && r.boxTable(rows, cols, dw, dh, k, out) {
-		return
 	}
 	pix := r.pix
 	inv := 1 / float32(k*k)

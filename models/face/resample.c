@@ -1,10 +1,9 @@
-// The resampling loops of a probe that Go runs a pixel at a time (Go does
-// not vectorise), written with AVX2: the detector's input from a
-// 640-pixel-wide frame (an exact 2x2 halving, 76,800 values), the
-// embedders' turned warps (a k x k box filter through any affine map) and
-// the other axis-aligned box filters (the landmark model's crops, the
-// detector's input from other frame sizes). Each computes exactly what its
-// Go loop in raster.go computes (boxRow2, box, boxAxes): the same integer sums, converted exactly, then the same IEEE
+// The two resampling loops of a probe that Go runs a pixel at a time (Go
+// does not vectorise), written with AVX2: the detector's input from a
+// 640-pixel-wide frame (an exact 2x2 halving, 76,800 values) and the
+// embedders' turned warps (a k x k box filter through any affine map).
+// Each computes exactly what its Go loop in raster.go computes (boxRow2,
+// box): the same integer sums, converted exactly, then the same IEEE
 // single-precision operations in the same order, each rounded. The
 // functions are compiled without the FMA extension, so the compiler cannot
 // fuse a multiplication and an addition (Go on amd64 does not either, at
@@ -140,66 +139,6 @@ static void box_avx2(const uint8_t *pix, int w, int h, const float *m,
 		}
 	}
 }
-
-// box_table_avx2 is raster.boxAxes (crops, resizes and quarter turns: the
-// k x k taps of destination pixel (x, y) are at the byte offsets
-// rows[y*k+j] + cols_t[i*dw+x], -1 meaning outside the image) for eight
-// destination pixels at a time: the same integer sums, with fillValue for
-// each tap outside. (The Go loop writes fillValue itself for a pixel with
-// no tap inside; k*k*127 times the float32 1/(k*k) is exactly 127 for
-// every k up to 4, which the tests' pixels far outside check.)
-__attribute__((target("avx2,no-fma")))
-static void box_table_avx2(const uint8_t *pix, const int32_t *rows, const int32_t *cols_t,
-	int dw, int dh, int k, int grey, float *p0, float *p1, float *p2,
-	const float *mean, float norm) {
-	const __m256i bytev = _mm256_set1_epi32(0xFF), fill = _mm256_set1_epi32(127), one = _mm256_set1_epi32(1);
-	const __m256i none = _mm256_set1_epi32(-1), lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-	const __m256 inv = _mm256_set1_ps(1.0f / (float)(k * k)), nv = _mm256_set1_ps(norm);
-	const __m256 m0 = _mm256_set1_ps(mean[0]), m1 = _mm256_set1_ps(mean[1]), m2 = _mm256_set1_ps(mean[2]);
-	for (int y = 0; y < dh; y++) {
-		const int32_t *ry = rows + (int64_t)y * k;
-		for (int x = 0; x < dw; x += 8) {
-			const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(dw - x), lanes); // lanes inside the row
-			__m256i sr = _mm256_setzero_si256(), sg = sr, sb = sr;
-			for (int j = 0; j < k; j++) {
-				if (ry[j] < 0) { // the whole tap row is outside
-					for (int i = 0; i < k; i++) {
-						sr = _mm256_add_epi32(sr, fill);
-						sg = _mm256_add_epi32(sg, fill);
-						sb = _mm256_add_epi32(sb, fill);
-					}
-					continue;
-				}
-				const __m256i ro = _mm256_set1_epi32(ry[j]);
-				for (int i = 0; i < k; i++) {
-					const __m256i co = _mm256_maskload_epi32(cols_t + (int64_t)i * dw + x, keep);
-					const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(co, none), keep);
-					__m256i idx = _mm256_and_si256(_mm256_add_epi32(ro, co), in);
-					const __m256i pos = _mm256_cmpgt_epi32(idx, _mm256_setzero_si256());
-					idx = _mm256_sub_epi32(idx, _mm256_and_si256(pos, one));
-					__m256i px = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)pix, idx, in, 1);
-					px = _mm256_srlv_epi32(px, _mm256_and_si256(pos, _mm256_set1_epi32(8)));
-					sr = _mm256_add_epi32(sr, _mm256_blendv_epi8(fill, _mm256_and_si256(px, bytev), in));
-					sg = _mm256_add_epi32(sg, _mm256_blendv_epi8(fill, _mm256_and_si256(_mm256_srli_epi32(px, 8), bytev), in));
-					sb = _mm256_add_epi32(sb, _mm256_blendv_epi8(fill, _mm256_and_si256(_mm256_srli_epi32(px, 16), bytev), in));
-				}
-			}
-			const __m256 fr = _mm256_mul_ps(_mm256_cvtepi32_ps(sr), inv);
-			const __m256 fg = _mm256_mul_ps(_mm256_cvtepi32_ps(sg), inv);
-			const __m256 fb = _mm256_mul_ps(_mm256_cvtepi32_ps(sb), inv);
-			const int64_t o = (int64_t)y * dw + x;
-			if (grey) {
-				const __m256 l = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(0.299f), fr),
-					_mm256_mul_ps(_mm256_set1_ps(0.587f), fg)), _mm256_mul_ps(_mm256_set1_ps(0.114f), fb));
-				_mm256_maskstore_ps(p0 + o, keep, _mm256_mul_ps(_mm256_sub_ps(l, m0), nv));
-				continue;
-			}
-			_mm256_maskstore_ps(p0 + o, keep, _mm256_mul_ps(_mm256_sub_ps(fr, m0), nv));
-			_mm256_maskstore_ps(p1 + o, keep, _mm256_mul_ps(_mm256_sub_ps(fg, m1), nv));
-			_mm256_maskstore_ps(p2 + o, keep, _mm256_mul_ps(_mm256_sub_ps(fb, m2), nv));
-		}
-	}
-}
 #endif
 
 // face_halve_row writes the first 8*floor(n/8) of n destination pixels
@@ -225,22 +164,6 @@ int face_box_warp(const uint8_t *pix, int64_t len, int w, int h, const float *m,
 #if defined(__x86_64__)
 	if (len >= 4 && len < ((int64_t)1 << 31) && k >= 1 && k <= 4 && __builtin_cpu_supports("avx2")) {
 		box_avx2(pix, w, h, m, dw, dh, k, grey, p0, p1, p2, mean, norm);
-		return 1;
-	}
-#endif
-	return 0;
-}
-
-// face_box_table writes raster.boxAxes's dw x dh k x k box filter from its
-// offset tables (rows: dh*k, cols_t: k rows of dw) and returns 1, or
-// returns 0 without AVX2, when the caller's Go loop does it. The image
-// must have at least 4 bytes and fewer than 2^31.
-int face_box_table(const uint8_t *pix, int64_t len, const int32_t *rows, const int32_t *cols_t,
-	int dw, int dh, int k, int grey, float *p0, float *p1, float *p2,
-	const float *mean, float norm) {
-#if defined(__x86_64__)
-	if (len >= 4 && len < ((int64_t)1 << 31) && k >= 1 && k <= 4 && __builtin_cpu_supports("avx2")) {
-		box_table_avx2(pix, rows, cols_t, dw, dh, k, grey, p0, p1, p2, mean, norm);
 		return 1;
 	}
 #endif

@@ -41,30 +41,3 @@ func (r *raster) boxWarp(m affine, dw, dh, k int, out planes) bool {
 		(*C.float)(unsafe.Pointer(&mm[0])), C.int(dw), C.int(dh), C.int(k), grey, p0, p1, p2,
 		(*C.float)(unsafe.Pointer(&out.mean[0])), C.float(out.norm)) == 1
 }
-
-// boxTable is raster.boxAxes's filter from its offset tables (rows[y*k+j]
-// and cols[x*k+i], -1 outside the image), bit for bit, eight destination
-// pixels at a time with AVX2 (resample.c); it reports false, having
-// written nothing, where boxWarp would.
-func (r *raster) boxTable(rows, cols []int32, dw, dh, k int, out planes) bool {
-	n := dw * dh
-	if n == 0 || len(r.pix) < 4 || len(rows) < dh*k || len(cols) < dw*k || len(out.p0) < n || !out.grey && (len(out.p1) < n || len(out.p2) < n) {
-		return false
-	}
-	colsT := make([]int32, k*dw) // tap i of every column, together
-	for x := 0; x < dw; x++ {
-		for i := 0; i < k; i++ {
-			colsT[i*dw+x] = cols[x*k+i]
-		}
-	}
-	p0 := (*C.float)(unsafe.Pointer(&out.p0[0]))
-	p1, p2 := p0, p0
-	grey := C.int(1)
-	if !out.grey {
-		p1, p2, grey = (*C.float)(unsafe.Pointer(&out.p1[0])), (*C.float)(unsafe.Pointer(&out.p2[0])), 0
-	}
-	return C.face_box_table((*C.uint8_t)(unsafe.Pointer(&r.pix[0])), C.int64_t(len(r.pix)),
-		(*C.int32_t)(unsafe.Pointer(&rows[0])), (*C.int32_t)(unsafe.Pointer(&colsT[0])),
-		C.int(dw), C.int(dh), C.int(k), grey, p0, p1, p2,
-		(*C.float)(unsafe.Pointer(&out.mean[0])), C.float(out.norm)) == 1
-}

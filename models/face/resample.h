@@ -10,8 +10,4 @@ int face_box_warp(const uint8_t *pix, int64_t len, int w, int h, const float *m,
 	int dw, int dh, int k, int grey, float *p0, float *p1, float *p2,
 	const float *mean, float norm);
 
-int face_box_table(const uint8_t *pix, int64_t len, const int32_t *rows, const int32_t *cols_t,
-	int dw, int dh, int k, int grey, float *p0, float *p1, float *p2,
-	const float *mean, float norm);
-
 #endif

@@ -316,12 +316,11 @@ func TestSampleBox2MatchesReference(t *testing.T) {
 	}
 }
 
-// The axis-aligned box filter (crops, resizes, quarter turns) runs eight
-// pixels at a time with AVX2 (boxTable), and its Go loop, kept for other
-// CPUs, has written-out paths for k = 3 and 4 (the landmark model's crop
-// of a mid-sized or large face); both must give exactly what the plain
-// filter gives for every k, grey and colour, inside the image, across its
-// edges, turned and mirrored.
+// The axis-aligned box filter (crops, resizes, quarter turns) has
+// written-out paths for k = 3 and 4 (the landmark model's crop of a mid-
+// sized or large face); every k must give exactly what the plain filter
+// gives, grey and colour, inside the image, across its edges, turned and
+// mirrored.
 func TestSampleBoxAxesMatchesReference(t *testing.T) {
 	encs := []encoding{
 		{grey: true, norm: 1.0 / 256},
@@ -338,8 +337,6 @@ func TestSampleBoxAxesMatchesReference(t *testing.T) {
 		{"k=4 inside", 4, 0},
 		{"k=3 across edges", 3, 0.3},
 		{"k=4 across edges", 4, 0.3},
-		{"k=2 mostly outside", 2, 1.2},
-		{"k=3 mostly outside", 3, 1.2},
 		{"k=4 mostly outside", 4, 1.2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -363,8 +360,6 @@ func TestSampleBoxAxesMatchesReference(t *testing.T) {
 				enc := encs[it%len(encs)]
 				got := make([]float32, 3*dw*dh)
 				r.sample(m, dw, dh, maxTaps, enc, got)
-				goLoop := make([]float32, 3*dw*dh)
-				r.boxAxes(m, dw, dh, tc.k, newPlanes(enc, goLoop, dw*dh), false)
 				want := make([]float32, 3*dw*dh)
 				ref := newPlanes(enc, want, dw*dh)
 				for y := 0; y < dh; y++ {
@@ -374,8 +369,8 @@ func TestSampleBoxAxesMatchesReference(t *testing.T) {
 					}
 				}
 				for i := range got {
-					if math.Float32bits(got[i]) != math.Float32bits(want[i]) || math.Float32bits(goLoop[i]) != math.Float32bits(want[i]) {
-						t.Fatalf("map %d (%dx%d from %dx%d, %+v): value %d is %g (Go loop %g), want %g", it, dw, dh, w, h, m, i, got[i], goLoop[i], want[i])
+					if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("map %d (%dx%d from %dx%d, %+v): value %d is %g, want %g", it, dw, dh, w, h, m, i, got[i], want[i])
 					}
 				}
 			}

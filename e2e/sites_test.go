@@ -27,13 +27,15 @@ import (
 // user of sites A and B is verifiable at both, and removed from A it is
 // erased from A's edge (A's receipt, none expected from B, no trace in A's
 // file) and still verifiable at B; `central edges` shows each edge's
-// sites; moving the site-A user out of A erases it from A's edge, with the
+// sites; erasing another user of A and B expects and gets both edges'
+// receipts; moving the site-A user out of A erases it from A's edge, with the
 // receipt central expects from A alone, and leaves no trace in A's file.
 func TestSiteScopedDistribution(t *testing.T) {
 	admin, verifyTok := tokens(t)
 	alice, bob, carol := frame(t, "sample1.jpg"), frame(t, "sample2.jpg"), frame(t, "sample3.jpg")
 	aliceVec, bobVec, carolVec := vectorBytes(t, alice), vectorBytes(t, bob), vectorBytes(t, carol)
-	const aliceID, bobID, carolID = "alice-site-a", "bob-everywhere", "carol-sites-a-b"
+	const aliceID, bobID, carolID, daveID = "alice-site-a", "bob-everywhere", "carol-sites-a-b", "dave-sites-a-b"
+	dave := frame(t, "sample4.jpg")
 
 	// Each edge's NATS permissions name its sites (<id>.sites beside its
 	// key); edge-c has none, so it may read only the users of no site.
@@ -57,6 +59,10 @@ func TestSiteScopedDistribution(t *testing.T) {
 	}
 	status, body = httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": carolID, "name": "Carol", "sites": "site-b,site-a"}, carol))
 	var regC httpapi.RegisterResponse
+	if status != http.StatusCreated || json.Unmarshal(body, &regC) != nil {
+		t.Fatalf("register in site-a and site-b: %d %s", status, body)
+	}
+	status, body = httpDo(t, request(t, c.url+"/api/register", admin, map[string]string{"user_id": daveID, "sites": "site-a,site-b"}, dave))
 	if status != http.StatusCreated || json.Unmarshal(body, &regC) != nil {
 		t.Fatalf("register in site-a and site-b: %d %s", status, body)
 	}
@@ -145,6 +151,21 @@ func TestSiteScopedDistribution(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(dataA, edged.DBFileName))
 		return err == nil && !bytes.Contains(b, carolVec) && !bytes.Contains(b, []byte(carolID))
 	})
+
+	// Erasing dave, of sites A and B, expects (and gets) the receipts of
+	// both sites' edges.
+	if status, m := verify(t, edgeB.url, verifyTok, daveID, dave); status != http.StatusOK || m["verified"] != true {
+		t.Fatalf("verify the other user of sites A and B at B's edge: %d %v", status, m)
+	}
+	if status, body := httpDo(t, authed(t, http.MethodDelete, c.url+"/api/users/"+daveID, admin)); status != http.StatusOK {
+		t.Fatalf("erase the user of sites A and B: %d %s", status, body)
+	}
+	waitReceipts(t, c, admin, daveID, []string{"edge-a", "edge-b"})
+	for _, e := range []*edge{edgeA, edgeB} {
+		if status, m := verify(t, e.url, verifyTok, daveID, dave); m["verified"] == true || (status != http.StatusOK && status != http.StatusNotFound) {
+			t.Fatalf("verify the erased user of sites A and B at %s: %d %v", e.id, status, m)
+		}
+	}
 
 	// B's file never held alice: neither her embedding nor her id.
 	edgeB.stop()

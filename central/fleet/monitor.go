@@ -113,8 +113,15 @@ type DeletionState struct {
 	UserID    string    `json:"user_id"`
 	Revision  uint64    `json:"revision"`
 	DeletedAt time.Time `json:"deleted_at,omitzero"`
+	// Sites are the sites the user left (none: it was at every edge);
+	// Moved says it was not erased but remains in RemainingSites (none:
+	// every edge).
+	Sites          []string `json:"sites,omitempty"`
+	Moved          bool     `json:"moved,omitempty"`
+	RemainingSites []string `json:"remaining_sites,omitempty"`
 	// Purged and Pending partition the known edges (every edge central has
-	// ever had a heartbeat or a receipt from).
+	// ever had a heartbeat or a receipt from) that owe a receipt: those
+	// serving a site the user left and none where it remains.
 	Purged  []string `json:"purged"`
 	Pending []string `json:"pending"`
 }
@@ -536,7 +543,8 @@ func (m *Monitor) Deletions(dels []*pb.Deletion) []DeletionState {
 	slices.Sort(known)
 	out := make([]DeletionState, 0, len(dels))
 	for _, d := range dels {
-		ds := DeletionState{UserID: d.GetUserId(), Revision: d.GetRevision(), Purged: []string{}, Pending: []string{}}
+		ds := DeletionState{UserID: d.GetUserId(), Revision: d.GetRevision(), Purged: []string{}, Pending: []string{},
+			Sites: d.GetSites(), Moved: d.GetMoved(), RemainingSites: d.GetRemainingSites()}
 		if d.GetDeletedAt() != nil {
 			ds.DeletedAt = d.GetDeletedAt().AsTime()
 		}

@@ -536,6 +536,9 @@ func TestDeletionScope(t *testing.T) {
 		{"a and c, remove a", &pb.Deletion{UserId: "u", Revision: 1, Sites: a, Moved: true, RemainingSites: c}, []string{"a", "ab"}},
 	} {
 		ds := m.Deletions([]*pb.Deletion{tt.d})[0]
+		if !slices.Equal(ds.Sites, tt.d.Sites) || ds.Moved != tt.d.Moved || !slices.Equal(ds.RemainingSites, tt.d.RemainingSites) {
+			t.Errorf("%s: the state says sites %v moved %v remaining %v", tt.name, ds.Sites, ds.Moved, ds.RemainingSites)
+		}
 		if !slices.Equal(ds.Pending, tt.want) && !(len(ds.Pending) == 0 && len(tt.want) == 0) {
 			t.Errorf("%s: pending %v, want %v", tt.name, ds.Pending, tt.want)
 		}

@@ -496,10 +496,11 @@ func (m *Monitor) state(id string, e *edgeEntry, now time.Time, cur head, requir
 	if st.GetStartedAt() != nil {
 		es.StartedAt = st.GetStartedAt().AsTime()
 	}
-	if len(es.Sites) > 0 && st.GetCaughtUp() {
-		// An edge of some sites never receives the other sites' changes,
-		// so its applied revision trails the stream's; it reports that it
-		// holds everything of its sites instead.
+	if st.GetCaughtUp() {
+		// An edge never receives the changes of the sites it does not
+		// serve (an edge of no site: of every site), so its applied
+		// revision trails the stream's; it reports that every one of its
+		// scopes' consumers has caught up instead.
 		es.AppliedRevision = max(es.AppliedRevision, required)
 	}
 	if cur.rev > es.AppliedRevision {

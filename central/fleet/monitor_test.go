@@ -544,3 +544,38 @@ func TestDeletionScope(t *testing.T) {
 		}
 	}
 }
+
+// TestCaughtUpEdgeInSync: an edge never receives the revisions of the
+// sites it does not serve, so one that reports every scope caught up is
+// in_sync even though its applied revision trails the stream's, an edge of
+// no site as much as an edge of some; one that is not caught up at that
+// revision is behind.
+func TestCaughtUpEdgeInSync(t *testing.T) {
+	n := natstest.Start(t)
+	nc, _ := natstest.Connect(t, n.URL())
+	src := natstest.NewSource()
+	for i := range 10 {
+		src.Upsert(fmt.Sprintf("u%d", i), 4)
+	}
+	p, err := publish.New(nc, publish.Options{Signer: testSigner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Resync(t.Context(), src, publish.ResyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := runMonitor(t, nc, Options{Model: "m1", HeartbeatInterval: 500 * time.Millisecond})
+	caughtUp := func(s *pb.EdgeStatus) { s.CaughtUp = true }
+	send := func() {
+		for _, st := range []*pb.EdgeStatus{
+			status("no-site", "m1", 5, caughtUp),
+			status("site-a", "m1", 5, func(s *pb.EdgeStatus) { caughtUp(s); s.Sites = []string{"site-a"} }),
+			status("not-caught-up", "m1", 5, nil),
+		} {
+			if err := uplink.PublishStatus(nc, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitEdges(t, m, send, statesAre(map[string]string{"no-site": StateInSync, "site-a": StateInSync, "not-caught-up": StateBehind}))
+}

@@ -66,8 +66,9 @@ func genName(g uint64) []byte { return fmt.Appendf(nil, "gen-%016x", g) }
 //
 // Erasure is the delicate part: bbolt never overwrites a freed page, so a
 // deleted value's bytes stay in the file until the page is reused. After a
-// delete the file is marked dirty and compact rewrites only the live data
-// into a new file that replaces the old one.
+// delete, or an update that dropped a stored vector, the file is marked
+// dirty and compact rewrites only the live data into a new file that
+// replaces the old one.
 type db struct {
 	path  string
 	model string

@@ -39,8 +39,13 @@ type outcome struct {
 	Ignored      int            // changes older than what is stored
 	Invalid      []error        // changes that could not be used at all
 	Deletes      int            // deletes applied: compact, then send receipts
+	Dropped      int            // upserts that dropped stored vectors: compact too
 	State        syncState      // the position after the batch
 }
+
+// erased reports whether the batch left erased vectors (of a delete, or of
+// an upsert that replaced or removed them) in freed pages of the file.
+func (o *outcome) erased() bool { return o.Deletes > 0 || o.Dropped > 0 }
 
 // apply applies entries, in stream order within each scope, to generation
 // gen (0: the served one) and records each scope's last sequence, all in one
@@ -107,7 +112,9 @@ func (d *db) apply(gen uint64, entries []entry, dims int) (*outcome, error) {
 		if err := putUint(g, keyRevision, st.Revision); err != nil {
 			return err
 		}
-		if out.Deletes > 0 && served {
+		// A set being built marks its deletes at finishResync (as owed
+		// receipts), not its dropped vectors: mark those now.
+		if (out.Deletes > 0 && served) || out.Dropped > 0 {
 			return meta.Put(keyDirty, []byte{1})
 		}
 		return nil
@@ -223,6 +230,13 @@ func (a *applier) upsert(u *pb.UserUpsert, buf *[]byte) (uint64, error) {
 		a.out.Invalid = append(a.out.Invalid, fmt.Errorf("user %q revision %d: %w", u.UserId, u.Revision, err))
 		return u.Revision, nil
 	}
+	// The old value's page is freed, not overwritten, by the Put: a vector
+	// the new record does not keep (a photo removed, new photos, a model
+	// switch) stays in the file until a compaction. old.vecs aliases the
+	// memory map, so compare before the Put.
+	if old != nil && dropsVectors(old, *buf, len(r.Vecs), a.dims) {
+		a.out.Dropped++
+	}
 	// bbolt keeps a reference to the value until commit: hand it a copy.
 	if err := a.users.Put([]byte(u.UserId), bytes.Clone(*buf)); err != nil {
 		return 0, err
@@ -291,6 +305,36 @@ func (a *applier) delete(d *pb.UserDelete) (uint64, error) {
 		a.out.Ops = append(a.out.Ops, galleryOp{ID: d.UserId})
 	}
 	return d.Revision, nil
+}
+
+// dropsVectors reports whether some vector of the stored record old is not
+// among the vectors of enc, a new encoded record that ends with count
+// vectors of dims floats. A change that keeps every old vector (new
+// metadata, a photo added) frees only bytes the file still holds, so it
+// needs no compaction.
+func dropsVectors(old *recordHeader, enc []byte, count, dims int) bool {
+	if old.Count == 0 {
+		return false
+	}
+	if count > 0 && dims != old.Dims {
+		return true
+	}
+	kept := enc[len(enc)-4*count*dims:]
+	size := 4 * old.Dims
+	for i := range old.Count {
+		v := old.vecs[i*size : (i+1)*size]
+		found := false
+		for j := 0; j+size <= len(kept); j += size {
+			if bytes.Equal(kept[j:j+size], v) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return true
+		}
+	}
+	return false
 }
 
 // staleChange is the error of a change older than what the edge holds for

@@ -415,6 +415,78 @@ func TestEraseFromFile(t *testing.T) {
 	}
 }
 
+// TestEraseReplacedVectors: an upsert that drops a stored vector (a photo
+// removed, new photos, a switch to a model the edge does not run) leaves
+// the old bytes in a freed page, so it marks the file for the erasing
+// compaction as a delete does; one that keeps every old vector does not.
+func TestEraseReplacedVectors(t *testing.T) {
+	const dims = 512
+	v1, v2, v3 := vec(dims, 11), vec(dims, 12), vec(dims, 13)
+	cases := []struct {
+		name  string
+		old   [][]float32
+		next  *pb.UserChange
+		gone  [][]float32 // vectors that must leave the file
+		dirty bool
+	}{
+		{"a photo removed", [][]float32{v1, v2}, upsert("victim", 2, testModel, v2), [][]float32{v1}, true},
+		{"registered again with new photos", [][]float32{v1, v2}, upsert("victim", 2, testModel, v3), [][]float32{v1, v2}, true},
+		{"a model switch", [][]float32{v1}, upsert("victim", 2, "Other@00000000", v3), [][]float32{v1}, true},
+		{"a photo added", [][]float32{v1}, upsert("victim", 2, testModel, v1, v3), nil, false},
+		{"the same photos again", [][]float32{v1, v2}, upsert("victim", 2, testModel, v2, v1), nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := openTestDB(t, t.TempDir())
+			var es []entry
+			for i := range 50 {
+				es = append(es, entry{Seq: uint64(i + 1), Change: upsert(fmt.Sprintf("user-%03d", i), 1, testModel, vec(dims, uint64(100+i)))})
+			}
+			es = append(es, entry{Seq: 51, Change: upsert("victim", 1, testModel, tc.old...)})
+			if _, err := d.apply(0, es, dims); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.compact(); err != nil {
+				t.Fatal(err)
+			}
+			out, err := d.apply(0, []entry{{Seq: 52, Change: tc.next}}, dims)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.Applied != 1 {
+				t.Fatalf("outcome %+v", out)
+			}
+			raw := mustRead(t, d.path)
+			for _, v := range tc.gone {
+				// bbolt frees the old page without overwriting it: the
+				// bytes are there until a compaction.
+				if !bytes.Contains(raw, floatBytes(v)) {
+					t.Fatal("the replaced vector is not in the file before the compaction: the test proves nothing")
+				}
+			}
+			if dirty, err := d.dirty(); err != nil || dirty != tc.dirty {
+				t.Fatalf("marked for compaction: %v (%v), want %v", dirty, err, tc.dirty)
+			}
+			if !tc.dirty {
+				return
+			}
+			if _, err := d.compact(); err != nil {
+				t.Fatal(err)
+			}
+			raw = mustRead(t, d.path)
+			for _, v := range tc.gone {
+				if bytes.Contains(raw, floatBytes(v)) {
+					t.Fatal("a replaced vector is still in the file after the compaction")
+				}
+			}
+			r, err := d.lookup("victim")
+			if err != nil || r == nil || r.Revision != 2 {
+				t.Fatalf("victim after the compaction: %+v, %v", r, err)
+			}
+		})
+	}
+}
+
 // TestApplyScopes: each scope is applied from its own sequence (the scopes'
 // consumers interleave, so a lower sequence of another scope is not a
 // redelivery), the positions survive a reopen, and a user moved from site A

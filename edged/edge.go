@@ -7,7 +7,8 @@
 // db_gen.go the generations swapped for a full resync, db_apply.go applying
 // changes, db_compact.go compaction for erasure, db_receipts.go the delete
 // receipts owed, db_meta.go edge-wide settings), sync.go follows the feed
-// and applies the gap rule, eraser.go compacts after deletes and then sends
+// and applies the gap rule, eraser.go compacts after deletes (and updates that
+// dropped vectors) and then sends
 // the receipts, http.go serves the same verify and identify contract as central.
 package edged
 
@@ -71,7 +72,8 @@ type Config struct {
 	// Heartbeat is the interval of status messages and of the check of
 	// the stream for gaps; 0 means DefaultHeartbeat.
 	Heartbeat time.Duration
-	// CompactDelay gathers a burst of deletes into one compaction; 0
+	// CompactDelay gathers a burst of deletes (and of updates that
+	// dropped vectors) into one compaction; 0
 	// means DefaultCompactDelay.
 	CompactDelay time.Duration
 	// Liveness runs the presentation-attack check on verify and identify.

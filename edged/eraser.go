@@ -16,8 +16,8 @@ import (
 // unreachable, and how long a failed compaction waits before the next try.
 const receiptRetry = 5 * time.Second
 
-// eraser makes erasure real: after deletes (or a resync that dropped an
-// old set) it waits CompactDelay so that a burst costs one compaction,
+// eraser makes erasure real: after deletes, updates that dropped stored
+// vectors (or a resync that dropped an old set) it waits CompactDelay so that a burst costs one compaction,
 // compacts the file so that no freed page keeps the erased bytes, and only
 // then sends the receipts. Forgetting a sent receipt leaves its user id in
 // a freed page, so that too is followed by a compaction; the file settles
@@ -61,7 +61,7 @@ func (e *Edge) eraser(ctx context.Context, nc *nats.Conn, js jetstream.JetStream
 			start := time.Now()
 			rs, err := e.db.compact()
 			if err != nil {
-				e.log.Error("compaction after deletes failed; erased data may remain in the file until it succeeds", "err", err)
+				e.log.Error("compaction after erasing failed; erased data may remain in the file until it succeeds", "err", err)
 				e.setError(err)
 				compactAgain = true
 				retry.Reset(receiptRetry)

@@ -432,7 +432,7 @@ func (e *Edge) applyOutcome(out *outcome, caughtUp bool) {
 	}
 	e.atHead = caughtUp
 	e.mu.Unlock()
-	if out.Deletes > 0 {
+	if out.erased() {
 		notify(e.dirtyCh)
 	}
 	if out.Applied > 0 || len(out.RefusedDelta) > 0 {

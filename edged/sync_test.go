@@ -156,6 +156,32 @@ func TestSyncFollowsFeed(t *testing.T) {
 	}
 }
 
+// TestSyncScrubsReplacedVectors: a running edge compacts its file after an
+// update that replaced a user's vectors (registered again with new photos),
+// with no delete to trigger it, so the old embedding leaves the door.
+func TestSyncScrubsReplacedVectors(t *testing.T) {
+	n := startNATS(t)
+	js := n.client(t)
+	model := testEngine(t).Info().Model
+	publish(t, js, users("u", 20, 1, model)...)
+	dir := t.TempDir()
+	e := startEdge(t, dir, n.url)
+	waitFor(t, 20*time.Second, "the bootstrap", func() bool { return e.Users() == 20 && e.Ready().Synced })
+	old := vec(edgeDims, 4) // u0003's vector
+	if !bytes.Contains(mustRead(t, dbPath(dir)), floatBytes(old)) {
+		t.Fatal("u0003's vector is not in the file before the update")
+	}
+	nv := vec(edgeDims, 2000)
+	publish(t, js, upsert("u0003", 100, model, nv))
+	waitFor(t, 20*time.Second, "the file to be scrubbed of the replaced vector", func() bool {
+		b := mustRead(t, dbPath(dir))
+		return !bytes.Contains(b, floatBytes(old)) && bytes.Contains(b, floatBytes(nv))
+	})
+	if r, err := e.db.lookup("u0003"); err != nil || r == nil || r.Revision != 100 || !slices.Equal(r.Vecs[0], nv) {
+		t.Fatalf("u0003 after the update: %+v, %v", r, err)
+	}
+}
+
 func mustRead(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)

@@ -51,7 +51,7 @@ func runCommand() *cli.Command {
 			&cli.StringFlag{Name: "token-public-key", Usage: "central's token public key (base64 or hex), used until one arrives over NATS", EnvVars: []string{"TOKEN_PUBLIC_KEY"}},
 			&cli.StringFlag{Name: "feed-public-key", Usage: "central's feed key (base64 or hex, as `central feed-key` prints it): every change must be signed by it; unset, the key central announces is pinned on first contact", EnvVars: []string{"FEED_PUBLIC_KEY"}},
 			&cli.StringFlag{Name: "heartbeat", Usage: "interval of status messages", EnvVars: []string{"EDGE_HEARTBEAT"}, Value: edged.DefaultHeartbeat.String()},
-			&cli.StringFlag{Name: "compact-delay", Usage: "wait after a delete before the erasing compaction, to gather a burst", EnvVars: []string{"EDGE_COMPACT_DELAY"}, Value: edged.DefaultCompactDelay.String()},
+			&cli.StringFlag{Name: "compact-delay", Usage: "wait after a delete (or an update that dropped vectors) before the erasing compaction, to gather a burst", EnvVars: []string{"EDGE_COMPACT_DELAY"}, Value: edged.DefaultCompactDelay.String()},
 			&cli.StringFlag{Name: "nats-inbox-prefix", Usage: "reply-subject prefix (default: the edge's own, as its NATS permissions expect)", EnvVars: []string{"NATS_INBOX_PREFIX"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", EnvVars: []string{"LOG_LEVEL"}, Value: "info"},
 			&cli.IntFlag{Name: "max-conns-per-client", Usage: "open connections one IP address may hold; more are closed at once (0: no limit)", EnvVars: []string{"EDGE_MAX_CONNS_PER_CLIENT"}, Value: api.DefaultConnLimit.PerClient},

@@ -3,9 +3,7 @@ package edged
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,7 +48,7 @@ func (e *Edge) Handler() http.Handler {
 	}))
 	route("GET /readyz", "/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rd := e.Ready()
-		if !sameMachine(r) {
+		if !api.SameMachine(r) {
 			rd.withholdDetails()
 		}
 		api.WriteJSON(w, http.StatusOK, rd)
@@ -125,26 +123,6 @@ func (r *Readiness) withholdDetails() {
 	if r.LastReject != "" {
 		r.LastReject = detailsWithheld
 	}
-}
-
-// sameMachine reports whether r comes from the edge's own machine: from
-// loopback, or from the address it reached the edge on (edged status run
-// there with the listen address).
-func sameMachine(r *http.Request) bool {
-	remote, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := remote.Addr().Unmap()
-	if ip.IsLoopback() {
-		return true
-	}
-	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	if !ok {
-		return false
-	}
-	l, err := netip.ParseAddrPort(local.String())
-	return err == nil && l.Addr().Unmap() == ip
 }
 
 // Ready reports the edge's readiness.

@@ -224,22 +224,45 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
+	reason := "the store does not answer"
 	err := s.cfg.Registry.Ping(ctx)
 	if eng, _ := s.cfg.Registry.Engine(); err == nil && eng == nil {
-		err = fmt.Errorf("the face models are not loaded")
+		reason = "the face models are not loaded"
+		err = errors.New(reason)
 	}
 	if err == nil && s.cfg.Ready != nil {
+		reason = "a service it depends on does not answer"
 		err = s.cfg.Ready(ctx)
 	}
 	if err != nil {
 		s.log.Warn("not ready", "err", err)
-		msg := "The service is not ready: " + err.Error()
-		if fe, ok := err.(*faceauth.Error); ok {
-			msg = "The service is not ready: " + fe.Msg
+		// /readyz needs no token and nginx serves it to the internet; the
+		// raw text can name the bucket, the store's or NATS's address.
+		msg := "The service is not ready: " + reason + " (an admin token, or a request from central's own machine, gets the details)."
+		if s.readsDetails(r) {
+			msg = "The service is not ready: " + err.Error()
+			if fe, ok := err.(*faceauth.Error); ok {
+				msg = "The service is not ready: " + fe.Msg
+			}
 		}
 		return reply(w, http.StatusServiceUnavailable, api.ErrorBody{Error: msg, Code: "not_ready"})
 	}
 	return reply(w, http.StatusOK, map[string]string{"status": "ready", "model": s.cfg.Registry.Model()})
+}
+
+// readsDetails reports whether r may read why central is not ready: it
+// comes from central's own machine (not relayed by a proxy) or carries a
+// valid admin token. A bad token is not an error here: /readyz answers
+// probes, which send none.
+func (s *Server) readsDetails(r *http.Request) bool {
+	if api.SameMachine(r) {
+		return true
+	}
+	if s.cfg.Tokens == nil || r.Header.Get("Authorization") == "" {
+		return false
+	}
+	c, err := s.cfg.Tokens.Check(auth.BearerToken(r.Header.Get("Authorization")), time.Now())
+	return err == nil && c.Role.Allows(auth.RoleAdmin)
 }
 
 //go:embed openapi.json

@@ -641,3 +641,69 @@ func TestOpenAPISchemas(t *testing.T) {
 		})
 	}
 }
+
+// storeDown is a store whose Ping fails with the raw text of a network
+// error, which names the store's address.
+type storeDown struct{ faceauth.Store }
+
+func (storeDown) Ping(context.Context) error {
+	return fmt.Errorf("ping store: dial tcp 10.9.8.7:7070: connect: connection refused")
+}
+
+// TestReadyzDetails: GET /readyz needs no token and nginx serves it to
+// the internet, so why central is not ready (the raw text of a store or
+// NATS error, naming addresses and buckets) goes only to an admin token or
+// to a request from central's own machine; a client relayed by a proxy
+// gets a short generic reason, with the same status and code.
+func TestReadyzDetails(t *testing.T) {
+	fs := &centraltest.FaultyStore{Store: centraltest.Backends[0].Open(t)}
+	ts := newTestServerOn(t, fs, func(c *Config) {
+		c.Registry = central.NewRegistry(central.Config{Store: storeDown{fs}, Engine: centraltest.Engine(t), Info: centraltest.Engine(t).Info(), Log: quiet})
+	})
+	const detail = "10.9.8.7:7070"
+	cases := []struct {
+		name    string
+		proxied bool // sent as nginx relays it, with X-Real-IP and X-Forwarded-For
+		token   string
+		details bool
+	}{
+		{"from central's own machine", false, "", true},
+		{"through nginx, no token", true, "", false},
+		{"through nginx, a verify token", true, ts.verify, false},
+		{"through nginx, a bad token", true, "not-a-token", false},
+		{"through nginx, an admin token", true, ts.admin, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest("GET", ts.url+"/readyz", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.proxied {
+				req.Header.Set("X-Real-IP", "203.0.113.9")
+				req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			}
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body api.ErrorBody
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != 503 || body.Code != "not_ready" {
+				t.Fatalf("%d %+v", resp.StatusCode, body)
+			}
+			if !tc.details && !strings.Contains(body.Error, "the store does not answer") {
+				t.Fatalf("the generic reason does not say which part is down: %q", body.Error)
+			}
+			if got := strings.Contains(body.Error, detail); got != tc.details {
+				t.Fatalf("details shown: %v, want %v: %q", got, tc.details, body.Error)
+			}
+		})
+	}
+}

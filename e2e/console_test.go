@@ -28,7 +28,9 @@ import (
 // TestConsoleInBrowser drives central's web console in Debian's chromium,
 // headless, against real bin/central and bin/edged processes: sign in,
 // register a user into a site from a photo (and look at a camera frame), find them,
-// verify, put them in two sites and then move them to one on their page (the API agrees), see
+// verify, put them in two sites and then move them to one on their page (the API agrees),
+// move them off the edge's sites while it is down and see the site change pending on the
+// erasure page until the restarted edge confirms it, see
 // the edge's sites, watch the edge reach in_sync, erase them and watch the edge's
 // purge receipt arrive, mint a verify token and see it refused on an admin
 // page, revoke its subject and see it refused at sign-in. Each page is saved as a screenshot under test-output/console/.
@@ -74,9 +76,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	c := startCentral(t, cdata, freeAddr(t))
 	admin, _ := tokens(t)
-	e := startEdge(t, "console-edge", t.TempDir(), c.nats, append(c.edgeAuth("console-edge"), "--sites", "hall-a,hall-b")...)
-	// userSite is the user's sites as the API has them, comma-separated.
-	userSite := func(id string) string {
+	edata, edgeArgs := t.TempDir(), append(c.edgeAuth("console-edge"), "--sites", "hall-a,hall-b")
+	e := startEdge(t, "console-edge", edata, c.nats, edgeArgs...)
+	// userSites is the user's sites as the API has them, comma-separated.
+	userSites := func(id string) string {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, c.url+"/api/users/"+id, nil)
 		if err != nil {
@@ -194,22 +197,24 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Navigate(c.url+"/#/register"), visible("#reg-id"),
 		chromedp.SendKeys("#reg-id", "ada", chromedp.ByQuery),
 		chromedp.SendKeys("#reg-name", "Ada Lovelace", chromedp.ByQuery),
-		chromedp.SendKeys("#reg-site", "hall-a", chromedp.ByQuery),
+		chromedp.SendKeys("#reg-sites", "hall-a", chromedp.ByQuery),
 		chromedp.SetUploadFiles("#reg-files", []string{regPhoto}, chromedp.ByQuery),
 		visible("#previews .verdict .ok"),
 		poll(`document.querySelector('#previews canvas').dataset.drawn === '1'`),
 		poll(`!document.querySelector('#reg-save').disabled`),
 		shot("2-register-analysed"))
 	var verdict string
-	step("register: save",
+	step("register: save, and the saved sites are shown",
 		chromedp.Text("#previews .verdict", &verdict, chromedp.ByQuery),
 		chromedp.Click("#reg-save", chromedp.ByQuery),
-		visible("#reg-result .msg.success"), shot("3-register-saved"))
+		visible("#reg-result .msg.success"),
+		poll(`(document.querySelector('#reg-sites-saved') || {}).textContent === 'hall-a'`),
+		shot("3-register-saved"))
 	if !strings.Contains(verdict, "Usable") || !strings.Contains(verdict, "quality") {
 		t.Errorf("the analysis said %q", verdict)
 	}
-	if got := userSite("ada"); got != "hall-a" {
-		t.Errorf("registered with the site hall-a, the API says the user's site is %q", got)
+	if got := userSites("ada"); got != "hall-a" {
+		t.Errorf("registered into the site hall-a, the API says the user's sites are %q", got)
 	}
 	step("register: a camera frame is analysed",
 		chromedp.Click("#cam-start", chromedp.ByQuery),
@@ -264,38 +269,70 @@ func TestConsoleInBrowser(t *testing.T) {
 		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.includes('Augusta Ada King'))`))
 
 	step("user: put in two sites",
-		chromedp.Navigate(c.url+"/#/users/ada"), visible("#site"),
-		poll(`document.querySelector('#user-site').textContent === 'hall-a'`),
-		chromedp.SetValue("#site", "hall-b, hall-a", chromedp.ByQuery),
-		chromedp.Click("#site-submit", chromedp.ByQuery),
+		chromedp.Navigate(c.url+"/#/users/ada"), visible("#sites"),
+		poll(`document.querySelector('#user-sites').textContent === 'hall-a'`),
+		chromedp.SetValue("#sites", "hall-b, hall-a", chromedp.ByQuery),
+		chromedp.Click("#sites-submit", chromedp.ByQuery),
 		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Sites set to hall-a, hall-b'))`),
-		poll(`document.querySelector('#user-site').textContent === 'hall-a, hall-b'`),
-		shot("8-user-site"))
-	if got := userSite("ada"); got != "hall-a,hall-b" {
+		poll(`document.querySelector('#user-sites').textContent === 'hall-a, hall-b'`),
+		// Adding a site makes no edge erase the user.
+		poll(`!document.querySelector('#sites-left')`),
+		shot("8-user-sites"))
+	if got := userSites("ada"); got != "hall-a,hall-b" {
 		t.Errorf("after putting the user in hall-a and hall-b on their page, the API says the sites are %q", got)
 	}
-	step("user: move to one site",
-		chromedp.SetValue("#site", "hall-b", chromedp.ByQuery),
-		chromedp.Click("#site-submit", chromedp.ByQuery),
+	step("user: move to one site; the page says which edges erase the user",
+		chromedp.SetValue("#sites", "hall-b", chromedp.ByQuery),
+		chromedp.Click("#sites-submit", chromedp.ByQuery),
 		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Sites set to hall-b:'))`),
-		poll(`document.querySelector('#user-site').textContent === 'hall-b'`))
-	if got := userSite("ada"); got != "hall-b" {
+		poll(`document.querySelector('#user-sites').textContent === 'hall-b'`),
+		poll(`(document.querySelector('#sites-left') || {}).textContent?.startsWith('The edges of hall-a that serve none of hall-b erase ada')`),
+		poll(`document.querySelector('#sites-left a').getAttribute('href') === '#/erasure'`))
+	if got := userSites("ada"); got != "hall-b" {
 		t.Errorf("after moving the user to hall-b on their page, the API says the sites are %q", got)
 	}
 	step("user: a bad site is refused with the server's sentence",
-		chromedp.SetValue("#site", "hall b!", chromedp.ByQuery),
-		chromedp.Click("#site-submit", chromedp.ByQuery),
+		chromedp.SetValue("#sites", "hall b!", chromedp.ByQuery),
+		chromedp.Click("#sites-submit", chromedp.ByQuery),
 		visible("main .msg.error"),
-		poll(`document.querySelector('#user-site').textContent === 'hall-b'`))
-	if got := userSite("ada"); got != "hall-b" {
-		t.Errorf("after a refused site, the API says the site is %q", got)
+		poll(`document.querySelector('#user-sites').textContent === 'hall-b'`))
+	if got := userSites("ada"); got != "hall-b" {
+		t.Errorf("after a refused site, the API says the sites are %q", got)
 	}
+
+	// A site change the edge owes a receipt for (it serves hall-b, not
+	// hall-c), made while it is down so that it stays pending: the erasure
+	// page must tell it from an erasure, with where the user remains.
+	e.stop()
+	step("user: move off the edge's sites while it is down",
+		chromedp.SetValue("#sites", "hall-c", chromedp.ByQuery),
+		chromedp.Click("#sites-submit", chromedp.ByQuery),
+		poll(`document.querySelector('#user-sites').textContent === 'hall-c'`),
+		poll(`document.querySelector('#erase-where').textContent === 'the edges of hall-c'`),
+		poll(`(document.querySelector('#sites-left') || {}).textContent?.startsWith('The edges of hall-b that serve none of hall-c erase ada')`))
+	const moved = `#pending tr[data-user="ada"][data-change="moved"]`
+	step("erasure: the site change is pending, told from an erasure",
+		chromedp.Click("#sites-left a", chromedp.ByQuery),
+		visible(moved),
+		poll(`document.querySelector('`+moved+` td.change').textContent === 'site change'`),
+		poll(`document.querySelector('`+moved+` td.left').textContent === 'hall-b'`),
+		poll(`document.querySelector('`+moved+` td.remains').textContent === 'hall-c'`),
+		poll(`[...document.querySelectorAll('`+moved+` td')].some((td) => td.textContent === 'console-edge')`),
+		shot("8a-erasure-site-change"))
+	e = startEdge(t, "console-edge", edata, c.nats, edgeArgs...)
+	step("erasure: the restarted edge confirms the site change",
+		poll(`!document.querySelector('#pending tr[data-user="ada"]') && document.querySelector('#pending tbody').textContent.includes('No erasure or site change is waiting')`))
+
 	step("user: clear the sites",
-		chromedp.Click("#site-clear", chromedp.ByQuery),
+		chromedp.Navigate(c.url+"/#/users/ada"), visible("#sites"),
+		poll(`document.querySelector('#user-sites').textContent === 'hall-c'`),
+		chromedp.Click("#sites-clear", chromedp.ByQuery),
 		poll(`[...document.querySelectorAll('.msg.success')].some((m) => m.textContent.startsWith('Sites cleared'))`),
-		poll(`document.querySelector('#user-site').textContent === '— (every edge)'`))
-	if got := userSite("ada"); got != "" {
-		t.Errorf("after clearing the user's site, the API says it is %q", got)
+		poll(`document.querySelector('#user-sites').textContent === '— (every edge)'`),
+		// Sent to every edge: no edge erases the user.
+		poll(`!document.querySelector('#sites-left')`))
+	if got := userSites("ada"); got != "" {
+		t.Errorf("after clearing the user's sites, the API says they are %q", got)
 	}
 
 	step("edges: the edge reaches in_sync",
@@ -311,6 +348,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click("#confirm-delete", chromedp.ByQuery),
 		visible("#receipt"),
 		visible(`#receipt-edges tr[data-edge="console-edge"][data-purged="true"]`),
+		poll(`document.querySelector('#receipt-change').textContent.startsWith('User ada erased from every edge (no site) at revision ')`),
 		shot("9-erasure"))
 
 	var minted string

@@ -213,7 +213,7 @@
           h('td', { class: 'num' }, u.references),
           h('td', { class: 'num' }, u.revision),
           h('td', {}, fmtTime(u.updated_at)))));
-        if (!page.users.length) body.append(h('tr', {}, h('td', { colSpan: 6, class: 'muted' }, q.value ? 'No user matches.' : 'No users yet.')));
+        if (!page.users.length) body.append(h('tr', {}, h('td', { colSpan: 6, class: 'muted' }, q.value.trim() || siteFilter.value.trim() ? 'No user matches.' : 'No users yet.')));
         nextCursor = page.next || '';
         next.disabled = !nextCursor;
         prev.disabled = cursors.length < 2;
@@ -255,9 +255,12 @@
     // The sites: only their edges receive the user; none sends it to every
     // edge. The edges of the sites it leaves that serve none of the new
     // ones erase it (the erasure page lists the change).
-    const siteShown = h('dd', { id: 'user-site' }, sitesText(user.sites));
+    const siteShown = h('dd', { id: 'user-sites' }, sitesText(user.sites));
     const revShown = h('dd', {}, user.revision);
-    const site = h('input', { type: 'text', id: 'site', value: (user.sites || []).join(', '), placeholder: 'every edge', title: 'sites, comma-separated' });
+    const site = h('input', { type: 'text', id: 'sites', value: (user.sites || []).join(', '), placeholder: 'every edge', title: 'sites, comma-separated' });
+    let current = user.sites || [];
+    const heldBy = (sites) => sites && sites.length ? 'the edges of ' + sites.join(', ') : 'every edge';
+    const eraseWhere = h('span', { id: 'erase-where' }, heldBy(user.sites));
     async function setSites(value) {
       note.replaceChildren();
       try {
@@ -267,11 +270,21 @@
         site.value = r.sites.join(', ');
         note.append(msg('success', !r.changed ? 'The sites are unchanged.'
           : (r.sites.length ? 'Sites set to ' + r.sites.join(', ') + ': only their edges receive ' + r.user_id : 'Sites cleared: every edge receives ' + r.user_id) + ' (revision ' + r.revision + ').'));
+        // Leaving a site (or every edge, for a user of no site) makes the
+        // edges that held the user and serve none of the new sites erase
+        // it; a user sent to every edge stays everywhere.
+        const left = current.filter((x) => !r.sites.includes(x));
+        if (r.changed && r.sites.length && (left.length || !current.length)) {
+          note.append(h('p', { id: 'sites-left' }, 'The edges ' + (left.length ? 'of ' + left.join(', ') + ' ' : '') + 'that serve none of ' + r.sites.join(', ') + ' erase ' + r.user_id + ': ',
+            h('a', { href: '#/erasure' }, 'their receipts are on the Erasure page'), '.'));
+        }
+        current = r.sites;
+        eraseWhere.textContent = heldBy(r.sites);
       } catch (e) { note.append(msg('error', e.message)); }
     }
     const siteForm = h('form', { class: 'row', onsubmit: (ev) => { ev.preventDefault(); setSites(site.value.trim()); } },
-      h('label', {}, 'Sites (comma-separated)', site), h('button', { type: 'submit', id: 'site-submit' }, 'Set sites'),
-      h('button', { type: 'button', id: 'site-clear', onclick: () => setSites('') }, 'Clear (every edge)'));
+      h('label', {}, 'Sites (comma-separated)', site), h('button', { type: 'submit', id: 'sites-submit' }, 'Set sites'),
+      h('button', { type: 'button', id: 'sites-clear', onclick: () => setSites('') }, 'Clear (every edge)'));
 
     const thumbs = h('div', { class: 'thumbs', id: 'thumbs' });
     for (const img of user.images) {
@@ -322,7 +335,7 @@
       h('h2', {}, 'Reference photos (' + user.images.length + ')'), thumbs,
       h('h2', {}, 'Add photos'), h('section', { class: 'card' }, addForm),
       h('h2', {}, 'Erase'), h('section', { class: 'card' },
-        h('p', { class: 'muted' }, 'Deletes the photos and embeddings here and at every edge; the erasure page shows the edges’ purge receipts.'),
+        h('p', { class: 'muted' }, 'Deletes the photos and embeddings here and at every edge that holds them (', eraseWhere, '); the erasure page shows the edges’ purge receipts.'),
         h('div', { class: 'row' }, deleteBtn, confirmBtn)));
   }
 
@@ -383,7 +396,7 @@
   function registerPage() {
     const uid = h('input', { type: 'text', id: 'reg-id', required: true, placeholder: 'e.g. alice' });
     const name = h('input', { type: 'text', id: 'reg-name', placeholder: 'Alice Example', class: 'wide' });
-    const site = h('input', { type: 'text', id: 'reg-site', placeholder: 'every edge' });
+    const site = h('input', { type: 'text', id: 'reg-sites', placeholder: 'every edge' });
     const files = h('input', { type: 'file', id: 'reg-files', accept: 'image/*', multiple: true });
     const previews = h('div', { class: 'previews', id: 'previews' });
     const out = h('div', { id: 'reg-result' });
@@ -426,10 +439,16 @@
       save.disabled = true;
       try {
         const r = await api('POST', '/api/register', form({ user_id: uid.value.trim(), name: name.value, sites: site.value.trim() || undefined, image: photos }));
-        out.append(msg('success', (r.created ? 'Registered ' : 'Updated ') + r.user_id + ' with ' + r.references + ' reference photo(s), revision ' + r.revision + '.'),
-          h('a', { href: '#/users/' + encodeURIComponent(r.user_id) }, 'Open ' + r.user_id));
+        out.append(msg('success', (r.created ? 'Registered ' : 'Updated ') + r.user_id + ' with ' + r.references + ' reference photo(s), revision ' + r.revision + '.'));
         photos = [];
         previews.replaceChildren();
+        // The answer has no sites: show those the server holds, not the
+        // ones typed.
+        try {
+          const u = await api('GET', '/api/users/' + encodeURIComponent(r.user_id));
+          out.append(h('p', {}, 'Sites: ', h('span', { id: 'reg-sites-saved' }, sitesText(u.sites))));
+        } catch (e) { out.append(msg('error', 'Saved, but its sites could not be read back: ' + e.message)); }
+        out.append(h('a', { href: '#/users/' + encodeURIComponent(r.user_id) }, 'Open ' + r.user_id));
       } catch (e) {
         out.append(msg('error', 'Not saved: ' + e.message));
       }
@@ -563,6 +582,11 @@
   }
 
   // ---- erasure ---------------------------------------------------------
+  // A deletion record is an erasure, or a site change (moved) that made
+  // the edges of the sites left erase the user; both await the same
+  // receipts. leftText and remainsText say which.
+  function leftText(d) { return d.sites && d.sites.length ? d.sites.join(', ') : 'every edge (no site)'; }
+  function remainsText(d) { return d.moved ? sitesText(d.remaining_sites) : '— (erased)'; }
   function erasurePage() {
     const last = JSON.parse(sessionStorage.getItem('faceauth.lastDeletion') || 'null');
     const receipt = h('div', { id: 'receipt' });
@@ -578,7 +602,8 @@
           } else {
             const done = d.pending.length === 0;
             receipt.replaceChildren(
-              h('p', {}, 'User ', h('strong', {}, d.user_id), ' erased at revision ' + d.revision + ' (' + fmtTime(d.deleted_at) + ').'),
+              h('p', { id: 'receipt-change' }, 'User ', h('strong', {}, d.user_id),
+                (d.moved ? ' moved away from ' + leftText(d) + ' to ' + sitesText(d.remaining_sites) : ' erased from ' + leftText(d)) + ' at revision ' + d.revision + ' (' + fmtTime(d.deleted_at) + ').'),
               h('table', { id: 'receipt-edges' }, h('thead', {}, h('tr', {}, h('th', {}, 'Edge'), h('th', {}, 'Purge receipt'))),
                 h('tbody', {},
                   d.purged.map((e) => h('tr', { dataset: { edge: e, purged: 'true' } }, h('td', {}, e), h('td', { class: 'ok' }, 'purged'))),
@@ -588,16 +613,22 @@
         }
         const p = await api('GET', '/api/deletions?pending=true&limit=200');
         err.replaceChildren();
-        body.replaceChildren(...p.deletions.map((d) => h('tr', {},
-          h('td', {}, d.user_id), h('td', { class: 'num' }, d.revision), h('td', {}, fmtTime(d.deleted_at)),
+        body.replaceChildren(...p.deletions.map((d) => h('tr', { dataset: { user: d.user_id, revision: d.revision, change: d.moved ? 'moved' : 'erased' } },
+          h('td', {}, d.user_id), h('td', { class: 'num' }, d.revision),
+          h('td', { class: 'change' }, d.moved ? 'site change' : 'erasure'),
+          h('td', { class: 'left' }, leftText(d)), h('td', { class: d.moved ? 'remains' : 'remains muted' }, remainsText(d)),
+          h('td', {}, fmtTime(d.deleted_at)),
           h('td', {}, d.pending.join(', ')), h('td', {}, d.purged.join(', ') || '—'))));
-        if (!p.deletions.length) body.append(h('tr', {}, h('td', { colSpan: 5, class: 'muted' }, 'No deletion is waiting for an edge.')));
+        if (!p.deletions.length) body.append(h('tr', {}, h('td', { colSpan: 8, class: 'muted' }, 'No erasure or site change is waiting for an edge.')));
       } catch (e) { err.replaceChildren(msg('error', e.message)); }
     }
     put(h('h1', {}, 'Erasure'), err,
       last ? h('section', { class: 'card' }, h('h2', {}, 'Your last deletion'), receipt) : null,
-      h('h2', {}, 'Deletions still pending at some edge'),
-      h('table', { id: 'pending' }, h('thead', {}, h('tr', {}, h('th', {}, 'User id'), h('th', { class: 'num' }, 'Revision'), h('th', {}, 'Deleted'), h('th', {}, 'Waiting for'), h('th', {}, 'Purged at'))), body));
+      h('h2', {}, 'Erasures and site changes still pending at some edge'),
+      h('p', { class: 'muted' }, 'A site change makes the edges of the sites the user left that serve none of its remaining sites erase it; they send the same receipts as for an erasure.'),
+      h('table', { id: 'pending' }, h('thead', {}, h('tr', {}, h('th', {}, 'User id'), h('th', { class: 'num' }, 'Revision'),
+        h('th', {}, 'Change'), h('th', { title: 'the sites the user left' }, 'Left'), h('th', { title: 'where the user remains after a site change' }, 'Remains at'),
+        h('th', {}, 'When'), h('th', {}, 'Waiting for'), h('th', {}, 'Purged at'))), body));
     every(2000, poll);
   }
 

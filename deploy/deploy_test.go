@@ -318,7 +318,7 @@ func TestNATSConfig(t *testing.T) {
 	// gets no ack and a plain one never arrives.
 	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
 	defer cancelShort()
-	if _, err := ejs.Publish(short, pb.UserSubject("eve", ""), change); err == nil {
+	if _, err := ejs.Publish(short, testFeedKey.UserSubject("eve", ""), change); err == nil {
 		t.Error("an edge could publish user data")
 	}
 	if err := uplink.PublishStatus(edge, &pb.EdgeStatus{EdgeId: "site-2"}); err == nil {
@@ -492,7 +492,7 @@ var testFeedKey = func() *pb.Signer {
 // signedUpsert is the users-stream message of an encoded upsert, signed
 // as central signs it.
 func signedUpsert(data []byte, id string, rev uint64) *nats.Msg {
-	m := nats.NewMsg(pb.UserSubject(id, ""))
+	m := nats.NewMsg(testFeedKey.UserSubject(id, ""))
 	m.Data = data
 	testFeedKey.Sign(m, pb.OpUpsert, id, rev)
 	return m

@@ -30,6 +30,7 @@ import (
 	"github.com/xplore/faceauth/internal/facetest"
 	"github.com/xplore/faceauth/internal/testenv"
 	"github.com/xplore/faceauth/models/face"
+	pb "github.com/xplore/faceauth/proto"
 )
 
 // secret is central's SECRET_KEY in these tests, so they can mint tokens.
@@ -62,6 +63,25 @@ func startCentral(t testing.TB, data, natsAddr string, extra ...string) *central
 	c := &centralProc{proc: p, url: "http://" + addr, nats: "nats://" + natsAddr, data: data}
 	c.waitReady(c.url, 2*time.Minute)
 	return c
+}
+
+// centralFeed returns the feed key central derives from secret, which
+// also keys the user tokens of users-stream subjects.
+func centralFeed(t testing.TB) *pb.Signer {
+	t.Helper()
+	s, err := auth.SignerFromSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := s.DeriveSeed(pb.KeyInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := pb.NewSigner(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func tokens(t testing.TB) (admin, verify string) {

@@ -408,6 +408,7 @@ func TestClusterFailover(t *testing.T) {
 	}
 
 	js, err := jetstream.New(natsConnect(t, nodes))
+	feed := centralFeed(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,7 +431,7 @@ func TestClusterFailover(t *testing.T) {
 			mu.Unlock()
 			slices.Sort(ids)
 			ids = slices.Compact(ids)
-			held, err := streamUsers(js, ids)
+			held, err := streamUsers(js, feed, ids)
 			if err != nil {
 				return "read the users stream: " + err.Error()
 			}
@@ -682,7 +683,7 @@ type streamEntry struct {
 
 // streamUsers returns what the users stream holds of each of ids, read
 // with the stream's last-message-for-subject API (no consumer).
-func streamUsers(js jetstream.JetStream, ids []string) (map[string]streamEntry, error) {
+func streamUsers(js jetstream.JetStream, feed *pb.Signer, ids []string) (map[string]streamEntry, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, pb.UsersStream)
@@ -691,7 +692,7 @@ func streamUsers(js jetstream.JetStream, ids []string) (map[string]streamEntry, 
 	}
 	out := map[string]streamEntry{}
 	for _, id := range ids {
-		m, err := s.GetLastMsgForSubject(ctx, pb.UserSubject(id, ""))
+		m, err := s.GetLastMsgForSubject(ctx, feed.UserSubject(id, ""))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}

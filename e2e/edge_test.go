@@ -126,7 +126,7 @@ func (f *feedServer) send(cs []*pb.UserChange) error {
 		if c.GetDelete() != nil {
 			op = pb.OpDelete
 		}
-		m := nats.NewMsg(pb.ChangeSubject(c))
+		m := nats.NewMsg(f.key.ChangeSubject(c))
 		m.Data = data
 		m.Header.Set(pb.OpHeader, op)
 		f.key.Sign(m, op, pb.ChangeUserID(c), pb.ChangeRevision(c))

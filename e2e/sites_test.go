@@ -104,11 +104,11 @@ func TestSiteScopedDistribution(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer bnc.Close()
-	aliceSubject := pb.UserSubject(aliceID, "site-a")
+	aliceSubject := centralFeed(t).UserSubject(aliceID, "site-a")
 	for _, a := range natstest.Allowed(bnc, natstest.SiteReadAttempts("site-b", aliceSubject), 3*time.Second) {
 		t.Errorf("site B's key read site A's user with %s (%s %s)", a.What, a.Subject, a.Body)
 	}
-	own := natstest.SiteReadAttempts("site-a", pb.UserSubject(bobID, "site-b"))[0]
+	own := natstest.SiteReadAttempts("site-a", centralFeed(t).UserSubject(bobID, "site-b"))[0]
 	if len(natstest.Allowed(bnc, []natstest.ReadAttempt{own}, 10*time.Second)) != 1 {
 		t.Fatalf("site B's key cannot create a consumer of site B (%s)", own.Subject)
 	}

@@ -186,7 +186,7 @@ func signedChange(t testing.TB, c *pb.UserChange) *nats.Msg {
 	if c.GetDelete() != nil {
 		op = pb.OpDelete
 	}
-	m := nats.NewMsg(pb.ChangeSubject(c))
+	m := nats.NewMsg(testFeed.ChangeSubject(c))
 	m.Data = data
 	m.Header.Set(pb.OpHeader, op)
 	testFeed.Sign(m, op, pb.ChangeUserID(c), pb.ChangeRevision(c))

@@ -87,7 +87,7 @@ func TestForgedFeed(t *testing.T) {
 	}{
 		{"unsigned upsert of bob with alice's face", func() *nats.Msg {
 			data, _ := proto.Marshal(upsert("bob", 10_000_000, model, aliceVec))
-			m := nats.NewMsg(pb.UserSubject("bob", ""))
+			m := nats.NewMsg(testFeed.UserSubject("bob", ""))
 			m.Data = data
 			m.Header.Set(pb.RevisionHeader, "10000000")
 			m.Header.Set(pb.OpHeader, pb.OpUpsert)
@@ -99,7 +99,7 @@ func TestForgedFeed(t *testing.T) {
 			proto.Unmarshal(m.Data, &c)
 			c.GetUpsert().UserId = "bob"
 			m.Data, _ = proto.Marshal(&c)
-			m.Subject = pb.UserSubject("bob", "")
+			m.Subject = testFeed.UserSubject("bob", "")
 			return m
 		}},
 		{"alice's older genuine message replayed", func() *nats.Msg { return aliceOld }},
@@ -221,7 +221,7 @@ func TestFeedKeyTrust(t *testing.T) {
 	// A rotation signed by the trusted key moves it; changes signed by
 	// the new key apply, even when they arrive before the edge polled.
 	announce(next, testFeed, 3)
-	m := nats.NewMsg(pb.UserSubject("bob", ""))
+	m := nats.NewMsg(next.UserSubject("bob", ""))
 	c := upsert("bob", 2, model, vec(edgeDims, 2))
 	m.Data, _ = proto.Marshal(c)
 	m.Header.Set(pb.OpHeader, pb.OpUpsert)

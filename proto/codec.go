@@ -17,40 +17,50 @@ const (
 	OpDelete = "delete"
 )
 
-// ChangeKey returns the key (subject), revision and op of a change, or an error
-// when the change cannot go on the feed.
-//
-// The key is the change's subject, which names the user and, for a user of
-// a site, the site: the stream holds one state per subject, and a user
-// moved between sites has a tombstone on the old subject and its state on
-// the new one.
-func ChangeKey(c *UserChange) (key string, rev uint64, op string, err error) {
-	var id, site string
+// ChangeInfo returns the user id, site, revision and op of a change, or an
+// error when the change cannot go on the feed.
+func ChangeInfo(c *UserChange) (id, site string, rev uint64, op string, err error) {
 	switch {
 	case c.GetUpsert() != nil:
 		id, rev, op, site = c.GetUpsert().GetUserId(), c.GetUpsert().GetRevision(), OpUpsert, c.GetUpsert().GetSite()
 	case c.GetDelete() != nil:
 		id, rev, op, site = c.GetDelete().GetUserId(), c.GetDelete().GetRevision(), OpDelete, c.GetDelete().GetSite()
 	default:
-		return "", 0, "", fmt.Errorf("feed: a change with neither upsert nor delete")
+		return "", "", 0, "", fmt.Errorf("feed: a change with neither upsert nor delete")
 	}
 	if err := faceauth.ValidateUserID(id); err != nil {
-		return "", 0, "", fmt.Errorf("feed: change for user %q: %w", id, err)
+		return "", "", 0, "", fmt.Errorf("feed: change for user %q: %w", id, err)
 	}
 	if site != "" {
 		if err := ValidateSite(site); err != nil {
-			return "", 0, "", fmt.Errorf("feed: change for user %q: %w", id, err)
+			return "", "", 0, "", fmt.Errorf("feed: change for user %q: %w", id, err)
 		}
 	}
 	if rev == 0 {
-		return "", 0, "", fmt.Errorf("feed: change for user %q has no revision", id)
+		return "", "", 0, "", fmt.Errorf("feed: change for user %q has no revision", id)
 	}
-	return UserSubject(id, site), rev, op, nil
+	return id, site, rev, op, nil
 }
 
-// ChangeSubject returns the users-stream subject of a change.
-func ChangeSubject(c *UserChange) string {
-	key, _, _, _ := ChangeKey(c)
+// ChangeKey returns the key (subject) under s's subject key, revision and
+// op of a change, or an error when the change cannot go on the feed.
+//
+// The key is the change's subject, which names the user (by UserToken)
+// and, for a user of a site, the site: the stream holds one state per
+// subject, and a user moved between sites has a tombstone on the old
+// subject and its state on the new one.
+func (s *Signer) ChangeKey(c *UserChange) (key string, rev uint64, op string, err error) {
+	id, site, rev, op, err := ChangeInfo(c)
+	if err != nil {
+		return "", 0, "", err
+	}
+	return UserSubject(s.subjectKey, id, site), rev, op, nil
+}
+
+// ChangeSubject returns the users-stream subject of a change under s's
+// subject key.
+func (s *Signer) ChangeSubject(c *UserChange) string {
+	key, _, _, _ := s.ChangeKey(c)
 	return key
 }
 
@@ -75,7 +85,7 @@ func ChangeUserID(c *UserChange) string {
 // a copy sent again after a lost ack. The id is unique because a revision
 // belongs to a single change.
 func ChangeMsg(s *Signer, c *UserChange, dedupe bool) (*nats.Msg, error) {
-	id, rev, op, err := ChangeKey(c)
+	id, rev, op, err := s.ChangeKey(c)
 	if err != nil {
 		return nil, err
 	}
@@ -86,6 +96,7 @@ func ChangeMsg(s *Signer, c *UserChange, dedupe bool) (*nats.Msg, error) {
 	m := nats.NewMsg(id) // the key is the subject
 	m.Data = data
 	m.Header.Set(OpHeader, op)
+	m.Header.Set(UserHeader, ChangeUserID(c))
 	if c.GetParts() > 1 {
 		m.Header.Set(PartsHeader, strconv.FormatUint(uint64(c.GetParts()), 10))
 	}
@@ -97,18 +108,23 @@ func ChangeMsg(s *Signer, c *UserChange, dedupe bool) (*nats.Msg, error) {
 }
 
 // DecodeChange decodes a users-stream message and checks that its payload
-// belongs to its subject.
+// may belong to its subject: the subject has UserSubject's form and the
+// change's scope. The user token is a keyed hash the edge cannot
+// recompute; the signature (DecodeVerified), which covers the subject and
+// the user id, binds the two, so a message moved to another user's
+// subject is refused there.
 func DecodeChange(subject string, data []byte) (*UserChange, error) {
 	var c UserChange
 	if err := proto.Unmarshal(data, &c); err != nil {
 		return nil, fmt.Errorf("feed: decode change on %s: %w", subject, err)
 	}
-	key, _, _, err := ChangeKey(&c)
+	id, site, _, _, err := ChangeInfo(&c)
 	if err != nil {
 		return nil, err
 	}
-	if key != subject {
-		return nil, fmt.Errorf("feed: change for user %q arrived on %s", ChangeUserID(&c), subject)
+	_, ssite, err := ParseUserSubject(subject)
+	if err != nil || ssite != site {
+		return nil, fmt.Errorf("feed: change for user %q of scope %s arrived on %s", id, Scope(site), subject)
 	}
 	return &c, nil
 }

@@ -24,14 +24,16 @@ func FuzzDecodeChange(f *testing.F) {
 		}
 		f.Add(m.Subject, m.Data, m.Header.Get(pb.KeyIDHeader), m.Header.Get(pb.SignatureHeader), m.Header.Get(pb.RevisionHeader))
 	}
-	f.Add(pb.UserSubject("x", ""), []byte{0x0a, 0x02}, "", "", "")
+	f.Add(signer.UserSubject("x", ""), []byte{0x0a, 0x02}, "", "", "")
 	f.Add("faceauth.users.!!", []byte{}, "k", "sig", "-1")
 	f.Fuzz(func(t *testing.T, subject string, data []byte, keyID, sig, rev string) {
 		c, err := pb.DecodeChange(subject, data)
 		if err == nil {
-			key, _, _, kerr := pb.ChangeKey(c) // the key is the subject it belongs on
-			if kerr != nil || key != subject {
-				t.Fatalf("accepted a change for %q on %s: %v", key, subject, kerr)
+			// The subject has the change's scope; only the signature
+			// binds the user token, which the edge cannot recompute.
+			_, site, _, _, kerr := pb.ChangeInfo(c)
+			if _, ssite, serr := pb.ParseUserSubject(subject); kerr != nil || serr != nil || ssite != site {
+				t.Fatalf("accepted a change of site %q on %s: %v %v", site, subject, kerr, serr)
 			}
 		}
 		h := nats.Header{}
@@ -44,7 +46,7 @@ func FuzzDecodeChange(f *testing.F) {
 		}
 		// What verifies carries the revision its signature covers and
 		// belongs to its subject.
-		id, crev, _, _ := pb.ChangeKey(v)
+		id, crev, _, _ := signer.ChangeKey(v)
 		if hrev, _ := pb.HeaderRevision(h); hrev != crev || id != subject || !proto.Equal(v, c) {
 			t.Fatalf("verified a change for %q revision %d (signed %d) on %s", id, crev, hrev, subject)
 		}

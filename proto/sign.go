@@ -67,6 +67,12 @@ type Signer struct {
 	priv ed25519.PrivateKey
 	pub  ed25519.PublicKey
 	id   string
+	// subjectKey keys the user tokens of users-stream subjects
+	// (UserToken). It comes from the same seed, so replicas sharing
+	// SECRET_KEY share it, and rotating the feed key changes it: the
+	// republication under the new key (see package publish) moves every
+	// user to their new subject.
+	subjectKey []byte
 }
 
 // NewSigner returns a Signer for the Ed25519 key with the 32-byte seed.
@@ -76,7 +82,11 @@ func NewSigner(seed []byte) (*Signer, error) {
 	}
 	priv := ed25519.NewKeyFromSeed(seed)
 	pub := priv.Public().(ed25519.PublicKey)
-	return &Signer{priv: priv, pub: pub, id: auth.KeyIDOf(pub)}, nil
+	sk, err := hkdf.Key(sha256.New, seed, nil, SubjectKeyInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("feed: derive the subject key: %w", err)
+	}
+	return &Signer{priv: priv, pub: pub, id: auth.KeyIDOf(pub), subjectKey: sk}, nil
 }
 
 // SignerFromSecret derives a feed key from secret with HKDF-SHA256 under
@@ -90,6 +100,12 @@ func SignerFromSecret(secret []byte) (*Signer, error) {
 		return nil, fmt.Errorf("feed: derive the feed key: %w", err)
 	}
 	return NewSigner(seed)
+}
+
+// UserSubject returns the users-stream subject of user id in site under
+// the signer's subject key (see UserSubject).
+func (s *Signer) UserSubject(id, site string) string {
+	return UserSubject(s.subjectKey, id, site)
 }
 
 // KeyID returns the id of the feed key.
@@ -173,11 +189,10 @@ func VerifyMsg(keys Keys, subject string, h nats.Header, kind, userID string, pa
 // verifyChange checks that a decoded users-stream change carries central's
 // signature over its subject, op, user id, revision and payload.
 func verifyChange(keys Keys, subject string, h nats.Header, c *UserChange, data []byte) error {
-	_, rev, op, err := ChangeKey(c)
+	id, _, rev, op, err := ChangeInfo(c)
 	if err != nil {
 		return err
 	}
-	id := ChangeUserID(c)
 	srev, _, err := VerifyMsg(keys, subject, h, op, id, data)
 	if err != nil {
 		return err

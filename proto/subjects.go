@@ -1,6 +1,8 @@
 package pb
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"slices"
@@ -55,6 +57,12 @@ const (
 	RevisionHeader = "Faceauth-Revision"
 	// OpHeader is "upsert" or "delete".
 	OpHeader = "Faceauth-Op"
+	// UserHeader holds the user id of a change, so that central's
+	// headers-only scan knows whose message it is without the payload
+	// (the subject has only a keyed hash of the id, see UserToken).
+	// Headers reach only the message's readers (central and the edges of
+	// its scope), never stream info.
+	UserHeader = "Faceauth-User"
 )
 
 // idEncoding turns a user id into one subject token. User ids may contain
@@ -68,15 +76,39 @@ var idEncoding = base64.RawURLEncoding
 // with '_', which ValidateSite refuses, so no site can take it.
 const NoSite = "_all"
 
-// UserSubject returns the users-stream subject of user id in site:
-// "faceauth.users.<id token>.<scope>", where the scope is the site, or
-// NoSite for a user of no site (""). The scope is always the last token,
-// so an edge's NATS permissions can name the scopes it may read
-// (EdgePermissions) and a consumer filter cannot reach past them: a '>'
-// in the id position is not a valid filter, and the scope is matched
-// literally.
-func UserSubject(id, site string) string {
-	return UsersPrefix + idEncoding.EncodeToString([]byte(id)) + "." + Scope(site)
+// UserTokenLen is the length of a user token: 16 bytes in unpadded
+// base64url.
+const UserTokenLen = 22
+
+// SubjectKeyInfo is the HKDF label the subject key is derived under from
+// the feed key's seed (NewSigner): central replicas share SECRET_KEY, so
+// they share the feed key and with it the subject key.
+const SubjectKeyInfo = "xplore-faceauth user subject key v1"
+
+// UserToken returns the token that stands for user id in users-stream
+// subjects: the first 16 bytes of HMAC-SHA256(key, id) in unpadded
+// base64url (UserTokenLen characters, all valid in a subject token). The
+// id itself is not in the subject because any edge key may list the
+// stream's subjects (STREAM.INFO with a subjects filter, which NATS cannot
+// restrict by permission), and user ids are often e-mail addresses; the
+// token is stable per key and id, so the stream still keeps one state
+// per user and scope. Edges never need the key: the id comes from the
+// signed payload, and the signature covers the subject.
+func UserToken(key []byte, id string) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id))
+	return idEncoding.EncodeToString(mac.Sum(nil)[:16])
+}
+
+// UserSubject returns the users-stream subject of user id in site under
+// the subject key: "faceauth.users.<user token>.<scope>", where the token
+// is UserToken and the scope is the site, or NoSite for a user of no site
+// (""). The scope is always the last token, so an edge's NATS permissions
+// can name the scopes it may read (EdgePermissions) and a consumer filter
+// cannot reach past them: a '>' in the token position is not a valid
+// filter, and the scope is matched literally.
+func UserSubject(key []byte, id, site string) string {
+	return UsersPrefix + UserToken(key, id) + "." + Scope(site)
 }
 
 // Scope returns the scope token of the users of site: the site, or NoSite
@@ -111,31 +143,25 @@ func ScopeFilter(site string) string {
 	return UsersPrefix + "*." + Scope(site)
 }
 
-// ParseUserSubject returns the user id and the site ("" for NoSite) of a
-// subject made by UserSubject. Any other form is refused, including the
-// scopeless "faceauth.users.<id token>" of releases before scopes (which
-// central's reconciliation replaces, see package publish).
-func ParseUserSubject(subject string) (id, site string, err error) {
+// ParseUserSubject returns the user token and the site ("" for NoSite)
+// of a subject of UserSubject's form. Any other form is refused, including
+// the scopeless "faceauth.users.<id token>" of releases before scopes and
+// a token of another length (the base64 id of releases before user tokens
+// were keyed hashes), which central's reconciliation replaces (see package
+// publish).
+func ParseUserSubject(subject string) (token, site string, err error) {
 	rest, ok := strings.CutPrefix(subject, UsersPrefix)
 	tok, scope, scoped := strings.Cut(rest, ".")
-	if !ok || tok == "" || !scoped || (scope != NoSite && ValidateSite(scope) != nil) {
+	if !ok || len(tok) != UserTokenLen || !scoped || (scope != NoSite && ValidateSite(scope) != nil) {
 		return "", "", fmt.Errorf("feed: %q is not a user subject", subject)
 	}
-	b, err := idEncoding.DecodeString(tok)
-	if err != nil {
-		return "", "", fmt.Errorf("feed: %q is not a user subject: %w", subject, err)
+	if b, err := idEncoding.DecodeString(tok); err != nil || len(b) != 16 {
+		return "", "", fmt.Errorf("feed: %q is not a user subject", subject)
 	}
 	if scope == NoSite {
 		scope = ""
 	}
-	return string(b), scope, nil
-}
-
-// UserIDFromSubject returns the user id encoded in a subject made by
-// UserSubject.
-func UserIDFromSubject(subject string) (string, error) {
-	id, _, err := ParseUserSubject(subject)
-	return id, err
+	return tok, scope, nil
 }
 
 // IsScopelessUserSubject reports whether subject has the form users'
@@ -237,8 +263,9 @@ func edgeIDFromStatusSubject(subject string) (string, bool) {
 }
 
 // ReceiptSubject returns the subject of an edge's receipt for a user:
-// "faceauth.receipts.<edge-id>.<user token>", the user encoded as in
-// UserSubject. One subject per edge and user keeps the stream bounded and
+// "faceauth.receipts.<edge-id>.<id token>", the user id in unpadded
+// base64url. Only central may read receipts (not even stream info is open
+// to edges), so the id need not be hashed as in UserSubject. One subject per edge and user keeps the stream bounded and
 // makes a repeated receipt replace the earlier one.
 func ReceiptSubject(edgeID, userID string) string {
 	return "faceauth.receipts." + edgeID + "." + idEncoding.EncodeToString([]byte(userID))

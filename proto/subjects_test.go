@@ -1,6 +1,7 @@
 package pb_test
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -11,38 +12,82 @@ import (
 	pb "github.com/xplore/faceauth/proto"
 )
 
+// TestUserToken: a user token is a keyed hash of the id, stable, different
+// per id and per key, 22 characters, a valid subject token that does not
+// contain the id; UserSubject puts it before the scope.
+func TestUserToken(t *testing.T) {
+	k1, k2 := []byte("subject key one, 32 bytes long!!"), []byte("subject key two, 32 bytes long!!")
+	seen := map[string]string{}
+	for _, id := range append([]string{"alice", "alicf", "a.b@c", "YWxpY2U", "a.b.", "a_b", "ab", "a-b"}, natstest.TrickyIDs...) {
+		if slices.Contains(slices.Collect(maps.Values(seen)), id) { // TrickyIDs repeats some
+			continue
+		}
+		tok := pb.UserToken(k1, id)
+		if len(tok) != pb.UserTokenLen || strings.ContainsAny(tok, ".*> \t") || (len(id) > 4 && strings.Contains(tok, id)) {
+			t.Errorf("UserToken(%q) = %q: not a 22-character subject token without the id", id, tok)
+		}
+		if again := pb.UserToken(append([]byte(nil), k1...), id); again != tok {
+			t.Errorf("UserToken(%q) is not stable: %q then %q", id, tok, again)
+		}
+		if other := pb.UserToken(k2, id); other == tok {
+			t.Errorf("UserToken(%q) is the same under two keys", id)
+		}
+		if prev, ok := seen[tok]; ok {
+			t.Errorf("UserToken(%q) = UserToken(%q)", id, prev)
+		}
+		seen[tok] = id
+		for _, site := range []string{"", "site-a"} {
+			subj := pb.UserSubject(k1, id, site)
+			if subj != pb.UsersPrefix+tok+"."+pb.Scope(site) {
+				t.Errorf("UserSubject(%q, %q) = %q", id, site, subj)
+			}
+			if gtok, gsite, err := pb.ParseUserSubject(subj); err != nil || gtok != tok || gsite != site {
+				t.Errorf("ParseUserSubject(%q) = %q, %q, %v", subj, gtok, gsite, err)
+			}
+		}
+	}
+}
+
 func TestSiteSubjects(t *testing.T) {
+	signer := natstest.Signer()
 	for _, tt := range []struct {
-		id, site, subject string
+		id, site, scope string
 	}{
-		{"alice", "", "faceauth.users.YWxpY2U._all"},
-		{"alice", "site-a", "faceauth.users.YWxpY2U.site-a"},
-		{"a.b@c", "hq_2", "faceauth.users.YS5iQGM.hq_2"},
+		{"alice", "", "_all"},
+		{"alice", "site-a", "site-a"},
+		{"a.b@c", "hq_2", "hq_2"},
 	} {
-		if got := pb.UserSubject(tt.id, tt.site); got != tt.subject {
-			t.Errorf("UserSubject(%q, %q) = %q, want %q", tt.id, tt.site, got, tt.subject)
+		subject := signer.UserSubject(tt.id, tt.site)
+		if !strings.HasPrefix(subject, pb.UsersPrefix) || !strings.HasSuffix(subject, "."+tt.scope) {
+			t.Errorf("UserSubject(%q, %q) = %q, want faceauth.users.<token>.%s", tt.id, tt.site, subject, tt.scope)
 		}
-		if id, site, err := pb.ParseUserSubject(tt.subject); err != nil || id != tt.id || site != tt.site {
-			t.Errorf("ParseUserSubject(%q) = %q, %q, %v", tt.subject, id, site, err)
+		if _, site, err := pb.ParseUserSubject(subject); err != nil || site != tt.site {
+			t.Errorf("ParseUserSubject(%q) = %q, %v", subject, site, err)
 		}
-		if pb.IsScopelessUserSubject(tt.subject) {
-			t.Errorf("IsScopelessUserSubject(%q) = true", tt.subject)
+		if pb.IsScopelessUserSubject(subject) {
+			t.Errorf("IsScopelessUserSubject(%q) = true", subject)
 		}
 		up := &pb.UserChange{Change: &pb.UserChange_Upsert{Upsert: &pb.UserUpsert{UserId: tt.id, Revision: 1, Site: tt.site}}}
 		del := &pb.UserChange{Change: &pb.UserChange_Delete{Delete: &pb.UserDelete{UserId: tt.id, Revision: 2, Site: tt.site}}}
-		if pb.ChangeSubject(up) != tt.subject || pb.ChangeSubject(del) != tt.subject {
-			t.Errorf("ChangeSubject of %q in %q: %q, %q", tt.id, tt.site, pb.ChangeSubject(up), pb.ChangeSubject(del))
+		if signer.ChangeSubject(up) != subject || signer.ChangeSubject(del) != subject {
+			t.Errorf("ChangeSubject of %q in %q: %q, %q", tt.id, tt.site, signer.ChangeSubject(up), signer.ChangeSubject(del))
 		}
-		if _, err := pb.DecodeChange(pb.UserSubject(tt.id, "other"), mustMarshal(t, up)); err == nil {
+		if _, err := pb.DecodeChange(subject, mustMarshal(t, up)); err != nil {
+			t.Errorf("a change of %q in %q refused on its subject: %v", tt.id, tt.site, err)
+		}
+		if _, err := pb.DecodeChange(signer.UserSubject(tt.id, "other"), mustMarshal(t, up)); err == nil {
 			t.Errorf("a change of %q in %q decoded on another site's subject", tt.id, tt.site)
 		}
 	}
 	// The scopeless form of releases before scopes is no user subject
-	// any more (central migrates it), nor is any other scope '_' begins.
-	for _, bad := range []string{"faceauth.users.YWxpY2U", "faceauth.users.YWxpY2U.", "faceauth.users.YWxpY2U.a.b",
-		"faceauth.users.YWxpY2U.a*", "faceauth.users.YWxpY2U.>", "faceauth.users.YWxpY2U._x", "faceauth.users.", "faceauth.users.*._all"} {
-		if _, err := pb.UserIDFromSubject(bad); err == nil {
-			t.Errorf("UserIDFromSubject(%q) accepted", bad)
+	// any more (central migrates it), nor is any other scope '_' begins,
+	// nor the plain base64 id of releases before keyed tokens.
+	tok := pb.UserToken([]byte("k"), "alice")
+	for _, bad := range []string{"faceauth.users.YWxpY2U._all", "faceauth.users." + tok, "faceauth.users." + tok + ".",
+		"faceauth.users." + tok + ".a.b", "faceauth.users." + tok + ".a*", "faceauth.users." + tok + ".>",
+		"faceauth.users." + tok + "._x", "faceauth.users.", "faceauth.users.*._all", "faceauth.users." + tok[:21] + "!._all"} {
+		if _, _, err := pb.ParseUserSubject(bad); err == nil {
+			t.Errorf("ParseUserSubject(%q) accepted", bad)
 		}
 	}
 	for subj, want := range map[string]bool{"faceauth.users.YWxpY2U": true, "faceauth.users.YWxpY2U._all": false, "faceauth.users.*": false, "faceauth.users.": false, "faceauth.config.YWxpY2U": false} {
@@ -88,35 +133,6 @@ func mustMarshal(t *testing.T, c *pb.UserChange) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-func TestUserSubject(t *testing.T) {
-	for _, id := range natstest.TrickyIDs {
-		t.Run(id, func(t *testing.T) {
-			subj := pb.UserSubject(id, "")
-			tok, ok := strings.CutSuffix(strings.TrimPrefix(subj, "faceauth.users."), "._all")
-			if !ok || tok == "" || strings.ContainsAny(tok, ".*> \t") {
-				t.Fatalf("UserSubject(%q, \"\") = %q is not a valid subject", id, subj)
-			}
-			got, err := pb.UserIDFromSubject(subj)
-			if err != nil || got != id {
-				t.Fatalf("UserIDFromSubject(%q) = %q, %v; want %q", subj, got, err, id)
-			}
-		})
-	}
-	for _, bad := range []string{"faceauth.users.", "faceauth.users.a.b.c", "faceauth.config.x._all", "faceauth.users.!!._all"} {
-		if id, err := pb.UserIDFromSubject(bad); err == nil {
-			t.Errorf("UserIDFromSubject(%q) = %q, want an error", bad, id)
-		}
-	}
-	// Distinct ids never share a subject.
-	seen := map[string]string{}
-	for _, id := range append(natstest.TrickyIDs, "a.b.", "a_b", "ab", "a-b") {
-		if prev, ok := seen[pb.UserSubject(id, "")]; ok {
-			t.Fatalf("%q and %q share subject %s", prev, id, pb.UserSubject(id, ""))
-		}
-		seen[pb.UserSubject(id, "")] = id
-	}
 }
 
 func TestValidateEdgeID(t *testing.T) {

@@ -414,13 +414,13 @@ func TestPermissions(t *testing.T) {
 	}
 	// Every other way to read site-a's user is refused too; the edge's own
 	// scope, asked the same way, is the control.
-	alice := pb.UserSubject("alice-a", "site-a")
+	alice := testSigner.UserSubject("alice-a", "site-a")
 	if ok := natstest.Allowed(enc, natstest.SiteReadAttempts("site-b", alice), 3*time.Second); len(ok) > 0 {
 		for _, a := range ok {
 			t.Errorf("an edge of site-b read site-a's user with %s (%s %s)", a.What, a.Subject, a.Body)
 		}
 	}
-	own := natstest.SiteReadAttempts("site-a", pb.UserSubject("bob-b", "site-b"))[0]
+	own := natstest.SiteReadAttempts("site-a", testSigner.UserSubject("bob-b", "site-b"))[0]
 	if ok := natstest.Allowed(enc, []natstest.ReadAttempt{own}, 10*time.Second); len(ok) != 1 {
 		t.Fatalf("an edge of site-b could not create a consumer of its own site (%s %s)", own.Subject, own.Body)
 	}
@@ -464,10 +464,10 @@ func TestPermissions(t *testing.T) {
 	// users subjects themselves.
 	for _, get := range []struct{ subject, body string }{
 		{"$JS.API.DIRECT.GET." + pb.UsersStream, `{"seq":1}`},
-		{"$JS.API.DIRECT.GET." + pb.UsersStream + "." + pb.UserSubject("a.b@c", ""), ``},
-		{"$JS.API.DIRECT.GET." + pb.UsersStream, `{"last_by_subj":"` + pb.UserSubject("a.b@c", "") + `"}`},
+		{"$JS.API.DIRECT.GET." + pb.UsersStream + "." + testSigner.UserSubject("a.b@c", ""), ``},
+		{"$JS.API.DIRECT.GET." + pb.UsersStream, `{"last_by_subj":"` + testSigner.UserSubject("a.b@c", "") + `"}`},
 		{"$JS.API.STREAM.MSG.GET." + pb.UsersStream, `{"seq":1}`},
-		{"$JS.API.STREAM.MSG.GET." + pb.UsersStream, `{"last_by_subj":"` + pb.UserSubject("a.b@c", "") + `"}`},
+		{"$JS.API.STREAM.MSG.GET." + pb.UsersStream, `{"last_by_subj":"` + testSigner.UserSubject("a.b@c", "") + `"}`},
 	} {
 		if m, err := enc.Request(get.subject, []byte(get.body), time.Second); err == nil && !strings.Contains(string(m.Data), `"error"`) && m.Header.Get("Status") == "" {
 			t.Errorf("an edge read a user's message with %s %s", get.subject, get.body)
@@ -477,7 +477,7 @@ func TestPermissions(t *testing.T) {
 	defer cancel()
 	if s, err := ejs.Stream(c5, pb.UsersStream); err != nil {
 		t.Errorf("edge stream info: %v", err)
-	} else if _, err := s.GetLastMsgForSubject(c5, pb.UserSubject("a.b@c", "")); err == nil {
+	} else if _, err := s.GetLastMsgForSubject(c5, testSigner.UserSubject("a.b@c", "")); err == nil {
 		t.Error("an edge read a user's message through the stream's get API")
 	}
 	// wantViolation waits for the server's permissions violation naming

@@ -124,7 +124,7 @@ func TestReconcileErasesReplacedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := s.GetLastMsgForSubject(t.Context(), pb.UserSubject("alice", ""))
+	m, err := s.GetLastMsgForSubject(t.Context(), testSigner.UserSubject("alice", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestEraseChecksTheMessage(t *testing.T) {
 	waitSubject := func(id string) {
 		t.Helper()
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			if _, err := s.GetLastMsgForSubject(t.Context(), pb.UserSubject(id, "")); err == nil {
+			if _, err := s.GetLastMsgForSubject(t.Context(), testSigner.UserSubject(id, "")); err == nil {
 				return
 			}
 			if time.Now().After(deadline) {

@@ -152,7 +152,7 @@ func New(nc *nats.Conn, o Options) (*Publisher, error) {
 // the queue is full the change is dropped and the next reconciliation
 // publishes the user's state from the registry instead.
 func (p *Publisher) Publish(c *pb.UserChange) {
-	if _, _, _, err := pb.ChangeKey(c); err != nil {
+	if _, _, _, _, err := pb.ChangeInfo(c); err != nil {
 		p.log.Error("not publishing a malformed change", "err", err)
 		return
 	}
@@ -304,7 +304,7 @@ func (p *Publisher) publishLive(ctx context.Context, batch []*pb.UserChange) err
 	defer cancel()
 	ap := p.newAsync()
 	for _, c := range batch {
-		id, rev, _, _ := pb.ChangeKey(c)
+		id, rev, _, _ := p.o.Signer.ChangeKey(c)
 		if p.last[id] >= rev {
 			continue
 		}
@@ -393,7 +393,7 @@ func (p *Publisher) eraseSuperseded(ctx context.Context) error {
 
 // replaced is a users-stream message that a newer revision of its user
 // replaced: sequence seq should hold revision rev on subject id (the
-// publisher's key, see pb.ChangeKey).
+// publisher's key, see pb.Signer.ChangeKey).
 type replaced struct {
 	seq uint64
 	id  string
@@ -455,8 +455,8 @@ func (a *asyncPub) wait(ctx context.Context) error {
 // reading headers only, and the stream's info from before the scan. With
 // keyID set, a message that does not name that feed key counts as missing
 // (see scanStream).
-func scanUsers(ctx context.Context, js jetstream.JetStream, keyID string) (map[string]uint64, *jetstream.StreamInfo, error) {
-	sc, err := scanStream(ctx, js, keyID)
+func scanUsers(ctx context.Context, js jetstream.JetStream, signer *pb.Signer, keyID string) (map[string]uint64, *jetstream.StreamInfo, error) {
+	sc, err := scanStream(ctx, js, signer, keyID)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -464,7 +464,10 @@ func scanUsers(ctx context.Context, js jetstream.JetStream, keyID string) (map[s
 	// user's message of a site (a space is in no user id).
 	revs := make(map[string]uint64, len(sc.revs))
 	for subj, rev := range sc.revs {
-		id, site, _ := pb.ParseUserSubject(subj)
+		id, site := sc.users[subj], ""
+		if _, s, err := pb.ParseUserSubject(subj); err == nil {
+			site = s
+		}
 		if site != "" {
 			id += " " + site
 		}
@@ -478,17 +481,22 @@ type streamScan struct {
 	revs       map[string]uint64 // user id -> the newest revision held
 	seqs       map[string]uint64 // user id -> the sequence of that message
 	parts      map[string]int    // user id -> the parts of that message's revision (pb.PartsHeader)
+	users      map[string]string // subject -> the user id its messages carry (pb.UserHeader)
 	superseded []replaced        // messages a newer revision of their user replaced
 	scopeless  int               // of them, messages on a subject without a scope (the old form)
+	renamed    int               // of them, messages on a subject not of their user's token (pb.UserToken)
 	info       *jetstream.StreamInfo
 }
 
-// scanStream reads the headers of every message of the users stream. With
-// keyID set, a message that does not name that feed key (one signed before
+// scanStream reads the headers of every message of the users stream. A
+// message whose subject is not the one signer's subject key gives its
+// user (pb.UserHeader) in its scope counts as superseded: one from before
+// user tokens were keyed hashes (the base64 id, no header), or under a
+// rotated-away key. With keyID set, a message that does not name that feed key (one signed before
 // a key rotation, or not by central at all: a forgery edges refuse) counts
 // as superseded, so that reconciliation erases it and publishes the user
 // again under the current key.
-func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*streamScan, error) {
+func scanStream(ctx context.Context, js jetstream.JetStream, signer *pb.Signer, keyID string) (*streamScan, error) {
 	s, err := js.Stream(ctx, pb.UsersStream)
 	if err != nil {
 		return nil, err
@@ -497,7 +505,7 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 	if err != nil {
 		return nil, err
 	}
-	sc := &streamScan{revs: make(map[string]uint64, info.State.Msgs), seqs: make(map[string]uint64, info.State.Msgs), parts: make(map[string]int), info: info}
+	sc := &streamScan{revs: make(map[string]uint64, info.State.Msgs), seqs: make(map[string]uint64, info.State.Msgs), parts: make(map[string]int), users: make(map[string]string), info: info}
 	if info.State.Msgs == 0 {
 		return sc, nil
 	}
@@ -519,7 +527,8 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 		if err != nil {
 			return nil, err
 		}
-		// Keyed by subject, as pb.ChangeKey keys changes.
+		// Keyed by subject, as pb.Signer.ChangeKey keys changes.
+		user := msg.Headers().Get(pb.UserHeader)
 		if pb.IsScopelessUserSubject(msg.Subject()) {
 			// A user's message from before subjects ended with a scope:
 			// no edge reads it any more. It is erased, and the user is
@@ -528,13 +537,21 @@ func scanStream(ctx context.Context, js jetstream.JetStream, keyID string) (*str
 			rev, _ := pb.HeaderRevision(msg.Headers())
 			sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: msg.Subject(), rev: rev})
 			sc.scopeless++
+		} else if _, site, err := pb.ParseUserSubject(msg.Subject()); err != nil || user == "" || msg.Subject() != signer.UserSubject(user, site) {
+			// A user's message on a subject that is not their token under
+			// the current subject key: written before user tokens were
+			// keyed hashes (the base64 id, no user header) or under
+			// another key. Erased like a scopeless one; the user is
+			// missing from revs and republished on their subject.
+			rev, _ := pb.HeaderRevision(msg.Headers())
+			sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: msg.Subject(), rev: rev})
+			sc.renamed++
 		} else if keyID != "" && msg.Headers().Get(pb.KeyIDHeader) != keyID {
-			if _, err := pb.UserIDFromSubject(msg.Subject()); err == nil {
-				rev, _ := pb.HeaderRevision(msg.Headers()) // 0 when missing: so the erasure checks it
-				sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: msg.Subject(), rev: rev})
-			}
-		} else if _, err := pb.UserIDFromSubject(msg.Subject()); err == nil {
+			rev, _ := pb.HeaderRevision(msg.Headers()) // 0 when missing: so the erasure checks it
+			sc.superseded = append(sc.superseded, replaced{seq: meta.Sequence.Stream, id: msg.Subject(), rev: rev})
+		} else {
 			id := msg.Subject()
+			sc.users[id] = user
 			if rev, err := pb.HeaderRevision(msg.Headers()); err == nil {
 				seq := meta.Sequence.Stream
 				parts := pb.HeaderParts(msg.Headers())
@@ -576,7 +593,7 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	}
 	// A scan of 100k users' headers takes about a second; allow plenty.
 	sctx, cancel := context.WithTimeout(ctx, 10*p.o.Timeout)
-	sc, err := scanStream(sctx, p.js, p.o.Signer.KeyID())
+	sc, err := scanStream(sctx, p.js, p.o.Signer, p.o.Signer.KeyID())
 	cancel()
 	if err != nil {
 		return fmt.Errorf("scan the users stream: %w", err)
@@ -584,6 +601,9 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	have, info := sc.revs, sc.info
 	if sc.scopeless > 0 {
 		p.log.Info("feed: moving users to subjects with a scope; edges rebuild their sets", "messages", sc.scopeless)
+	}
+	if sc.renamed > 0 {
+		p.log.Info("feed: moving users to subjects of hashed user tokens; edges rebuild their sets", "messages", sc.renamed)
 	}
 	// Replaced messages a crash or another replica left are erased first.
 	p.erase = append(p.erase, sc.superseded...)
@@ -620,7 +640,7 @@ func (p *Publisher) reconcile(ctx context.Context, src Source) error {
 	sent := 0
 	ap := p.newAsync()
 	err = src.Snapshot(ctx, known, func(c *pb.UserChange) error {
-		id, crev, _, err := pb.ChangeKey(c)
+		id, crev, _, err := p.o.Signer.ChangeKey(c)
 		if err != nil {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
 			return nil
@@ -857,7 +877,7 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 	n := 0
 	ap := p.newAsync()
 	err = src.Snapshot(ctx, nil, func(c *pb.UserChange) error {
-		id, crev, _, err := pb.ChangeKey(c)
+		id, crev, _, err := p.o.Signer.ChangeKey(c)
 		if err != nil {
 			p.log.Error("feed: skipping a malformed change from the registry", "err", err)
 			return nil
@@ -876,7 +896,7 @@ func (p *Publisher) Resync(ctx context.Context, src Source, o ResyncOptions) (in
 		return n, fmt.Errorf("feed: resync: %w", err)
 	}
 	// Every message held before the resync is replaced now: erase them.
-	sc, err := scanStream(ctx, p.js, p.o.Signer.KeyID())
+	sc, err := scanStream(ctx, p.js, p.o.Signer, p.o.Signer.KeyID())
 	if err != nil {
 		return n, fmt.Errorf("feed: resync: %w", err)
 	}

@@ -350,7 +350,7 @@ func TestStopFlushesQueue(t *testing.T) {
 	}
 	cancel()
 	<-done
-	have, _, err := scanUsers(t.Context(), js, "")
+	have, _, err := scanUsers(t.Context(), js, testSigner, "")
 	if err != nil {
 		t.Fatal(err)
 	}

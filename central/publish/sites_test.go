@@ -61,7 +61,7 @@ func TestPartlyPublishedRevision(t *testing.T) {
 			}
 			clear(have)
 			for site := range w {
-				if m, err := s.GetLastMsgForSubject(ctx, pb.UserSubject("u", site)); err == nil {
+				if m, err := s.GetLastMsgForSubject(ctx, testSigner.UserSubject("u", site)); err == nil {
 					have[site], _ = pb.HeaderRevision(m.Header)
 				}
 			}
@@ -99,7 +99,7 @@ func TestPartlyPublishedRevision(t *testing.T) {
 	moved := rec.All()[before:]
 	var kinds []string
 	for _, c := range moved {
-		kinds = append(kinds, fmt.Sprintf("%s on %s", map[bool]string{true: "upsert", false: "tombstone"}[c.GetUpsert() != nil], pb.ChangeSubject(c)))
+		kinds = append(kinds, fmt.Sprintf("%s on %s", map[bool]string{true: "upsert", false: "tombstone"}[c.GetUpsert() != nil], testSigner.ChangeSubject(c)))
 	}
 	if len(moved) != 3 || moved[0].GetUpsert() == nil || moved[1].GetDelete().GetSite() != "site-a" || moved[2].GetDelete().GetSite() != "site-b" {
 		t.Fatalf("the move published %v", kinds)

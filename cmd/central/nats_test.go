@@ -215,7 +215,7 @@ func TestEmbeddedNATSAuthByDefault(t *testing.T) {
 	if _, err := uplink.ReadStreamState(ctx, ejs); err != nil {
 		t.Fatalf("the local edge cannot read the feed: %v", err)
 	}
-	if err := enc.Publish(pb.UserSubject("mallory", ""), []byte("x")); err != nil {
+	if err := enc.Publish(pb.UserSubject([]byte("any subject key"), "mallory", ""), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
 	enc.Flush()

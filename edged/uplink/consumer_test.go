@@ -112,11 +112,11 @@ func TestConsumeUndecodable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Garbage, then a change whose payload names another user.
-	if _, err := js.Publish(t.Context(), pb.UserSubject("x", ""), []byte{0xff, 0x01}); err != nil {
+	if _, err := js.Publish(t.Context(), testSigner.UserSubject("x", ""), []byte{0xff, 0x01}); err != nil {
 		t.Fatal(err)
 	}
 	wrong, _ := pb.ChangeMsg(testSigner, natstest.NewSource().Upsert("y", 4), false)
-	wrong.Subject = pb.UserSubject("z", "")
+	wrong.Subject = testSigner.UserSubject("z", "")
 	if _, err := js.PublishMsg(t.Context(), wrong); err != nil {
 		t.Fatal(err)
 	}

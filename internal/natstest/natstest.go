@@ -317,9 +317,12 @@ func streamRevisions(ctx context.Context, js jetstream.JetStream) (map[string]ui
 		if err != nil {
 			return nil, err
 		}
-		id, site, err := pb.ParseUserSubject(msg.Subject())
+		// The subject has only a keyed hash of the id; the id is in a
+		// header, which a headers-only read gets.
+		_, site, err := pb.ParseUserSubject(msg.Subject())
+		id := msg.Headers().Get(pb.UserHeader)
 		rev, rerr := pb.HeaderRevision(msg.Headers())
-		if err == nil && rerr == nil {
+		if err == nil && rerr == nil && id != "" {
 			if site != "" {
 				id += " " + site
 			}

@@ -489,13 +489,13 @@ type streamScan struct {
 }
 
 // scanStream reads the headers of every message of the users stream. A
-// message whose subject is not the one signer's subject key gives its
-// user (pb.UserHeader) in its scope counts as superseded: one from before
+// message counts as superseded when its subject is not the one signer's
+// subject key gives its user (pb.UserHeader) in its scope: one from before
 // user tokens were keyed hashes (the base64 id, no header), or under a
-// rotated-away key. With keyID set, a message that does not name that feed key (one signed before
-// a key rotation, or not by central at all: a forgery edges refuse) counts
-// as superseded, so that reconciliation erases it and publishes the user
-// again under the current key.
+// rotated-away key. With keyID set, so does a message that does not name
+// that feed key (one signed before a key rotation, or not by central at
+// all: a forgery edges refuse). Reconciliation erases such messages and
+// publishes their users again on their current subjects.
 func scanStream(ctx context.Context, js jetstream.JetStream, signer *pb.Signer, keyID string) (*streamScan, error) {
 	s, err := js.Stream(ctx, pb.UsersStream)
 	if err != nil {

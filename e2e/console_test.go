@@ -231,6 +231,20 @@ func TestConsoleInBrowser(t *testing.T) {
 		visible(`#users tr[data-user="ada"]`),
 		poll(`document.querySelectorAll('#users tbody tr').length === 1`),
 		poll(`[...document.querySelectorAll('#users tr[data-user="ada"] td')].some((td) => td.textContent === 'hall-a')`),
+		// Filtered by another site alone the list is empty, and says no
+		// user matches (not that there are none); by the user's site it is
+		// back.
+		chromedp.Evaluate(`(() => {
+			document.querySelector('#user-search').value = '';
+			const f = document.querySelector('#user-site-filter');
+			f.value = 'hall-z';
+			f.dispatchEvent(new Event('input'));
+			return true;
+		})()`, nil),
+		poll(`document.querySelector('#users tbody').textContent === 'No user matches.'`),
+		chromedp.SetValue("#user-site-filter", "hall-a", chromedp.ByQuery),
+		chromedp.Evaluate(`document.querySelector('#user-site-filter').dispatchEvent(new Event('input'))`, nil),
+		visible(`#users tr[data-user="ada"]`),
 		shot("5-users"))
 	step("users: the user's page shows the reference photo",
 		chromedp.Click(`#users tr[data-user="ada"] a`, chromedp.ByQuery),

@@ -81,9 +81,9 @@ func ChangeUserID(c *UserChange) string {
 }
 
 // ChangeMsg encodes a change as a users-stream message signed by s. With dedupe, the
-// message carries Nats-Msg-Id "<user>-<revision>" so that JetStream drops
+// message carries Nats-Msg-Id "<subject>-<revision>" so that JetStream drops
 // a copy sent again after a lost ack. The id is unique because a revision
-// belongs to a single change.
+// writes one message per subject (one per site of a multi-site change).
 func ChangeMsg(s *Signer, c *UserChange, dedupe bool) (*nats.Msg, error) {
 	id, rev, op, err := s.ChangeKey(c)
 	if err != nil {

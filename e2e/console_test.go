@@ -383,6 +383,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	step("wrong role: a verify token sees only the try-out page and is refused the rest",
 		chromedp.Click("#signout", chromedp.ByQuery), visible("#signin"),
 		chromedp.SendKeys("#token", minted, chromedp.ByQuery),
+		// Signing out renders the sign-in page once: a second render would
+		// drop the notice and the token typed into the first form.
+		poll(`document.querySelector('main').textContent.includes('Signed out.') && document.querySelector('#token').value !== ''`),
 		chromedp.Click("#signin-submit", chromedp.ByQuery),
 		visible("#try-mode"),
 		chromedp.Evaluate(`[...document.querySelectorAll('#nav a')].filter((a) => !a.hidden).map((a) => a.textContent)`, &links),

@@ -156,7 +156,10 @@
     page.render(decodeURIComponent(parts.slice(1).join('/')));
   }
   window.addEventListener('hashchange', () => route());
-  signoutBtn.addEventListener('click', () => { session.clear(); location.hash = ''; route('Signed out.'); });
+  // Dropping the hash with replaceState fires no hashchange: setting
+  // location.hash would render the sign-in page a second time, after the
+  // notice, replacing the form under the user's (or a test's) fingers.
+  signoutBtn.addEventListener('click', () => { session.clear(); history.replaceState(null, '', location.pathname + location.search); route('Signed out.'); });
 
   // ---- sign in ---------------------------------------------------------
   function signinPage(notice) {

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -363,6 +364,7 @@ func TestNATSClusterConfig(t *testing.T) {
 		nodes = append(nodes, node{fmt.Sprintf("faceauth-nats-%d", i), freePort(t), freePort(t)})
 	}
 	var servers []*server.Server
+	var srvLog serverLog
 	for i, n := range nodes {
 		r := []string{
 			"/etc/nats/tls/server.pem", cert, "/etc/nats/tls/server-key.pem", key,
@@ -395,13 +397,18 @@ func TestNATSClusterConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// A node that cannot start says why (a port taken meanwhile, say)
+		// only through its logger.
+		srv.SetLoggerV2(nodeLogger{&srvLog, n.name}, false, false, false)
 		go srv.Start()
 		t.Cleanup(srv.Shutdown)
 		servers = append(servers, srv)
 	}
-	for _, srv := range servers {
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatal("a node did not start")
+	for i, srv := range servers {
+		// Generous: under make test the other packages' tests share the
+		// CPU, and a JetStream node with TLS then takes seconds to listen.
+		if !srv.ReadyForConnections(time.Minute) {
+			t.Fatalf("node %s did not start within a minute; the servers said:\n%s", nodes[i].name, srvLog.String())
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -542,6 +549,39 @@ func sorted(s []string) []string {
 	slices.Sort(s)
 	return s
 }
+
+// serverLog keeps test nats-servers' warnings and errors for a failure
+// message. It never calls t.Log: the servers' goroutines may still log
+// after the test has ended.
+type serverLog struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *serverLog) add(node, level, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(&l.buf, "%s: %s: %s\n", node, level, fmt.Sprintf(format, v...))
+}
+
+func (l *serverLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// nodeLogger is one node's server.Logger onto a serverLog.
+type nodeLogger struct {
+	log  *serverLog
+	node string
+}
+
+func (l nodeLogger) Noticef(string, ...any)         {}
+func (l nodeLogger) Debugf(string, ...any)          {}
+func (l nodeLogger) Tracef(string, ...any)          {}
+func (l nodeLogger) Warnf(format string, v ...any)  { l.log.add(l.node, "warning", format, v...) }
+func (l nodeLogger) Errorf(format string, v ...any) { l.log.add(l.node, "error", format, v...) }
+func (l nodeLogger) Fatalf(format string, v ...any) { l.log.add(l.node, "fatal", format, v...) }
 
 func freePort(t *testing.T) string {
 	t.Helper()

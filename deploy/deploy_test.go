@@ -461,29 +461,53 @@ func TestNATSClusterConfig(t *testing.T) {
 
 // expectFirstUser consumes the users stream as an edge trusting
 // testFeedKey and fails unless the first change it reads is user want;
-// how says how the edge reached the stream, for the failure message.
+// how says how the edge reached the stream, for the failure message. Like
+// edged, it starts Consume again when it fails: on a cluster that has just
+// formed, creating a consumer of a new R3 stream can time out.
 func expectFirstUser(ctx context.Context, t *testing.T, js jetstream.JetStream, want, how string) {
 	t.Helper()
 	got := make(chan string, 1)
+	failed := make(chan error, 1)
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
 	o := uplink.ConsumeOptions{Keys: pb.TrustKey(testFeedKey.PublicKey()), Scopes: []uplink.Scope{{Name: pb.NoSite}}}
-	go uplink.Consume(cctx, js, o, func(ds []uplink.Delivery) error {
-		for _, d := range ds {
-			if d.Change != nil {
-				got <- pb.ChangeUserID(d.Change)
-				stop()
+	go func() {
+		for cctx.Err() == nil {
+			err := uplink.Consume(cctx, js, o, func(ds []uplink.Delivery) error {
+				for _, d := range ds {
+					if d.Change != nil {
+						select {
+						case got <- pb.ChangeUserID(d.Change):
+						default:
+						}
+						stop()
+						return nil
+					}
+				}
+				return nil
+			})
+			if err != nil && cctx.Err() == nil {
+				select {
+				case <-failed:
+				default:
+				}
+				failed <- err
+				time.Sleep(200 * time.Millisecond)
 			}
 		}
-		return nil
-	})
+	}()
 	select {
 	case id := <-got:
 		if id != want {
 			t.Fatalf("edge read user %q, want %s", id, want)
 		}
 	case <-ctx.Done():
-		t.Fatalf("the edge could not read the user stream%s", how)
+		var last error
+		select {
+		case last = <-failed:
+		default:
+		}
+		t.Fatalf("the edge could not read the user stream%s (last error: %v)", how, last)
 	}
 }
 

@@ -215,9 +215,12 @@ func TestSweepOldOrphanAfterRestart(t *testing.T) {
 				}
 			} else {
 				// S3 cannot set LastModified back: a short MinAge, and
-				// wait until the server's clock has passed it.
+				// wait until the server's clock has passed it, with a
+				// second to spare: LastModified has whole seconds, and a
+				// file's time comes from the kernel's coarse clock, which
+				// may trail time.Now by a few milliseconds.
 				minAge = 2 * time.Second
-				for deadline := time.Now().Add(time.Minute); time.Since(modTime(old)) <= minAge; time.Sleep(100 * time.Millisecond) {
+				for deadline := time.Now().Add(time.Minute); time.Since(modTime(old)) <= minAge+time.Second; time.Sleep(100 * time.Millisecond) {
 					if time.Now().After(deadline) {
 						t.Fatalf("%s is not %s old after a minute", old, minAge)
 					}

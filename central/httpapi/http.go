@@ -306,15 +306,11 @@ func (s *Server) addImages(w http.ResponseWriter, r *http.Request) error {
 // image addition): admitted, its images analysed one after the other in
 // one face pipeline slot, the user's new state answered.
 func (s *Server) enrol(w http.ResponseWriter, r *http.Request, change func(form *api.Form) (*central.Result, error)) error {
-	leave, err := s.cfg.Admission.Enter(api.Client(r))
+	form, leave, err := s.cfg.Admission.EnterForm(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	form, err := api.ParseForm(w, r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		return err
-	}
 	release, err := s.cfg.Admission.Slot(r.Context())
 	if err != nil {
 		return err
@@ -492,15 +488,11 @@ func faceInfos(fs []faceauth.Face) []api.FaceInfo {
 func (s *Server) analyse(w http.ResponseWriter, r *http.Request) error {
 	// Admitted like every image request: without it a burst of analyses
 	// holds every body in memory and decodes past the pipeline's bound.
-	leave, err := s.cfg.Admission.Enter(api.Client(r))
+	form, leave, err := s.cfg.Admission.EnterForm(w, r, s.cfg.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	form, err := api.ParseForm(w, r, s.cfg.MaxBodyBytes)
-	if err != nil {
-		return err
-	}
 	files := form.FilesOf("image")
 	switch {
 	case len(files) == 0:

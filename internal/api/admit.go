@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"net/http"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -92,6 +93,22 @@ func (a *Admission) Held() (admitted, running int) {
 		return 0, 0
 	}
 	return len(a.held), len(a.slots)
+}
+
+// EnterForm admits an image request (Enter, for the request's client)
+// and then reads its form, at most maxBody bytes: the body is read only
+// once the request holds its place. The caller calls leave when done.
+func (a *Admission) EnterForm(w http.ResponseWriter, r *http.Request, maxBody int64) (form *Form, leave func(), err error) {
+	leave, err = a.Enter(Client(r))
+	if err != nil {
+		return nil, nil, err
+	}
+	form, err = ParseForm(w, r, maxBody)
+	if err != nil {
+		leave()
+		return nil, nil, err
+	}
+	return form, leave, nil
 }
 
 // Enter admits a request of client (Client's name for it) that carries an

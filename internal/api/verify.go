@@ -113,7 +113,7 @@ func (h *FaceHandlers) Verify(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *FaceHandlers) verify(w http.ResponseWriter, r *http.Request) (*VerifyResponse, error) {
-	form, leave, err := h.admit(w, r)
+	form, leave, err := h.Admission.EnterForm(w, r, h.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -207,21 +207,6 @@ func (h *FaceHandlers) answer(w http.ResponseWriter, r *http.Request, resp any, 
 	WriteJSON(w, http.StatusOK, resp)
 }
 
-// admit admits an image request (Admission.Enter) and parses its form;
-// the caller calls leave when done with it.
-func (h *FaceHandlers) admit(w http.ResponseWriter, r *http.Request) (form *Form, leave func(), err error) {
-	leave, err = h.Admission.Enter(Client(r))
-	if err != nil {
-		return nil, nil, err
-	}
-	form, err = ParseForm(w, r, h.MaxBodyBytes)
-	if err != nil {
-		leave()
-		return nil, nil, err
-	}
-	return form, leave, nil
-}
-
 // refused counts a lockout's refusal (KindRateLimited) and returns err.
 func (h *FaceHandlers) refused(err error) error {
 	if faceauth.KindOf(err) == faceauth.KindRateLimited {
@@ -231,7 +216,7 @@ func (h *FaceHandlers) refused(err error) error {
 }
 
 func (h *FaceHandlers) identify(w http.ResponseWriter, r *http.Request) (*IdentifyResponse, error) {
-	form, leave, err := h.admit(w, r)
+	form, leave, err := h.Admission.EnterForm(w, r, h.MaxBodyBytes)
 	if err != nil {
 		return nil, err
 	}
